@@ -1,0 +1,42 @@
+# slm-sync: the SLM review sync daemon.
+# Build:  docker build -t slm-sync .
+# Run:    see README ("Running the container").
+ARG BASE_IMAGE=python:3.12-slim
+
+FROM ${BASE_IMAGE} AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+RUN python3 -m venv /opt/slm-sync
+COPY pyproject.toml README.md ./
+COPY connectors ./connectors
+COPY mapping ./mapping
+COPY review ./review
+COPY sync ./sync
+COPY config ./config
+COPY sandbox ./sandbox
+RUN /opt/slm-sync/bin/pip install --no-cache-dir --upgrade "pip>=24" \
+    && /opt/slm-sync/bin/pip install --no-cache-dir .
+
+FROM ${BASE_IMAGE}
+# libmagic1: pysnow imports python-magic, which loads it at import time.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libmagic1 \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --user-group --home-dir /var/lib/slm-sync --no-create-home slm \
+    && mkdir -p /etc/slm-sync /var/lib/slm-sync \
+    && chown slm:slm /var/lib/slm-sync
+COPY --from=build /opt/slm-sync /opt/slm-sync
+COPY config/slm-sync.example.yaml /etc/slm-sync/slm-sync.example.yaml
+# SLM_SYNC_SECRETS_DIR is a directory path, not a secret.
+# hadolint ignore=DL3064
+ENV PATH=/opt/slm-sync/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    SLM_SYNC_SYNC__DATA_DIR=/var/lib/slm-sync \
+    SLM_SYNC_SECRETS_DIR=/run/secrets
+WORKDIR /var/lib/slm-sync
+VOLUME ["/var/lib/slm-sync"]
+USER 10001:10001
+ENTRYPOINT ["slm-sync"]
+CMD ["--help"]

@@ -1,0 +1,234 @@
+"""Typed settings of slm-sync, one section per concern.
+
+Precedence (later wins): defaults < YAML file < environment (`SLM_SYNC_`, nested with `__`) <
+secret files. Secret files live in `SLM_SYNC_SECRETS_DIR` (default `/run/secrets`) and are named
+like the environment variable they replace, in any case: `slm_sync_jira__api_token`.
+`config/slm-sync.example.yaml` documents every key.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "SLM_SYNC_"
+ENV_DELIMITER = "__"
+DEFAULT_SECRETS_DIR = Path("/run/secrets")
+
+
+class Section(BaseModel):
+    """A settings section: unknown keys are errors, so typos do not pass silently."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class HttpSettings(Section):
+    """How every connector talks HTTP: timeouts, retries, TLS."""
+
+    connect_timeout: float = Field(5.0, gt=0)
+    read_timeout: float = Field(30.0, gt=0)
+    max_attempts: int = Field(6, ge=1)
+    max_retry_seconds: float = Field(120.0, gt=0)
+    verify_tls: bool = True
+    ca_bundle: Path | None = None
+
+
+class ServiceNowTables(Section):
+    """Table names, for instances that keep services or SLAs elsewhere."""
+
+    services: str = "cmdb_ci_service"
+    components: str = "cmdb_ci"
+    relations: str = "cmdb_rel_ci"
+    people: str = "sys_user"
+    agreements: str = "contract_sla"
+    sla_records: str = "task_sla"
+    csat: str = "asmt_metric_result"
+    knowledge: str = "kb_knowledge"
+    problems: str = "problem"
+    review_tasks: str = "vtb_task"
+
+
+class ServiceNowSettings(Section):
+    """A ServiceNow instance, as a source of SLA data or a target for review tasks."""
+
+    instance: str | None = Field(None, description="instance name: 'acme' for acme.service-now.com")
+    url: str | None = Field(None, description="full base URL; wins over instance")
+    username: str | None = None
+    password: SecretStr | None = None
+    oauth_token: SecretStr | None = None
+    page_size: int = Field(1000, ge=1, le=10000)
+    requests_per_second: float = Field(10.0, gt=0)
+    concurrency: int = Field(2, ge=1)
+    clock_skew_seconds: int = Field(60, ge=0)
+    relation_depth: int = Field(3, ge=1)
+    tables: ServiceNowTables = ServiceNowTables()
+
+    def base_url(self) -> str | None:
+        """The instance's base URL, from `url` or `instance`."""
+        if self.url:
+            return self.url.rstrip("/")
+        if self.instance:
+            return f"https://{self.instance}.service-now.com"
+        return None
+
+
+class JiraSettings(Section):
+    """A Jira Cloud or Data Center site, as the target for review tickets or a JSM source."""
+
+    url: str | None = None
+    deployment: Literal["auto", "cloud", "datacenter"] = "auto"
+    email: str | None = Field(None, description="Cloud: the account's email for API-token auth")
+    api_token: SecretStr | None = None
+    personal_access_token: SecretStr | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    project: str = "SLM"
+    issue_type: str = "Task"
+    subtask_type: str = "Sub-task"
+    accountable_field: str | None = None
+    fallback_assignee: str | None = None
+    add_watchers: bool = False
+    requests_per_second: float = Field(10.0, gt=0)
+    jsm_project: str | None = None
+
+
+class CycleSettings(Section):
+    """The review cycle calendar."""
+
+    frequency: Literal["yearly", "half-yearly", "quarterly"] = "yearly"
+    start: str = Field("01-15", description="MM-DD the cycle opens each period")
+
+    @field_validator("start")
+    @classmethod
+    def _month_day(cls, value: str) -> str:
+        try:
+            date.fromisoformat(f"2024-{value}")
+        except ValueError:
+            raise ValueError("expected MM-DD, e.g. 01-15") from None
+        return value
+
+
+class PersonSettings(Section):
+    """A person named in config: email (the cross-system identity) and display name."""
+
+    email: str
+    name: str | None = None
+
+
+class PersonOverride(Section):
+    """Where automatic matching by email fails: the person's ids in each system."""
+
+    name: str | None = None
+    jira_account_id: str | None = None
+    jira_name: str | None = None
+    servicenow_sys_id: str | None = None
+
+
+class RoleHolders(Section):
+    """Role holders that no service record names (seed: SLM process owner, catalog owner, LT)."""
+
+    slm_process_owner: PersonSettings | None = None
+    service_catalog_owner: PersonSettings | None = None
+    lt_members: list[PersonSettings] = []
+    default_lt_sponsor: PersonSettings | None = None
+
+
+class ReviewSettings(Section):
+    """How reviews are run: cycle, period, margins, RACI file, role holders."""
+
+    cycle: CycleSettings = CycleSettings()
+    period: Literal["since_last_review", "trailing_12_months"] = "trailing_12_months"
+    at_risk_margin_percent: float = Field(2.0, ge=0)
+    raci_file: Path | None = Field(None, description="default: the seed matrix shipped in config/")
+    selection: list[str] = []
+    roles: RoleHolders = RoleHolders()
+    people: dict[str, PersonOverride] = {}
+
+
+class SyncSettings(Section):
+    """The daemon: which systems, how often, where state lives."""
+
+    source: Literal["servicenow", "jira"] = "servicenow"
+    target: Literal["jira", "servicenow"] = "jira"
+    interval_seconds: int = Field(900, ge=10)
+    data_dir: Path = Path("data")
+    state_url: str | None = Field(None, description="default: SQLite in data_dir")
+
+    def resolved_state_url(self) -> str:
+        """The state store URL, SQLite under `data_dir` unless set."""
+        return self.state_url or f"sqlite:///{self.data_dir / 'state.db'}"
+
+
+class LoggingSettings(Section):
+    """Log level and format (console on a terminal, JSON lines otherwise)."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["auto", "json", "console"] = "auto"
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+class Settings(BaseSettings):
+    """All settings. Build with `config.load_settings`, which applies the precedence rules."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_DELIMITER,
+        extra="forbid",
+        case_sensitive=False,
+    )
+
+    servicenow: ServiceNowSettings = ServiceNowSettings()
+    jira: JiraSettings = JiraSettings()
+    sync: SyncSettings = SyncSettings()
+    review: ReviewSettings = ReviewSettings()
+    logging: LoggingSettings = LoggingSettings()
+    http: HttpSettings = HttpSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # First wins. The YAML file arrives as init arguments, so it sits below the environment;
+        # config.loader puts secret files above both.
+        return (env_settings, init_settings)
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret's value, for the log redactor."""
+        found: list[str] = []
+        for section in (self.servicenow, self.jira):
+            for name in type(section).model_fields:
+                value = getattr(section, name)
+                if isinstance(value, SecretStr) and value.get_secret_value():
+                    found.append(value.get_secret_value())
+        return found
+
+
+def env_name(path: tuple[str, ...]) -> str:
+    """The environment variable that sets a dotted settings path."""
+    return ENV_PREFIX + ENV_DELIMITER.join(part.upper() for part in path)
+
+
+def secret_paths() -> list[tuple[str, str]]:
+    """(section, field) of every SecretStr setting."""
+    paths: list[tuple[str, str]] = []
+    for section_name, section_field in Settings.model_fields.items():
+        section_type = section_field.annotation
+        if not isinstance(section_type, type) or not issubclass(section_type, BaseModel):
+            continue
+        for name, field_info in section_type.model_fields.items():
+            if "SecretStr" in str(field_info.annotation):
+                paths.append((section_name, name))
+    return paths

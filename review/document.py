@@ -1,0 +1,124 @@
+"""The neutral document model review packs are written in.
+
+Target connectors render it: Atlassian Document Format on Jira Cloud, wiki markup on Jira Data
+Center, aligned plain text on ServiceNow. It holds only what all three can show: headings,
+paragraphs, tables, bullet lists, and inline text, links, mentions of people and status lozenges.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Node(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Text(_Node):
+    """Plain text; `strong` renders bold."""
+
+    type: Literal["text"] = "text"
+    text: str
+    strong: bool = False
+
+
+class Link(_Node):
+    """A hyperlink with visible text."""
+
+    type: Literal["link"] = "link"
+    text: str
+    url: str
+
+
+class Mention(_Node):
+    """A person, mentioned so the target notifies them (rendered as a name where it cannot)."""
+
+    type: Literal["mention"] = "mention"
+    name: str
+    email: str | None = None
+
+
+class StatusColor(StrEnum):
+    """Lozenge colours every target can show in some form."""
+
+    GREEN = "green"
+    YELLOW = "yellow"
+    RED = "red"
+    NEUTRAL = "neutral"
+
+
+class Status(_Node):
+    """A status lozenge such as MET / AT RISK / MISSED."""
+
+    type: Literal["status"] = "status"
+    text: str
+    color: StatusColor = StatusColor.NEUTRAL
+
+
+Inline = Annotated[Text | Link | Mention | Status, Field(discriminator="type")]
+
+
+class Heading(_Node):
+    """A section heading, level 1-4."""
+
+    type: Literal["heading"] = "heading"
+    level: int = Field(ge=1, le=4)
+    content: tuple[Inline, ...]
+
+
+class Paragraph(_Node):
+    """A paragraph of inline content."""
+
+    type: Literal["paragraph"] = "paragraph"
+    content: tuple[Inline, ...]
+
+
+class BulletList(_Node):
+    """A bullet list; each item is a line of inline content."""
+
+    type: Literal["list"] = "list"
+    items: tuple[tuple[Inline, ...], ...]
+
+
+class Table(_Node):
+    """A table with one header row; every row has as many cells as the header."""
+
+    type: Literal["table"] = "table"
+    header: tuple[str, ...]
+    rows: tuple[tuple[tuple[Inline, ...], ...], ...]
+
+
+Block = Annotated[Heading | Paragraph | BulletList | Table, Field(discriminator="type")]
+
+
+class Document(_Node):
+    """A sequence of blocks: the body of a review ticket or report."""
+
+    blocks: tuple[Block, ...] = ()
+
+
+def text(value: str, *, strong: bool = False) -> Text:
+    """Shorthand for a text node."""
+    return Text(text=value, strong=strong)
+
+
+def paragraph(*content: Inline | str) -> Paragraph:
+    """A paragraph from inline nodes, plain strings becoming text."""
+    return Paragraph(content=tuple(text(c) if isinstance(c, str) else c for c in content))
+
+
+def heading(level: int, value: str) -> Heading:
+    """A heading with plain text."""
+    return Heading(level=level, content=(text(value),))
+
+
+def plain_text(node: Inline) -> str:
+    """The visible text of an inline node, for targets that cannot show richer markup."""
+    if isinstance(node, Mention):
+        return f"@{node.name}"
+    if isinstance(node, Status):
+        return f"[{node.text}]"
+    return node.text

@@ -1,0 +1,251 @@
+"""The review model: what a Service Level Management review is about, independent of any tool.
+
+Every entity is a frozen pydantic v2 model. Connectors produce raw records, the mapping layer turns
+them into these entities, and the review engine reads only these. Identity across systems is a
+`SourceRef` (system + table + id); people are matched by email.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from review.document import Document
+
+
+class Frozen(BaseModel):
+    """Base for review entities: immutable, strict about unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SourceRef(Frozen):
+    """Where a record came from: the system, its table or project, and its id there."""
+
+    system: str
+    table: str
+    id: str
+    url: str | None = None
+
+
+class Person(Frozen):
+    """Someone who holds an SLM role; matched across systems by email."""
+
+    email: str | None = None
+    name: str
+    source: SourceRef | None = None
+
+
+class Component(Frozen):
+    """A configuration item that helps deliver a service, with its CI owner."""
+
+    key: str
+    name: str
+    ci_class: str | None = None
+    owner: Person | None = None
+    depends_on: tuple[str, ...] = ()
+    source: SourceRef | None = None
+
+
+class Service(Frozen):
+    """An IT service from the catalog; read-only to us (the catalog process defines services)."""
+
+    key: str
+    name: str
+    tier: int | None = None
+    owner: Person | None = Field(default=None, description="Service Level Manager (service owner)")
+    business_owner: Person | None = None
+    lt_sponsor: Person | None = None
+    components: tuple[Component, ...] = ()
+    source: SourceRef | None = None
+
+
+class AgreementKind(StrEnum):
+    """The kind of agreement a target comes from."""
+
+    SLA = "SLA"  # with the customer, for the service
+    OLA = "OLA"  # with an internal team, for a component
+    UC = "UC"  # underpinning contract with a supplier, for a component
+
+
+class Metric(StrEnum):
+    """What an agreement measures."""
+
+    AVAILABILITY = "availability"
+    RESPONSE = "response"
+    RESOLUTION = "resolution"
+
+
+class Agreement(Frozen):
+    """A measurable target: e.g. 95 % of P1 incidents resolved within 4 hours."""
+
+    key: str
+    name: str
+    kind: AgreementKind
+    metric: Metric
+    target_percent: float = Field(ge=0, le=100)
+    window: timedelta | None = Field(default=None, description="time limit for time metrics")
+    priority: str | None = None
+    service_key: str | None = None
+    component_key: str | None = None
+    provider: str | None = None
+    source: SourceRef | None = None
+
+
+class SlaRecord(Frozen):
+    """One task's outcome against one agreement: met or breached, and how long it took."""
+
+    key: str
+    agreement_key: str
+    task_ref: str
+    service_key: str | None = None
+    priority: str | None = None
+    start: datetime
+    stop: datetime | None = None
+    breached: bool
+    elapsed: timedelta | None = None
+    source: SourceRef | None = None
+
+
+class CsatResponse(Frozen):
+    """One customer satisfaction answer about a service (scale 1-5)."""
+
+    key: str
+    service_key: str | None = None
+    task_ref: str | None = None
+    score: float = Field(ge=0)
+    scale_max: float = 5
+    answered_at: datetime
+    source: SourceRef | None = None
+
+
+class MaterialKind(StrEnum):
+    """Existing material a review incorporates instead of asking for new content."""
+
+    KNOWLEDGE = "knowledge"
+    PROBLEM = "problem"
+    PREVIOUS_REVIEW = "previous_review"
+    IMPROVEMENT = "improvement"
+
+
+class Material(Frozen):
+    """An existing artifact linked to a service: knowledge article, problem, earlier review."""
+
+    key: str
+    kind: MaterialKind
+    title: str
+    service_key: str | None = None
+    url: str | None = None
+    open: bool = True
+    source: SourceRef | None = None
+
+
+class ReviewPeriod(Frozen):
+    """The time span a review covers (start inclusive, end exclusive)."""
+
+    start: datetime
+    end: datetime
+
+
+class AttainmentStatus(StrEnum):
+    """How an agreement fared over the period."""
+
+    MET = "met"
+    AT_RISK = "at_risk"
+    MISSED = "missed"
+    NO_DATA = "no_data"
+
+
+class MonthlyAttainment(Frozen):
+    """Attainment within one calendar month (YYYY-MM)."""
+
+    month: str
+    measured: int
+    breached: int
+    attainment: float | None
+
+
+class Attainment(Frozen):
+    """Measured level of one agreement over a review period, against its target."""
+
+    agreement_key: str
+    period: ReviewPeriod
+    measured: int
+    breached: int
+    attainment: float | None = Field(description="share of records met, 0..1; None without data")
+    target_percent: float
+    status: AttainmentStatus
+    monthly: tuple[MonthlyAttainment, ...] = ()
+    top_breaching_priorities: tuple[tuple[str, int], ...] = ()
+
+
+class FeasibilityFinding(Frozen):
+    """A service target stricter than its components' agreements allow (seed policy)."""
+
+    service_key: str
+    agreement_key: str
+    metric: Metric
+    service_target: str
+    achievable: str
+    components: tuple[str, ...]
+    explanation: str
+
+
+class GapKind(StrEnum):
+    """Kinds of missing content a review lists instead of failing (seed policy)."""
+
+    NO_OWNER = "no_owner"
+    NO_AGREEMENT = "no_agreement"
+    COMPONENT_WITHOUT_OLA = "component_without_ola"
+    NO_CSAT = "no_csat"
+    UNRESOLVED_PERSON = "unresolved_person"
+    SKIPPED_RECORDS = "skipped_records"
+
+
+class Gap(Frozen):
+    """Something a review is missing; listed in the pack, never a reason to stop."""
+
+    kind: GapKind
+    service_key: str | None = None
+    subject: str
+    detail: str
+
+
+class ReviewPack(Frozen):
+    """Everything one service review shows: the review ticket's body and attachments."""
+
+    service: Service
+    period: ReviewPeriod
+    attainments: tuple[Attainment, ...] = ()
+    findings: tuple[FeasibilityFinding, ...] = ()
+    gaps: tuple[Gap, ...] = ()
+    materials: tuple[Material, ...] = ()
+    csat_average: float | None = None
+    csat_responses: int = 0
+    body: Document
+
+
+class TicketKind(StrEnum):
+    """The tickets slm-sync keeps in the target."""
+
+    CYCLE = "cycle"
+    REVIEW = "review"
+    ACTIVITY = "activity"
+
+
+class TicketSpec(Frozen):
+    """What a ticket in the target must be; the sync layer makes the target match it."""
+
+    key: str = Field(description="idempotency key, e.g. slm:2026:payroll:participate")
+    parent_key: str | None = None
+    kind: TicketKind
+    title: str
+    body: Document
+    assignee: Person | None = None
+    accountable: Person | None = None
+    consulted: tuple[Person, ...] = ()
+    informed: tuple[Person, ...] = ()
+    due: date | None = None
+    labels: tuple[str, ...] = ()
