@@ -1,0 +1,54 @@
+"""Every byte to and from ServiceNow and Jira: clients, paging, cursors, retries, rendering.
+
+Public surface: the source / target Protocols and their value types, the error hierarchy, the
+shared retry policy and pacing. Concrete connectors live in submodules and register through
+the `slm_sync.connectors` entry point group.
+"""
+
+from __future__ import annotations
+
+from connectors.base import (
+    CreateResult,
+    Cursor,
+    Page,
+    RawRecord,
+    SourceConnector,
+    Stream,
+    TargetConnector,
+    TicketRef,
+    TicketState,
+)
+from connectors.errors import (
+    AuthError,
+    ConnectorError,
+    FatalError,
+    RateLimited,
+    RecordError,
+    RequestRejected,
+    TransientError,
+)
+from connectors.pacing import Pacer
+from connectors.retry import RetryEvent, RetryPolicy, set_testing
+
+__all__ = [
+    "AuthError",
+    "ConnectorError",
+    "CreateResult",
+    "Cursor",
+    "FatalError",
+    "Pacer",
+    "Page",
+    "RateLimited",
+    "RawRecord",
+    "RecordError",
+    "RequestRejected",
+    "RetryEvent",
+    "RetryPolicy",
+    "SourceConnector",
+    "Stream",
+    "TargetConnector",
+    "TicketRef",
+    "TicketState",
+    "TransientError",
+    "set_testing",
+]

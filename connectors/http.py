@@ -1,0 +1,166 @@
+"""The HTTP seam shared by all connectors: sessions with timeouts and TLS, status -> error.
+
+Status handling is a lookup table (which statuses are transient, which fatal) rather than `if`
+chains in each connector; each connector adds its own wording (which permission, which table).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from enum import Enum
+
+import requests
+
+from config import HttpSettings
+from connectors.errors import (
+    AuthError,
+    ConnectorError,
+    FatalError,
+    RateLimited,
+    RequestRejected,
+    TransientError,
+)
+
+
+class Action(Enum):
+    """What a status code means for the caller."""
+
+    OK = "ok"
+    RETRY = "retry"
+    RATE_LIMITED = "rate_limited"
+    AUTH = "auth"
+    REJECTED = "rejected"
+    FAIL = "fail"
+
+
+STATUS_ACTIONS: Mapping[int, Action] = {
+    400: Action.REJECTED,
+    401: Action.AUTH,
+    403: Action.AUTH,
+    404: Action.REJECTED,
+    409: Action.REJECTED,
+    410: Action.REJECTED,
+    413: Action.REJECTED,
+    422: Action.REJECTED,
+    429: Action.RATE_LIMITED,
+    502: Action.RETRY,
+    503: Action.RETRY,
+    504: Action.RETRY,
+}
+
+
+def action_for(status: int) -> Action:
+    """The action for an HTTP status (2xx/3xx ok; unknown 4xx rejected; other 5xx fail)."""
+    if status < 400:
+        return Action.OK
+    return STATUS_ACTIONS.get(status, Action.REJECTED if status < 500 else Action.FAIL)
+
+
+def new_session(http: HttpSettings, *, user_agent: str = "slm-sync") -> requests.Session:
+    """A session with TLS verification as configured (on by default) and a custom CA bundle."""
+    session = requests.Session()
+    session.verify = str(http.ca_bundle) if http.ca_bundle else http.verify_tls
+    session.headers["User-Agent"] = user_agent
+    session.headers["Accept"] = "application/json"
+    return session
+
+
+def timeouts(http: HttpSettings) -> tuple[float, float]:
+    """(connect, read) timeouts: every request passes them, none waits forever."""
+    return (http.connect_timeout, http.read_timeout)
+
+
+def retry_after_seconds(headers: Mapping[str, str], now: datetime | None = None) -> float | None:
+    """Seconds to wait from `Retry-After` (seconds or HTTP date), else from `X-RateLimit-Reset`.
+
+    ServiceNow sends the reset as epoch seconds, Jira Cloud as an ISO 8601 timestamp.
+    """
+    now = now or datetime.now(UTC)
+    value = headers.get("Retry-After")
+    if value:
+        if value.strip().isdigit():
+            return float(value.strip())
+        try:
+            return max(0.0, (email.utils.parsedate_to_datetime(value) - now).total_seconds())
+        except (TypeError, ValueError):
+            pass
+    reset = headers.get("X-RateLimit-Reset")
+    if reset:
+        return _seconds_until(reset.strip(), now)
+    return None
+
+
+def _seconds_until(reset: str, now: datetime) -> float | None:
+    try:
+        stamp = float(reset)
+        return max(0.0, stamp - now.timestamp())
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(reset.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - now).total_seconds())
+
+
+def raise_for_response(
+    response: requests.Response,
+    *,
+    system: str,
+    what: str,
+    auth_hint: str,
+    quota_reasons: tuple[str, ...] = (),
+) -> None:
+    """Turn a non-2xx response into the matching ConnectorError; return quietly on success.
+
+    `what` names the resource ("table task_sla", "issue SLM-12"); `auth_hint` the permission
+    or role usually missing on 401/403.
+    """
+    action = action_for(response.status_code)
+    if action is Action.OK:
+        return
+    status = response.status_code
+    summary = f"{system} answered {status} for {what}"
+    if action is Action.RATE_LIMITED:
+        reason = response.headers.get("RateLimit-Reason", "")
+        raise RateLimited(
+            f"{summary}: rate limited{f' ({reason})' if reason else ''}",
+            system=system,
+            retry_after=retry_after_seconds(response.headers),
+            quota=any(q in reason for q in quota_reasons) if reason else False,
+        )
+    if action is Action.RETRY:
+        raise TransientError(summary, system=system, status=status)
+    if action is Action.AUTH:
+        raise AuthError(summary, system=system, hint=auth_hint)
+    if action is Action.REJECTED:
+        raise RequestRejected(f"{summary}: {_excerpt(response)}", system=system, status=status)
+    raise ConnectorError(f"{summary}: {_excerpt(response)}", system=system)
+
+
+def _excerpt(response: requests.Response, limit: int = 300) -> str:
+    text = response.text.strip().replace("\n", " ")
+    return text[:limit] + ("…" if len(text) > limit else "")
+
+
+def transport_error(exc: requests.RequestException, *, system: str, what: str) -> ConnectorError:
+    """A requests exception as a ConnectorError: timeouts and resets are transient."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        return FatalError(
+            f"{system}: TLS verification failed for {what}: {exc}",
+            system=system,
+            hint="set http.ca_bundle to your CA's PEM file; keep verification on in production",
+        )
+    if isinstance(exc, requests.Timeout | requests.ConnectionError):
+        return TransientError(f"{system}: {type(exc).__name__} for {what}", system=system)
+    return ConnectorError(f"{system}: {exc} for {what}", system=system)
+
+
+def monotonic_deadline(seconds: float) -> float:
+    """A time.monotonic() value `seconds` from now, for Pacer.pause_until."""
+    return time.monotonic() + seconds

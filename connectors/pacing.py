@@ -1,0 +1,68 @@
+"""Pacing: a token bucket per target system, and a shared pause when the tool says "slow down".
+
+Every request takes a token first. A rate-limit answer (quota reached, `X-RateLimit-Remaining`
+near zero) pauses *all* requests to that system until the given time, not just the one that got
+the 429, so a burst of parallel calls does not burn the quota further.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import structlog
+
+log = structlog.get_logger("slm_sync.pacing")
+_EPSILON = 1e-9
+
+
+@dataclass
+class Pacer:
+    """At most `rate` requests per second on average, bursts of up to `burst`."""
+
+    rate: float
+    burst: int = 1
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    _tokens: float = field(init=False)
+    _stamp: float = field(init=False)
+    _paused_until: float = field(init=False, default=0.0)
+    _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self._tokens = float(self.burst)
+        self._stamp = self.clock()
+
+    def acquire(self) -> float:
+        """Wait for a token (and any pause); returns the seconds waited."""
+        waited = 0.0
+        while True:
+            with self._lock:
+                now = self.clock()
+                delay = max(0.0, self._paused_until - now)
+                if delay == 0.0:
+                    self._refill(now)
+                    if self._tokens >= 1.0 - _EPSILON:  # float refills land a hair short
+                        self._tokens = max(0.0, self._tokens - 1.0)
+                        return waited
+                    delay = (1.0 - self._tokens) / self.rate
+            self.sleep(delay)
+            waited += delay
+
+    def pause_until(self, monotonic_deadline: float, *, reason: str, system: str) -> None:
+        """Hold every request until `monotonic_deadline` (a quota or reset time from the tool)."""
+        with self._lock:
+            if monotonic_deadline > self._paused_until:
+                self._paused_until = monotonic_deadline
+                log.warning(
+                    "http.paused",
+                    system=system,
+                    reason=reason,
+                    seconds=round(monotonic_deadline - self.clock(), 3),
+                )
+
+    def _refill(self, now: float) -> None:
+        self._tokens = min(float(self.burst), self._tokens + (now - self._stamp) * self.rate)
+        self._stamp = now

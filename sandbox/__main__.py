@@ -1,0 +1,77 @@
+"""`python -m sandbox serve [...]`: run both stand-ins on 127.0.0.1 until SIGTERM / SIGINT.
+
+Prints one JSON line on stdout once both ports are bound, e.g.
+`{"jira": "http://127.0.0.1:8080", "servicenow": "http://127.0.0.1:8081", "seed": 7,
+"jira_flavor": "cloud"}`. Exit codes: 0 after a signal, 2 on bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from types import FrameType
+
+from sandbox import Sandbox
+from sandbox.http_knobs import KnobError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve the Jira and ServiceNow stand-ins")
+    serve.add_argument("--jira-flavor", choices=("cloud", "datacenter"), default="cloud")
+    serve.add_argument("--jira-port", type=int, default=0, help="0 = any free port")
+    serve.add_argument("--servicenow-port", type=int, default=0, help="0 = any free port")
+    serve.add_argument("--seed", type=int, default=7)
+    serve.add_argument("--services", type=int, default=12)
+    serve.add_argument("--sla-records", type=int, default=5000)
+    serve.add_argument("--latency-ms", default="0", help="'40' or '40+20' (fixed + jitter)")
+    serve.add_argument("--rate-limit", default=None, help="e.g. 'servicenow=20/1s,jira=10/1s'")
+    serve.add_argument(
+        "--faults", default=None, help="e.g. '5xx=0.05,slow=0.01,reset=0.01,short=0.2,seed=3'"
+    )
+    serve.add_argument("--index-lag-ms", type=float, default=300.0)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        sandbox = Sandbox(
+            seed=args.seed,
+            services=args.services,
+            sla_records=args.sla_records,
+            jira_flavor=args.jira_flavor,
+            jira_port=args.jira_port,
+            servicenow_port=args.servicenow_port,
+            latency_ms=args.latency_ms,
+            rate_limit=args.rate_limit,
+            faults=args.faults,
+            index_lag_ms=args.index_lag_ms,
+        )
+    except KnobError as error:
+        print(f"python -m sandbox: {error}", file=sys.stderr)
+        return 2
+    stopping = threading.Event()
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    with sandbox:
+        urls = {"servicenow": sandbox.servicenow_url, "seed": args.seed,
+                "jira_flavor": args.jira_flavor}  # fmt: skip
+        if sandbox.jira_harness is not None:
+            urls = {"jira": sandbox.jira_url, **urls}
+        print(json.dumps(urls), flush=True)
+        while not stopping.wait(0.5):
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""Run-time knobs of the sandbox: latency, rate limits, fault injection and search index lag.
+
+The CLI and `POST /__sandbox/knobs` use the same spec strings:
+
+- latency: `"40"` (fixed ms) or `"40+20"` (fixed + uniform jitter, ms);
+- rate limit: `"servicenow=20/1s,jira=10/1s"`; a bare `"20/1s"` applies to both stand-ins; the
+  period takes `ms`, `s` or `m`;
+- faults: `"5xx=0.05,slow=0.01,reset=0.01,malformed=0.01,short=0.2,seed=3,slow_s=5"`; each kind
+  is a probability per request (at most one fault per request), `seed` makes the sequence
+  reproducible, `slow_s` is how long a slow response stalls (past the client's timeout).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+FAULT_KINDS = ("reset", "5xx", "slow", "malformed", "short")
+_PERIOD_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0}
+_RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d*\.?\d*)\s*(ms|s|m)\s*$")
+
+
+class KnobError(ValueError):
+    """A knob spec string or value could not be understood; the message names it."""
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most `requests` per fixed window of `period_s` seconds."""
+
+    requests: int
+    period_s: float
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    rates: Mapping[str, float]
+    seed: int = 0
+    slow_s: float = 5.0
+
+
+@dataclass
+class Knobs:
+    """Mutable at run time; `generation` changes on every update so harnesses restart windows."""
+
+    latency_ms: float = 0.0
+    jitter_ms: float = 0.0
+    rate_limits: dict[str, RateLimit] = field(default_factory=dict)
+    faults: FaultSpec | None = None
+    index_lag_ms: float = 300.0
+    rejected_password: str = "wrong-password"
+    generation: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def update(self, changes: Mapping[str, Any]) -> None:
+        """Apply a JSON object of changes (keys: latency_ms, jitter_ms, latency, rate_limit,
+        faults, index_lag_ms, rejected_password); spec strings as in the module docstring."""
+        unknown = set(changes) - {
+            "latency_ms", "jitter_ms", "latency", "rate_limit", "faults", "index_lag_ms",
+            "rejected_password",
+        }  # fmt: skip
+        if unknown:
+            raise KnobError(f"unknown knob(s): {', '.join(sorted(unknown))}")
+        with self.lock:
+            if "latency" in changes:
+                self.latency_ms, self.jitter_ms = parse_latency(str(changes["latency"]))
+            self.latency_ms = float(changes.get("latency_ms", self.latency_ms))
+            self.jitter_ms = float(changes.get("jitter_ms", self.jitter_ms))
+            if "rate_limit" in changes:
+                self.rate_limits = parse_rate_limits(changes["rate_limit"])
+            if "faults" in changes:
+                self.faults = parse_faults(changes["faults"])
+            self.index_lag_ms = float(changes.get("index_lag_ms", self.index_lag_ms))
+            self.rejected_password = str(changes.get("rejected_password", self.rejected_password))
+            self.generation += 1
+
+    def describe(self) -> dict[str, Any]:
+        """The knobs as JSON, for GET /__sandbox/knobs."""
+        return {
+            "latency_ms": self.latency_ms,
+            "jitter_ms": self.jitter_ms,
+            "rate_limit": {
+                name: f"{limit.requests}/{limit.period_s:g}s"
+                for name, limit in self.rate_limits.items()
+            },
+            "faults": None
+            if self.faults is None
+            else {**self.faults.rates, "seed": self.faults.seed, "slow_s": self.faults.slow_s},
+            "index_lag_ms": self.index_lag_ms,
+        }
+
+
+def parse_latency(spec: str) -> tuple[float, float]:
+    """`"40"` -> (40, 0); `"40+20"` -> (40, 20)."""
+    fixed, _, jitter = spec.partition("+")
+    try:
+        return float(fixed or 0), float(jitter or 0)
+    except ValueError:
+        raise KnobError(f"latency {spec!r}: expected '<ms>' or '<ms>+<jitter ms>'") from None
+
+
+def parse_rate_limits(spec: str | None) -> dict[str, RateLimit]:
+    """`"servicenow=20/1s,jira=10/1s"` -> per stand-in limits; `"*"` names both."""
+    limits: dict[str, RateLimit] = {}
+    for part in filter(None, (p.strip() for p in (spec or "").split(","))):
+        name, _, value = part.rpartition("=")
+        match = _RATE_RE.match(value)
+        if match is None:
+            raise KnobError(f"rate limit {part!r}: expected '[name=]<count>/<period>(ms|s|m)'")
+        period = float(match.group(2) or 1) * _PERIOD_UNITS[match.group(3)]
+        limits[name.strip() or "*"] = RateLimit(int(match.group(1)), period)
+    return limits
+
+
+def parse_faults(spec: str | None) -> FaultSpec | None:
+    """`"5xx=0.05,short=0.2,seed=3"` -> FaultSpec; empty -> None (no faults)."""
+    rates: dict[str, float] = {}
+    seed, slow_s = 0, 5.0
+    for part in filter(None, (p.strip() for p in (spec or "").split(","))):
+        key, _, value = part.partition("=")
+        try:
+            if key == "seed":
+                seed = int(value)
+            elif key == "slow_s":
+                slow_s = float(value)
+            elif key in FAULT_KINDS:
+                rates[key] = float(value)
+            else:
+                raise KnobError(f"fault {key!r}: known kinds are {', '.join(FAULT_KINDS)}")
+        except ValueError as error:
+            if isinstance(error, KnobError):
+                raise
+            raise KnobError(f"fault {part!r}: expected '<kind>=<probability>'") from None
+    if sum(rates.values()) > 1:
+        raise KnobError(f"faults {spec!r}: probabilities add up to more than 1")
+    return FaultSpec(rates, seed, slow_s) if rates or spec else None

@@ -1,0 +1,274 @@
+"""The Jira stand-in: Cloud (REST v3 + v2) or Data Center (REST v2) on loopback.
+
+Flavours:
+
+- ``cloud``: ``/rest/api/3/...`` with ADF rich text and users by ``accountId``; ``/rest/api/2/...``
+  too (same data, wiki strings), as Cloud serves both. ``/rest/api/{2,3}/search`` answers
+  410 Gone; search with ``/rest/api/3/search/jql`` (``nextPageToken``).
+- ``datacenter``: ``/rest/api/2/...`` (and ``latest``) with wiki strings and users by ``name``;
+  serverInfo says ``deploymentType: "Server"`` as Data Center does; ``/rest/api/2/search`` pages
+  with ``startAt`` / ``total``; no v3 (404).
+
+Seeded content: project SLM (Task, Sub-task, Epic; empty) and the JSM project ITSD holding
+service requests derived from the estate's incidents (see ``sandbox/jira_jsm.py``); users are
+the estate's people that are in Jira, plus the service account the sandbox authenticates as.
+Field ids: see ``sandbox/jira_directory.py``. Other routes beyond ``/rest/api``:
+``/rest/servicedeskapi/request/{issueIdOrKey}/sla`` and ``/jsm/api/{cloudId}/v1/services``.
+
+Tests may call ``JiraApp.site.rename_subtask_type("Unteraufgabe")`` (a localized site) and
+replace ``JiraApp.site.clock`` (monotonic seconds) to step over the search index lag.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+from collections.abc import Callable
+from typing import Any, Literal
+
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request, Response
+
+from sandbox.estate_model import Estate
+from sandbox.http import json_response
+from sandbox.http_knobs import Knobs
+from sandbox.jira_issues import IssueWriter, jira_error, not_found
+from sandbox.jira_meta import MetaReader
+from sandbox.jira_render import Dialect, jira_time, status_by_id
+from sandbox.jira_search import Reader
+from sandbox.jira_site import JiraSite
+from sandbox.jira_store import StoredIssue
+
+__all__ = ["JiraApp"]
+
+
+def _rules(versions: tuple[str, ...]) -> list[Rule]:
+    """Literal version paths, so request counts read ``GET /rest/api/3/issue/<key>``."""
+    rules = [rule for version in versions for rule in _api_rules(f"/rest/api/{version}", version)]
+    return [
+        *rules,
+        Rule(
+            "/rest/servicedeskapi/request/<key>/sla",
+            endpoint="issue.request_sla",
+            methods=["GET"],
+            defaults={"version": "2"},
+        ),
+        Rule(
+            "/jsm/api/<cloud_id>/v1/services",
+            endpoint="read.services",
+            methods=["GET"],
+            strict_slashes=False,
+            defaults={"version": "2"},
+        ),
+    ]
+
+
+def _api_rules(api: str, version: str) -> list[Rule]:
+    get, post, put = ["GET"], ["POST"], ["PUT"]
+    issue = f"{api}/issue/<key>"
+    rules = [
+        Rule(f"{api}/serverInfo", endpoint="meta.server_info", methods=get),
+        Rule(f"{api}/myself", endpoint="meta.myself", methods=get),
+        Rule(f"{api}/field", endpoint="meta.fields", methods=get),
+        Rule(f"{api}/project", endpoint="meta.projects", methods=get),
+        Rule(f"{api}/project/<key>", endpoint="meta.project", methods=get),
+        Rule(f"{api}/issuetype", endpoint="meta.issue_types", methods=get),
+        Rule(f"{api}/issueLinkType", endpoint="meta.link_types", methods=get),
+        Rule(f"{api}/issue/createmeta", endpoint="meta.createmeta", methods=get),
+        Rule(
+            f"{api}/issue/createmeta/<key>/issuetypes",
+            endpoint="meta.createmeta_types",
+            methods=get,
+        ),
+        Rule(
+            f"{api}/issue/createmeta/<key>/issuetypes/<type_id>",
+            endpoint="meta.createmeta_fields",
+            methods=get,
+        ),
+        Rule(f"{api}/issue", endpoint="write.create", methods=post),
+        Rule(f"{api}/issue/bulk", endpoint="write.bulk", methods=post),
+        Rule(f"{api}/issueLink", endpoint="write.link_issues", methods=post),
+        Rule(issue, endpoint="issue.get", methods=get),
+        Rule(issue, endpoint="issue.edit", methods=put),
+        Rule(f"{issue}/assignee", endpoint="issue.assign", methods=put),
+        Rule(f"{issue}/transitions", endpoint="issue.transitions", methods=get),
+        Rule(f"{issue}/transitions", endpoint="issue.transition", methods=post),
+        Rule(f"{issue}/comment", endpoint="issue.comments", methods=get),
+        Rule(f"{issue}/comment", endpoint="issue.add_comment", methods=post),
+        Rule(f"{issue}/watchers", endpoint="issue.watchers", methods=get),
+        Rule(f"{issue}/watchers", endpoint="issue.add_watcher", methods=post),
+        Rule(f"{issue}/attachments", endpoint="issue.add_attachments", methods=post),
+        Rule(f"{issue}/remotelink", endpoint="issue.remote_links", methods=get),
+        Rule(f"{issue}/remotelink", endpoint="issue.add_remote_link", methods=post),
+        Rule(
+            f"{api}/attachment/content/<int:attachment_id>",
+            endpoint="read.attachment_content",
+            methods=get,
+        ),
+        Rule(f"{api}/search", endpoint="read.search", methods=["GET", "POST"]),
+        Rule(f"{api}/search/jql", endpoint="read.search_jql", methods=["GET", "POST"]),
+        Rule(f"{api}/user/search", endpoint="read.user_search", methods=get),
+        Rule(f"{api}/user", endpoint="read.user", methods=get),
+    ]
+    for rule in rules:
+        rule.defaults = {"version": version}
+    return rules
+
+
+class JiraApp:
+    """The Jira stand-in as a harness ``StandIn``: routes, dispatch, introspection."""
+
+    name = "jira"
+
+    def __init__(
+        self,
+        estate: Estate,
+        flavor: Literal["cloud", "datacenter"] = "cloud",
+        knobs: Knobs | None = None,
+        subtask_type_name: str = "Sub-task",
+    ) -> None:
+        if flavor not in ("cloud", "datacenter"):
+            raise ValueError(f"jira flavor {flavor!r}: expected 'cloud' or 'datacenter'")
+        self.flavor = flavor
+        self.knobs = knobs or Knobs()
+        self.site = JiraSite(
+            estate, flavor, lambda: self.knobs.index_lag_ms / 1000, subtask_type_name
+        )
+        self.url_map = Map(_rules(("2", "3", "latest") if flavor == "cloud" else ("2", "latest")))
+        self._lock = threading.RLock()
+
+    # ---- StandIn ---------------------------------------------------------------------------
+    def dispatch(self, request: Request, endpoint: str, values: dict[str, Any]) -> Response:
+        version = str(values.pop("version", "2"))
+        if version == "latest":
+            version = "2"
+        if self._rejected(request):
+            return jira_error(401, ["Client must be authenticated to access this resource."])
+        dialect = Dialect(self.site.cloud, version, request.host_url.rstrip("/"))
+        with self._lock:
+            return self._handle(request, dialect, endpoint, values)
+
+    def error(self, request: Request, error: HTTPException) -> Response:
+        if error.code == 404:
+            return self._not_found(request)
+        return jira_error(error.code or 500, [error.description or error.name])
+
+    def created(self) -> dict[str, Any]:
+        """What clients created: tickets with their people, labels, text and attachments."""
+        with self._lock:
+            return {
+                "flavor": self.flavor,
+                "tickets": [self._ticket(issue) for issue in self.site.store.created()],
+                "issue_links": [vars(link) for link in self.site.store.links],
+            }
+
+    def reset_state(self) -> None:
+        with self._lock:
+            self.site.reset()
+
+    # ---- routing ---------------------------------------------------------------------------
+    def _handle(
+        self, request: Request, dialect: Dialect, endpoint: str, values: dict[str, Any]
+    ) -> Response:
+        group, action = endpoint.split(".", 1)
+        if group == "meta":
+            return getattr(MetaReader(self.site, dialect), action)(request, **values)  # type: ignore[no-any-return]
+        if group == "write":
+            return getattr(IssueWriter(self.site, dialect), action)(request)  # type: ignore[no-any-return]
+        if group == "read":
+            return self._read(Reader(self.site, dialect), action, request, values)
+        issue = self.site.store.find(values["key"])
+        if issue is None:
+            return not_found()
+        return self._issue_action(dialect, action, issue, request)
+
+    def _read(
+        self, reader: Reader, action: str, request: Request, values: dict[str, Any]
+    ) -> Response:
+        if action == "search_jql" and not self.site.cloud:
+            return self._not_found(request)
+        if action == "attachment_content":
+            return self._attachment_content(values["attachment_id"])
+        handler: Callable[[Request], Response] = getattr(reader, action)
+        return handler(request)
+
+    def _issue_action(
+        self, dialect: Dialect, action: str, issue: StoredIssue, request: Request
+    ) -> Response:
+        if action == "get":
+            wanted = self.site.field_names(request.args.getlist("fields"), "*all")
+            return _json(self.site.render_issue(issue, dialect, wanted))
+        if action == "comments":
+            return _json(self.site.comment_page(issue, dialect))
+        if action == "request_sla":
+            return Reader(self.site, dialect).request_sla(issue, request)
+        writer = IssueWriter(self.site, dialect)
+        if action in {
+            "edit",
+            "assign",
+            "transition",
+            "add_comment",
+            "add_watcher",
+            "add_attachments",
+            "add_remote_link",
+        }:
+            return getattr(writer, action)(issue, request)  # type: ignore[no-any-return]
+        return getattr(writer, action)(issue)  # type: ignore[no-any-return]
+
+    def _attachment_content(self, attachment_id: int) -> Response:
+        for issue in self.site.store.issues.values():
+            for attachment in issue.attachments:
+                if attachment.id == attachment_id:
+                    return Response(attachment.content, 200, content_type=attachment.mime_type)
+        return jira_error(404, ["The attachment does not exist."])
+
+    def _rejected(self, request: Request) -> bool:
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Basic "):
+            return False
+        try:
+            _, _, password = base64.b64decode(header[6:]).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return True
+        return password == self.knobs.rejected_password
+
+    def _not_found(self, request: Request) -> Response:
+        return jira_error(404, [f"null for uri: {request.url}"])
+
+    # ---- introspection ---------------------------------------------------------------------
+    def _ticket(self, issue: StoredIssue) -> dict[str, Any]:
+        fields = issue.fields
+        return {
+            "key": issue.key,
+            "id": issue.id,
+            "project": issue.project,
+            "type": self.site.issue_types[issue.issuetype_id].name,
+            "status": status_by_id(issue.status_id).name,
+            "parent": issue.parent_key,
+            "summary": fields.get("summary"),
+            "labels": issue.labels,
+            "assignee": self._person(fields.get("assignee")),
+            "accountable": self._person(fields.get("customfield_10034")),
+            "reporter": self._person(fields.get("reporter")),
+            "due_date": fields.get("duedate"),
+            "watchers": [self._person(a) for a in issue.watchers],
+            "attachments": [{"filename": a.filename, "size": a.size} for a in issue.attachments],
+            "comments": [c.body for c in issue.comments],
+            "remote_links": [{"globalId": r.global_id, **r.object} for r in issue.remote_links],
+            "description": fields.get("description"),
+            "fields": {k: v for k, v in fields.items() if k.startswith("customfield_")},
+            "created": jira_time(issue.created),
+            "updated": jira_time(issue.updated),
+        }
+
+    def _person(self, account_id: str | None) -> dict[str, Any] | None:
+        user = self.site.by_account.get(account_id or "")
+        if user is None:
+            return None
+        identifier = user.account_id if self.site.cloud else user.name
+        return {"id": identifier, "displayName": user.display_name, "email": user.email}
+
+
+def _json(body: Any) -> Response:
+    return json_response(body)

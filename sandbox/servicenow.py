@@ -1,0 +1,266 @@
+"""The ServiceNow stand-in: Table API, Aggregate API and Attachment API over the seeded estate.
+
+Routes (Basic auth with any user and password except `knobs.rejected_password`, or a Bearer token):
+
+    GET  POST               /api/now/table/<table>
+    GET  PATCH PUT DELETE   /api/now/table/<table>/<sys_id>
+    GET                     /api/now/stats/<table>           (Aggregate API)
+    POST                    /api/now/attachment/file         (raw body upload)
+    GET                     /api/now/attachment              (attachment records)
+    GET                     /api/now/attachment/<sys_id>/file
+
+Every table accepts writes (the sandbox user is an admin), so tests can change source data over
+HTTP; in-process, `app.insert(table, **fields)` and `app.update(table, sys_id, **fields)` stamp
+`sys_updated_on` with `app.clock` (None = wall time; set a datetime to place writes in a second).
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from typing import Any
+
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request, Response
+
+from sandbox.estate import Estate
+from sandbox.http import json_response, short_page
+from sandbox.http_knobs import Knobs
+from sandbox.servicenow_aggregate import aggregate
+from sandbox.servicenow_list import link_header, parse_limit, parse_offset, select
+from sandbox.servicenow_render import RowRenderer
+from sandbox.servicenow_seed import seed_store
+from sandbox.servicenow_store import Row, TableStore
+from sandbox.servicenow_tables import is_writable_new_table
+
+__all__ = ["ServiceNowApp"]
+
+_TABLE = "/api/now/table/<table>"
+
+
+def failure(status: int, message: str, detail: str | None = None) -> Response:
+    """ServiceNow's error shape."""
+    return json_response(
+        {"error": {"message": message, "detail": detail}, "status": "failure"}, status
+    )
+
+
+class ServiceNowApp:
+    name = "servicenow"
+
+    def __init__(self, estate: Estate, knobs: Knobs) -> None:
+        self.estate = estate
+        self.knobs = knobs
+        self.clock: datetime | None = None
+        self.url_map = Map(
+            [
+                Rule(_TABLE, methods=["GET"], endpoint="list"),
+                Rule(_TABLE, methods=["POST"], endpoint="create"),
+                Rule(f"{_TABLE}/<sys_id>", methods=["GET"], endpoint="get"),
+                Rule(f"{_TABLE}/<sys_id>", methods=["PATCH", "PUT"], endpoint="patch"),
+                Rule(f"{_TABLE}/<sys_id>", methods=["DELETE"], endpoint="delete"),
+                Rule("/api/now/stats/<table>", methods=["GET"], endpoint="stats"),
+                Rule("/api/now/attachment/file", methods=["POST"], endpoint="upload"),
+                Rule("/api/now/attachment", methods=["GET"], endpoint="attachments"),
+                Rule("/api/now/attachment/<sys_id>/file", methods=["GET"], endpoint="download"),
+            ],
+            strict_slashes=False,
+        )
+        self.reset_state()
+
+    # --- state -----------------------------------------------------------------------------
+
+    def reset_state(self) -> None:
+        """Back to the seeded estate: forget every write."""
+        self.store = TableStore(self.estate.seed)
+        seed_store(self.store, self.estate)
+        self.files: dict[str, bytes] = {}
+        self._created: list[tuple[str, str]] = []
+
+    def now(self) -> datetime:
+        return self.clock if self.clock is not None else datetime.now(UTC)
+
+    def insert(self, table: str, **fields: Any) -> Row:
+        """Create a record as a client would, stamped with `clock`."""
+        row = self.store.insert(table, fields, self.now())
+        self._created.append((table, row["sys_id"]))
+        return row
+
+    def update(self, table: str, sys_id: str, **fields: Any) -> Row:
+        """Change a record (journal fields add entries), stamped with `clock`."""
+        row = self.store.find(table, sys_id)
+        if row is None:
+            raise KeyError(f"no {table} record {sys_id}")
+        return self.store.update(table, row, fields, self.now())
+
+    def created(self) -> dict[str, Any]:
+        """What clients created: records per table, journal entries, attachments."""
+        records: dict[str, list[Row]] = {}
+        for table, sys_id in self._created:
+            found = self.store.by_id.get(sys_id)
+            if found is not None:
+                records.setdefault(table, []).append(dict(found[1]))
+        return {
+            "records": records,
+            "journal": {key: list(entries) for key, entries in self.store.journal.items()},
+            "attachments": [dict(r) for r in self.store.rows("sys_attachment")],
+        }
+
+    # --- HTTP ------------------------------------------------------------------------------
+
+    def error(self, request: Request, error: HTTPException) -> Response:
+        return failure(error.code or 400, "Requested URI does not represent any resource")
+
+    def dispatch(self, request: Request, endpoint: str, values: dict[str, Any]) -> Response:
+        denied = self._authenticate(request)
+        if denied is not None:
+            return denied
+        table = values.get("table")
+        if table is not None and not self._table_ok(table, endpoint == "create"):
+            return failure(400, f"Invalid table {table}")
+        handler = getattr(self, f"_{endpoint}")
+        response: Response = handler(request, **values)
+        return response
+
+    def _authenticate(self, request: Request) -> Response | None:
+        header = request.headers.get("Authorization", "")
+        scheme, _, credentials = header.partition(" ")
+        if scheme.lower() == "bearer" and credentials:
+            return None
+        if scheme.lower() == "basic":
+            try:
+                user, _, password = base64.b64decode(credentials).decode().partition(":")
+            except ValueError:
+                user, password = "", ""
+            if user and password != self.knobs.rejected_password:
+                return None
+        return failure(401, "User Not Authenticated", "Required to provide Auth information")
+
+    def _table_ok(self, table: str, creating: bool) -> bool:
+        return self.store.exists(table) or (creating and is_writable_new_table(table))
+
+    def _renderer(self, request: Request) -> RowRenderer:
+        args = request.args
+        fields = args.get("sysparm_fields")
+        return RowRenderer(
+            self.store,
+            request.host_url.rstrip("/"),
+            [f.strip() for f in fields.split(",") if f.strip()] if fields else None,
+            args.get("sysparm_display_value", "false").lower(),
+            args.get("sysparm_exclude_reference_link", "false").lower() == "true",
+        )
+
+    def _list(self, request: Request, table: str) -> Response:
+        args = request.args
+        count = args.get("sysparm_no_count", "false").lower() != "true"
+        page = select(
+            self.store,
+            table,
+            args.get("sysparm_query", ""),
+            parse_limit(args.get("sysparm_limit")),
+            parse_offset(args.get("sysparm_offset")),
+            count,
+        )
+        rows = page.rows
+        if short_page(request) and len(rows) > 1:
+            rows = rows[: max(1, len(rows) // 2)]  # as if an ACL hid the rest of the page
+        render = self._renderer(request).render
+        headers = {}
+        if args.get("sysparm_suppress_pagination_header", "false").lower() != "true":
+            headers["Link"] = link_header(request.base_url, dict(args.items()), page)
+        if page.total is not None:
+            headers["X-Total-Count"] = str(page.total)
+        return json_response({"result": [render(row) for row in rows]}, 200, headers)
+
+    def _get(self, request: Request, table: str, sys_id: str) -> Response:
+        row = self.store.find(table, sys_id)
+        if row is None:
+            return _no_record()
+        return json_response({"result": self._renderer(request).render(row)})
+
+    def _create(self, request: Request, table: str) -> Response:
+        body = request.get_json(force=True, silent=True)
+        if not isinstance(body, dict):
+            return failure(400, "Exception while reading request", "The payload is not valid JSON.")
+        row = self.insert(table, **body)
+        location = f"{request.host_url}api/now/table/{table}/{row['sys_id']}"
+        result = self._renderer(request).render(row)
+        return json_response({"result": result}, 201, {"Location": location})
+
+    def _patch(self, request: Request, table: str, sys_id: str) -> Response:
+        body = request.get_json(force=True, silent=True)
+        if not isinstance(body, dict):
+            return failure(400, "Exception while reading request", "The payload is not valid JSON.")
+        row = self.store.find(table, sys_id)
+        if row is None:
+            return _no_record()
+        self.store.update(table, row, body, self.now())
+        return json_response({"result": self._renderer(request).render(row)})
+
+    def _delete(self, request: Request, table: str, sys_id: str) -> Response:
+        if self.store.find(table, sys_id) is None or not self.store.delete(table, sys_id):
+            return _no_record()
+        return Response(b"", 204)
+
+    def _stats(self, request: Request, table: str) -> Response:
+        return json_response({"result": aggregate(self.store, table, request.args)})
+
+    def _upload(self, request: Request) -> Response:
+        args = request.args
+        table, table_sys_id = args.get("table_name", ""), args.get("table_sys_id", "")
+        file_name = args.get("file_name", "")
+        if not file_name or not table_sys_id or self.store.find(table, table_sys_id) is None:
+            return failure(
+                400,
+                "Invalid table_name, table_sys_id or file_name",
+                "table_name, table_sys_id and file_name must name a record",
+            )
+        data = request.get_data()
+        row = self.insert(
+            "sys_attachment",
+            file_name=file_name,
+            table_name=table,
+            table_sys_id=table_sys_id,
+            size_bytes=str(len(data)),
+            size_compressed=str(len(data)),
+            compressed="false",
+            state="available",
+            content_type=request.content_type or "application/octet-stream",
+        )
+        self.files[row["sys_id"]] = data
+        result = {**row, "download_link": self._download_link(request, row)}
+        return json_response(
+            {"result": result},
+            201,
+            {"Location": f"{request.host_url}api/now/attachment/{row['sys_id']}"},
+        )
+
+    def _attachments(self, request: Request) -> Response:
+        args = request.args
+        page = select(
+            self.store,
+            "sys_attachment",
+            args.get("sysparm_query", ""),
+            parse_limit(args.get("sysparm_limit")),
+            parse_offset(args.get("sysparm_offset")),
+            True,
+        )
+        result = [{**row, "download_link": self._download_link(request, row)} for row in page.rows]
+        return json_response({"result": result}, 200, {"X-Total-Count": str(page.total)})
+
+    def _download(self, request: Request, sys_id: str) -> Response:
+        row = self.store.find("sys_attachment", sys_id)
+        if row is None or sys_id not in self.files:
+            return _no_record()
+        return Response(self.files[sys_id], 200, content_type=row.get("content_type"))
+
+    @staticmethod
+    def _download_link(request: Request, row: Row) -> str:
+        return f"{request.host_url}api/now/attachment/{row['sys_id']}/file"
+
+
+def _no_record() -> Response:
+    return failure(
+        404, "No Record found", "Record doesn't exist or ACL restricts the record retrieval"
+    )

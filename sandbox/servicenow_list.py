@@ -1,0 +1,150 @@
+"""Selecting a page of rows for the Table API: query, order, limit / offset, `Link` header.
+
+`sysparm_limit` defaults to 10000 and is silently capped at 10000, as on a stock instance
+(glide.db.max_view_records). Ordering by `sys_updated_on` (then `sys_id`) uses a sorted index
+kept per table, and with `sysparm_no_count=true` the scan stops once the page is full, so keyset
+paging over many rows stays cheap.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from sandbox.servicenow_query import EncodedQuery, compile_filter, parse_query
+from sandbox.servicenow_store import Row, TableStore
+
+MAX_LIMIT = 10000
+
+
+@dataclass
+class Page:
+    rows: list[Row]
+    total: int | None  # None when counting was switched off
+    offset: int
+    limit: int
+    full: bool  # the page was filled up to the limit (more may follow)
+
+
+def select(
+    store: TableStore, table: str, query_text: str, limit: int, offset: int, count: bool
+) -> Page:
+    query = parse_query(query_text)
+    matches = compile_filter(query, lambda name: store.is_field(table, name), store.get_path)
+    order = [(name, desc) for name, desc in query.order_by if store.is_field(table, name)]
+    rows = _ordered(store, table, order, _lower_bound(query))
+    if order and rows is None:
+        candidates = store.rows(table)
+        filtered = candidates if matches is None else [r for r in candidates if matches(r)]
+        return _page(_sort(store, filtered, order), limit, offset)
+    candidates = rows if rows is not None else store.rows(table)
+    if count or matches is None:
+        filtered = candidates if matches is None else [r for r in candidates if matches(r)]
+        return _page(filtered, limit, offset, counted=count)
+    return _page_without_count(candidates, matches, limit, offset)
+
+
+def _page(rows: list[Row], limit: int, offset: int, counted: bool = True) -> Page:
+    page = rows[offset : offset + limit]
+    return Page(page, len(rows) if counted else None, offset, limit, len(page) == limit)
+
+
+def _page_without_count(
+    rows: list[Row], matches: Callable[[Row], bool], limit: int, offset: int
+) -> Page:
+    page: list[Row] = []
+    skipped = 0
+    for row in rows:
+        if not matches(row):
+            continue
+        if skipped < offset:
+            skipped += 1
+            continue
+        page.append(row)
+        if len(page) == limit:
+            break
+    return Page(page, None, offset, limit, len(page) == limit)
+
+
+def _ordered(
+    store: TableStore, table: str, order: list[tuple[str, bool]], since: str | None
+) -> list[Row] | None:
+    """Rows in the requested order from the sorted index, if the order is the indexed one;
+    ascending scans start at `since` (no row before it can match)."""
+    names = [name for name, _ in order]
+    if names not in (["sys_updated_on"], ["sys_updated_on", "sys_id"]):
+        return None
+    if len({desc for _, desc in order}) != 1:
+        return None
+    rows = store.sorted_rows(table)
+    if order[0][1]:
+        return list(reversed(rows))
+    if since is None:
+        return rows
+    return rows[bisect_left(store.sorted_stamps(table), since) :]
+
+
+def _lower_bound(query: EncodedQuery) -> str | None:
+    """The smallest sys_updated_on any matching row can have, if every NQ group bounds it
+    (`sys_updated_on>X`, `>=X` or `=X` as a plain AND term): keyset paging's cursor."""
+    bounds = []
+    for terms in query.groups:
+        values = [
+            term[0].value
+            for term in terms
+            if len(term) == 1
+            and term[0].field == "sys_updated_on"
+            and term[0].operator in (">", ">=", "=")
+        ]
+        if not values:
+            return None
+        bounds.append(max(values))
+    return min(bounds) if bounds else None
+
+
+def _sort(store: TableStore, rows: list[Row], order: list[tuple[str, bool]]) -> list[Row]:
+    result = list(rows)
+    for name, descending in reversed(order):
+        if "." in name:
+            result.sort(key=lambda row, n=name: store.get_path(row, n), reverse=descending)  # type: ignore[misc]
+        else:
+            result.sort(key=lambda row, n=name: row.get(n, ""), reverse=descending)  # type: ignore[misc]
+    return result
+
+
+def parse_limit(text: str | None) -> int:
+    try:
+        value = int(text) if text else MAX_LIMIT
+    except ValueError:
+        value = MAX_LIMIT
+    return MAX_LIMIT if value <= 0 else min(value, MAX_LIMIT)
+
+
+def parse_offset(text: str | None) -> int:
+    try:
+        return max(0, int(text or 0))
+    except ValueError:
+        return 0
+
+
+def link_header(url: str, params: dict[str, str], page: Page) -> str:
+    """The Table API's `Link` header: first, prev, next and last (last only when counted)."""
+    links: list[tuple[str, int]] = [("first", 0)]
+    if page.offset > 0:
+        links.append(("prev", max(0, page.offset - page.limit)))
+    has_next = page.offset + page.limit < page.total if page.total is not None else page.full
+    if has_next:
+        links.append(("next", page.offset + page.limit))
+    if page.total is not None:
+        last = max(0, (page.total - 1) // page.limit * page.limit)
+        links.append(("last", last))
+    parts = []
+    for rel, offset in links:
+        query = {**params, "sysparm_limit": str(page.limit), "sysparm_offset": str(offset)}
+        parts.append(f'<{url}?{urlencode(query)}>;rel="{rel}"')
+    return ",".join(parts)
+
+
+__all__ = ["MAX_LIMIT", "EncodedQuery", "Page", "link_header", "parse_limit", "select"]

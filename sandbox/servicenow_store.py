@@ -1,0 +1,208 @@
+"""The ServiceNow stand-in's records: tables of string-valued rows, a sys_id index, journals.
+
+Every stored value is a string ("" for empty), reference fields hold the referenced sys_id, as
+the Table API returns them with `sysparm_exclude_reference_link=true`. Listing a table includes
+the rows of the tables extending it (task lists incidents and problems).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from itertools import islice
+from typing import Any
+
+from sandbox.servicenow_tables import (
+    KNOWN_TABLES,
+    PARENT,
+    declared_fields,
+    is_writable_new_table,
+    lineage,
+    number_prefix,
+    reference_table,
+)
+
+Row = dict[str, str]
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime(TIME_FORMAT)
+
+
+class TableStore:
+    """All tables; thread-safe writes under one lock (reads see whole rows, never halves)."""
+
+    def __init__(self, id_seed: int) -> None:
+        self.lock = threading.RLock()
+        self.tables: dict[str, dict[str, Row]] = {name: {} for name in KNOWN_TABLES}
+        self.by_id: dict[str, tuple[str, Row]] = {}
+        self.journal: dict[str, list[dict[str, str]]] = {}
+        self.numbers: dict[str, int] = {}
+        self.version = 0  # bumps on every write: cached listings check it
+        self._ids = random.Random(f"servicenow-writes:{id_seed}")
+        self._listing: dict[str, tuple[int, list[Row]]] = {}
+        self._fields: dict[str, tuple[int, frozenset[str]]] = {}
+        self._stamps: dict[str, tuple[int, list[str]]] = {}
+
+    def exists(self, table: str) -> bool:
+        return table in self.tables
+
+    def new_sys_id(self) -> str:
+        with self.lock:
+            return f"{self._ids.getrandbits(128):032x}"
+
+    def load(self, table: str, row: Row) -> None:
+        """Add a seeded row as is (no stamping)."""
+        self.tables.setdefault(table, {})[row["sys_id"]] = row
+        self.by_id[row["sys_id"]] = (table, row)
+        self.version += 1
+
+    def rows(self, table: str) -> list[Row]:
+        """The table's rows and those of tables extending it, cached until the next write."""
+        cached = self._listing.get(table)
+        if cached is not None and cached[0] == self.version:
+            return cached[1]
+        with self.lock:
+            rows = [row for name in self._family(table) for row in self.tables[name].values()]
+            self._listing[table] = (self.version, rows)
+        return rows
+
+    def sorted_rows(self, table: str) -> list[Row]:
+        """The listing ordered by (sys_updated_on, sys_id): the keyset paging order."""
+        key = f"sorted:{table}"
+        cached = self._listing.get(key)
+        if cached is not None and cached[0] == self.version:
+            return cached[1]
+        rows = sorted(self.rows(table), key=lambda r: (r.get("sys_updated_on", ""), r["sys_id"]))
+        self._listing[key] = (self.version, rows)
+        return rows
+
+    def sorted_stamps(self, table: str) -> list[str]:
+        """sys_updated_on of `sorted_rows(table)`, for bisecting to a keyset cursor."""
+        cached = self._stamps.get(table)
+        if cached is not None and cached[0] == self.version:
+            return cached[1]
+        stamps = [r.get("sys_updated_on", "") for r in self.sorted_rows(table)]
+        self._stamps[table] = (self.version, stamps)
+        return stamps
+
+    def _family(self, table: str) -> Iterator[str]:
+        yield table
+        for child, parent in PARENT.items():
+            if parent == table and child in self.tables:
+                yield from self._family(child)
+
+    def fields(self, table: str) -> frozenset[str]:
+        """Field names valid in a query on `table` (any seen on its rows, plus references)."""
+        cached = self._fields.get(table)
+        if cached is not None and cached[0] == self.version:
+            return cached[1]
+        names: set[str] = {"sys_id", "sys_created_on", "sys_updated_on", "sys_mod_count"}
+        names |= declared_fields(table)
+        for name in lineage(table):
+            rows = self.tables.get(name, {})
+            # Seeded tables share their keys (one row tells); written ones may differ per row.
+            for row in rows.values() if len(rows) < 1000 else islice(rows.values(), 1):
+                names.update(row)
+        result = frozenset(names)
+        self._fields[table] = (self.version, result)
+        return result
+
+    def is_field(self, table: str, path: str) -> bool:
+        """Whether a (dot-walked) field exists; dot-walks follow reference fields."""
+        name, _, rest = path.partition(".")
+        if name not in self.fields(table) and reference_table(table, name) is None:
+            return False
+        if not rest:
+            return True
+        target = reference_table(table, name)
+        return target is not None and self.is_field(target, rest)
+
+    def get_path(self, row: Row, path: str) -> str:
+        """The value of a dot-walked field ("" when a reference along the way is empty)."""
+        value = ""
+        for index, name in enumerate(path.split(".")):
+            if index:
+                found = self.by_id.get(value)
+                if found is None:
+                    return ""
+                row = found[1]
+            value = row.get(name, "")
+        return value
+
+    def find(self, table: str, sys_id: str) -> Row | None:
+        found = self.by_id.get(sys_id)
+        if found is None or table not in lineage(found[0]):
+            return None
+        return found[1]
+
+    def insert(self, table: str, fields: dict[str, Any], now: datetime) -> Row:
+        with self.lock:
+            if not self.exists(table) and is_writable_new_table(table):
+                self.tables[table] = {}
+            row: Row = {"sys_id": str(fields.get("sys_id") or self.new_sys_id())}
+            prefix = number_prefix(table)
+            if prefix is not None:
+                self.numbers[prefix] = self.numbers.get(prefix, 1000) + 1
+                row["number"] = f"{prefix}{self.numbers[prefix]:07d}"
+            if table == "task" or "task" in lineage(table):
+                row.update(state="1", active="true")
+            row.update(sys_class_name=table, sys_created_by="admin", sys_mod_count="0")
+            row.update(sys_created_on=stamp(now))
+            self._write(table, row, fields, now)
+            self.tables[table][row["sys_id"]] = row
+            self.by_id[row["sys_id"]] = (table, row)
+            return row
+
+    def update(self, table: str, row: Row, fields: dict[str, Any], now: datetime) -> Row:
+        with self.lock:
+            row["sys_mod_count"] = str(int(row.get("sys_mod_count") or 0) + 1)
+            self._write(table, row, fields, now)
+            return row
+
+    def _write(self, table: str, row: Row, fields: dict[str, Any], now: datetime) -> None:
+        for name, value in fields.items():
+            if name in ("sys_id", "sys_created_on", "sys_mod_count", "sys_class_name"):
+                continue
+            text = _as_text(value)
+            if name in ("work_notes", "comments"):
+                if text:
+                    self.journal.setdefault(row["sys_id"], []).append(
+                        {
+                            "element": name,
+                            "value": text,
+                            "sys_created_on": stamp(now),
+                            "sys_created_by": "admin",
+                        }
+                    )
+                row[name] = ""
+                continue
+            row[name] = text
+        row["sys_updated_on"] = stamp(now)
+        row["sys_updated_by"] = "admin"
+        self.version += 1
+
+    def delete(self, table: str, sys_id: str) -> bool:
+        with self.lock:
+            found = self.by_id.pop(sys_id, None)
+            if found is None:
+                return False
+            del self.tables[found[0]][sys_id]
+            self.version += 1
+            return True
+
+
+def _as_text(value: Any) -> str:
+    """Values are strings in ServiceNow; references may be sent as {"value": id} or {"sys_id"}."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return str(value.get("value", value.get("sys_id", "")))
+    if isinstance(value, list):
+        return ",".join(_as_text(item) for item in value)
+    return str(value)
