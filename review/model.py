@@ -227,6 +227,16 @@ class ReviewPack(Frozen):
     body: Document
 
 
+class SkippedRecord(Frozen):
+    """A source record the mapping could not turn into an entity; a gap in the affected review."""
+
+    stream: str
+    record_id: str
+    field: str | None = None
+    reason: str
+    service_key: str | None = None
+
+
 class TicketKind(StrEnum):
     """The tickets slm-sync keeps in the target."""
 
