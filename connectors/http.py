@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from enum import Enum
 
@@ -57,6 +57,26 @@ def action_for(status: int) -> Action:
     if status < 400:
         return Action.OK
     return STATUS_ACTIONS.get(status, Action.REJECTED if status < 500 else Action.FAIL)
+
+
+CallObserver = Callable[[str, int], None]
+_call_observers: list[CallObserver] = []
+
+
+def observe_calls(observer: CallObserver) -> None:
+    """Register `observer(system, status)` for every HTTP response of an instrumented session."""
+    _call_observers.append(observer)
+
+
+def instrument(session: requests.Session, system: str) -> requests.Session:
+    """Report every response of `session` to the call observers (metrics, benchmarks)."""
+
+    def _hook(response: requests.Response, *args: object, **kwargs: object) -> None:
+        for observer in _call_observers:
+            observer(system, response.status_code)
+
+    session.hooks["response"].append(_hook)
+    return session
 
 
 def new_session(http: HttpSettings, *, user_agent: str = "slm-sync") -> requests.Session:

@@ -1,0 +1,96 @@
+"""The state store's tables (SQLAlchemy Core). Alembic migrations create and evolve them.
+
+- `cursors`: per source stream, where the last incremental read stopped (and the run's bound).
+- `records`: the local mirror of review-relevant source records, mapped (entity JSON), by
+  stream and key; SLA outcomes carry their agreement, service and month for attainment queries.
+- `ledger`: one row per ticket key in a target: intent, ticket id, spec hash (idempotency).
+- `cycles`: review cycles and their state machine; `runs`: one row per sync run.
+- `people`: email -> account id / user name per target system (the user cache).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+cursors = Table(
+    "cursors",
+    metadata,
+    Column("system", String(32), primary_key=True),
+    Column("stream", String(64), primary_key=True),
+    Column("updated", String(64), nullable=False),
+    Column("record_id", String(255), nullable=False, default=""),
+    Column("committed_at", DateTime(timezone=True), nullable=False),
+)
+
+records = Table(
+    "records",
+    metadata,
+    Column("stream", String(64), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("service_key", String(255), index=True),
+    Column("agreement_key", String(255), index=True),
+    Column("month", String(7)),
+    Column("breached", Boolean),
+    Column("body", Text, nullable=False),
+    Column("seen_at", DateTime(timezone=True), nullable=False),
+)
+
+ledger = Table(
+    "ledger",
+    metadata,
+    Column("target", String(32), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("parent_key", String(255)),
+    Column("kind", String(16), nullable=False),
+    Column("state", String(16), nullable=False),  # intent | created | failed
+    Column("ticket_key", String(64)),
+    Column("ticket_id", String(64)),
+    Column("ticket_url", Text),
+    Column("spec_hash", String(64), nullable=False),
+    Column("applied_hash", String(64)),
+    Column("frozen", Boolean, nullable=False, default=False),
+    Column("error", Text),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+cycles = Table(
+    "cycles",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("state", String(24), nullable=False),
+    Column("selection", Text),
+    Column("opened_at", DateTime(timezone=True), nullable=False),
+    Column("closed_at", DateTime(timezone=True)),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("status", String(16), nullable=False),
+    Column("summary", Text),
+)
+
+people = Table(
+    "people",
+    metadata,
+    Column("system", String(32), primary_key=True),
+    Column("email", String(320), primary_key=True),
+    Column("account", String(255)),
+    Column("name", String(255)),
+    Column("resolved", Boolean, nullable=False),
+    Column("checked_at", DateTime(timezone=True), nullable=False),
+)

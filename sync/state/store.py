@@ -1,0 +1,380 @@
+"""The state store: cursors, the records mirror, the ledger, cycles, runs and the people cache.
+
+One `StateStore` per process, on SQLite (WAL, the default under the data directory) or
+PostgreSQL. `open_store` applies the alembic migrations before anything else touches the
+database. Every write method commits its own transaction: the idempotency protocol depends on
+an intent being durable *before* the create request leaves.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy.engine import Connection, Engine
+
+from sync.state.schema import cursors, cycles, ledger, people, records, runs
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    """What the ledger knows about one ticket key in one target."""
+
+    target: str
+    key: str
+    parent_key: str | None
+    kind: str
+    state: str
+    ticket_key: str | None
+    ticket_id: str | None
+    ticket_url: str | None
+    spec_hash: str
+    applied_hash: str | None
+    frozen: bool
+    error: str | None
+
+
+@dataclass(frozen=True)
+class MirrorRecord:
+    """One mapped source record kept in the mirror."""
+
+    stream: str
+    key: str
+    body: dict[str, Any]
+    service_key: str | None = None
+    agreement_key: str | None = None
+    month: str | None = None
+    breached: bool | None = None
+
+
+def open_store(url: str) -> StateStore:
+    """Connect to `url`, create the SQLite directory if needed, migrate to the latest schema."""
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, future=True)
+    if engine.dialect.name == "sqlite":
+        _sqlite_pragmas(engine)
+    store = StateStore(engine)
+    store.migrate()
+    return store
+
+
+def _sqlite_pragmas(engine: Engine) -> None:
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+
+class StateStore:
+    """Typed access to the state tables; each method is one transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def migrate(self) -> None:
+        """Apply alembic migrations up to head (idempotent)."""
+        config = AlembicConfig()
+        location = resources.files("sync.state").joinpath("migrations")
+        config.set_main_option("script_location", str(location))
+        with self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    def schema_version(self) -> str | None:
+        """The alembic revision the database is at."""
+        with self.engine.connect() as connection:
+            row = connection.execute(sa.text("SELECT version_num FROM alembic_version")).first()
+        return None if row is None else str(row[0])
+
+    def close(self) -> None:
+        """Release connections."""
+        self.engine.dispose()
+
+    # -- cursors -------------------------------------------------------------------------
+
+    def cursor(self, system: str, stream: str) -> tuple[str, str] | None:
+        """(updated, record_id) where the last committed read of `stream` stopped."""
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                sa.select(cursors.c.updated, cursors.c.record_id).where(
+                    cursors.c.system == system, cursors.c.stream == stream
+                )
+            ).first()
+        return None if row is None else (row.updated, row.record_id)
+
+    def reset_cursors(self, system: str) -> None:
+        """Forget every cursor of `system`: the next run reads everything (full resync)."""
+        with self.engine.begin() as connection:
+            connection.execute(sa.delete(cursors).where(cursors.c.system == system))
+
+    def store_page(
+        self,
+        system: str,
+        stream: str,
+        mirrored: Sequence[MirrorRecord],
+        cursor: tuple[str, str] | None,
+    ) -> None:
+        """Upsert a page's records and advance the stream's cursor in one transaction.
+
+        The cursor never moves past records that are not stored: both commit together.
+        """
+        with self.engine.begin() as connection:
+            for record in mirrored:
+                _upsert(connection, records, _record_values(record), ("stream", "key"))
+            if cursor is not None:
+                values = {
+                    "system": system,
+                    "stream": stream,
+                    "updated": cursor[0],
+                    "record_id": cursor[1],
+                    "committed_at": _now(),
+                }
+                _upsert(connection, cursors, values, ("system", "stream"))
+
+    def mirrored(self, stream: str, *, service_key: str | None = None) -> Iterator[MirrorRecord]:
+        """Stream mirrored records of `stream` (optionally of one service), in key order."""
+        query = sa.select(records).where(records.c.stream == stream).order_by(records.c.key)
+        if service_key is not None:
+            query = query.where(records.c.service_key == service_key)
+        with self.engine.connect() as connection:
+            result = connection.execution_options(yield_per=2000).execute(query)
+            for row in result:
+                yield MirrorRecord(
+                    stream=row.stream,
+                    key=row.key,
+                    body=json.loads(row.body),
+                    service_key=row.service_key,
+                    agreement_key=row.agreement_key,
+                    month=row.month,
+                    breached=row.breached,
+                )
+
+    def count(self, stream: str) -> int:
+        """How many records of `stream` the mirror holds."""
+        with self.engine.connect() as connection:
+            return int(
+                connection.execute(
+                    sa.select(sa.func.count())
+                    .select_from(records)
+                    .where(records.c.stream == stream)
+                ).scalar_one()
+            )
+
+    # -- ledger --------------------------------------------------------------------------
+
+    def ledger_rows(self, target: str) -> dict[str, LedgerRow]:
+        """Every ledger row of `target`, by key."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(sa.select(ledger).where(ledger.c.target == target)).all()
+        return {row.key: _ledger_row(row) for row in rows}
+
+    def record_intent(
+        self, target: str, key: str, *, parent_key: str | None, kind: str, spec_hash: str
+    ) -> None:
+        """Step 1 of the protocol: the intent to create `key` is durable before the request."""
+        with self.engine.begin() as connection:
+            existing = connection.execute(
+                sa.select(ledger.c.state).where(ledger.c.target == target, ledger.c.key == key)
+            ).first()
+            if existing is not None and existing.state == "created":
+                return
+            values = {
+                "target": target,
+                "key": key,
+                "parent_key": parent_key,
+                "kind": kind,
+                "state": "intent",
+                "spec_hash": spec_hash,
+                "frozen": False,
+                "updated_at": _now(),
+            }
+            _upsert(connection, ledger, values, ("target", "key"))
+
+    def record_created(
+        self,
+        target: str,
+        key: str,
+        *,
+        ticket_key: str,
+        ticket_id: str,
+        ticket_url: str | None,
+        applied_hash: str,
+    ) -> None:
+        """Step 4: the ticket exists; remember its id and the spec it was made from."""
+        self._set(
+            target,
+            key,
+            state="created",
+            ticket_key=ticket_key,
+            ticket_id=ticket_id,
+            ticket_url=ticket_url,
+            applied_hash=applied_hash,
+            spec_hash=applied_hash,
+            error=None,
+        )
+
+    def record_applied(self, target: str, key: str, *, applied_hash: str) -> None:
+        """An update brought the ticket to the spec with this hash."""
+        self._set(target, key, applied_hash=applied_hash, spec_hash=applied_hash, error=None)
+
+    def record_failure(self, target: str, key: str, error: str) -> None:
+        """The last attempt for `key` failed; the intent stays so the next run looks it up."""
+        self._set(target, key, error=error[:2000])
+
+    def freeze(self, target: str, key: str) -> None:
+        """The review happened: its pack is no longer refreshed."""
+        self._set(target, key, frozen=True)
+
+    def forget_ledger(self, target: str) -> None:
+        """Drop the ledger of `target` (tests and disaster recovery: lookups by key rebuild it)."""
+        with self.engine.begin() as connection:
+            connection.execute(sa.delete(ledger).where(ledger.c.target == target))
+
+    def _set(self, target: str, key: str, **values: Any) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(
+                sa.update(ledger)
+                .where(ledger.c.target == target, ledger.c.key == key)
+                .values(updated_at=_now(), **values)
+            )
+
+    # -- cycles and runs -----------------------------------------------------------------
+
+    def cycle(self, cycle_id: str) -> tuple[str, list[str] | None] | None:
+        """(state, selection) of a cycle, if it was opened."""
+        with self.engine.connect() as connection:
+            row = connection.execute(sa.select(cycles).where(cycles.c.id == cycle_id)).first()
+        if row is None:
+            return None
+        return row.state, (json.loads(row.selection) if row.selection else None)
+
+    def save_cycle(self, cycle_id: str, state: str, selection: Iterable[str] | None) -> None:
+        """Create or move a cycle to `state` with its selection."""
+        values = {
+            "id": cycle_id,
+            "state": state,
+            "selection": json.dumps(sorted(selection)) if selection is not None else None,
+            "opened_at": _now(),
+            "closed_at": _now() if state == "closed" else None,
+        }
+        with self.engine.begin() as connection:
+            existing = connection.execute(
+                sa.select(cycles.c.opened_at).where(cycles.c.id == cycle_id)
+            ).first()
+            if existing is not None:
+                values["opened_at"] = existing.opened_at
+            _upsert(connection, cycles, values, ("id",))
+
+    def start_run(self) -> int:
+        """A new run row; returns its id."""
+        with self.engine.begin() as connection:
+            result = connection.execute(sa.insert(runs).values(started_at=_now(), status="running"))
+            primary_key = result.inserted_primary_key
+            assert primary_key is not None
+            return int(primary_key[0])
+
+    def finish_run(self, run_id: int, status: str, summary: dict[str, Any]) -> None:
+        """Close a run with its status and summary."""
+        with self.engine.begin() as connection:
+            connection.execute(
+                sa.update(runs)
+                .where(runs.c.id == run_id)
+                .values(finished_at=_now(), status=status, summary=json.dumps(summary))
+            )
+
+    def last_success(self) -> datetime | None:
+        """When the last successful run finished."""
+        with self.engine.connect() as connection:
+            value = connection.execute(
+                sa.select(sa.func.max(runs.c.finished_at)).where(runs.c.status == "ok")
+            ).scalar_one()
+        if not isinstance(value, datetime):
+            return None
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+    # -- people cache --------------------------------------------------------------------
+
+    def person(self, system: str, email: str) -> tuple[str | None, bool] | None:
+        """(account, resolved) cached for an email in a system."""
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                sa.select(people.c.account, people.c.resolved).where(
+                    people.c.system == system, people.c.email == email.lower()
+                )
+            ).first()
+        return None if row is None else (row.account, bool(row.resolved))
+
+    def remember_person(
+        self, system: str, email: str, account: str | None, name: str | None
+    ) -> None:
+        """Cache an email's account (None: the system has nobody with it)."""
+        values = {
+            "system": system,
+            "email": email.lower(),
+            "account": account,
+            "name": name,
+            "resolved": account is not None,
+            "checked_at": _now(),
+        }
+        with self.engine.begin() as connection:
+            _upsert(connection, people, values, ("system", "email"))
+
+
+def _record_values(record: MirrorRecord) -> dict[str, Any]:
+    return {
+        "stream": record.stream,
+        "key": record.key,
+        "service_key": record.service_key,
+        "agreement_key": record.agreement_key,
+        "month": record.month,
+        "breached": record.breached,
+        "body": json.dumps(record.body, sort_keys=True, default=str),
+        "seen_at": _now(),
+    }
+
+
+def _ledger_row(row: Any) -> LedgerRow:
+    return LedgerRow(
+        target=row.target,
+        key=row.key,
+        parent_key=row.parent_key,
+        kind=row.kind,
+        state=row.state,
+        ticket_key=row.ticket_key,
+        ticket_id=row.ticket_id,
+        ticket_url=row.ticket_url,
+        spec_hash=row.spec_hash,
+        applied_hash=row.applied_hash,
+        frozen=bool(row.frozen),
+        error=row.error,
+    )
+
+
+def _upsert(
+    connection: Connection, table: sa.Table, values: dict[str, Any], keys: tuple[str, ...]
+) -> None:
+    """INSERT … ON CONFLICT DO UPDATE, in the dialect's own syntax (SQLite and PostgreSQL)."""
+    insert: Any
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    statement = insert(table).values(**values)
+    changed = {k: statement.excluded[k] for k in values if k not in keys}
+    connection.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=changed))
