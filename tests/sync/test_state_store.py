@@ -1,0 +1,78 @@
+"""The state store keeps cursors, the mirror and the ledger consistent on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sync.state import MirrorRecord, StateStore, open_store
+
+
+def _record(key: str, breached: bool) -> MirrorRecord:
+    return MirrorRecord(
+        stream="sla_record",
+        key=key,
+        body={"key": key, "breached": breached},
+        service_key="svc-1",
+        agreement_key="agr-1",
+        month="2025-03",
+        breached=breached,
+    )
+
+
+def test_migrations_bring_an_empty_database_to_head(store: StateStore) -> None:
+    """A new database is migrated on open; opening it again is a no-op."""
+    assert store.schema_version() == "0001"
+    store.migrate()
+    assert store.schema_version() == "0001"
+
+
+def test_page_and_cursor_commit_together(store: StateStore) -> None:
+    """A stored page advances the cursor; an updated record replaces its earlier version."""
+    store.store_page(
+        "servicenow", "sla_record", [_record("a", False)], ("2025-03-01 10:00:00", "a")
+    )
+    store.store_page("servicenow", "sla_record", [_record("a", True)], ("2025-03-02 10:00:00", "a"))
+    assert store.cursor("servicenow", "sla_record") == ("2025-03-02 10:00:00", "a")
+    mirrored = list(store.mirrored("sla_record"))
+    assert [(r.key, r.breached) for r in mirrored] == [("a", True)]
+    assert store.count("sla_record") == 1
+
+
+def test_full_resync_forgets_cursors_but_keeps_the_mirror(store: StateStore) -> None:
+    """reset_cursors makes the next read start from scratch without losing stored records."""
+    store.store_page("servicenow", "service", [], ("2025-03-01 10:00:00", "x"))
+    store.reset_cursors("servicenow")
+    assert store.cursor("servicenow", "service") is None
+
+
+def test_ledger_intent_then_created(store: StateStore) -> None:
+    """An intent is durable before the create; a created row keeps its ticket and hash."""
+    store.record_intent("jira", "slm:2026:cycle", parent_key=None, kind="cycle", spec_hash="h1")
+    assert store.ledger_rows("jira")["slm:2026:cycle"].state == "intent"
+    store.record_created(
+        "jira",
+        "slm:2026:cycle",
+        ticket_key="SLM-1",
+        ticket_id="1",
+        ticket_url=None,
+        applied_hash="h1",
+    )
+    row = store.ledger_rows("jira")["slm:2026:cycle"]
+    assert (row.state, row.ticket_key, row.applied_hash) == ("created", "SLM-1", "h1")
+    store.record_intent("jira", "slm:2026:cycle", parent_key=None, kind="cycle", spec_hash="h2")
+    assert store.ledger_rows("jira")["slm:2026:cycle"].state == "created"
+
+
+def test_people_cache_remembers_unresolved_people(store: StateStore) -> None:
+    """Someone the target does not know is cached as unresolved, case-insensitively."""
+    store.remember_person("jira", "Ann@Example.com", None, None)
+    assert store.person("jira", "ann@example.com") == (None, False)
+    store.remember_person("jira", "bob@example.com", "712020:abc", "Bob")
+    assert store.person("jira", "BOB@example.com") == ("712020:abc", True)
+
+
+def test_sqlite_store_creates_its_data_directory(tmp_path: Path) -> None:
+    """The default SQLite URL points into a data dir that need not exist yet."""
+    opened = open_store(f"sqlite:///{tmp_path / 'new' / 'deeper' / 'state.db'}")
+    assert (tmp_path / "new" / "deeper" / "state.db").exists()
+    opened.close()
