@@ -1,0 +1,292 @@
+"""Reconcile desired tickets with the ledger and the target, then apply: the idempotency protocol.
+
+For every ticket key (DESIGN.md "Idempotency"):
+1. record the intent in the ledger (key, spec hash) and commit;
+2. if the ledger has no ticket for the key, look the key up in the target (the connector copes
+   with search index lag);
+3. create, in bulk where the target allows, with the key inside the create request;
+4. record the ticket; commit.
+A failed create is never retried blindly: its intent stays, and the next attempt starts with a
+lookup. Updates happen only when the spec hash changed, never on a frozen ticket. Parents are
+applied before their children; a child whose parent does not exist waits for the next run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import structlog
+
+from connectors import ConnectorError, CreateResult, FatalError, TargetConnector, TicketRef
+from review import Document, TicketSpec
+from sync.state import LedgerRow, StateStore
+
+log = structlog.get_logger("slm_sync.reconcile")
+
+ChangeNote = Callable[[TicketSpec, LedgerRow], Document | None]
+
+
+class Action(StrEnum):
+    """What reconciling decided for one ticket."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    UNCHANGED = "unchanged"
+    ADOPT = "adopt"  # found in the target by key although the ledger did not know it
+    WAIT = "wait"  # parent missing; next run
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened (or, in a dry run, would happen) to one ticket."""
+
+    key: str
+    kind: str
+    title: str
+    action: Action
+    assignee: str | None
+    ticket: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class ApplySummary:
+    """Counts for `--json` and metrics, with every outcome and every failure."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def count(self, action: Action, *, failed: bool = False) -> int:
+        """How many outcomes had `action` (and failed, or not)."""
+        return sum(
+            1 for o in self.outcomes if o.action is action and (o.error is not None) == failed
+        )
+
+    @property
+    def failed(self) -> list[Outcome]:
+        """Outcomes that did not reach their goal."""
+        return [o for o in self.outcomes if o.error is not None]
+
+    def as_counts(self) -> dict[str, int]:
+        """The created / updated / unchanged / failed integers of the CLI contract."""
+        return {
+            "created": self.count(Action.CREATE),
+            "updated": self.count(Action.UPDATE) + self.count(Action.ADOPT),
+            "unchanged": self.count(Action.UNCHANGED),
+            "failed": len(self.failed),
+        }
+
+
+def spec_hash(spec: TicketSpec) -> str:
+    """A stable fingerprint of everything a ticket must show."""
+    return hashlib.sha256(spec.model_dump_json().encode()).hexdigest()
+
+
+def levels(specs: Sequence[TicketSpec]) -> list[list[TicketSpec]]:
+    """Specs grouped parents-first: level 0 has no parent in the plan, level n a parent in n-1."""
+    by_key = {s.key: s for s in specs}
+    depth: dict[str, int] = {}
+
+    def depth_of(spec: TicketSpec) -> int:
+        if spec.key not in depth:
+            parent = by_key.get(spec.parent_key or "")
+            depth[spec.key] = 0 if parent is None else depth_of(parent) + 1
+        return depth[spec.key]
+
+    grouped: dict[int, list[TicketSpec]] = {}
+    for spec in specs:
+        grouped.setdefault(depth_of(spec), []).append(spec)
+    return [grouped[d] for d in sorted(grouped)]
+
+
+@dataclass
+class Reconciler:
+    """Applies a plan to one target, keeping the ledger true at every step."""
+
+    target: TargetConnector
+    store: StateStore
+    change_note: ChangeNote | None = None
+
+    def apply(self, specs: Sequence[TicketSpec], *, dry_run: bool = False) -> ApplySummary:
+        """Make the target match `specs`; with dry_run, only read and report."""
+        summary = ApplySummary()
+        ledger = self.store.ledger_rows(self.target.system)
+        refs = {
+            key: TicketRef(key=row.ticket_key or "", id=row.ticket_id or "", url=row.ticket_url)
+            for key, row in ledger.items()
+            if row.state == "created"
+        }
+        for level in levels(specs):
+            self._apply_level(level, ledger, refs, summary, dry_run=dry_run)
+        return summary
+
+    def _apply_level(
+        self,
+        level: list[TicketSpec],
+        ledger: dict[str, LedgerRow],
+        refs: dict[str, TicketRef],
+        summary: ApplySummary,
+        *,
+        dry_run: bool,
+    ) -> None:
+        unknown = [s for s in level if s.key not in refs]
+        found = self.target.find([s.key for s in unknown]) if unknown else {}
+        to_create: list[TicketSpec] = []
+        for spec in unknown:
+            if spec.parent_key and spec.parent_key not in refs and not dry_run:
+                summary.outcomes.append(_outcome(spec, Action.WAIT, error="parent ticket missing"))
+            elif spec.key in found:
+                self._adopt(spec, found[spec.key], ledger, refs, summary, dry_run=dry_run)
+            else:
+                to_create.append(spec)
+        self._create(to_create, refs, summary, dry_run=dry_run)
+        for spec in level:
+            if spec.key in ledger and ledger[spec.key].state == "created" and spec.key in refs:
+                self._refresh(spec, ledger[spec.key], refs[spec.key], summary, dry_run=dry_run)
+
+    def _adopt(
+        self,
+        spec: TicketSpec,
+        ref: TicketRef,
+        ledger: dict[str, LedgerRow],
+        refs: dict[str, TicketRef],
+        summary: ApplySummary,
+        *,
+        dry_run: bool,
+    ) -> None:
+        """The ticket exists: an earlier run crashed before recording it, or the ledger was lost."""
+        refs[spec.key] = ref
+        known = ledger.get(spec.key)
+        wanted = spec_hash(spec)
+        if dry_run:
+            summary.outcomes.append(_outcome(spec, Action.ADOPT, ticket=ref.key))
+            return
+        self.store.record_intent(
+            self.target.system,
+            spec.key,
+            parent_key=spec.parent_key,
+            kind=spec.kind,
+            spec_hash=wanted,
+        )
+        made_from_this_spec = known is not None and known.spec_hash == wanted
+        try:
+            if not made_from_this_spec:
+                self.target.update(ref, spec)
+        except ConnectorError as error:
+            self._fail(spec, error, summary)
+            return
+        self.store.record_created(
+            self.target.system, spec.key, ticket_key=ref.key, ticket_id=ref.id,
+            ticket_url=ref.url, applied_hash=wanted,
+        )  # fmt: skip
+        action = Action.UNCHANGED if made_from_this_spec else Action.ADOPT
+        summary.outcomes.append(_outcome(spec, action, ticket=ref.key))
+        log.info("ticket.adopted", key=spec.key, ticket=ref.key, updated=not made_from_this_spec)
+
+    def _create(
+        self,
+        specs: list[TicketSpec],
+        refs: dict[str, TicketRef],
+        summary: ApplySummary,
+        *,
+        dry_run: bool,
+    ) -> None:
+        if not specs:
+            return
+        if dry_run:
+            summary.outcomes.extend(_outcome(s, Action.CREATE) for s in specs)
+            return
+        for spec in specs:
+            self.store.record_intent(
+                self.target.system, spec.key, parent_key=spec.parent_key, kind=spec.kind,
+                spec_hash=spec_hash(spec),
+            )  # fmt: skip
+        try:
+            results = self.target.create(specs, parents=refs)
+        except FatalError:
+            raise
+        except ConnectorError as error:
+            results = [CreateResult(spec_key=s.key, ref=None, error=str(error)) for s in specs]
+        by_key = {r.spec_key: r for r in results}
+        for spec in specs:
+            self._record_create(spec, by_key.get(spec.key), refs, summary)
+
+    def _record_create(
+        self,
+        spec: TicketSpec,
+        result: CreateResult | None,
+        refs: dict[str, TicketRef],
+        summary: ApplySummary,
+    ) -> None:
+        if result is None or result.ref is None:
+            error = (result.error if result else None) or "the target reported no result"
+            self.store.record_failure(self.target.system, spec.key, error)
+            summary.outcomes.append(_outcome(spec, Action.CREATE, error=error))
+            log.warning("ticket.create_failed", key=spec.key, error=error)
+            return
+        ref = result.ref
+        refs[spec.key] = ref
+        self.store.record_created(
+            self.target.system, spec.key, ticket_key=ref.key, ticket_id=ref.id,
+            ticket_url=ref.url, applied_hash=spec_hash(spec),
+        )  # fmt: skip
+        summary.outcomes.append(_outcome(spec, Action.CREATE, ticket=ref.key))
+        log.info("ticket.created", key=spec.key, ticket=ref.key, kind=spec.kind)
+
+    def _refresh(
+        self,
+        spec: TicketSpec,
+        row: LedgerRow,
+        ref: TicketRef,
+        summary: ApplySummary,
+        *,
+        dry_run: bool,
+    ) -> None:
+        wanted = spec_hash(spec)
+        if row.frozen or row.applied_hash == wanted:
+            summary.outcomes.append(_outcome(spec, Action.UNCHANGED, ticket=ref.key))
+            return
+        if dry_run:
+            summary.outcomes.append(_outcome(spec, Action.UPDATE, ticket=ref.key))
+            return
+        try:
+            self.target.update(ref, spec)
+            note = self.change_note(spec, row) if self.change_note else None
+            if note is not None:
+                self.target.comment(ref, note)
+        except FatalError:
+            raise
+        except ConnectorError as error:
+            self._fail(spec, error, summary, action=Action.UPDATE)
+            return
+        self.store.record_applied(self.target.system, spec.key, applied_hash=wanted)
+        summary.outcomes.append(_outcome(spec, Action.UPDATE, ticket=ref.key))
+        log.info("ticket.updated", key=spec.key, ticket=ref.key)
+
+    def _fail(
+        self,
+        spec: TicketSpec,
+        error: ConnectorError,
+        summary: ApplySummary,
+        *,
+        action: Action = Action.ADOPT,
+    ) -> None:
+        self.store.record_failure(self.target.system, spec.key, str(error))
+        summary.outcomes.append(_outcome(spec, action, error=str(error)))
+        log.warning("ticket.failed", key=spec.key, action=action.value, error=str(error))
+
+
+def _outcome(
+    spec: TicketSpec, action: Action, *, ticket: str | None = None, error: str | None = None
+) -> Outcome:
+    return Outcome(
+        key=spec.key,
+        kind=spec.kind.value,
+        title=spec.title,
+        action=action,
+        assignee=spec.assignee.email if spec.assignee else None,
+        ticket=ticket,
+        error=error,
+    )
