@@ -52,6 +52,12 @@ class ServiceNowTables(Section):
     review_tasks: str = "vtb_task"
 
 
+ServiceNowStream = Literal[
+    "service", "component", "relation", "person", "agreement", "sla_record", "csat_response",
+    "material",
+]  # fmt: skip
+
+
 class ServiceNowSettings(Section):
     """A ServiceNow instance, as a source of SLA data or a target for review tasks."""
 
@@ -65,7 +71,15 @@ class ServiceNowSettings(Section):
     concurrency: int = Field(2, ge=1)
     clock_skew_seconds: int = Field(60, ge=0)
     relation_depth: int = Field(3, ge=1)
+    relation_type: str = Field("Depends on::Used by", description="cmdb_rel_type name walked")
+    lookup_batch_size: int = Field(100, ge=1, le=500, description="sys_ids per sys_idIN lookup")
     tables: ServiceNowTables = ServiceNowTables()
+    fields: dict[ServiceNowStream, list[str]] = Field(
+        default_factory=dict, description="per stream: the field list instead of the default"
+    )
+    filters: dict[ServiceNowStream, str] = Field(
+        default_factory=dict, description="per stream: an encoded query ANDed to every read"
+    )
 
     def base_url(self) -> str | None:
         """The instance's base URL, from `url` or `instance`."""
@@ -94,6 +108,19 @@ class JiraSettings(Section):
     add_watchers: bool = False
     requests_per_second: float = Field(10.0, gt=0)
     jsm_project: str | None = None
+    done_transition: str = Field("Done", description="transition name that closes a ticket")
+    service_field: str = Field(
+        "Affected services", description="field id or name holding a JSM request's service"
+    )
+    satisfaction_field: str | None = Field(
+        None, description="CSAT field id or name; default: the site's sd-request-feedback field"
+    )
+    cloud_id: str | None = Field(None, description="Cloud site id for the JSM services listing")
+    services: dict[str, str] = Field(
+        default_factory=dict, description="JSM service id -> name, instead of the listing"
+    )
+    overlap_seconds: int = Field(120, ge=0)
+    index_lag_seconds: float = Field(2.0, ge=0)
 
 
 class CycleSettings(Section):

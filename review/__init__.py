@@ -1,4 +1,6 @@
-"""The SLM domain, pure and I/O-free: the review model, the neutral document and the RACI matrix.
+"""The SLM domain, pure and I/O-free: the review model, the neutral document, the RACI matrix
+and the review engine (cycle, attainment, CSAT, feasibility, gaps, selection, plan, pack, chart,
+report).
 
 Public surface: import from `review` only.
 """
@@ -6,12 +8,28 @@ Public surface: import from `review` only.
 from __future__ import annotations
 
 from review import document
+from review.attainment import AttainmentAccumulator, by_service, compute_attainment, status_of
+from review.chart import attainment_chart
+from review.csat import CsatAccumulator, CsatSummary
+from review.cycle import Cycle, Frequency, PeriodKind, cycle_for, months_between
 from review.document import Document
+from review.feasibility import (
+    Achievable,
+    AvailabilityRule,
+    FeasibilityRules,
+    TimeRule,
+    check_feasibility,
+    compose,
+    compose_availability,
+    duration_text,
+)
+from review.gaps import find_gaps, skipped_gaps, unfilled_role_gap, unresolved_gaps
 from review.model import (
     Agreement,
     AgreementKind,
     Attainment,
     AttainmentStatus,
+    Breach,
     Component,
     CsatResponse,
     FeasibilityFinding,
@@ -31,18 +49,57 @@ from review.model import (
     TicketKind,
     TicketSpec,
 )
+from review.pack import CHART_HEADING, SECTION_TITLES, agreement_label, build_pack, target_text
+from review.plan import (
+    SYNC_LABEL,
+    Assignment,
+    ReviewPlan,
+    activity_ticket_key,
+    assign,
+    build_plan,
+    cycle_ticket_key,
+    review_ticket_key,
+    ticket_key,
+)
 from review.raci import Activity, Letter, RaciError, RaciMatrix, Role, Scope
+from review.report import render_html, render_markdown
+from review.roles import RoleHolders, cycle_role_holders, identity, service_role_holders
+from review.selection import (
+    SELECT_LABEL_PREFIX,
+    Candidate,
+    Reason,
+    SelectionWeights,
+    rank_candidates,
+    select_label,
+    selection_document,
+    selection_from_labels,
+)
 
 __all__ = [
+    "CHART_HEADING",
+    "SECTION_TITLES",
+    "SELECT_LABEL_PREFIX",
+    "SYNC_LABEL",
+    "Achievable",
     "Activity",
     "Agreement",
     "AgreementKind",
+    "Assignment",
     "Attainment",
+    "AttainmentAccumulator",
     "AttainmentStatus",
+    "AvailabilityRule",
+    "Breach",
+    "Candidate",
     "Component",
+    "CsatAccumulator",
     "CsatResponse",
+    "CsatSummary",
+    "Cycle",
     "Document",
     "FeasibilityFinding",
+    "FeasibilityRules",
+    "Frequency",
     "Gap",
     "GapKind",
     "Letter",
@@ -50,18 +107,56 @@ __all__ = [
     "MaterialKind",
     "Metric",
     "MonthlyAttainment",
+    "PeriodKind",
     "Person",
     "RaciError",
     "RaciMatrix",
+    "Reason",
     "ReviewPack",
     "ReviewPeriod",
+    "ReviewPlan",
     "Role",
+    "RoleHolders",
     "Scope",
+    "SelectionWeights",
     "Service",
     "SkippedRecord",
     "SlaRecord",
     "SourceRef",
     "TicketKind",
     "TicketSpec",
+    "TimeRule",
+    "activity_ticket_key",
+    "agreement_label",
+    "assign",
+    "attainment_chart",
+    "build_pack",
+    "build_plan",
+    "by_service",
+    "check_feasibility",
+    "compose",
+    "compose_availability",
+    "compute_attainment",
+    "cycle_for",
+    "cycle_role_holders",
+    "cycle_ticket_key",
     "document",
+    "duration_text",
+    "find_gaps",
+    "identity",
+    "months_between",
+    "rank_candidates",
+    "render_html",
+    "render_markdown",
+    "review_ticket_key",
+    "select_label",
+    "selection_document",
+    "selection_from_labels",
+    "service_role_holders",
+    "skipped_gaps",
+    "status_of",
+    "target_text",
+    "ticket_key",
+    "unfilled_role_gap",
+    "unresolved_gaps",
 ]

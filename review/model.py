@@ -167,6 +167,19 @@ class MonthlyAttainment(Frozen):
     attainment: float | None
 
 
+class Breach(Frozen):
+    """One breached SLA record, kept among an agreement's worst for the review pack."""
+
+    record_key: str
+    agreement_key: str
+    task_ref: str
+    priority: str | None = None
+    start: datetime
+    elapsed: timedelta | None = None
+    overrun: float | None = Field(default=None, description="elapsed / window; 1.5 = 50 % late")
+    url: str | None = None
+
+
 class Attainment(Frozen):
     """Measured level of one agreement over a review period, against its target."""
 
@@ -179,6 +192,13 @@ class Attainment(Frozen):
     status: AttainmentStatus
     monthly: tuple[MonthlyAttainment, ...] = ()
     top_breaching_priorities: tuple[tuple[str, int], ...] = ()
+    worst_months: tuple[str, ...] = Field(
+        default=(), description="months below target, worst first"
+    )
+    trend: float | None = Field(
+        default=None, description="least-squares slope of monthly attainment, points per month"
+    )
+    top_breaches: tuple[Breach, ...] = ()
 
 
 class FeasibilityFinding(Frozen):
@@ -202,6 +222,7 @@ class GapKind(StrEnum):
     NO_CSAT = "no_csat"
     UNRESOLVED_PERSON = "unresolved_person"
     SKIPPED_RECORDS = "skipped_records"
+    UNKNOWN_SELECTION = "unknown_selection"
 
 
 class Gap(Frozen):
@@ -224,6 +245,8 @@ class ReviewPack(Frozen):
     materials: tuple[Material, ...] = ()
     csat_average: float | None = None
     csat_responses: int = 0
+    breaches: tuple[Breach, ...] = ()
+    chart_name: str | None = Field(default=None, description="file name of the attainment chart")
     body: Document
 
 

@@ -38,7 +38,7 @@ def test_stdlib_library_logs_are_json_and_redacted() -> None:
     logging.getLogger("urllib3.connectionpool").warning(
         "send: headers={'Authorization': 'Basic dXNlcjpwYXNzd29yZA=='}"
     )
-    logging.getLogger("jira").warning("token is %s", TOKEN)
+    logging.getLogger("pysnow").warning("token is %s", TOKEN)
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert len(lines) == 2
     assert "dXNlcjpwYXNzd29yZA" not in out.getvalue()

@@ -1,0 +1,110 @@
+"""The neutral review document as Atlassian Document Format (Jira Cloud, REST v3).
+
+Headings, paragraphs, bullet lists and tables map to their ADF nodes; mentions become ADF
+mention nodes by accountId (which notify the person) when the person was found in Jira, and
+plain "@Name" text otherwise; status lozenges become ADF status nodes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+from review import Document
+from review.document import (
+    BulletList,
+    Heading,
+    Inline,
+    Link,
+    Mention,
+    Paragraph,
+    Status,
+    Table,
+    Text,
+)
+
+AdfNode = dict[str, Any]
+MentionResolver = Callable[[Mention], str | None]
+
+
+def to_adf(document: Document, resolve: MentionResolver) -> AdfNode:
+    """The ADF `doc` for `document`; `resolve` gives a mentioned person's accountId or None."""
+    renderer = _AdfRenderer(resolve)
+    return {"type": "doc", "version": 1, "content": [renderer.block(b) for b in document.blocks]}
+
+
+class _AdfRenderer:
+    def __init__(self, resolve: MentionResolver) -> None:
+        self.resolve = resolve
+
+    def block(self, block: Heading | Paragraph | BulletList | Table) -> AdfNode:
+        if isinstance(block, Heading):
+            return {
+                "type": "heading",
+                "attrs": {"level": block.level},
+                "content": self.inlines(block.content),
+            }
+        if isinstance(block, Paragraph):
+            return self.paragraph(block.content)
+        if isinstance(block, BulletList):
+            items = [{"type": "listItem", "content": [self.paragraph(i)]} for i in block.items]
+            return {"type": "bulletList", "content": items}
+        return self.table(block)
+
+    def paragraph(self, content: tuple[Inline, ...]) -> AdfNode:
+        return {"type": "paragraph", "content": self.inlines(content)}
+
+    def table(self, table: Table) -> AdfNode:
+        header = [
+            self.cell("tableHeader", (Text(text=name, strong=True),)) for name in table.header
+        ]
+        rows = [{"type": "tableRow", "content": header}]
+        for row in table.rows:
+            rows.append({"type": "tableRow", "content": [self.cell("tableCell", c) for c in row]})
+        return {"type": "table", "attrs": {"isNumberColumnEnabled": False}, "content": rows}
+
+    def cell(self, kind: str, content: tuple[Inline, ...]) -> AdfNode:
+        return {"type": kind, "attrs": {}, "content": [self.paragraph(content)]}
+
+    def inlines(self, content: tuple[Inline, ...]) -> list[AdfNode]:
+        return [node for inline in content for node in self.inline(inline)]
+
+    def inline(self, node: Inline) -> list[AdfNode]:
+        if isinstance(node, Text):
+            marks = [{"type": "strong"}] if node.strong else []
+            return _text(node.text, marks)
+        if isinstance(node, Link):
+            return _text(node.text or node.url, [{"type": "link", "attrs": {"href": node.url}}])
+        if isinstance(node, Mention):
+            account_id = self.resolve(node)
+            if account_id is None:
+                return _text(f"@{node.name}", [])
+            return [{"type": "mention", "attrs": {"id": account_id, "text": f"@{node.name}"}}]
+        return [_status(node)]
+
+
+def _text(value: str, marks: list[AdfNode]) -> list[AdfNode]:
+    """A text node, or nothing: ADF refuses empty text nodes."""
+    if not value:
+        return []
+    node: AdfNode = {"type": "text", "text": value}
+    if marks:
+        node["marks"] = marks
+    return [node]
+
+
+_STATUS_COLORS = {"green": "green", "yellow": "yellow", "red": "red", "neutral": "neutral"}
+
+
+def _status(node: Status) -> AdfNode:
+    # A stable localId keeps the rendered body identical across runs (no spurious updates).
+    local_id = hashlib.sha256(f"{node.text}:{node.color}".encode()).hexdigest()[:32]
+    return {
+        "type": "status",
+        "attrs": {
+            "text": node.text.upper(),
+            "color": _STATUS_COLORS[node.color.value],
+            "localId": local_id,
+        },
+    }

@@ -1,0 +1,350 @@
+"""The Jira client: the `jira` library behind a small Protocol, with our retries and pacing.
+
+The library's own retries are off (`max_retries=0`) and its session always has timeouts; every
+call takes a pacing token, runs under the shared `RetryPolicy`, and has its failures turned
+into our error hierarchy with the permission a 401/403 most likely lacks and, for a 400, the
+field and the config key that set it. A 429 whose `RateLimit-Reason` names a quota pauses all
+Jira calls until the reset time. Where the library has no method (search/jql with a POST body,
+reconcileIssues, the JSM services listing) we call through its session.
+
+Writes that are not idempotent (create, comment, attachment) are retried only on 429 (the tool
+did not process the request); other transient failures reach the caller, who looks the ticket
+up before creating it again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol, TypeVar
+
+import jira
+import requests
+from jira.exceptions import JIRAError
+
+from config import HttpSettings, JiraSettings
+from connectors.errors import (
+    ConnectorError,
+    FatalError,
+    RateLimited,
+    RequestRejected,
+    TransientError,
+)
+from connectors.http import monotonic_deadline, raise_for_response, timeouts, transport_error
+from connectors.pacing import Pacer
+from connectors.retry import RetryPolicy
+
+SYSTEM = "jira"
+T = TypeVar("T")
+QUOTA_REASONS = ("quota",)
+
+
+class Permission(StrEnum):
+    """Jira project permissions, named as an admin sees them in the permission scheme."""
+
+    BROWSE = "Browse projects"
+    CREATE = "Create issues"
+    EDIT = "Edit issues"
+    ASSIGN = "Assign issues"
+    WATCHERS = "Manage watchers"
+    COMMENT = "Add comments"
+    ATTACH = "Create attachments"
+    TRANSITION = "Transition issues"
+    USERS = "Browse users and groups (global)"
+
+
+# Which config key sets a field we write, so a 400 names what the admin should fix.
+FIELD_CONFIG_KEYS: Mapping[str, str] = {
+    "project": "jira.project",
+    "issuetype": "jira.issue_type / jira.subtask_type",
+    "assignee": "review.people (or jira.fallback_assignee)",
+    "parent": "jira.subtask_type",
+    "labels": "the ticket key (review plan)",
+}
+
+
+class Deployment(StrEnum):
+    """Cloud (REST v3, ADF, accountId) or Data Center (REST v2, wiki markup, user names)."""
+
+    CLOUD = "cloud"
+    DATACENTER = "datacenter"
+
+    @property
+    def api_version(self) -> str:
+        return "3" if self is Deployment.CLOUD else "2"
+
+
+@dataclass(frozen=True)
+class BulkOutcome:
+    """One element of a bulk create: the issue created, or the field errors that refused it."""
+
+    key: str | None
+    id: str | None
+    errors: Mapping[str, str] = field(default_factory=dict)
+    status: int | None = None
+
+
+class JiraApi(Protocol):
+    """What the connector needs from Jira; `JiraClient` implements it on the `jira` library."""
+
+    deployment: Deployment
+    base_url: str
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        permission: Permission,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        idempotent: bool = True,
+    ) -> Any:
+        """One REST call; `path` is relative to /rest/api/<version>/ unless it starts with '/'."""
+        ...
+
+    def bulk_create(self, updates: list[dict[str, Any]]) -> list[BulkOutcome]:
+        """Create up to 50 issues in one call; one outcome per element, in order."""
+        ...
+
+    def attach(self, issue: str, filename: str, content: bytes, content_type: str) -> None:
+        """Attach a file to an issue (multipart, X-Atlassian-Token: no-check)."""
+        ...
+
+
+class _NotRetried(Exception):
+    """Carries a transient error of a non-idempotent write past the retry policy."""
+
+    def __init__(self, error: ConnectorError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class JiraClient:
+    """`JiraApi` on the `jira` library: auth, TLS, timeouts, pacing, retries, error wording."""
+
+    def __init__(
+        self,
+        library: jira.JIRA,
+        deployment: Deployment,
+        policy: RetryPolicy,
+        pacer: Pacer,
+    ) -> None:
+        self.library = library
+        self.deployment = deployment
+        self.policy = policy
+        self.pacer = pacer
+        self.base_url = library.server_url
+        library._options["rest_api_version"] = deployment.api_version
+        library.deploymentType = "Cloud" if deployment is Deployment.CLOUD else "Server"
+
+    @classmethod
+    def connect(
+        cls,
+        settings: JiraSettings,
+        http: HttpSettings,
+        policy: RetryPolicy | None = None,
+        pacer: Pacer | None = None,
+    ) -> JiraClient:
+        """Build the library client from settings; ask serverInfo for the deployment if `auto`."""
+        if not settings.url:
+            raise FatalError(
+                "jira.url is not set", system=SYSTEM, hint="set jira.url to your site's base URL"
+            )
+        policy = policy or RetryPolicy(
+            max_attempts=http.max_attempts, max_seconds=http.max_retry_seconds
+        )
+        pacer = pacer or Pacer(rate=settings.requests_per_second, burst=5)
+        library = jira.JIRA(
+            server=settings.url,
+            options={"verify": str(http.ca_bundle) if http.ca_bundle else http.verify_tls},
+            get_server_info=False,
+            max_retries=0,
+            timeout=timeouts(http),
+            logging=False,
+            **_auth(settings),
+        )
+        library._session.headers["User-Agent"] = "slm-sync"
+        if settings.deployment != "auto":
+            return cls(library, Deployment(settings.deployment), policy, pacer)
+        probe = cls(library, Deployment.DATACENTER, policy, pacer)
+        info = probe.call("GET", "serverInfo", what="serverInfo", permission=Permission.BROWSE)
+        cloud = str((info or {}).get("deploymentType", "")).lower() == "cloud"
+        return cls(library, Deployment.CLOUD if cloud else Deployment.DATACENTER, policy, pacer)
+
+    @property
+    def cloud(self) -> bool:
+        return self.deployment is Deployment.CLOUD
+
+    def url(self, path: str) -> str:
+        """Absolute URL: REST API paths are relative, other paths ('/jsm/...') site-absolute."""
+        if path.startswith("/"):
+            return self.base_url + path
+        return str(self.library._get_url(path))
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        permission: Permission,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        idempotent: bool = True,
+    ) -> Any:
+        url = self.url(path)
+        data = None if body is None else json.dumps(body)
+
+        def send() -> requests.Response:
+            return self.library._session.request(method, url, params=params, data=data)
+
+        response = self._run(send, what=what, permission=permission, idempotent=idempotent)
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError as error:
+            raise TransientError(
+                f"jira answered {what} with a body that is not JSON", system=SYSTEM
+            ) from error
+
+    def bulk_create(self, updates: list[dict[str, Any]]) -> list[BulkOutcome]:
+        if len(updates) > 50:
+            raise ValueError("Jira bulk create takes at most 50 issues per call")
+        fields = [update["fields"] for update in updates]
+
+        def send() -> list[dict[str, Any]]:
+            try:
+                return list(self.library.create_issues(fields, prefetch=False))
+            except KeyError as error:  # a 400 for the whole request, not per element
+                raise RequestRejected(
+                    "jira refused the bulk create request as a whole", system=SYSTEM
+                ) from error
+
+        results = self._run(
+            send, what="bulk create", permission=Permission.CREATE, idempotent=False
+        )
+        return [_outcome(result) for result in results]
+
+    def attach(self, issue: str, filename: str, content: bytes, content_type: str) -> None:
+        url = self.url(f"issue/{issue}/attachments")
+        # Content-Type None lets requests write the multipart boundary instead of the
+        # session's JSON default; Jira refuses attachments without the XSRF opt-out header.
+        headers = {"X-Atlassian-Token": "no-check", "Content-Type": None}
+
+        def send() -> requests.Response:
+            return self.library._session.request(
+                "POST", url, files={"file": (filename, content, content_type)}, headers=headers
+            )
+
+        self._run(
+            send, what=f"attachment on {issue}", permission=Permission.ATTACH, idempotent=False
+        )
+
+    # ---- one call under pacing, retries and error translation -------------------------------
+    def _run(
+        self, send: Callable[[], T], *, what: str, permission: Permission, idempotent: bool
+    ) -> T:
+        def attempt() -> T:
+            self.pacer.acquire()
+            try:
+                return self._translated(send, what, permission)
+            except TransientError as error:
+                if idempotent or isinstance(error, RateLimited):
+                    raise
+                raise _NotRetried(error) from error
+
+        try:
+            return self.policy.call(attempt, system=SYSTEM, what=what)
+        except _NotRetried as wrapper:
+            raise wrapper.error from None
+
+    def _translated(self, send: Callable[[], T], what: str, permission: Permission) -> T:
+        try:
+            return send()
+        except JIRAError as error:
+            if error.response is None:
+                raise ConnectorError(f"jira: {error.text} for {what}", system=SYSTEM) from None
+            raise self._error(error.response, what, permission) from None
+        except requests.RequestException as error:
+            raise transport_error(error, system=SYSTEM, what=what) from None
+
+    def _error(
+        self, response: requests.Response, what: str, permission: Permission
+    ) -> ConnectorError:
+        try:
+            raise_for_response(
+                response,
+                system=SYSTEM,
+                what=what,
+                auth_hint=_auth_hint(permission, response.status_code),
+                quota_reasons=QUOTA_REASONS,
+            )
+        except RateLimited as limited:
+            if limited.quota and limited.retry_after:
+                self.pacer.pause_until(
+                    monotonic_deadline(limited.retry_after), reason="quota", system=SYSTEM
+                )
+            return limited
+        except RequestRejected as rejected:
+            return _rejected(rejected, response)
+        except ConnectorError as error:
+            return error
+        return ConnectorError(f"jira answered {response.status_code} for {what}", system=SYSTEM)
+
+
+def _auth(settings: JiraSettings) -> dict[str, Any]:
+    """Library auth arguments: Cloud email + API token; Data Center PAT or basic auth."""
+    if settings.email and settings.api_token:
+        return {"basic_auth": (settings.email, settings.api_token.get_secret_value())}
+    if settings.personal_access_token:
+        return {"token_auth": settings.personal_access_token.get_secret_value()}
+    if settings.username and settings.password:
+        return {"basic_auth": (settings.username, settings.password.get_secret_value())}
+    raise FatalError(
+        "no Jira credentials configured",
+        system=SYSTEM,
+        hint="Cloud: jira.email + SLM_SYNC_JIRA__API_TOKEN; Data Center: "
+        "SLM_SYNC_JIRA__PERSONAL_ACCESS_TOKEN or jira.username + SLM_SYNC_JIRA__PASSWORD",
+    )
+
+
+def _auth_hint(permission: Permission, status: int) -> str:
+    if status == 401:
+        return "check the Jira credentials (Cloud: email + API token; DC: token or password)"
+    return f"grant the slm-sync account the '{permission.value}' permission in the project"
+
+
+def _rejected(rejected: RequestRejected, response: requests.Response) -> RequestRejected:
+    """A 400 naming each refused field and the config key that set it."""
+    try:
+        body = response.json()
+    except ValueError:
+        return rejected
+    errors = body.get("errors") if isinstance(body, dict) else None
+    messages = body.get("errorMessages") if isinstance(body, dict) else None
+    field_errors = {str(k): str(v) for k, v in (errors or {}).items()}
+    parts = [f"{name}: {text}" for name, text in field_errors.items()]
+    parts += [str(m) for m in messages or []]
+    keys = [FIELD_CONFIG_KEYS.get(name, "") for name in field_errors]
+    hint = ", ".join(k for k in keys if k) or rejected.hint
+    summary = str(rejected.args[0]).split(":", 1)[0]
+    return RequestRejected(
+        f"{summary}: {'; '.join(parts) or response.text[:300]}",
+        system=SYSTEM,
+        status=rejected.status,
+        field_errors=field_errors,
+        hint=f"check {hint}" if hint else None,
+    )
+
+
+def _outcome(result: Mapping[str, Any]) -> BulkOutcome:
+    issue = result.get("issue")
+    if issue is None:
+        errors = result.get("error") or {}
+        return BulkOutcome(None, None, {str(k): str(v) for k, v in dict(errors).items()}, 400)
+    return BulkOutcome(str(issue.key), str(issue.id))

@@ -1,0 +1,142 @@
+"""JSM requests as raw records: SLA cycles, agreements (SLA field + goal) and CSAT.
+
+Pure functions over one request's JSON as search returns it (fields asked for explicitly); the
+shapes are the ones `config/mappings/jira.yaml` maps (see the lead's interface notes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+SLA_FIELD_TYPE = "com.atlassian.servicedesk:sd-sla-field"
+FEEDBACK_FIELD_TYPE = "com.atlassian.servicedesk:sd-request-feedback"
+
+
+@dataclass(frozen=True)
+class JsmFields:
+    """Field ids of the site: SLA fields (id -> name), the service field, the CSAT field."""
+
+    sla: Mapping[str, str]
+    service: str | None
+    satisfaction: str | None
+
+    @classmethod
+    def discover(
+        cls, fields: list[dict[str, Any]], service: str, satisfaction: str | None
+    ) -> JsmFields:
+        sla = {
+            str(f["id"]): str(f.get("name", f["id"]))
+            for f in fields
+            if (f.get("schema") or {}).get("custom") == SLA_FIELD_TYPE
+        }
+        feedback = next(
+            (f for f in fields if (f.get("schema") or {}).get("custom") == FEEDBACK_FIELD_TYPE),
+            None,
+        )
+        csat = _field_id(fields, satisfaction) if satisfaction else None
+        if csat is None and feedback is not None:
+            csat = str(feedback["id"])
+        return cls(sla, _field_id(fields, service), csat)
+
+    def search_fields(self) -> list[str]:
+        extra = [f for f in (self.service, self.satisfaction) if f]
+        return [*self.sla, *extra, "priority", "updated"]
+
+
+def _field_id(fields: list[dict[str, Any]], wanted: str) -> str | None:
+    for field in fields:
+        if wanted in {field.get("id"), field.get("name"), field.get("key")}:
+            return str(field["id"])
+    return None
+
+
+def service_of(issue: Mapping[str, Any], jsm: JsmFields) -> tuple[str, str]:
+    """(id, name) of the request's first affected service, or ("", "")."""
+    value = issue["fields"].get(jsm.service) if jsm.service else None
+    first = value[0] if isinstance(value, list) and value else value
+    if isinstance(first, dict):
+        return str(first.get("id", "")), str(first.get("name") or first.get("value") or "")
+    return (str(first), "") if first else ("", "")
+
+
+def metric_of(field_name: str) -> str:
+    """JSM names its SLAs; "first response" ones measure response, the rest resolution."""
+    return "response" if "first response" in field_name.lower() else "resolution"
+
+
+def _moment(value: Any) -> Any:
+    """A JSM date object as Jira's timestamp string (or epoch ms when that is all there is)."""
+    if isinstance(value, dict):
+        return value.get("jira") or value.get("iso8601") or value.get("epochMillis")
+    return value
+
+
+def _millis(value: Any) -> int | None:
+    if isinstance(value, dict) and value.get("millis") is not None:
+        return int(value["millis"])
+    return None
+
+
+def sla_cycles(issue: Mapping[str, Any], jsm: JsmFields) -> Iterator[dict[str, Any]]:
+    """One raw sla_record per completed and ongoing cycle of each SLA field of the request."""
+    key = str(issue["key"])
+    fields = issue["fields"]
+    service_id, _ = service_of(issue, jsm)
+    priority = (fields.get("priority") or {}).get("name")
+    for field_id in jsm.sla:
+        value = fields.get(field_id)
+        if not isinstance(value, dict):
+            continue
+        cycles = [("completed", c) for c in value.get("completedCycles") or []]
+        if isinstance(value.get("ongoingCycle"), dict):
+            cycles.append(("ongoing", value["ongoingCycle"]))
+        for number, (kind, cycle) in enumerate(cycles):
+            yield {
+                "key": f"{key}:{field_id}:{number}",
+                "issue_key": key,
+                "field_id": field_id,
+                "cycle": kind,
+                "goal_ms": _millis(cycle.get("goalDuration")),
+                "elapsed_ms": _millis(cycle.get("elapsedTime")),
+                "breached": bool(cycle.get("breached")),
+                "start": _moment(cycle.get("startTime")),
+                "stop": _moment(cycle.get("stopTime")),
+                "priority": priority,
+                "service_id": service_id,
+                "updated": fields.get("updated"),
+            }
+
+
+def agreements(issue: Mapping[str, Any], jsm: JsmFields) -> Iterator[dict[str, Any]]:
+    """One raw agreement per (SLA field, goal) the request's cycles were measured against."""
+    for cycle in sla_cycles(issue, jsm):
+        goal = cycle["goal_ms"]
+        if goal is None:
+            continue
+        name = jsm.sla[cycle["field_id"]]
+        yield {
+            "key": f"{cycle['field_id']}:{goal}",
+            "name": f"{name} {goal / 3_600_000:g}h",
+            "field_id": cycle["field_id"],
+            "field_name": name,
+            "goal_ms": goal,
+            "metric": metric_of(name),
+        }
+
+
+def csat(issue: Mapping[str, Any], jsm: JsmFields) -> dict[str, Any] | None:
+    """The request's satisfaction rating as a raw csat_response, or None if unrated."""
+    value = issue["fields"].get(jsm.satisfaction) if jsm.satisfaction else None
+    rating = value.get("rating") if isinstance(value, dict) else None
+    if rating is None:
+        return None
+    key = str(issue["key"])
+    return {
+        "key": key,
+        "issue_key": key,
+        "rating": int(rating),
+        "service_id": service_of(issue, jsm)[0],
+        "updated": issue["fields"].get("updated"),
+    }

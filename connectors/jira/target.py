@@ -1,0 +1,331 @@
+"""Jira as the target of review tickets: find by key label, create in bulk, update, comment.
+
+Create order is parents first, then sub-tasks, each level in bulk calls of at most 50. A bulk
+call that fails in transit, and an element that fails without a field error, is followed by a
+lookup of the key labels before anything is created again, so a ticket is never created twice.
+Lookups know about the search index lag: tickets this process created are remembered (and, on
+Cloud, read through the lag with `reconcileIssues`); keys still missing are looked up once more
+after `jira.index_lag_seconds`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import structlog
+
+from config import Settings
+from connectors.base import CreateResult, TicketRef, TicketState
+from connectors.errors import RequestRejected, TransientError
+from connectors.jira.client import FIELD_CONFIG_KEYS, JiraApi, JiraClient, Permission
+from connectors.jira.jql import keys_in, labels_in
+from connectors.jira.people import PeopleDirectory
+from connectors.jira.search import search
+from connectors.jira.tickets import IssueTypes, TicketFields
+from review import Document, TicketSpec
+
+log = structlog.get_logger("slm_sync.jira.target")
+BULK_LIMIT = 50
+LOOKUP_CHUNK = 50
+CREATE_ATTEMPTS = 3
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    return (items[start : start + size] for start in range(0, len(items), size))
+
+
+class JiraTarget:
+    """`TargetConnector` for Jira Cloud and Data Center."""
+
+    system = "jira"
+
+    def __init__(
+        self,
+        api: JiraApi,
+        settings: Settings,
+        people: PeopleDirectory | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.api = api
+        self.settings = settings.jira
+        self.people = people or PeopleDirectory.from_settings(api, settings)
+        self.sleep = sleep
+        self._fields: TicketFields | None = None
+        self._known: dict[str, TicketRef] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> JiraTarget:
+        """Connect to the configured site (deployment detected unless configured)."""
+        return cls(JiraClient.connect(settings.jira, settings.http), settings)
+
+    @property
+    def unresolved_people(self) -> tuple[str, ...]:
+        """Emails of people Jira could not match (for the sync layer to list as gaps)."""
+        return self.people.unresolved
+
+    @property
+    def fields(self) -> TicketFields:
+        if self._fields is None:
+            types = IssueTypes.discover(self.api, self.settings)
+            self._fields = TicketFields(self.api, self.settings, self.people, types)
+        return self._fields
+
+    def ref(self, key: str, issue_id: str) -> TicketRef:
+        return TicketRef(key=key, id=issue_id, url=f"{self.api.base_url}/browse/{key}")
+
+    # ---- find ------------------------------------------------------------------------------
+    def find(self, keys: Sequence[str]) -> dict[str, TicketRef]:
+        found = {key: self._known[key] for key in keys if key in self._known}
+        missing = [key for key in dict.fromkeys(keys) if key not in found]
+        found.update(self._lookup(missing))
+        missing = [key for key in missing if key not in found]
+        if missing and self.settings.index_lag_seconds > 0:
+            self.sleep(self.settings.index_lag_seconds)  # a write may not be searchable yet
+            found.update(self._lookup(missing))
+        self._known.update(found)
+        return found
+
+    def _lookup(self, keys: Sequence[str]) -> dict[str, TicketRef]:
+        found: dict[str, tuple[int, TicketRef]] = {}
+        reconcile = [int(ref.id) for ref in self._known.values() if ref.id.isdigit()][-50:]
+        for chunk in _chunks(list(keys), LOOKUP_CHUNK):
+            wanted = set(chunk)
+            jql = labels_in(self.settings.project, chunk)
+            for page in search(self.api, jql, ["labels"], reconcile=reconcile, what="key lookup"):
+                for issue in page:
+                    for label in wanted.intersection(issue["fields"].get("labels") or []):
+                        self._keep_oldest(found, label, issue)
+        return {key: ref for key, (_, ref) in found.items()}
+
+    def _keep_oldest(
+        self, found: dict[str, tuple[int, TicketRef]], key: str, issue: Mapping[str, Any]
+    ) -> None:
+        number = int(issue["id"])
+        if key in found and found[key][0] != number:
+            log.warning("jira.duplicate_key", key=key, issues=[found[key][1].key, issue["key"]])
+        if key not in found or number < found[key][0]:
+            found[key] = (number, self.ref(str(issue["key"]), str(issue["id"])))
+
+    # ---- create ----------------------------------------------------------------------------
+    def create(
+        self, specs: Sequence[TicketSpec], parents: Mapping[str, TicketRef]
+    ) -> list[CreateResult]:
+        batch = {spec.key for spec in specs}
+        top = [s for s in specs if s.parent_key is None or s.parent_key not in batch]
+        results = self._create_level(top, parents)
+        known = {**parents, **{r.spec_key: r.ref for r in results.values() if r.ref}}
+        children = [s for s in specs if s.parent_key is not None and s.parent_key in batch]
+        results.update(self._create_level(children, known))
+        return [results[spec.key] for spec in specs]
+
+    def _create_level(
+        self, specs: Sequence[TicketSpec], parents: Mapping[str, TicketRef]
+    ) -> dict[str, CreateResult]:
+        results: dict[str, CreateResult] = {}
+        ready: list[TicketSpec] = []
+        for spec in specs:
+            if spec.parent_key is not None and spec.parent_key not in parents:
+                error = f"parent ticket {spec.parent_key} does not exist (not created)"
+                results[spec.key] = CreateResult(spec.key, None, error)
+            else:
+                ready.append(spec)
+        for chunk in _chunks(ready, BULK_LIMIT):
+            results.update(self._create_chunk(chunk, parents))
+        return results
+
+    def _create_chunk(
+        self, chunk: Sequence[TicketSpec], parents: Mapping[str, TicketRef]
+    ) -> dict[str, CreateResult]:
+        results: dict[str, CreateResult] = {}
+        pending = list(chunk)
+        for attempt in range(CREATE_ATTEMPTS):
+            if attempt:  # whatever failed in transit may exist after all: look before creating
+                existing = self.find([spec.key for spec in pending])
+                results.update({k: CreateResult(k, ref) for k, ref in existing.items()})
+                pending = [spec for spec in pending if spec.key not in existing]
+            if not pending:
+                break
+            pending = self._bulk(pending, parents, results, last=attempt == CREATE_ATTEMPTS - 1)
+        return results
+
+    def _bulk(
+        self,
+        pending: list[TicketSpec],
+        parents: Mapping[str, TicketRef],
+        results: dict[str, CreateResult],
+        *,
+        last: bool,
+    ) -> list[TicketSpec]:
+        """One bulk call; returns the specs worth another attempt."""
+        updates = [self.fields.create(s, parents.get(s.parent_key or "")) for s in pending]
+        try:
+            outcomes = self.api.bulk_create(updates)
+        except TransientError as error:
+            if last:
+                results.update({s.key: CreateResult(s.key, None, str(error)) for s in pending})
+            return pending
+        except RequestRejected as error:
+            results.update({s.key: CreateResult(s.key, None, str(error)) for s in pending})
+            return []
+        retry: list[TicketSpec] = []
+        for spec, outcome in zip(pending, outcomes, strict=True):
+            if outcome.key and outcome.id:
+                ref = self.ref(outcome.key, outcome.id)
+                self._known[spec.key] = ref
+                results[spec.key] = CreateResult(spec.key, ref)
+                self._after_create(ref, spec)
+                log.info("ticket.created", key=spec.key, issue=outcome.key)
+            elif outcome.errors or last:
+                results[spec.key] = CreateResult(
+                    spec.key, None, _element_error(spec, outcome.errors)
+                )
+            else:
+                retry.append(spec)
+        return retry
+
+    def _after_create(self, ref: TicketRef, spec: TicketSpec) -> None:
+        if not self.settings.add_watchers:
+            return
+        for identity in self.fields.watchers(spec):
+            try:
+                self.api.call(
+                    "POST",
+                    f"issue/{ref.key}/watchers",
+                    what=f"watcher on {ref.key}",
+                    permission=Permission.WATCHERS,
+                    body=identity,
+                )
+            except RequestRejected as error:
+                log.warning("jira.watcher_failed", issue=ref.key, error=str(error))
+
+    # ---- update, comment, attach, transition -----------------------------------------------
+    def update(self, ref: TicketRef, spec: TicketSpec) -> None:
+        desired = self.fields.editable(spec)
+        current = self.api.call(
+            "GET",
+            f"issue/{ref.key}",
+            what=f"issue {ref.key}",
+            permission=Permission.BROWSE,
+            params={"fields": ",".join([*desired, "labels"])},
+        )["fields"]
+        changed = {
+            name: value for name, value in desired.items() if not _same(current.get(name), value)
+        }
+        present = set(current.get("labels") or [])
+        wanted = self.fields.create(spec, None)["fields"]["labels"]
+        added = [{"add": label} for label in wanted if label not in present]
+        if not changed and not added:
+            return
+        body: dict[str, Any] = {"fields": changed}
+        if added:
+            body["update"] = {"labels": added}
+        permission = Permission.ASSIGN if set(changed) == {"assignee"} else Permission.EDIT
+        self.api.call(
+            "PUT", f"issue/{ref.key}", what=f"issue {ref.key}", permission=permission, body=body
+        )
+        log.info("ticket.updated", issue=ref.key, fields=sorted(changed), labels=len(added))
+
+    def comment(self, ref: TicketRef, body: Document) -> None:
+        self.api.call(
+            "POST",
+            f"issue/{ref.key}/comment",
+            what=f"comment on {ref.key}",
+            permission=Permission.COMMENT,
+            body={"body": self.fields.render(body)},
+            idempotent=False,
+        )
+
+    def attach(self, ref: TicketRef, filename: str, content: bytes, content_type: str) -> None:
+        self.api.attach(ref.key, filename, content, content_type)
+
+    def transition(self, ref: TicketRef, name: str) -> bool:
+        """Move the ticket by transition (or target status) name; False if none matches."""
+        listed = self.api.call(
+            "GET",
+            f"issue/{ref.key}/transitions",
+            what=f"transitions of {ref.key}",
+            permission=Permission.TRANSITION,
+        )
+        for transition in (listed or {}).get("transitions") or []:
+            names = {
+                str(transition.get("name", "")).lower(),
+                str((transition.get("to") or {}).get("name", "")).lower(),
+            }
+            if name.lower() in names:
+                self.api.call(
+                    "POST",
+                    f"issue/{ref.key}/transitions",
+                    what=f"transition of {ref.key}",
+                    permission=Permission.TRANSITION,
+                    body={"transition": {"id": transition["id"]}},
+                )
+                return True
+        return False
+
+    def close(self, ref: TicketRef) -> bool:
+        """Apply the configured done transition (`jira.done_transition`)."""
+        return self.transition(ref, self.settings.done_transition)
+
+    # ---- state -----------------------------------------------------------------------------
+    def state(self, refs: Sequence[TicketRef]) -> dict[str, TicketState]:
+        states: dict[str, TicketState] = {}
+        by_key = {ref.key: ref for ref in refs}
+        for chunk in _chunks(list(by_key), 100):
+            try:
+                issues = [
+                    i
+                    for page in search(self.api, keys_in(chunk), ["status", "labels"])
+                    for i in page
+                ]
+            except RequestRejected:  # a deleted key fails the whole query: read one by one
+                issues = [i for i in (self._issue(key) for key in chunk) if i is not None]
+            for issue in issues:
+                ref = by_key.get(str(issue["key"]))
+                if ref is not None:
+                    states[ref.key] = _state(ref, issue["fields"])
+        return states
+
+    def _issue(self, key: str) -> dict[str, Any] | None:
+        try:
+            return dict(
+                self.api.call(
+                    "GET",
+                    f"issue/{key}",
+                    what=f"issue {key}",
+                    permission=Permission.BROWSE,
+                    params={"fields": "status,labels"},
+                )
+            )
+        except RequestRejected:
+            return None
+
+
+def _state(ref: TicketRef, fields: Mapping[str, Any]) -> TicketState:
+    status = fields.get("status") or {}
+    category = (status.get("statusCategory") or {}).get("key", "")
+    return TicketState(
+        ref=ref,
+        status=str(status.get("name", "")),
+        done=category == "done",
+        labels=tuple(fields.get("labels") or ()),
+        fields={"status_category": category},
+    )
+
+
+def _same(current: Any, desired: Any) -> bool:
+    """Whether a field already holds the desired value (users compared by identity)."""
+    if isinstance(desired, dict) and set(desired) <= {"accountId", "name"}:
+        return isinstance(current, dict) and all(current.get(k) == v for k, v in desired.items())
+    return bool(current == desired) or (current in (None, "", []) and desired in (None, "", []))
+
+
+def _element_error(spec: TicketSpec, errors: Mapping[str, str]) -> str:
+    if not errors:
+        return f"jira refused to create {spec.key}"
+    parts = [
+        f"{name}: {text} (set by {FIELD_CONFIG_KEYS.get(name, 'the review plan')})"
+        for name, text in errors.items()
+    ]
+    return f"jira refused to create {spec.key}: " + "; ".join(parts)

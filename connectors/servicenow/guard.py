@@ -1,0 +1,82 @@
+"""Every ServiceNow request goes through `Guard`: pacing, a concurrency cap, the shared retry
+policy, and slowing down when the instance's rate-limit headers say the quota is nearly used."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from connectors.errors import ConnectorError, RateLimited, TransientError
+from connectors.http import monotonic_deadline, retry_after_seconds
+from connectors.pacing import Pacer
+from connectors.retry import RetryPolicy
+from connectors.servicenow.client import SYSTEM, TableResult, log, rate_limit_headers
+
+T = TypeVar("T")
+# Below this many requests left in the window, wait for the window's reset before going on.
+LOW_REMAINING = 2
+
+
+@dataclass
+class Guard:
+    """Runs calls paced, at most `concurrency` at a time, retried under `retry`."""
+
+    pacer: Pacer
+    retry: RetryPolicy
+    concurrency: int = 2
+    requests_made: int = 0
+    _slots: threading.BoundedSemaphore = field(init=False)
+    _count_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self._slots = threading.BoundedSemaphore(self.concurrency)
+
+    def call(
+        self, send: Callable[[], TableResult], *, what: str, repeatable: bool = True
+    ) -> TableResult:
+        """One logical request: paced, capped, retried; watches the rate-limit headers.
+
+        A request that is not `repeatable` (an insert, a work note, an upload) is retried only
+        after a 429, which the instance answers before doing anything: after a 502 or a
+        timeout it may have been done, so the error goes to the caller, who looks it up first.
+        """
+        return self.retry.call(lambda: self._attempt(send, repeatable), system=SYSTEM, what=what)
+
+    def _attempt(self, send: Callable[[], TableResult], repeatable: bool) -> TableResult:
+        self.pacer.acquire()
+        with self._slots:
+            with self._count_lock:
+                self.requests_made += 1
+            try:
+                result = send()
+            except RateLimited as error:
+                if error.retry_after:
+                    # Hold every request to this instance, not only the one that got the 429.
+                    self.pacer.pause_until(
+                        monotonic_deadline(error.retry_after), reason="429", system=SYSTEM
+                    )
+                raise
+            except TransientError as error:
+                if repeatable:
+                    raise
+                raise ConnectorError(
+                    f"{error} (not retried: the write may have been applied)",
+                    system=SYSTEM,
+                    hint="look the record up by correlation_id before writing again",
+                ) from error
+        self._slow_down(result.headers)
+        return result
+
+    def _slow_down(self, headers: Mapping[str, str]) -> None:
+        remaining = headers.get("X-RateLimit-Remaining")
+        if remaining is None or not remaining.strip().isdigit():
+            return
+        log.debug("servicenow.rate_limit", **rate_limit_headers(headers))
+        if int(remaining) <= LOW_REMAINING:
+            wait = retry_after_seconds({"X-RateLimit-Reset": headers.get("X-RateLimit-Reset", "")})
+            if wait:
+                self.pacer.pause_until(
+                    monotonic_deadline(wait), reason="X-RateLimit-Remaining low", system=SYSTEM
+                )

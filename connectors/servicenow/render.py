@@ -1,0 +1,73 @@
+"""The neutral review document as readable plain text, for ServiceNow `description` and notes.
+
+Task descriptions and work notes are plain text fields: headings are underlined, lists get
+"- ", links read "text (url)", mentions are names, status lozenges read `[MET]`, and tables are
+aligned in fixed-width columns (padded by display width, so umlauts do not shift columns).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+
+from review import Document
+from review import document as doc
+
+UNDERLINE = {1: "=", 2: "-"}
+
+
+def render_text(document: Document) -> str:
+    """The whole document as plain text, blocks separated by a blank line."""
+    return "\n\n".join(_block(block) for block in document.blocks).rstrip() + "\n"
+
+
+def _block(block: doc.Block) -> str:
+    if isinstance(block, doc.Heading):
+        title = _inline(block.content)
+        mark = UNDERLINE.get(block.level)
+        return f"{title}\n{mark * _width(title)}" if mark else title.upper()
+    if isinstance(block, doc.Paragraph):
+        return _inline(block.content)
+    if isinstance(block, doc.BulletList):
+        return "\n".join(f"- {_inline(item)}" for item in block.items)
+    return _table(block)
+
+
+def _inline(nodes: Sequence[doc.Inline]) -> str:
+    return "".join(_node(node) for node in nodes)
+
+
+def _node(node: doc.Inline) -> str:
+    if isinstance(node, doc.Link):
+        return node.text if node.text == node.url else f"{node.text} ({node.url})"
+    if isinstance(node, doc.Mention):
+        return node.name
+    if isinstance(node, doc.Status):
+        return f"[{node.text}]"
+    return node.text
+
+
+def _table(table: doc.Table) -> str:
+    rows = [list(table.header)] + [[_inline(cell) for cell in row] for row in table.rows]
+    rows = [[" ".join(cell.split()) for cell in row] for row in rows]  # one line per row
+    widths = [max(_width(row[i]) for row in rows) for i in range(len(table.header))]
+    lines = [_row(row, widths) for row in rows]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def _row(cells: Sequence[str], widths: Sequence[int]) -> str:
+    padded = [
+        cell + " " * (width - _width(cell)) for cell, width in zip(cells, widths, strict=True)
+    ]
+    return "  ".join(padded).rstrip()
+
+
+def _width(text: str) -> int:
+    """Columns `text` takes in a fixed-width font (wide East Asian characters take two)."""
+    width = 0
+    for char in text:
+        if unicodedata.combining(char):
+            continue
+        width += 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+    return width

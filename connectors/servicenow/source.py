@@ -1,0 +1,249 @@
+"""ServiceNow as a source: raw records of every stream, page by page, with commit-able cursors.
+
+Plain table streams (service, relation, agreement, sla_record) are keyset reads. The others
+add derived `slm_` fields (see the shapes in the module docs of `connectors.servicenow`):
+
+- component: the CIs a "Depends on::Used by" walk reaches from the services, with
+  `slm_service_ids` and `slm_depends_on`; always read whole (a relation change anywhere can
+  change it), so its pages carry no cursor;
+- person: the `sys_user` records the services and components name (owner, business owner, LT
+  sponsor, manager), fetched in `sys_idIN` batches and cached; no cursor either;
+- csat_response: `asmt_metric_result` rows plus `slm_service_id`, the service of the task the
+  answer is about (looked up per page in one batch per source table);
+- material: `kb_knowledge` and `problem` rows merged in keyset order (so one cursor covers
+  both) plus `slm_kind` and `slm_service_id`.
+
+Cursors: a page's cursor covers it and every page before; the caller commits it after
+processing. `until` (default: now minus `clock_skew_seconds`) bounds the run, so a row written
+while we read comes back next run instead of being skipped behind the cursor.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from itertools import islice
+
+from config import ServiceNowSettings, Settings
+from connectors.base import Cursor, Page, Stream
+from connectors.servicenow.client import Record, TableClient
+from connectors.servicenow.guard import Guard
+from connectors.servicenow.lookup import BatchLookup
+from connectors.servicenow.paging import KeysetPager, TablePage
+from connectors.servicenow.streams import (
+    MATERIAL_SERVICE_FIELDS,
+    PERSON_REFERENCES,
+    StreamSpec,
+    fields_for,
+    spec_for,
+)
+from connectors.servicenow.walk import DependencyWalk, relation_type_id
+from connectors.servicenow.wiring import build_client, build_guard
+
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+# Only materials linked to a service or CI: a condition on a field an instance lacks
+# (u_business_service) is dropped by the Table API, leaving the other alternative.
+MATERIAL_LINKS = {
+    "knowledge": "cmdb_ciISNOTEMPTY^ORu_business_serviceISNOTEMPTY",
+    "problem": "business_serviceISNOTEMPTY^ORcmdb_ciISNOTEMPTY",
+}
+
+
+class ServiceNowSource:
+    """`connectors.SourceConnector` for a ServiceNow instance."""
+
+    system = "servicenow"
+
+    def __init__(
+        self,
+        client: TableClient,
+        settings: ServiceNowSettings,
+        guard: Guard,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.client = client
+        self.settings = settings
+        self.guard = guard
+        self._now = now or (lambda: datetime.now(UTC))
+        batch = settings.lookup_batch_size
+        self.people = BatchLookup(
+            client, guard, settings.tables.people, fields_for(settings, Stream.PEOPLE), batch
+        )
+        self._task_services: dict[str, BatchLookup] = {}
+        self._type_id: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ServiceNowSource:
+        """A source for `settings.servicenow`, with the shared HTTP, retry and pacing rules."""
+        return cls(build_client(settings), settings.servicenow, build_guard(settings))
+
+    # --- the SourceConnector surface ----------------------------------------------------------
+
+    def read(
+        self, stream: Stream, *, since: Cursor | None = None, until: datetime | None = None
+    ) -> Iterator[Page]:
+        """Pages of `stream` updated after `since` (all if None) and not after `until`."""
+        bound = self._bound(until)
+        if stream is Stream.COMPONENTS:
+            yield from self._components()
+        elif stream is Stream.PEOPLE:
+            yield from self._people()
+        elif stream is Stream.CSAT:
+            yield from self._csat(since, bound)
+        elif stream is Stream.MATERIALS:
+            yield from self._materials(since, bound)
+        else:
+            for page in self._pager(spec_for(self.settings, stream), since, bound).pages():
+                yield _page(stream, page)
+
+    def full_resync(self) -> None:
+        """Forget cached lookups; the caller then reads with `since=None`."""
+        self.people.forget()
+        for lookup in self._task_services.values():
+            lookup.forget()
+        self._type_id = None
+
+    # --- streams --------------------------------------------------------------------------------
+
+    def _bound(self, until: datetime | None) -> str:
+        moment = until or self._now() - timedelta(seconds=self.settings.clock_skew_seconds)
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(UTC)
+        return moment.strftime(TIME_FORMAT)
+
+    def _pager(
+        self, spec: StreamSpec, since: Cursor | None, until: str | None, extra: str = ""
+    ) -> KeysetPager:
+        return KeysetPager(
+            self.client, self.guard, spec, self.settings.page_size, since, until, extra
+        )
+
+    def _all_rows(self, stream: Stream) -> list[Record]:
+        spec = spec_for(self.settings, stream)
+        return [r for page in self._pager(spec, None, None).pages() for r in page.records]
+
+    def _components(self) -> Iterator[Page]:
+        rows, missing = self._reached_components(self._all_rows(Stream.SERVICES))
+        yield from _chunks(Stream.COMPONENTS, rows, self.settings.page_size, missing)
+
+    def _reached_components(self, services: list[Record]) -> tuple[list[Record], list[str]]:
+        """The CIs the walk reaches from `services`, with their slm_ fields; unreadable ones."""
+        walk = DependencyWalk(
+            self.client,
+            self.guard,
+            self.settings.tables.relations,
+            self._relation_type(),
+            self.settings.relation_depth,
+            self.settings.lookup_batch_size,
+        )
+        reached = walk.walk([s["sys_id"] for s in services])
+        spec = spec_for(self.settings, Stream.COMPONENTS)
+        cis = BatchLookup(
+            self.client, self.guard, spec.table, spec.fields, self.settings.lookup_batch_size
+        ).fetch(reached)
+        rows = [
+            {
+                **cis[ci],
+                "slm_service_ids": list(node.services),
+                "slm_depends_on": list(node.depends_on),
+            }
+            for ci, node in reached.items()
+            if ci in cis
+        ]
+        missing = [
+            f"{spec.table} record {ci}: related but not readable" for ci in reached if ci not in cis
+        ]
+        return rows, missing
+
+    def _relation_type(self) -> str:
+        if self._type_id is None:
+            self._type_id = relation_type_id(self.client, self.guard, self.settings.relation_type)
+        return self._type_id
+
+    def _people(self) -> Iterator[Page]:
+        services = self._all_rows(Stream.SERVICES)
+        components, _ = self._reached_components(services)
+        named: dict[str, None] = {}
+        for row in [*services, *components]:
+            named.update((row.get(f) or "", None) for f in PERSON_REFERENCES)
+        found = self.people.fetch(named)
+        rows = list(found.values())
+        yield from _chunks(Stream.PEOPLE, rows, self.settings.page_size, [])
+
+    def _csat(self, since: Cursor | None, until: str) -> Iterator[Page]:
+        spec = spec_for(self.settings, Stream.CSAT)
+        for page in self._pager(spec, since, until).pages():
+            services = self._services_of_tasks(page.records)
+            records = [
+                {**row, "slm_service_id": services.get(row.get("source_id") or "", "")}
+                for row in page.records
+            ]
+            yield Page(Stream.CSAT, records, page.cursor, tuple(page.errors))
+
+    def _services_of_tasks(self, rows: Sequence[Record]) -> dict[str, str]:
+        """source_id -> the task's business_service, one lookup batch per source table."""
+        by_table: dict[str, list[str]] = {}
+        for row in rows:
+            table = row.get("source_table") or ""
+            if table and (row.get("source_id") or ""):
+                by_table.setdefault(table, []).append(row["source_id"])
+        services: dict[str, str] = {}
+        for table, ids in by_table.items():
+            lookup = self._task_services.get(table)
+            if lookup is None:
+                fields = ("sys_id", "business_service", "cmdb_ci")
+                lookup = BatchLookup(
+                    self.client, self.guard, table, fields, self.settings.lookup_batch_size
+                )
+                self._task_services[table] = lookup
+            for sys_id, task in lookup.fetch(ids).items():
+                services[sys_id] = task.get("business_service") or ""
+        return services
+
+    def _materials(self, since: Cursor | None, until: str) -> Iterator[Page]:
+        tables = {
+            "knowledge": self.settings.tables.knowledge,
+            "problem": self.settings.tables.problems,
+        }
+        sources = [
+            self._material_rows(kind, table, since, until, MATERIAL_LINKS[kind])
+            for kind, table in tables.items()
+        ]
+        merged = heapq.merge(
+            *sources, key=lambda item: (item[0]["sys_updated_on"], item[0]["sys_id"])
+        )
+        while batch := list(islice(merged, self.settings.page_size)):
+            records = [row for row, _ in batch]
+            errors = tuple(e for _, errs in batch for e in errs)
+            last = records[-1]
+            yield Page(
+                Stream.MATERIALS, records, Cursor(last["sys_updated_on"], last["sys_id"]), errors
+            )
+
+    def _material_rows(
+        self, kind: str, table: str, since: Cursor | None, until: str, extra: str
+    ) -> Iterator[tuple[Record, tuple[str, ...]]]:
+        base = spec_for(self.settings, Stream.MATERIALS)
+        admin = self.settings.filters.get("material", "")
+        spec = StreamSpec(table, base.fields, admin)
+        for page in self._pager(spec, since, until, extra).pages():
+            errors = tuple(page.errors)
+            for index, row in enumerate(page.records):
+                service = next((row.get(f) for f in MATERIAL_SERVICE_FIELDS if row.get(f)), "")
+                record = {**row, "slm_kind": kind, "slm_service_id": service}
+                yield record, errors if index == 0 else ()
+
+
+def _page(stream: Stream, page: TablePage) -> Page:
+    return Page(stream, page.records, page.cursor, tuple(page.errors))
+
+
+def _chunks(stream: Stream, rows: list[Record], size: int, errors: list[str]) -> Iterator[Page]:
+    """Whole-read streams (no cursor) in pages of `size`; errors on the first page."""
+    if not rows:
+        if errors:
+            yield Page(stream, [], None, tuple(errors))
+        return
+    for start in range(0, len(rows), size):
+        yield Page(stream, rows[start : start + size], None, tuple(errors) if start == 0 else ())

@@ -1,0 +1,239 @@
+"""ServiceNow as the target: review tasks and their child tasks in one task table.
+
+Default table `vtb_task` (settings `servicenow.tables.review_tasks`): a stock table extending
+`task`, present on every instance without a plugin, that accepts plain Table API inserts by
+users with the itil role. As a `task` it has every field we need (`correlation_id`,
+`correlation_display`, `parent`, `assigned_to`, `watch_list`, `due_date`, `work_notes`,
+`description`) and, unlike incident / problem / change / sc_task, no workflow, SLA timers,
+assignment rules or mandatory fields that would reject or reshape an insert. Writing to
+`task` itself is possible but creates records of the base class that most lists do not show.
+
+Every ticket carries its idempotency key in `correlation_id` (max 100 characters; keys fit)
+and `correlation_display = "slm-sync"`; one POST creates a ticket with everything in it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from config import ServiceNowSettings, Settings
+from connectors.base import CreateResult, TicketRef, TicketState
+from connectors.errors import ConnectorError
+from connectors.servicenow import query
+from connectors.servicenow.client import SYSTEM, Record, TableClient, log
+from connectors.servicenow.guard import Guard
+from connectors.servicenow.paging import KeysetPager
+from connectors.servicenow.people import PeopleDirectory
+from connectors.servicenow.render import render_text
+from connectors.servicenow.streams import StreamSpec
+from connectors.servicenow.wiring import build_client, build_guard
+from review import Document, TicketSpec
+
+TICKET_FIELDS = ("sys_id", "number", "correlation_id", "sys_updated_on")
+MANAGED_FIELDS = (
+    "short_description", "description", "assigned_to", "watch_list", "due_date", "parent",
+    "correlation_id", "correlation_display",
+)  # fmt: skip
+STATE_FIELDS = ("sys_id", "number", "state", "active", "correlation_id", "correlation_display")
+CLOSED_STATES = frozenset({"3", "4", "7"})  # task: Closed Complete / Incomplete / Skipped
+MARKER = "slm-sync"
+KEYS_PER_LOOKUP = 50
+
+
+class ServiceNowTarget:
+    """`connectors.TargetConnector` writing review tasks to a ServiceNow task table."""
+
+    system = "servicenow"
+
+    def __init__(
+        self,
+        client: TableClient,
+        settings: ServiceNowSettings,
+        guard: Guard,
+        people: PeopleDirectory,
+        base_url: str = "",
+    ) -> None:
+        self.client = client
+        self.settings = settings
+        self.guard = guard
+        self.people = people
+        self.table = settings.tables.review_tasks
+        self.base_url = base_url.rstrip("/")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ServiceNowTarget:
+        """A target for `settings.servicenow`; people overrides from `review.people`."""
+        client, guard = build_client(settings), build_guard(settings)
+        overrides = {
+            email.casefold(): o.servicenow_sys_id
+            for email, o in settings.review.people.items()
+            if o.servicenow_sys_id
+        }
+        people = PeopleDirectory(client, guard, settings.servicenow, overrides)
+        return cls(client, settings.servicenow, guard, people, settings.servicenow.base_url() or "")
+
+    # --- lookups ------------------------------------------------------------------------------
+
+    def find(self, keys: Sequence[str]) -> dict[str, TicketRef]:
+        """Tickets whose correlation_id is one of `keys` (oldest first wins on duplicates)."""
+        found: dict[str, TicketRef] = {}
+        unique = list(dict.fromkeys(query.ticket_key(k) for k in keys))
+        spec = StreamSpec(self.table, TICKET_FIELDS)
+        for start in range(0, len(unique), KEYS_PER_LOOKUP):
+            condition = query.one_of("correlation_id", unique[start : start + KEYS_PER_LOOKUP])
+            pager = KeysetPager(self.client, self.guard, spec, 1000, extra=condition)
+            for page in pager.pages():
+                for row in page.records:
+                    key = row.get("correlation_id", "")
+                    if key in found:
+                        log.warning("servicenow.duplicate_ticket", key=key, sys_id=row["sys_id"])
+                        continue
+                    found[key] = self._ref(row)
+        return found
+
+    def state(self, refs: Sequence[TicketRef]) -> dict[str, TicketState]:
+        """Status and done-ness of tickets by ticket key (number); labels: marker and key."""
+        states: dict[str, TicketState] = {}
+        ids = [ref.id for ref in refs]
+        spec = StreamSpec(self.table, STATE_FIELDS)
+        for start in range(0, len(ids), KEYS_PER_LOOKUP):
+            condition = query.sys_ids_in("sys_id", ids[start : start + KEYS_PER_LOOKUP])
+            for page in KeysetPager(self.client, self.guard, spec, 1000, extra=condition).pages():
+                for row in page.records:
+                    ref = self._ref(row)
+                    labels = tuple(x for x in (MARKER, row.get("correlation_id", "")) if x)
+                    done = row.get("active") == "false" or row.get("state") in CLOSED_STATES
+                    states[ref.key] = TicketState(ref, row.get("state", ""), done, labels, row)
+        return states
+
+    # --- writes -------------------------------------------------------------------------------
+
+    def create(
+        self, specs: Sequence[TicketSpec], parents: Mapping[str, TicketRef]
+    ) -> list[CreateResult]:
+        """One insert per spec, in order; a parent created earlier in `specs` is used at once."""
+        self.people.prepare(_people_of(specs))
+        known = dict(parents)
+        results: list[CreateResult] = []
+        for spec in specs:
+            result = self._create_one(spec, known)
+            if result.ref is not None:
+                known[spec.key] = result.ref
+            results.append(result)
+        return results
+
+    def _create_one(self, spec: TicketSpec, parents: Mapping[str, TicketRef]) -> CreateResult:
+        if spec.parent_key and spec.parent_key not in parents:
+            return CreateResult(spec.key, None, f"parent {spec.parent_key} has no ticket yet")
+        try:
+            payload = self._fields(spec, parents)
+            result = self.guard.call(
+                lambda: self.client.create(self.table, payload, fields=TICKET_FIELDS),
+                what=f"new {self.table} record {spec.key}",
+                repeatable=False,
+            )
+        except ConnectorError as error:
+            return CreateResult(spec.key, None, str(error))
+        if not result.records:
+            return CreateResult(spec.key, None, f"{SYSTEM} answered no record for {spec.key}")
+        ref = self._ref(result.records[0])
+        log.info("ticket.created", system=SYSTEM, key=spec.key, ticket=ref.key)
+        return CreateResult(spec.key, ref)
+
+    def update(self, ref: TicketRef, spec: TicketSpec) -> None:
+        """Read the ticket's managed fields, PATCH only those that differ from `spec`."""
+        self.people.prepare(_people_of([spec]))
+        current = self._current(ref)
+        parents = (
+            {spec.parent_key: TicketRef("", current.get("parent", ""))} if spec.parent_key else {}
+        )
+        desired = self._fields(spec, parents)
+        changed = {
+            name: value
+            for name, value in desired.items()
+            if _normal(name, value) != _normal(name, str(current.get(name, "")))
+        }
+        if not changed:
+            return
+        self.guard.call(
+            lambda: self.client.patch(self.table, ref.id, changed, fields=TICKET_FIELDS),
+            what=f"{self.table} record {ref.key}",
+        )
+        log.info("ticket.updated", system=SYSTEM, ticket=ref.key, fields=sorted(changed))
+
+    def comment(self, ref: TicketRef, body: Document) -> None:
+        """Add a work note (journal entry) with the rendered document."""
+        self.guard.call(
+            lambda: self.client.patch(
+                self.table, ref.id, {"work_notes": render_text(body)}, fields=TICKET_FIELDS
+            ),
+            what=f"work note on {self.table} record {ref.key}",
+            repeatable=False,
+        )
+
+    def attach(self, ref: TicketRef, filename: str, content: bytes, content_type: str) -> None:
+        """Attach a file through the Attachment API."""
+        self.guard.call(
+            lambda: self.client.upload(self.table, ref.id, filename, content, content_type),
+            what=f"attachment {filename} on {ref.key}",
+            repeatable=False,
+        )
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _current(self, ref: TicketRef) -> Record:
+        result = self.guard.call(
+            lambda: self.client.get(self.table, ref.id, fields=("sys_id", *MANAGED_FIELDS)),
+            what=f"{self.table} record {ref.key}",
+        )
+        if not result.records:
+            raise ConnectorError(f"{SYSTEM}: {self.table} record {ref.key} is gone", system=SYSTEM)
+        return result.records[0]
+
+    def _fields(self, spec: TicketSpec, parents: Mapping[str, TicketRef]) -> dict[str, str]:
+        """The record `spec` describes, as Table API string values."""
+        watchers = [*(p for p in spec.consulted), *(p for p in spec.informed)]
+        if spec.accountable is not None:
+            watchers.insert(0, spec.accountable)
+        return {
+            "short_description": spec.title[:160],
+            "description": render_text(spec.body) + _raci_footer(spec),
+            "correlation_id": query.ticket_key(spec.key),
+            "correlation_display": MARKER,
+            "assigned_to": self.people.sys_id(spec.assignee) if spec.assignee else "",
+            "watch_list": ",".join(dict.fromkeys(self.people.watcher(p) for p in watchers if p)),
+            "due_date": f"{spec.due.isoformat()} 23:59:59" if spec.due else "",
+            "parent": parents[spec.parent_key].id if spec.parent_key else "",
+        }
+
+    def _ref(self, row: Record) -> TicketRef:
+        sys_id = str(row.get("sys_id", ""))
+        url = f"{self.base_url}/{self.table}.do?sys_id={sys_id}" if self.base_url else None
+        return TicketRef(key=str(row.get("number") or sys_id), id=sys_id, url=url)
+
+
+def _people_of(specs: Iterable[TicketSpec]) -> list[Any]:
+    people: list[Any] = []
+    for spec in specs:
+        people += [spec.assignee, spec.accountable, *spec.consulted, *spec.informed]
+    return [p for p in people if p is not None]
+
+
+def _raci_footer(spec: TicketSpec) -> str:
+    """Roles a task record has no field for, named at the end of the description."""
+    lines = []
+    if spec.accountable is not None:
+        lines.append(f"Accountable: {spec.accountable.name}")
+    if spec.consulted:
+        lines.append("Consulted: " + ", ".join(p.name for p in spec.consulted))
+    if spec.informed:
+        lines.append("Informed: " + ", ".join(p.name for p in spec.informed))
+    return ("\n" + "\n".join(lines) + "\n") if lines else ""
+
+
+def _normal(name: str, value: str) -> Any:
+    """Compare as the instance stores: watch lists as sets, text without CR / edge blanks."""
+    if name == "watch_list":
+        return frozenset(v.strip() for v in value.split(",") if v.strip())
+    return value.replace("\r\n", "\n").strip()

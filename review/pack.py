@@ -1,0 +1,327 @@
+"""The review pack: everything one service review shows, as a neutral document.
+
+Sections, in the order a review meeting walks through them: status summary, targets (target,
+measured, status), monthly attainment (the chart), feasibility findings, breaches, customer
+satisfaction, gaps, and the existing materials the seed asks reviews to incorporate (previous
+review, knowledge articles, problems, open improvement actions carried over). Tables stay at
+four or five columns so Jira shows them without scrolling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
+
+from review import document as doc
+from review.csat import CsatSummary
+from review.feasibility import duration_text
+from review.model import (
+    Agreement,
+    Attainment,
+    AttainmentStatus,
+    Breach,
+    FeasibilityFinding,
+    Gap,
+    Material,
+    MaterialKind,
+    Person,
+    ReviewPack,
+    ReviewPeriod,
+    Service,
+)
+
+CHART_HEADING = "Monthly attainment"
+SECTION_TITLES = (
+    "Status summary",
+    "Targets",
+    CHART_HEADING,
+    "Feasibility",
+    "Breaches",
+    "Customer satisfaction",
+    "Gaps",
+    "Existing materials",
+)
+STATUS_LOZENGE = {
+    AttainmentStatus.MET: ("MET", doc.StatusColor.GREEN),
+    AttainmentStatus.AT_RISK: ("AT RISK", doc.StatusColor.YELLOW),
+    AttainmentStatus.MISSED: ("MISSED", doc.StatusColor.RED),
+    AttainmentStatus.NO_DATA: ("NO DATA", doc.StatusColor.NEUTRAL),
+}
+MATERIAL_SECTIONS = (
+    (MaterialKind.PREVIOUS_REVIEW, "Previous review"),
+    (MaterialKind.IMPROVEMENT, "Open improvement actions carried over"),
+    (MaterialKind.PROBLEM, "Problems"),
+    (MaterialKind.KNOWLEDGE, "Knowledge articles"),
+)
+
+
+def build_pack(
+    service: Service,
+    period: ReviewPeriod,
+    agreements: Iterable[Agreement],
+    attainments: Mapping[str, Attainment],
+    *,
+    findings: Sequence[FeasibilityFinding] = (),
+    gaps: Sequence[Gap] = (),
+    materials: Iterable[Material] = (),
+    csat: CsatSummary | None = None,
+    chart_name: str | None = None,
+    top_breaches: int = 10,
+) -> ReviewPack:
+    """The pack of one service: its SLAs' attainment, findings, gaps, materials, and the body."""
+    slas = sorted(
+        (a for a in agreements if a.service_key == service.key and not a.component_key),
+        key=lambda a: (a.metric.value, a.priority or "", a.key),
+    )
+    measured = tuple(attainments[a.key] for a in slas if a.key in attainments)
+    breaches = tuple(
+        sorted(
+            (b for a in measured for b in a.top_breaches),
+            key=lambda b: (-(b.overrun or 0.0), b.record_key),
+        )[:top_breaches]
+    )
+    own_materials = tuple(m for m in materials if m.service_key in (None, service.key))
+    body = doc.Document(
+        blocks=(
+            *_summary(service, period, measured),
+            *_targets(slas, attainments),
+            *_chart(chart_name, slas, attainments),
+            *_feasibility(findings, {a.key: a for a in slas}),
+            *_breaches(measured, breaches, {a.key: a for a in slas}),
+            *_csat(csat),
+            *_gaps(gaps),
+            *_materials(own_materials),
+        )
+    )
+    return ReviewPack(
+        service=service,
+        period=period,
+        attainments=measured,
+        findings=tuple(findings),
+        gaps=tuple(gaps),
+        materials=own_materials,
+        csat_average=csat.average if csat else None,
+        csat_responses=csat.responses if csat else 0,
+        breaches=breaches,
+        chart_name=chart_name,
+        body=body,
+    )
+
+
+def agreement_label(agreement: Agreement) -> str:
+    """A short name for tables: 'Resolution P1', 'Availability'."""
+    label = agreement.metric.value.capitalize()
+    if agreement.priority:
+        priority = agreement.priority
+        label += f" P{priority}" if priority.isdigit() else f" {priority}"
+    return label
+
+
+def _label(slas: Mapping[str, Agreement], key: str) -> str:
+    return agreement_label(slas[key]) if key in slas else key
+
+
+def target_text(agreement: Agreement) -> str:
+    """The target as people say it: '95 % within 4 h', '99.9 % available'."""
+    percent = f"{agreement.target_percent:g} %"
+    if agreement.window:
+        return f"{percent} within {duration_text(agreement.window)}"
+    return f"{percent} available" if agreement.metric.value == "availability" else percent
+
+
+def status_lozenge(status: AttainmentStatus) -> doc.Status:
+    """The coloured lozenge of an attainment status."""
+    text, color = STATUS_LOZENGE[status]
+    return doc.Status(text=text, color=color)
+
+
+def _summary(
+    service: Service, period: ReviewPeriod, measured: Sequence[Attainment]
+) -> list[doc.Block]:
+    counts = {s: sum(a.status is s for a in measured) for s in AttainmentStatus}
+    worst = next(
+        (s for s in (AttainmentStatus.MISSED, AttainmentStatus.AT_RISK) if counts[s]),
+        AttainmentStatus.MET if measured else AttainmentStatus.NO_DATA,
+    )
+    last_day = (period.end - timedelta(days=1)).date()
+    span = f"{period.start.date().isoformat()} to {last_day.isoformat()}"
+    return [
+        doc.heading(2, "Status summary"),
+        doc.paragraph(
+            status_lozenge(worst),
+            f" {service.name}, tier {service.tier if service.tier is not None else 'unknown'}, "
+            f"period {span}: {len(measured)} targets, {counts[AttainmentStatus.MET]} met, "
+            f"{counts[AttainmentStatus.AT_RISK]} at risk, {counts[AttainmentStatus.MISSED]} "
+            f"missed, {counts[AttainmentStatus.NO_DATA]} without data.",
+        ),
+        doc.BulletList(
+            items=(
+                (doc.text("Service owner: "), _person(service.owner)),
+                (doc.text("Business owner: "), _person(service.business_owner)),
+                (doc.text("LT sponsor: "), _person(service.lt_sponsor)),
+            )
+        ),
+    ]
+
+
+def _person(person: Person | None) -> doc.Inline:
+    if person is None:
+        return doc.text("not named (see gaps)")
+    return doc.Mention(name=person.name, email=person.email)
+
+
+def _targets(slas: Sequence[Agreement], attainments: Mapping[str, Attainment]) -> list[doc.Block]:
+    if not slas:
+        return [doc.heading(2, "Targets"), doc.paragraph("No service level agreement applies.")]
+    rows = []
+    for agreement in slas:
+        result = attainments.get(agreement.key)
+        status = result.status if result else AttainmentStatus.NO_DATA
+        rows.append(
+            (
+                (doc.text(agreement_label(agreement)),),
+                (doc.text(target_text(agreement)),),
+                (doc.text(_measured_text(result)),),
+                (status_lozenge(status),),
+            )
+        )
+    return [
+        doc.heading(2, "Targets"),
+        doc.Table(header=("Agreement", "Target", "Measured", "Status"), rows=tuple(rows)),
+    ]
+
+
+def _measured_text(result: Attainment | None) -> str:
+    if result is None or result.attainment is None:
+        return "no records"
+    return f"{result.attainment * 100:.1f} % of {result.measured} ({result.breached} breached)"
+
+
+def _chart(
+    chart_name: str | None, slas: Sequence[Agreement], attainments: Mapping[str, Attainment]
+) -> list[doc.Block]:
+    blocks: list[doc.Block] = [doc.heading(2, CHART_HEADING)]
+    if chart_name:
+        blocks.append(doc.paragraph("Chart of attainment per month: ", doc.text(chart_name)))
+    lines = []
+    for agreement in slas:
+        result = attainments.get(agreement.key)
+        if result is None or (not result.worst_months and abs(result.trend or 0) < 0.005):
+            continue
+        worst = ", ".join(result.worst_months) or "none below target"
+        trend = f"{result.trend:+.2f} points/month" if result.trend is not None else "no trend"
+        lines.append((doc.text(f"{agreement_label(agreement)}: worst months {worst}; {trend}"),))
+    if lines:
+        blocks.append(doc.BulletList(items=tuple(lines)))
+    elif not chart_name:
+        blocks.append(doc.paragraph("No monthly data in the period."))
+    return blocks
+
+
+def _feasibility(
+    findings: Sequence[FeasibilityFinding], slas: Mapping[str, Agreement]
+) -> list[doc.Block]:
+    if not findings:
+        return [
+            doc.heading(2, "Feasibility"),
+            doc.paragraph("Every target is within what the components' agreements allow."),
+        ]
+    rows = tuple(
+        (
+            (doc.text(_label(slas, f.agreement_key)),),
+            (doc.text(f.service_target),),
+            (doc.text(f.achievable),),
+            (doc.text(", ".join(f.components)),),
+        )
+        for f in findings
+    )
+    return [
+        doc.heading(2, "Feasibility"),
+        doc.paragraph(
+            "Targets may not exceed what the agreements of underlying components allow. "
+            f"{len(findings)} target(s) do:"
+        ),
+        doc.Table(header=("Agreement", "Promised", "Components allow", "Responsible"), rows=rows),
+    ]
+
+
+def _breaches(
+    measured: Sequence[Attainment], top: Sequence[Breach], slas: Mapping[str, Agreement]
+) -> list[doc.Block]:
+    total = sum(a.breached for a in measured)
+    blocks: list[doc.Block] = [
+        doc.heading(2, "Breaches"),
+        doc.paragraph(f"{total} breach(es) in the period."),
+    ]
+    if top:
+        rows = tuple(
+            (
+                (doc.Link(text=b.task_ref, url=b.url) if b.url else doc.text(b.task_ref),),
+                (doc.text(_label(slas, b.agreement_key)),),
+                (doc.text(b.start.date().isoformat()),),
+                (doc.text(_late_text(b)),),
+            )
+            for b in top
+        )
+        blocks.append(doc.Table(header=("Task", "Agreement", "Started", "Took"), rows=rows))
+    return blocks
+
+
+def _late_text(breach: Breach) -> str:
+    if breach.elapsed is None:
+        return "-"
+    took = duration_text(breach.elapsed)
+    return f"{took} ({breach.overrun:.1f}x target)" if breach.overrun else took
+
+
+def _csat(summary: CsatSummary | None) -> list[doc.Block]:
+    heading = doc.heading(2, "Customer satisfaction")
+    if summary is None or summary.average is None:
+        return [heading, doc.paragraph("No satisfaction answers in the period (see gaps).")]
+    spread = ", ".join(f"{score}: {count}" for score, count in summary.distribution)
+    text = (
+        f"Average {summary.average:.2f} of 5 from {summary.responses} answer(s) "
+        f"(answers per score {spread})."
+    )
+    if summary.drop is not None:
+        change = "down" if summary.drop > 0 else "up"
+        text += f" Last 3 months {change} {abs(summary.drop):.2f} against the months before."
+    return [heading, doc.paragraph(text)]
+
+
+def _gaps(gaps: Sequence[Gap]) -> list[doc.Block]:
+    heading = doc.heading(2, "Gaps")
+    if not gaps:
+        return [heading, doc.paragraph("Nothing is missing.")]
+    items = tuple((doc.text(f"{gap.subject}: ", strong=True), doc.text(gap.detail)) for gap in gaps)
+    return [
+        heading,
+        doc.paragraph("Missing content is expected while SLM matures; fill it before next time."),
+        doc.BulletList(items=items),
+    ]
+
+
+def _materials(materials: Sequence[Material]) -> list[doc.Block]:
+    blocks: list[doc.Block] = [doc.heading(2, "Existing materials")]
+    for kind, title in MATERIAL_SECTIONS:
+        found = [m for m in materials if m.kind is kind]
+        if kind is MaterialKind.IMPROVEMENT:
+            found = [m for m in found if m.open]
+        found.sort(key=lambda m: (m.title, m.key))
+        blocks.append(doc.heading(3, title))
+        if not found:
+            blocks.append(doc.paragraph("None found."))
+            continue
+        blocks.append(doc.BulletList(items=tuple(_material_item(m) for m in found)))
+    return blocks
+
+
+def _material_item(material: Material) -> tuple[doc.Inline, ...]:
+    label = f"{material.key}: {material.title}"
+    first: doc.Inline = doc.Link(text=label, url=material.url) if material.url else doc.text(label)
+    state = (
+        ""
+        if material.kind is MaterialKind.KNOWLEDGE
+        else (" (open)" if material.open else " (closed)")
+    )
+    return (first, doc.text(state)) if state else (first,)

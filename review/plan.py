@@ -1,0 +1,295 @@
+"""The review plan: the tickets a cycle needs, with the right people on each activity.
+
+From the cycle, the selection, the RACI matrix and the role holders, `build_plan` returns the
+desired tickets (`TicketSpec`): one cycle ticket carrying the cycle-scoped activities as sub-tasks,
+and per selected service a review ticket (its body is the review pack) with one sub-task per
+service-scoped activity. Keys are deterministic (`ticket_key`), so the sync layer never creates a
+ticket twice.
+
+Per sub-task: the assignee is the first person of the first R role (matrix order) that has one;
+every other R holder is consulted. Accountable is the A role's holder. Consulted and informed
+never repeat the assignee or the accountable person, and informed never repeats a consulted one:
+one person holding several roles gets one assignment. A role nobody holds is a gap; a sub-task
+without any R holder stays unassigned (the target applies its fallback assignee).
+
+Cycle-scoped activities resolve the Service Level Manager and CI owner roles over the selected
+services, or over every candidate service while nothing is selected yet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from datetime import date, timedelta
+
+from pydantic import BaseModel, ConfigDict
+
+from review import document as doc
+from review.cycle import Cycle
+from review.gaps import unfilled_role_gap
+from review.model import Gap, GapKind, Person, ReviewPack, Service, TicketKind, TicketSpec
+from review.raci import Activity, Letter, RaciMatrix, Role, Scope
+from review.roles import RoleHolders, cycle_role_holders, identity, service_role_holders
+from review.selection import Candidate, select_label, selection_document
+
+SYNC_LABEL = "slm-sync"
+MAX_KEY_LENGTH = 200
+MAX_TITLE_LENGTH = 255  # Jira's summary limit
+_KEY_CHARACTERS = re.compile(r"[A-Za-z0-9:_.-]+")
+
+
+def ticket_key(cycle_id: str, *parts: str) -> str:
+    """`slm:<cycle>:<parts...>`, or `slm:h:<24 hex of sha256>` if too long or not label-safe."""
+    key = ":".join(("slm", cycle_id, *parts))
+    if len(key) > MAX_KEY_LENGTH or not _KEY_CHARACTERS.fullmatch(key):
+        return "slm:h:" + hashlib.sha256(key.encode()).hexdigest()[:24]
+    return key
+
+
+def cycle_ticket_key(cycle_id: str) -> str:
+    """Key of the cycle ticket."""
+    return ticket_key(cycle_id, "cycle")
+
+
+def review_ticket_key(cycle_id: str, service_key: str) -> str:
+    """Key of one service's review ticket."""
+    return ticket_key(cycle_id, service_key, "review")
+
+
+def activity_ticket_key(cycle_id: str, activity_id: str, service_key: str | None = None) -> str:
+    """Key of an activity sub-task: under the cycle ticket, or under a service's review ticket."""
+    return ticket_key(cycle_id, service_key or "cycle", activity_id)
+
+
+class Assignment(BaseModel):
+    """Who does, answers for, is asked about and is told about one activity."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    assignee: Person | None
+    accountable: Person | None
+    consulted: tuple[Person, ...]
+    informed: tuple[Person, ...]
+
+
+class ReviewPlan(BaseModel):
+    """The desired tickets of a cycle, parents before children, and the gaps found planning."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tickets: tuple[TicketSpec, ...]
+    gaps: tuple[Gap, ...] = ()
+
+
+def assign(activity: Activity, holders_of: Mapping[Role, Sequence[Person]]) -> Assignment:
+    """Apply one matrix row to the people holding each role."""
+    responsible = [p for role in activity.roles_with(Letter.R) for p in holders_of.get(role, ())]
+    accountable_people = holders_of.get(activity.accountable, ())
+    assignee = responsible[0] if responsible else None
+    accountable = accountable_people[0] if accountable_people else None
+    taken = {identity(p) for p in (assignee, accountable) if p is not None}
+    consulted = _take(
+        [*responsible[1:], *_holding(activity, Letter.C, holders_of)],
+        taken,
+    )
+    informed = _take(_holding(activity, Letter.I, holders_of), taken)
+    return Assignment(
+        assignee=assignee, accountable=accountable, consulted=consulted, informed=informed
+    )
+
+
+def _holding(
+    activity: Activity, letter: Letter, holders_of: Mapping[Role, Sequence[Person]]
+) -> list[Person]:
+    return [p for role in activity.roles_with(letter) for p in holders_of.get(role, ())]
+
+
+def _take(people: Sequence[Person], taken: set[str]) -> tuple[Person, ...]:
+    """People not yet taken, in order; marks them taken."""
+    kept: list[Person] = []
+    for person in people:
+        if identity(person) not in taken:
+            taken.add(identity(person))
+            kept.append(person)
+    return tuple(kept)
+
+
+def build_plan(
+    cycle: Cycle,
+    matrix: RaciMatrix,
+    holders: RoleHolders,
+    services: Sequence[Service],
+    selection: Sequence[str],
+    *,
+    packs: Mapping[str, ReviewPack] | None = None,
+    candidates: Sequence[Candidate] = (),
+) -> ReviewPlan:
+    """The tickets of a cycle: cycle ticket and sub-tasks, then each selected service's review."""
+    by_key = {s.key: s for s in services}
+    chosen = list(dict.fromkeys(selection))
+    selected = [by_key[k] for k in chosen if k in by_key]
+    gaps = [_unknown_selection(k) for k in chosen if k not in by_key]
+    tickets = _cycle_tickets(cycle, matrix, holders, selected or list(services), gaps)
+    cycle_ticket = tickets[0].model_copy(
+        update={
+            "body": selection_document(candidates, chosen, {s.key: s.name for s in services}),
+            "labels": (*tickets[0].labels, *(select_label(k) for k in chosen)),
+        }
+    )
+    tickets[0] = cycle_ticket
+    for service in selected:
+        pack = (packs or {}).get(service.key)
+        tickets.extend(_service_tickets(cycle, matrix, holders, service, pack, gaps))
+    return ReviewPlan(tickets=tuple(tickets), gaps=tuple(dict.fromkeys(gaps)))
+
+
+def _cycle_tickets(
+    cycle: Cycle,
+    matrix: RaciMatrix,
+    holders: RoleHolders,
+    population: Sequence[Service],
+    gaps: list[Gap],
+) -> list[TicketSpec]:
+    parent = cycle_ticket_key(cycle.id)
+    holders_of = {role: cycle_role_holders(role, population, holders) for role in Role}
+    activities = matrix.in_scope(Scope.CYCLE)
+    gaps.extend(_unfilled_roles(activities, holders_of, None))
+    subtasks = [_activity_ticket(cycle, a, holders_of, parent, None) for a in activities]
+    owner = holders.slm_process_owner
+    cycle_ticket = TicketSpec(
+        key=parent,
+        kind=TicketKind.CYCLE,
+        title=f"SLM review cycle {cycle.id}",
+        body=doc.Document(),
+        assignee=owner,
+        accountable=owner,
+        due=_latest(subtasks),
+        labels=(SYNC_LABEL, parent),
+    )
+    return [cycle_ticket, *subtasks]
+
+
+def _service_tickets(
+    cycle: Cycle,
+    matrix: RaciMatrix,
+    holders: RoleHolders,
+    service: Service,
+    pack: ReviewPack | None,
+    gaps: list[Gap],
+) -> list[TicketSpec]:
+    parent = review_ticket_key(cycle.id, service.key)
+    holders_of = {role: service_role_holders(role, service, holders) for role in Role}
+    activities = matrix.in_scope(Scope.SERVICE)
+    gaps.extend(_unfilled_roles(activities, holders_of, service))
+    subtasks = [_activity_ticket(cycle, a, holders_of, parent, service) for a in activities]
+    body = pack.body if pack else doc.Document(blocks=(doc.paragraph(_NO_PACK),))
+    review = TicketSpec(
+        key=parent,
+        parent_key=None,
+        kind=TicketKind.REVIEW,
+        title=_title(f"Service review {cycle.id}: {service.name}"),
+        body=body,
+        assignee=service.owner,
+        accountable=service.lt_sponsor or holders.default_lt_sponsor,
+        due=_latest(subtasks),
+        labels=(SYNC_LABEL, parent),
+    )
+    return [review, *subtasks]
+
+
+def _activity_ticket(
+    cycle: Cycle,
+    activity: Activity,
+    holders_of: Mapping[Role, Sequence[Person]],
+    parent: str,
+    service: Service | None,
+) -> TicketSpec:
+    assignment = assign(activity, holders_of)
+    key = activity_ticket_key(cycle.id, activity.id, service.key if service else None)
+    due = (
+        cycle.opens + timedelta(days=activity.due_offset_days)
+        if activity.due_offset_days is not None
+        else None
+    )
+    where = service.name if service else f"cycle {cycle.id}"
+    return TicketSpec(
+        key=key,
+        parent_key=parent,
+        kind=TicketKind.ACTIVITY,
+        title=_title(f"{activity.name}: {where}"),
+        body=_activity_body(activity, assignment, where, due),
+        assignee=assignment.assignee,
+        accountable=assignment.accountable,
+        consulted=assignment.consulted,
+        informed=assignment.informed,
+        due=due,
+        labels=(SYNC_LABEL, key),
+    )
+
+
+def _activity_body(
+    activity: Activity, assignment: Assignment, where: str, due: date | None
+) -> doc.Document:
+    def people(persons: Sequence[Person | None]) -> tuple[doc.Inline, ...]:
+        found = [p for p in persons if p is not None]
+        if not found:
+            return (doc.text("nobody named yet"),)
+        mentions: list[doc.Inline] = []
+        for index, person in enumerate(found):
+            if index:
+                mentions.append(doc.text(", "))
+            mentions.append(doc.Mention(name=person.name, email=person.email))
+        return tuple(mentions)
+
+    items = (
+        (doc.text("Responsible: ", strong=True), *people([assignment.assignee])),
+        (doc.text("Accountable: ", strong=True), *people([assignment.accountable])),
+        (doc.text("Consulted: ", strong=True), *people(assignment.consulted)),
+        (doc.text("Informed: ", strong=True), *people(assignment.informed)),
+        (doc.text("Due: ", strong=True), doc.text(due.isoformat() if due else "not scheduled")),
+    )
+    return doc.Document(
+        blocks=(
+            doc.paragraph(doc.text(activity.name, strong=True), f" for {where}."),
+            doc.BulletList(items=items),
+        )
+    )
+
+
+def _unfilled_roles(
+    activities: Sequence[Activity],
+    holders_of: Mapping[Role, Sequence[Person]],
+    service: Service | None,
+) -> list[Gap]:
+    """One gap per role that an activity needs and nobody holds, naming those activities."""
+    needed: dict[Role, list[str]] = {}
+    for activity in activities:
+        for role, _letters in activity.raci:
+            if not holders_of.get(role):
+                needed.setdefault(role, []).append(activity.name)
+    return [
+        unfilled_role_gap(service, role.display_name, names)
+        for role, names in sorted(needed.items(), key=lambda item: list(Role).index(item[0]))
+    ]
+
+
+def _unknown_selection(service_key: str) -> Gap:
+    return Gap(
+        kind=GapKind.UNKNOWN_SELECTION,
+        service_key=service_key,
+        subject=select_label(service_key),
+        detail="selected, but no service with this key came from the source; check the label "
+        "or review.selection in the settings",
+    )
+
+
+def _latest(tickets: Sequence[TicketSpec]) -> date | None:
+    return max((t.due for t in tickets if t.due is not None), default=None)
+
+
+def _title(text: str) -> str:
+    return text if len(text) <= MAX_TITLE_LENGTH else text[: MAX_TITLE_LENGTH - 1] + "…"
+
+
+_NO_PACK = "The review pack is prepared from the source data at the next sync."

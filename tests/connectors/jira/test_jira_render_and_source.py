@@ -1,0 +1,115 @@
+"""Rendering the review document (ADF, wiki markup), JQL quoting, and JSM as a source."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from config import Settings
+from connectors import Cursor, Stream
+from connectors.jira import JiraSource, jql_quote, to_adf, to_wiki
+from review.document import (
+    BulletList,
+    Document,
+    Link,
+    Mention,
+    Status,
+    StatusColor,
+    Table,
+    heading,
+    paragraph,
+    text,
+)
+from sandbox import Sandbox
+from sandbox.adf import adf_error
+
+SPECIAL = 'Pay|roll *"Core"* {x} [y]'
+DOC = Document(
+    blocks=(
+        heading(2, SPECIAL),
+        paragraph(
+            "Owner: ", Mention(name="Ann Lee", email="ann@example.com"), text("!", strong=True)
+        ),
+        BulletList(items=((Link(text=SPECIAL, url="https://x.example/a|b]c"),),)),
+        Table(
+            header=("Service", "Status"),
+            rows=(
+                (
+                    (text(SPECIAL + "\nsecond line"),),
+                    (Status(text="missed", color=StatusColor.RED),),
+                ),
+            ),
+        ),
+    )
+)
+
+
+def test_adf_is_valid_and_mentions_by_account_id() -> None:
+    """The ADF body passes Jira's document check; known people become mention nodes."""
+    doc = to_adf(DOC, lambda m: "acc-1" if m.email == "ann@example.com" else None)
+    assert adf_error(doc) is None
+    flat = str(doc)
+    assert "'type': 'mention', 'attrs': {'id': 'acc-1'" in flat
+    assert "'type': 'status'" in flat and "'color': 'red'" in flat
+    assert to_adf(DOC, lambda m: None) == to_adf(DOC, lambda m: None)  # stable: no spurious updates
+
+
+def test_wiki_escapes_data_so_tables_and_links_hold() -> None:
+    """A service name with |, *, { and [ stays literal text: the table keeps two columns and
+    the link keeps its target; a line break does not split the table row."""
+    wiki = to_wiki(DOC, lambda m: "ann.lee")
+    row = [line for line in wiki.splitlines() if line.startswith("|") and not line.startswith("||")]
+    assert len(row) == 1
+    cells = [c for c in row[0].replace("\\|", "").split("|") if c]
+    assert len(cells) == 2
+    assert "[~ann.lee]" in wiki
+    assert "|https://x.example/a%7Cb%5Dc]" in wiki
+    assert "\\{x\\}" in wiki and "\\[y\\]" in wiki
+
+
+def test_jql_values_are_quoted_and_escaped() -> None:
+    """A quote or backslash in data stays inside its string literal."""
+    assert jql_quote('He said "x" \\ y') == '"He said \\"x\\" \\\\ y"'
+
+
+def test_jsm_source_reads_sla_cycles_agreements_csat_and_services(
+    site: Sandbox, jira_settings: Callable[..., Settings]
+) -> None:
+    """SLA fields discovered from /field turn each request's cycles into raw SLA records,
+    agreements once per (field, goal), CSAT from the satisfaction field, services listed."""
+    settings = jira_settings(site, jsm_project="ITSD", cloud_id="site-1")
+    source = JiraSource.from_settings(settings)
+    sla = [r for page in source.read(Stream.SLA_RECORDS) for r in page.records]
+    agreements = [r for page in source.read(Stream.AGREEMENTS) for r in page.records]
+    csat = [r for page in source.read(Stream.CSAT) for r in page.records]
+    services = [r for page in source.read(Stream.SERVICES) for r in page.records]
+    assert sla and {r["cycle"] for r in sla} <= {"completed", "ongoing"}
+    assert all(r["goal_ms"] and r["service_id"] for r in sla)
+    assert len({a["key"] for a in agreements}) == len(agreements)
+    assert {a["metric"] for a in agreements} <= {"response", "resolution"}
+    assert csat and all(1 <= r["rating"] <= 5 for r in csat)
+    assert len(services) == 12
+    assert {r["service_id"] for r in sla} <= {s["id"] for s in services}
+
+
+def test_incremental_read_overlaps_and_never_loses_an_update(
+    site: Sandbox, jira_settings: Callable[..., Settings]
+) -> None:
+    """From a cursor, requests updated at or after it come back (overlap included), each once;
+    the cursor of the last page is the latest (updated, key) read."""
+    source = JiraSource.from_settings(jira_settings(site, jsm_project="ITSD"))
+    pages = list(source.read(Stream.CSAT))
+    full = pages[-1].cursor
+    assert full is not None
+    again = list(source.read(Stream.CSAT, since=full))
+    keys = [r["key"] for page in again for r in page.records]
+    assert len(keys) == len(set(keys))
+    assert again[-1].cursor == full if again else True
+    from connectors.jira.source import parse_jira_time
+
+    cutoff = parse_jira_time(full.updated) - timedelta(days=30)
+    partial = list(source.read(Stream.CSAT, since=Cursor(cutoff.isoformat(), "")))
+    recent = {r["key"] for page in partial for r in page.records}
+    every = {r["key"]: r for page in pages for r in page.records}
+    expected = {k for k, r in every.items() if parse_jira_time(r["updated"]) >= cutoff}
+    assert expected <= recent
