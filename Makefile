@@ -17,6 +17,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+demo: $(STAMP)
+	$(BIN)/slm-sync demo
+
 test: $(STAMP)
 	$(BIN)/pytest
 

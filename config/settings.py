@@ -179,11 +179,14 @@ class ReviewSettings(Section):
 class SyncSettings(Section):
     """The daemon: which systems, how often, where state lives."""
 
-    source: Literal["servicenow", "jira"] = "servicenow"
-    target: Literal["jira", "servicenow"] = "jira"
+    source: str = Field("servicenow", description="connector plugin: servicenow, jira, ...")
+    target: str = Field("jira", description="connector plugin: jira, servicenow, ...")
+    mapping_file: Path | None = Field(None, description="default: the source's shipped mapping")
     interval_seconds: int = Field(900, ge=10)
     data_dir: Path = Path("data")
     state_url: str | None = Field(None, description="default: SQLite in data_dir")
+    http_host: str = Field("127.0.0.1", description="address of /healthz, /readyz, /metrics")
+    http_port: int | None = Field(None, ge=0, le=65535, description="off unless set")
 
     def resolved_state_url(self) -> str:
         """The state store URL, SQLite under `data_dir` unless set."""

@@ -28,7 +28,7 @@ from connectors.errors import (
     TransientError,
 )
 from connectors.pacing import Pacer
-from connectors.retry import RetryEvent, RetryPolicy, set_testing
+from connectors.retry import RetryEvent, RetryPolicy, observe_retries, set_testing
 
 __all__ = [
     "AuthError",
@@ -50,5 +50,6 @@ __all__ = [
     "TicketRef",
     "TicketState",
     "TransientError",
+    "observe_retries",
     "set_testing",
 ]

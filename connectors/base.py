@@ -15,7 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
-from review import Document, TicketSpec
+from review import Document, Person, TicketSpec
 
 RawRecord = Mapping[str, Any]
 
@@ -122,5 +122,9 @@ class TargetConnector(Protocol):
         ...
 
     def state(self, refs: Sequence[TicketRef]) -> dict[str, TicketState]:
-        """Current status, labels and done-ness of tickets, by key."""
+        """Current status, labels and done-ness of tickets, by ticket key (`TicketRef.key`)."""
+        ...
+
+    def unresolved(self, people: Sequence[Person]) -> tuple[Person, ...]:
+        """Those of `people` the target has no account for (they become gaps, not failures)."""
         ...

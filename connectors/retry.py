@@ -24,6 +24,12 @@ T = TypeVar("T")
 log = structlog.get_logger("slm_sync.retry")
 
 _testing = False
+_global_observers: list[Callable[[RetryEvent], None]] = []
+
+
+def observe_retries(observer: Callable[[RetryEvent], None]) -> None:
+    """Register `observer` for every retry of every policy (the daemon's metrics)."""
+    _global_observers.append(observer)
 
 
 def set_testing(enabled: bool) -> None:
@@ -82,7 +88,7 @@ class RetryPolicy:
                 error=type(error).__name__,
             )
             log.warning("http.retry", **event.__dict__)
-            for observer in self.observers:
+            for observer in (*self.observers, *_global_observers):
                 observer(event)
 
         retrying = tenacity.Retrying(

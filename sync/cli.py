@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -26,8 +27,18 @@ from config import (
     missing_endpoints,
     required_credentials,
 )
+from connectors import ConnectorError, observe_retries
+from connectors.http import observe_calls
+from mapping import preview_as_json, render_preview
 from review import RaciMatrix, Scope
+from sync.daemon import Daemon
+from sync.demo import DemoResult, run_demo, ticket_tree
+from sync.engine import Engine, RunResult, dumps
+from sync.health import Health, HealthServer
 from sync.logs import configure_logging
+from sync.metrics import Metrics
+from sync.report import preview_records, write_report
+from sync.state import StateStore, open_store
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
 
@@ -146,6 +157,245 @@ def _config_summary(settings: Settings, raci: RaciMatrix, config: Path | None) -
         "lt_members": len(roles.lt_members),
         "cycle": f"{settings.review.cycle.frequency} from {settings.review.cycle.start}",
     }
+
+
+def _open(config: Path | None) -> tuple[Settings, StateStore]:
+    settings, _ = load_checked(config)
+    return settings, open_store(settings.sync.resolved_state_url())
+
+
+def _engine(settings: Settings, store: StateStore, metrics: Metrics | None = None) -> Engine:
+    engine = Engine.from_settings(settings, store, metrics=metrics)
+    if sys.stderr.isatty():
+        engine.on_page = _progress_printer()
+    return engine
+
+
+def _progress_printer() -> Callable[[str, int], None]:
+    console = Console(stderr=True)
+    totals: dict[str, int] = {}
+
+    def show(stream: str, count: int) -> None:
+        totals[stream] = totals.get(stream, 0) + count
+        console.print(f"  reading {stream}: {totals[stream]} records", end="\r")
+
+    return show
+
+
+def _run_guarded(action: Callable[[], int]) -> None:
+    """Run a command body: config mistakes exit 2, system failures 1, never with a traceback."""
+    try:
+        code = action()
+    except ConfigError as error:
+        _fail_config(error)
+    except ConnectorError as error:
+        Console(stderr=True, highlight=False, soft_wrap=True).print(
+            f"[bold red]{error.system or 'connector'} failed:[/] {error}"
+        )
+        raise typer.Exit(EXIT_FAILURE) from None
+    raise typer.Exit(code)
+
+
+def _print_outcomes(result: RunResult, *, title: str) -> None:
+    console = Console(highlight=False)
+    table = Table(title=title)
+    for column in ("action", "ticket", "kind", "title", "assignee"):
+        table.add_column(column)
+    for outcome in result.summary.outcomes:
+        table.add_row(
+            outcome.action.value + (" (failed)" if outcome.error else ""),
+            outcome.ticket or "-",
+            outcome.kind,
+            outcome.title,
+            outcome.assignee or "-",
+        )
+    console.print(table)
+    counts = result.summary.as_counts()
+    console.print(
+        f"cycle {result.build.cycle.id} ({result.phase.state.value}): "
+        + ", ".join(f"{k} {v}" for k, v in counts.items())
+    )
+    for failure in result.summary.failed:
+        console.print(f"[red]failed[/] {failure.key}: {failure.error}")
+
+
+@app.command("plan")
+def plan_command(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Dry run: the tickets a sync would create or update now. Writes nothing to the target."""
+
+    def body() -> int:
+        settings, store = _open(config)
+        try:
+            result = _engine(settings, store).run_once(dry_run=True)
+        finally:
+            store.close()
+        if as_json:
+            typer.echo(dumps(result.as_json()))
+        else:
+            _print_outcomes(result, title="slm-sync plan (dry run, nothing written)")
+        return EXIT_OK
+
+    _run_guarded(body)
+
+
+@app.command("sync")
+def sync_command(
+    once: Annotated[bool, typer.Option("--once", help="run one cycle and exit")] = False,
+    full: Annotated[bool, typer.Option("--full", help="re-read everything (full resync)")] = False,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """One sync cycle: read, plan, create / update tickets, print the summary."""
+    if not once:
+        Console(stderr=True).print("sync needs --once; use `slm-sync run` for the daemon loop")
+        raise typer.Exit(EXIT_CONFIG)
+
+    def body() -> int:
+        settings, store = _open(config)
+        try:
+            result = _engine(settings, store).run_once(full=full)
+        finally:
+            store.close()
+        if as_json:
+            typer.echo(dumps(result.as_json()))
+        else:
+            _print_outcomes(result, title="slm-sync sync")
+        return EXIT_OK if not result.summary.failed else EXIT_FAILURE
+
+    _run_guarded(body)
+
+
+HttpPortOption = Annotated[
+    int | None, typer.Option("--http-port", help="serve /healthz, /readyz, /metrics on this port")
+]
+
+
+@app.command("run")
+def run_command(
+    config: ConfigOption = None,
+    http_port: HttpPortOption = None,
+    http_host: Annotated[str | None, typer.Option("--http-host")] = None,
+) -> None:
+    """The daemon: a cycle every sync.interval_seconds until SIGTERM / SIGINT."""
+
+    def body() -> int:
+        settings, store = _open(config)
+        metrics = Metrics()
+        observe_calls(metrics.on_call)
+        observe_retries(metrics.on_retry)
+        health = Health(interval_seconds=settings.sync.interval_seconds)
+        port = http_port if http_port is not None else settings.sync.http_port
+        server = None
+        if port is not None:
+            host = http_host or settings.sync.http_host
+            server = HealthServer(health, metrics, host=host, port=port).start()
+            log.info("http.listening", host=host, port=server.port)
+        daemon = Daemon(
+            _engine(settings, store, metrics), settings.sync.interval_seconds, health, metrics
+        )
+        daemon.install_signal_handlers()
+        try:
+            return daemon.run()
+        finally:
+            if server is not None:
+                server.stop()
+            store.close()
+
+    _run_guarded(body)
+
+
+@app.command("demo")
+def demo_command(
+    as_json: JsonOption = False,
+    output: Annotated[Path, typer.Option("--output", help="where packs are written")] = Path(
+        "demo-output"
+    ),
+) -> None:
+    """The whole product on a local sandbox: two syncs, the second changing nothing."""
+
+    def body() -> int:
+        configure_logging(level="WARNING", fmt="json" if as_json else "auto")
+        result = run_demo(output)
+        if as_json:
+            typer.echo(dumps(result.as_json()))
+            return EXIT_OK
+        _print_demo(result)
+        return EXIT_OK
+
+    _run_guarded(body)
+
+
+def _print_demo(result: DemoResult) -> None:
+    console = Console(highlight=False)
+    first, second = result.first, result.second
+    cycle = first.build.cycle.id
+    console.print(f"[bold]slm-sync demo[/]: ServiceNow sandbox → Jira Cloud sandbox, cycle {cycle}")
+    names = {s.key: s.name for s in first.build.services}
+    chosen = ", ".join(names[k] for k in first.phase.selection)
+    console.print(f"LT selection (the top candidates): {chosen}")
+    console.print(ticket_tree(first))
+    counts = ", ".join(f"{k} {v}" for k, v in first.summary.as_counts().items())
+    console.print(f"first sync: {counts}")
+    again = second.summary.as_counts()
+    unchanged = again["created"] == again["updated"] == 0
+    counts = ", ".join(f"{k} {v}" for k, v in again.items())
+    console.print(f"second sync: {counts}" + (" (nothing changed)" if unchanged else ""))
+    console.print(f"review packs written to {result.output_dir}/:")
+    for path in result.files:
+        console.print(f"  {path}")
+
+
+@app.command("report")
+def report_command(
+    service: Annotated[str, typer.Option("--service", help="service key (e.g. its sys_id)")],
+    fmt: Annotated[str, typer.Option("--format", help="md or html")] = "md",
+    output: Annotated[Path, typer.Option("--output", help="directory for the files")] = Path("."),
+    config: ConfigOption = None,
+) -> None:
+    """Render one service's review pack locally (with its chart) from the configured source."""
+    if fmt not in ("md", "html"):
+        Console(stderr=True).print(f"--format must be md or html, not {fmt!r}")
+        raise typer.Exit(EXIT_CONFIG)
+
+    def body() -> int:
+        settings, store = _open(config)
+        try:
+            written = write_report(settings, store, service, fmt, output)
+        finally:
+            store.close()
+        for path in written:
+            typer.echo(str(path))
+        return EXIT_OK
+
+    _run_guarded(body)
+
+
+mapping_app = typer.Typer(help="Inspect field mappings.", no_args_is_help=True)
+app.add_typer(mapping_app, name="mapping")
+
+
+@mapping_app.command("preview")
+def mapping_preview(
+    source: Annotated[str, typer.Option("--source", help="servicenow or jira")],
+    entity: Annotated[str, typer.Option("--entity", help="e.g. service, sla_record")],
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 5,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Fetch a few raw records and show them next to what the mapping makes of them."""
+
+    def body() -> int:
+        settings = load_settings(config)
+        configure_logging(level=settings.logging.level, fmt=settings.logging.format,
+                          secrets=settings.secret_values())  # fmt: skip
+        rows, mapped_entity = preview_records(settings, source, entity, limit)
+        if as_json:
+            typer.echo(dumps(preview_as_json(mapped_entity, rows)))
+        else:
+            render_preview(mapped_entity, rows, Console())
+        return EXIT_OK
+
+    _run_guarded(body)
 
 
 def main(argv: list[str] | None = None) -> int:

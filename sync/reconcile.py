@@ -108,6 +108,7 @@ class Reconciler:
     target: TargetConnector
     store: StateStore
     change_note: ChangeNote | None = None
+    stop: Callable[[], None] = lambda: None  # raises to end the run at a safe point
 
     def apply(self, specs: Sequence[TicketSpec], *, dry_run: bool = False) -> ApplySummary:
         """Make the target match `specs`; with dry_run, only read and report."""
@@ -119,6 +120,7 @@ class Reconciler:
             if row.state == "created"
         }
         for level in levels(specs):
+            self.stop()
             self._apply_level(level, ledger, refs, summary, dry_run=dry_run)
         return summary
 
@@ -143,6 +145,7 @@ class Reconciler:
                 to_create.append(spec)
         self._create(to_create, refs, summary, dry_run=dry_run)
         for spec in level:
+            self.stop()
             if spec.key in ledger and ledger[spec.key].state == "created" and spec.key in refs:
                 self._refresh(spec, ledger[spec.key], refs[spec.key], summary, dry_run=dry_run)
 

@@ -13,6 +13,7 @@ from connectors.jira.people import PeopleDirectory
 from connectors.jira.source import JiraSource
 from connectors.jira.target import JiraTarget
 from connectors.jira.wiki import to_wiki
+from connectors.registry import ConnectorPlugin
 
 __all__ = [
     "BulkOutcome",
@@ -24,6 +25,12 @@ __all__ = [
     "PeopleDirectory",
     "Permission",
     "jql_quote",
+    "plugin",
     "to_adf",
     "to_wiki",
 ]
+
+# The entry point `slm_sync.connectors: jira` names this object (see pyproject.toml).
+plugin = ConnectorPlugin(
+    name="jira", source=JiraSource.from_settings, target=JiraTarget.from_settings, mapping="jira"
+)

@@ -32,7 +32,13 @@ from connectors.errors import (
     RequestRejected,
     TransientError,
 )
-from connectors.http import monotonic_deadline, raise_for_response, timeouts, transport_error
+from connectors.http import (
+    instrument,
+    monotonic_deadline,
+    raise_for_response,
+    timeouts,
+    transport_error,
+)
 from connectors.pacing import Pacer
 from connectors.retry import RetryPolicy
 
@@ -168,6 +174,7 @@ class JiraClient:
             **_auth(settings),
         )
         library._session.headers["User-Agent"] = "slm-sync"
+        instrument(library._session, SYSTEM)
         if settings.deployment != "auto":
             return cls(library, Deployment(settings.deployment), policy, pacer)
         probe = cls(library, Deployment.DATACENTER, policy, pacer)

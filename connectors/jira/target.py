@@ -24,7 +24,7 @@ from connectors.jira.jql import keys_in, labels_in
 from connectors.jira.people import PeopleDirectory
 from connectors.jira.search import search
 from connectors.jira.tickets import IssueTypes, TicketFields
-from review import Document, TicketSpec
+from review import Document, Person, TicketSpec
 
 log = structlog.get_logger("slm_sync.jira.target")
 BULK_LIMIT = 50
@@ -267,6 +267,10 @@ class JiraTarget:
     def close(self, ref: TicketRef) -> bool:
         """Apply the configured done transition (`jira.done_transition`)."""
         return self.transition(ref, self.settings.done_transition)
+
+    def unresolved(self, people: Sequence[Person]) -> tuple[Person, ...]:
+        """People with an email Jira cannot match (one cached user search per email)."""
+        return tuple(p for p in people if p.email and self.people.identity(p) is None)
 
     # ---- state -----------------------------------------------------------------------------
     def state(self, refs: Sequence[TicketRef]) -> dict[str, TicketState]:

@@ -15,6 +15,7 @@ rows the dot-walked keys `task.business_service`, `task.cmdb_ci`, `task.priority
 
 from __future__ import annotations
 
+from connectors.registry import ConnectorPlugin
 from connectors.servicenow.client import PysnowTableClient, TableClient, TableResult
 from connectors.servicenow.guard import Guard
 from connectors.servicenow.people import PeopleDirectory
@@ -37,5 +38,14 @@ __all__ = [
     "UnsafeQueryValue",
     "build_client",
     "build_guard",
+    "plugin",
     "render_text",
 ]
+
+# The entry point `slm_sync.connectors: servicenow` names this object (see pyproject.toml).
+plugin = ConnectorPlugin(
+    name="servicenow",
+    source=ServiceNowSource.from_settings,
+    target=ServiceNowTarget.from_settings,
+    mapping="servicenow",
+)

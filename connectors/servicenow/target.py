@@ -28,7 +28,7 @@ from connectors.servicenow.people import PeopleDirectory
 from connectors.servicenow.render import render_text
 from connectors.servicenow.streams import StreamSpec
 from connectors.servicenow.wiring import build_client, build_guard
-from review import Document, TicketSpec
+from review import Document, Person, TicketSpec
 
 TICKET_FIELDS = ("sys_id", "number", "correlation_id", "sys_updated_on")
 MANAGED_FIELDS = (
@@ -91,6 +91,11 @@ class ServiceNowTarget:
                         continue
                     found[key] = self._ref(row)
         return found
+
+    def unresolved(self, people: Sequence[Person]) -> tuple[Person, ...]:
+        """People without a sys_user record (looked up in batches by email)."""
+        self.people.prepare(people)
+        return tuple(p for p in people if not self.people.sys_id(p))
 
     def state(self, refs: Sequence[TicketRef]) -> dict[str, TicketState]:
         """Status and done-ness of tickets by ticket key (number); labels: marker and key."""

@@ -135,8 +135,9 @@ class StateStore:
         The cursor never moves past records that are not stored: both commit together.
         """
         with self.engine.begin() as connection:
-            for record in mirrored:
-                _upsert(connection, records, _record_values(record), ("stream", "key"))
+            rows = [_record_values(record) for record in mirrored]
+            for start in range(0, len(rows), 500):
+                _upsert_many(connection, records, rows[start : start + 500], ("stream", "key"))
             if cursor is not None:
                 values = {
                     "system": system,
@@ -146,6 +147,33 @@ class StateStore:
                     "committed_at": _now(),
                 }
                 _upsert(connection, cursors, values, ("system", "stream"))
+
+    def prune(self, stream: str, keep: set[str]) -> int:
+        """Delete records of `stream` not in `keep` (snapshot streams); returns how many."""
+        with self.engine.begin() as connection:
+            keys = connection.execute(
+                sa.select(records.c.key).where(records.c.stream == stream)
+            ).scalars()
+            gone = [key for key in keys if key not in keep]
+            for start in range(0, len(gone), 500):
+                connection.execute(
+                    sa.delete(records).where(
+                        records.c.stream == stream, records.c.key.in_(gone[start : start + 500])
+                    )
+                )
+        return len(gone)
+
+    def forget(self, stream: str, keys: Sequence[str]) -> None:
+        """Delete these mirrored records of `stream` (e.g. skipped entries that now map)."""
+        if not keys:
+            return
+        with self.engine.begin() as connection:
+            for start in range(0, len(keys), 500):
+                connection.execute(
+                    sa.delete(records).where(
+                        records.c.stream == stream, records.c.key.in_(keys[start : start + 500])
+                    )
+                )
 
     def mirrored(self, stream: str, *, service_key: str | None = None) -> Iterator[MirrorRecord]:
         """Stream mirrored records of `stream` (optionally of one service), in key order."""
@@ -320,6 +348,38 @@ class StateStore:
             ).first()
         return None if row is None else (row.account, bool(row.resolved))
 
+    def people_cache(
+        self, system: str, *, retry_unresolved_after: float = 86400.0
+    ) -> dict[str, str | None]:
+        """email -> account for `system`; misses older than `retry_unresolved_after` s dropped."""
+        oldest = _now().timestamp() - retry_unresolved_after
+        found: dict[str, str | None] = {}
+        with self.engine.connect() as connection:
+            rows = connection.execute(sa.select(people).where(people.c.system == system)).all()
+        for row in rows:
+            checked = (
+                row.checked_at if row.checked_at.tzinfo else row.checked_at.replace(tzinfo=UTC)
+            )
+            if row.resolved or checked.timestamp() >= oldest:
+                found[row.email] = row.account
+        return found
+
+    def remember_people(self, system: str, cache: dict[str, str | None]) -> None:
+        """Persist a connector's email -> account cache (None: not found)."""
+        rows = [
+            {
+                "system": system,
+                "email": email.lower(),
+                "account": account,
+                "name": None,
+                "resolved": account is not None,
+                "checked_at": _now(),
+            }
+            for email, account in cache.items()
+        ]
+        with self.engine.begin() as connection:
+            _upsert_many(connection, people, rows, ("system", "email"))
+
     def remember_person(
         self, system: str, email: str, account: str | None, name: str | None
     ) -> None:
@@ -369,12 +429,26 @@ def _ledger_row(row: Any) -> LedgerRow:
 def _upsert(
     connection: Connection, table: sa.Table, values: dict[str, Any], keys: tuple[str, ...]
 ) -> None:
-    """INSERT … ON CONFLICT DO UPDATE, in the dialect's own syntax (SQLite and PostgreSQL)."""
+    """INSERT … ON CONFLICT DO UPDATE of one row."""
+    _upsert_many(connection, table, [values], keys)
+
+
+def _upsert_many(
+    connection: Connection, table: sa.Table, rows: list[dict[str, Any]], keys: tuple[str, ...]
+) -> None:
+    """INSERT … ON CONFLICT DO UPDATE of rows with the same columns, in one statement.
+
+    Written in the dialect's own syntax (SQLite and PostgreSQL both have it). Rows repeating a
+    key keep the last one, as sequential upserts would.
+    """
+    if not rows:
+        return
+    unique = list({tuple(row[k] for k in keys): row for row in rows}.values())
     insert: Any
     if connection.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    statement = insert(table).values(**values)
-    changed = {k: statement.excluded[k] for k in values if k not in keys}
+    statement = insert(table).values(unique)
+    changed = {k: statement.excluded[k] for k in unique[0] if k not in keys}
     connection.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=changed))

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from connectors import CreateResult, TicketRef, TicketState, TransientError
-from review import Document, TicketKind, TicketSpec
+from review import Document, Person, TicketKind, TicketSpec
 from review.document import paragraph
 from sync.reconcile import Action, Reconciler
 from sync.state import StateStore
@@ -58,6 +58,9 @@ class FakeTarget:
 
     def state(self, refs: Sequence[TicketRef]) -> dict[str, TicketState]:
         return {}
+
+    def unresolved(self, people: Sequence[Person]) -> tuple[Person, ...]:
+        return ()
 
 
 def _specs(title_suffix: str = "") -> list[TicketSpec]:

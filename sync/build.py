@@ -1,0 +1,182 @@
+"""Build the review from the mirror: services, attainment, feasibility, gaps, candidates, packs.
+
+Everything here reads the state store's mirror (never the source) and calls the pure review
+engine. SLA records are streamed from the store into the attainment accumulator, so memory does
+not grow with the number of records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+
+from config import Settings
+from mapping import ComponentDraft, ServiceDraft, assemble
+from review import (
+    Agreement,
+    Attainment,
+    AttainmentAccumulator,
+    Candidate,
+    CsatAccumulator,
+    CsatResponse,
+    CsatSummary,
+    Cycle,
+    FeasibilityFinding,
+    Gap,
+    Material,
+    Person,
+    ReviewPack,
+    RoleHolders,
+    Service,
+    SkippedRecord,
+    SlaRecord,
+    agreement_label,
+    attainment_chart,
+    build_pack,
+    by_service,
+    check_feasibility,
+    cycle_for,
+    find_gaps,
+    rank_candidates,
+)
+from sync.pull import SKIPPED
+from sync.state import StateStore
+
+
+@dataclass
+class ReviewBuild:
+    """What one cycle of the review looks like right now, from the mirrored data."""
+
+    cycle: Cycle
+    services: tuple[Service, ...]
+    agreements: tuple[Agreement, ...]
+    candidates: tuple[Candidate, ...]
+    findings: dict[str, tuple[FeasibilityFinding, ...]]
+    gaps: dict[str, tuple[Gap, ...]]
+    csat: dict[str, CsatSummary]
+    packs: dict[str, ReviewPack] = field(default_factory=dict)
+    charts: dict[str, bytes] = field(default_factory=dict)
+
+
+def chart_name(service_key: str) -> str:
+    """The attachment / file name of a service's chart."""
+    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in service_key)
+    return f"attainment-{safe}.png"
+
+
+def role_holders(settings: Settings) -> RoleHolders:
+    """The configured process-level role holders as review values."""
+    roles = settings.review.roles
+
+    def person(entry: object) -> Person | None:
+        email = getattr(entry, "email", None)
+        if not email:
+            return None
+        return Person(email=email, name=getattr(entry, "name", None) or email)
+
+    return RoleHolders(
+        slm_process_owner=person(roles.slm_process_owner),
+        service_catalog_owner=person(roles.service_catalog_owner),
+        lt_members=tuple(p for p in (person(m) for m in roles.lt_members) if p is not None),
+        default_lt_sponsor=person(roles.default_lt_sponsor),
+    )
+
+
+def current_cycle(settings: Settings, today: date) -> Cycle:
+    """The review cycle `today` falls in, from the configured calendar."""
+    review = settings.review
+    return cycle_for(today, review.cycle.frequency, review.cycle.start, review.period)
+
+
+def build_review(
+    store: StateStore,
+    settings: Settings,
+    *,
+    today: date,
+    selection: Sequence[str],
+    unresolved: Iterable[Person] = (),
+) -> ReviewBuild:
+    """The cycle, every service as a candidate, and the packs of the selected services."""
+    review = settings.review
+    cycle = current_cycle(settings, today)
+    skipped = [SkippedRecord.model_validate(r.body) for r in store.mirrored(SKIPPED)]
+    services = _services(store, skipped)
+    agreements = tuple(Agreement.model_validate(r.body) for r in store.mirrored("agreement"))
+    accumulator = AttainmentAccumulator(
+        agreements, cycle.period, at_risk_margin_percent=review.at_risk_margin_percent
+    )
+    for record in store.mirrored("sla_record"):
+        accumulator.add(SlaRecord.model_validate(record.body))
+    attainments = accumulator.results()
+    csat = CsatAccumulator(cycle.period)
+    for record in store.mirrored("csat_response"):
+        csat.add(CsatResponse.model_validate(record.body))
+    summaries = csat.summaries()
+    findings = {s.key: check_feasibility(s, agreements) for s in services}
+    unresolved = tuple(unresolved)
+    gaps = {
+        s.key: find_gaps(
+            s,
+            agreements,
+            csat_responses=summaries[s.key].responses if s.key in summaries else 0,
+            skipped=[k for k in skipped if k.service_key in (s.key, None)],
+            unresolved=[p for p in unresolved if _involved(p, s)],
+        )
+        for s in services
+    }
+    grouped = by_service(attainments, agreements)
+    candidates = rank_candidates(
+        services,
+        grouped,
+        today=today,
+        findings=[f for fs in findings.values() for f in fs],
+        csat=summaries,
+    )
+    build = ReviewBuild(cycle, services, agreements, candidates, findings, gaps, summaries)
+    materials = [Material.model_validate(r.body) for r in store.mirrored("material")]
+    for service in services:
+        if service.key in selection:
+            _add_pack(build, service, attainments, materials)
+    return build
+
+
+def _add_pack(
+    build: ReviewBuild,
+    service: Service,
+    attainments: Mapping[str, Attainment],
+    materials: Sequence[Material],
+) -> None:
+    name = chart_name(service.key)
+    build.packs[service.key] = build_pack(
+        service,
+        build.cycle.period,
+        build.agreements,
+        attainments,
+        findings=build.findings[service.key],
+        gaps=build.gaps[service.key],
+        materials=[m for m in materials if m.service_key == service.key],
+        csat=build.csat.get(service.key),
+        chart_name=name,
+    )
+    series = [
+        (agreement_label(a), attainments[a.key])
+        for a in build.agreements
+        if a.service_key == service.key and not a.component_key and a.key in attainments
+    ]
+    build.charts[service.key] = attainment_chart(f"{service.name}: monthly attainment", series)
+
+
+def _services(store: StateStore, skipped: list[SkippedRecord]) -> tuple[Service, ...]:
+    people = {r.key: Person.model_validate(r.body) for r in store.mirrored("person")}
+    drafts = [ServiceDraft.model_validate(r.body) for r in store.mirrored("service")]
+    components = [ComponentDraft.model_validate(r.body) for r in store.mirrored("component")]
+    return assemble(drafts, components, people, skipped=skipped)
+
+
+def _involved(person: Person, service: Service) -> bool:
+    """Whether an unresolved person holds a role on this service."""
+    holders = [service.owner, service.business_owner, service.lt_sponsor]
+    holders += [c.owner for c in service.components]
+    email = (person.email or "").lower()
+    return any(h is not None and (h.email or "").lower() == email for h in holders)

@@ -1,0 +1,125 @@
+"""`slm-sync doctor`: can the configured systems be used, and if not, what to fix.
+
+    run_doctor(settings)          every check of the systems `sync.source` / `sync.target` use,
+                                  then the state store; never raises for what it finds
+    render_checks(checks, out)    a table with ✓ / ✗ / - (not checked) and the fixes
+    checks_as_json(checks)        {"ok": bool, "checks": [{system, name, ok, detail, fix}]}
+
+Each check stands alone: a failing one does not stop the others, and when a system cannot be
+reached (or refuses the credentials) its remaining checks say "not checked: <reason>". Only
+reads are made (one row per table, metadata calls); no ticket or record is written. Secret
+values never appear in a detail or fix: every text is masked against the configured secrets.
+Requests get at most two attempts, so an unreachable system answers within its timeouts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from config import Settings, env_name
+from connectors import RetryPolicy
+from sync.doctor_check import Check, CheckList, Verdict, failed, passed
+from sync.doctor_jira import jira_checks
+from sync.doctor_servicenow import servicenow_checks
+from sync.state import open_store
+
+__all__ = ["Check", "checks_as_json", "render_checks", "run_doctor"]
+
+DOCTOR_ATTEMPTS = 2
+DOCTOR_MAX_SECONDS = 10.0
+
+
+def run_doctor(settings: Settings) -> list[Check]:
+    """Check reach, auth, permissions and configured names of every system in use, and state."""
+    secrets = [*settings.secret_values(), *_url_password(settings.sync.resolved_state_url())]
+    policy = RetryPolicy(
+        max_attempts=min(DOCTOR_ATTEMPTS, settings.http.max_attempts),
+        max_seconds=min(DOCTOR_MAX_SECONDS, settings.http.max_retry_seconds),
+    )
+    checks: list[Check] = []
+    for system in dict.fromkeys([settings.sync.source, settings.sync.target]):
+        if system == "servicenow":
+            checks += servicenow_checks(settings, policy, secrets)
+        else:
+            checks += jira_checks(settings, policy, secrets)
+    state = CheckList("state", secrets)
+    state.run("state store", lambda: state_store(settings), fix=_state_fix())
+    return [*checks, *state.checks]
+
+
+def state_store(settings: Settings) -> Verdict:
+    """The state store opens and migrates to the latest schema."""
+    url = settings.sync.resolved_state_url()
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return failed(f"{url!r} is not a database URL", _state_fix())
+    try:
+        store = open_store(url)
+    except (SQLAlchemyError, OSError) as error:
+        cause = getattr(error, "orig", None) or error
+        first_line = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        return failed(f"{shown} cannot be opened: {first_line}", _state_fix())
+    try:
+        version = store.schema_version()
+    finally:
+        store.close()
+    return passed(f"{shown} opened, schema version {version}")
+
+
+def _state_fix() -> str:
+    return (
+        f"check sync.state_url ({env_name(('sync', 'state_url'))}) or, for the SQLite default, "
+        "that sync.data_dir exists and is writable; PostgreSQL: host, database, user and password"
+    )
+
+
+def _url_password(url: str) -> list[str]:
+    try:
+        password = make_url(url).password
+    except ArgumentError:
+        return []
+    return [str(password)] if password else []
+
+
+def render_checks(checks: Sequence[Check], console: Console) -> None:
+    """The checks as a table: ✓ passed, ✗ failed (with its fix), - not checked."""
+    table = Table(show_lines=False, expand=False)
+    for column in ("", "system", "check", "found", "fix"):
+        table.add_column(column, overflow="fold")
+    for check in checks:
+        mark = (
+            Text("✓", style="green")
+            if check.ok
+            else Text("-", style="dim")
+            if check.skipped
+            else Text("✗", style="bold red")
+        )
+        fix = Text(check.fix or "", style="yellow")
+        table.add_row(mark, check.system, check.name, Text(check.detail), fix)
+    console.print(table)
+    failed_count = sum(1 for check in checks if not check.ok and not check.skipped)
+    skipped = sum(1 for check in checks if check.skipped)
+    if failed_count or skipped:
+        console.print(
+            f"[bold red]{failed_count} failed[/], {skipped} not checked, "
+            f"{len(checks) - failed_count - skipped} passed"
+        )
+    else:
+        console.print(f"[green]all {len(checks)} checks passed[/]")
+
+
+def checks_as_json(checks: Sequence[Check]) -> dict[str, Any]:
+    """{"ok": every check passed, "checks": [{system, name, ok, detail, fix, skipped}]}."""
+    return {
+        "ok": all(check.ok for check in checks),
+        "checks": [{**asdict(check), "skipped": check.skipped} for check in checks],
+    }

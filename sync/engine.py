@@ -1,0 +1,307 @@
+"""One sync cycle: pull → map → review plan → reconcile with ledger and target → apply → record.
+
+A failure on one ticket or one service does not stop the others; the summary says what failed and
+why. A fatal error of a system (authentication, TLS) ends the run with that error. The engine is
+built once per process (`Engine.from_settings`) and `run_once` is called per interval.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol, cast
+
+import structlog
+
+from config import Settings, load_raci
+from connectors import ConnectorError, SourceConnector, Stream, TargetConnector, TicketRef
+from connectors.registry import make_source, make_target, plugin
+from mapping import SystemMapping, load_mappings
+from review import (
+    Document,
+    Person,
+    RaciMatrix,
+    ReviewPack,
+    TicketKind,
+    TicketSpec,
+    build_plan,
+    review_ticket_key,
+)
+from review import document as doc
+from sync.build import ReviewBuild, build_review, chart_name, current_cycle, role_holders
+from sync.cycle_flow import CycleFlow, CyclePhase
+from sync.metrics import Metrics
+from sync.pull import PullSummary, pull
+from sync.reconcile import Action, ApplySummary, ChangeNote, Reconciler
+from sync.state import LedgerRow, MirrorRecord, StateStore
+
+log = structlog.get_logger("slm_sync.engine")
+PACK_STATE = "pack_state"
+
+
+class Interrupted(Exception):
+    """A stop was requested; the run ended at a safe point (everything written is recorded)."""
+
+
+@dataclass
+class RunResult:
+    """What one run did: pulled records, the cycle phase, and the apply summary."""
+
+    pulled: PullSummary
+    phase: CyclePhase
+    build: ReviewBuild
+    summary: ApplySummary
+    tickets: tuple[TicketSpec, ...]
+    dry_run: bool
+
+    def as_json(self) -> dict[str, Any]:
+        """The `--json` object: integer counts plus what failed and why."""
+        return {
+            "cycle": self.build.cycle.id,
+            "cycle_state": self.phase.state.value,
+            "selection": list(self.phase.selection),
+            "dry_run": self.dry_run,
+            "records_read": dict(self.pulled.read),
+            "records_skipped": dict(self.pulled.skipped),
+            **self.summary.as_counts(),
+            "failures": [
+                {"key": o.key, "title": o.title, "action": o.action.value, "error": o.error}
+                for o in self.summary.failed
+            ],
+            "tickets": [
+                {
+                    "key": o.key,
+                    "kind": o.kind,
+                    "title": o.title,
+                    "action": o.action.value,
+                    "ticket": o.ticket,
+                    "assignee": o.assignee,
+                }
+                for o in self.summary.outcomes
+            ],
+        }
+
+
+@dataclass
+class Engine:
+    """Runs cycles for one source, one target and one state store."""
+
+    settings: Settings
+    store: StateStore
+    source: SourceConnector
+    target: TargetConnector
+    mappings: SystemMapping
+    raci: RaciMatrix
+    metrics: Metrics | None = None
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    stop: threading.Event = field(default_factory=threading.Event)
+    on_page: Callable[[str, int], None] | None = None  # progress display
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, store: StateStore, *, metrics: Metrics | None = None
+    ) -> Engine:
+        """Build the configured connectors, mappings and RACI matrix."""
+        source_plugin = plugin(settings.sync.source)
+        mapping_name = source_plugin.mapping or settings.sync.source
+        return cls(
+            settings=settings,
+            store=store,
+            source=make_source(settings),
+            target=make_target(settings),
+            mappings=load_mappings(mapping_name, settings.sync.mapping_file),
+            raci=load_raci(settings.review.raci_file),
+            metrics=metrics,
+        )
+
+    def run_once(self, *, dry_run: bool = False, full: bool = False) -> RunResult:
+        """One cycle; with dry_run nothing is written to the target (reads only)."""
+        now = self.clock()
+        directory = _people_directory(self.target)
+        if directory is not None:
+            directory.preload(self.store.people_cache(self.target.system))
+        until = now - timedelta(seconds=self.settings.servicenow.clock_skew_seconds)
+        pulled = pull(
+            self.source, self.mappings, self.store, until=until, full=full,
+            on_page=self._page_read,
+        )  # fmt: skip
+        self._count_reads(pulled)
+        flow = CycleFlow(self.store, self.target, self.raci, self.settings.review.selection)
+        phase = flow.phase(current_cycle(self.settings, now.date()))
+        build = build_review(
+            self.store,
+            self.settings,
+            today=now.date(),
+            selection=phase.selection,
+            unresolved=self._unresolved(phase),
+        )
+        plan = build_plan(
+            build.cycle,
+            self.raci,
+            role_holders(self.settings),
+            build.services,
+            phase.selection,
+            packs=build.packs,
+            candidates=build.candidates,
+        )
+        tickets = tuple(flow.wanted(build.cycle, phase, plan.tickets))
+        if not dry_run:
+            for key in phase.frozen_reviews:
+                self.store.freeze(self.target.system, key)
+        self._check_stop()
+        reconciler = Reconciler(
+            self.target, self.store, change_note=self._change_note(build), stop=self._check_stop
+        )
+        summary = reconciler.apply(tickets, dry_run=dry_run)
+        if not dry_run:
+            self._attach_charts(build, summary)
+            self._remember_packs(build)
+            if directory is not None:
+                self.store.remember_people(self.target.system, dict(directory.cache))
+        self._count_tickets(summary)
+        return RunResult(pulled, phase, build, summary, tickets, dry_run)
+
+    def _page_read(self, stream: Stream, count: int) -> None:
+        if self.on_page is not None:
+            self.on_page(stream.value, count)
+        self._check_stop()
+
+    def _check_stop(self) -> None:
+        if self.stop.is_set():
+            raise Interrupted
+
+    def _unresolved(self, phase: CyclePhase) -> tuple[Person, ...]:
+        """Role holders the target cannot find (reads only), for the packs' gap lists."""
+        people: dict[str, Person] = {}
+        holders = role_holders(self.settings)
+        for person in (holders.slm_process_owner, holders.service_catalog_owner,
+                       holders.default_lt_sponsor, *holders.lt_members):  # fmt: skip
+            if person is not None and person.email:
+                people[person.email.lower()] = person
+        for record in self.store.mirrored("person"):
+            person = Person.model_validate(record.body)
+            if person.email:
+                people.setdefault(person.email.lower(), person)
+        try:
+            return self.target.unresolved(list(people.values()))
+        except ConnectorError as error:
+            log.warning("people.lookup_failed", error=str(error))
+            return ()
+
+    def _change_note(self, build: ReviewBuild) -> ChangeNote:
+        previous = {r.key: r.body for r in self.store.mirrored(PACK_STATE)}
+        names = {a.key: a.name for a in build.agreements}
+
+        def note(spec: TicketSpec, row: LedgerRow) -> Document | None:
+            if spec.kind is not TicketKind.REVIEW:
+                return None
+            service_key = _service_of(spec)
+            pack = build.packs.get(service_key)
+            if pack is None:
+                return None
+            return _change_document(previous.get(spec.key), _pack_state(pack, names))
+
+        return note
+
+    def _remember_packs(self, build: ReviewBuild) -> None:
+        names = {a.key: a.name for a in build.agreements}
+        records = [
+            MirrorRecord(
+                stream=PACK_STATE,
+                key=review_ticket_key(build.cycle.id, key),
+                body=_pack_state(pack, names),
+                service_key=key,
+            )
+            for key, pack in build.packs.items()
+        ]
+        self.store.store_page(self.target.system, PACK_STATE, records, None)
+
+    def _attach_charts(self, build: ReviewBuild, summary: ApplySummary) -> None:
+        ledger = self.store.ledger_rows(self.target.system)
+        for outcome in summary.outcomes:
+            if outcome.kind != TicketKind.REVIEW.value or outcome.error is not None:
+                continue
+            if outcome.action not in (Action.CREATE, Action.UPDATE, Action.ADOPT):
+                continue
+            service_key = outcome.key.split(":")[2]
+            chart = build.charts.get(service_key)
+            row = ledger.get(outcome.key)
+            if chart is None or row is None:
+                continue
+            ref = TicketRef(key=row.ticket_key or "", id=row.ticket_id or "", url=row.ticket_url)
+            try:
+                self.target.attach(ref, chart_name(service_key), chart, "image/png")
+            except ConnectorError as error:
+                log.warning("chart.attach_failed", ticket=ref.key, error=str(error))
+
+    def _count_reads(self, pulled: PullSummary) -> None:
+        if self.metrics is not None:
+            for stream, count in pulled.read.items():
+                self.metrics.records_read.labels(stream=stream).inc(count)
+
+    def _count_tickets(self, summary: ApplySummary) -> None:
+        if self.metrics is not None:
+            for action, count in summary.as_counts().items():
+                self.metrics.tickets.labels(action=action).inc(count)
+
+
+class _PeopleCache(Protocol):
+    cache: dict[str, str | None]
+
+    def preload(self, known: Mapping[str, str | None]) -> None: ...
+
+
+def _people_directory(target: TargetConnector) -> _PeopleCache | None:
+    """A target's people cache, when it has one we can persist (the Jira connector does)."""
+    directory = getattr(target, "people", None)
+    if isinstance(getattr(directory, "cache", None), dict) and hasattr(directory, "preload"):
+        return cast(_PeopleCache, directory)
+    return None
+
+
+def _service_of(spec: TicketSpec) -> str:
+    """The service key inside a review ticket key `slm:<cycle>:<service>:review`."""
+    parts = spec.key.split(":")
+    return parts[2] if len(parts) == 4 else ""
+
+
+def _pack_state(pack: ReviewPack, names: dict[str, str]) -> dict[str, Any]:
+    """What a change note compares: per agreement its name, status and breach count."""
+    return {
+        a.agreement_key: {
+            "name": names.get(a.agreement_key, a.agreement_key),
+            "status": a.status.value,
+            "breached": a.breached,
+            "measured": a.measured,
+        }
+        for a in pack.attainments
+    }
+
+
+def _change_document(old: dict[str, Any] | None, new: dict[str, Any]) -> Document | None:
+    if old is None:
+        return None
+    lines: list[str] = []
+    for key, now in sorted(new.items()):
+        before = old.get(key)
+        if before is None:
+            continue
+        added = int(now["breached"]) - int(before["breached"])
+        if added > 0:
+            lines.append(f"{added} new breach(es) of {now['name']}")
+        if now["status"] != before["status"]:
+            lines.append(f"{now['name']}: {before['status']} → {now['status']}")
+    if not lines:
+        return Document(blocks=(doc.paragraph("The review pack was refreshed with new data."),))
+    items = tuple((doc.text(line),) for line in lines)
+    return Document(
+        blocks=(doc.paragraph("The review pack was refreshed:"), doc.BulletList(items=items))
+    )
+
+
+def dumps(value: Any) -> str:
+    """One JSON object for `--json` output."""
+    return json.dumps(value, sort_keys=False, default=str)
