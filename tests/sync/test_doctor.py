@@ -144,6 +144,15 @@ def test_servicenow_target_checks_task_table_without_writing(
     assert not any(created["records"].values())
 
 
+def test_connector_plugin_without_checks_is_named(site: Sandbox, settings_for: Build) -> None:
+    """A connector plugin the doctor has no checks for is listed as such; the rest still run."""
+    checks = run_doctor(settings_for(site, sync={"source": "acme-itsm", "target": "jira"}))
+
+    plugin = by_name(checks, "acme-itsm")["connector"]
+    assert plugin.ok and "acme-itsm" in plugin.detail
+    assert by_name(checks, "jira")["auth"].ok
+
+
 # ---- credentials -----------------------------------------------------------------------------
 def test_wrong_jira_password_fails_auth_and_names_the_secret(
     site: Sandbox, settings_for: Build

@@ -1,0 +1,232 @@
+"""The cycle end to end over HTTP: ServiceNow sandbox as source, Jira Cloud sandbox as target."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from config import Settings, load_raci
+from connectors import set_testing
+from review import Letter, Role, Scope
+from sandbox import Sandbox
+from sync.demo import demo_settings
+from sync.engine import Engine
+from sync.state import StateStore, open_store
+
+AUTH = ("slm-demo", "demo-api-token")
+
+
+@pytest.fixture(autouse=True)
+def _no_retry_waits() -> Iterator[None]:
+    set_testing(True)
+    yield
+    set_testing(False)
+
+
+@pytest.fixture
+def site() -> Iterator[Sandbox]:
+    """A small fresh estate per test (Jira Cloud flavour), index lag as in real Jira."""
+    running = Sandbox(seed=11, services=6, sla_records=1500, index_lag_ms=200).start()
+    yield running
+    running.stop()
+
+
+def _settings(site: Sandbox, data_dir: Path, *, selection: list[str] | None = None) -> Settings:
+    settings = demo_settings(site, data_dir)
+    settings.servicenow.clock_skew_seconds = 0
+    settings.jira.index_lag_seconds = 0.3
+    if selection is not None:
+        settings.review.selection = selection
+    return settings
+
+
+def _engine(settings: Settings, store: StateStore) -> Engine:
+    return Engine.from_settings(settings, store)
+
+
+def _created(site: Sandbox) -> list[dict[str, Any]]:
+    tickets = requests.get(f"{site.jira_url}/__sandbox/created", timeout=5).json()["tickets"]
+    assert isinstance(tickets, list)
+    return tickets
+
+
+def _writes(site: Sandbox) -> int:
+    """POST / PUT / DELETE requests to Jira, except searches (POST /search/jql only reads)."""
+    counts = requests.get(f"{site.jira_url}/__sandbox/requests", timeout=5).json()
+    return sum(
+        n
+        for route, n in counts["by_route"].items()
+        if route.split()[0] in ("POST", "PUT", "DELETE") and not route.endswith("/search/jql")
+    )
+
+
+def _jira(site: Sandbox, method: str, path: str, body: dict[str, Any]) -> None:
+    response = requests.request(
+        method, f"{site.jira_url}/rest/api/3/{path}", json=body, auth=AUTH, timeout=5
+    )
+    assert response.status_code < 300, response.text
+
+
+def _selection(site: Sandbox, tmp_path: Path, count: int = 2) -> list[str]:
+    store = open_store(f"sqlite:///{tmp_path / 'probe' / 'state.db'}")
+    result = _engine(_settings(site, tmp_path / "probe"), store).run_once(dry_run=True)
+    store.close()
+    return [c.service_key for c in result.build.candidates[:count]]
+
+
+def test_first_run_creates_the_planned_tickets_and_second_run_nothing(
+    site: Sandbox, tmp_path: Path
+) -> None:
+    """Run 1: cycle ticket, select sub-task, reviews with 4 sub-tasks each; run 2: no write."""
+    selection = _selection(site, tmp_path)
+    settings = _settings(site, tmp_path / "data", selection=selection)
+    store = open_store(settings.sync.resolved_state_url())
+    first = _engine(settings, store).run_once()
+    kinds = Counter(o.kind for o in first.summary.outcomes if o.ticket)
+    assert kinds == {"cycle": 1, "activity": 1 + 4 * len(selection), "review": len(selection)}
+    assert first.summary.as_counts()["failed"] == 0
+    tickets = _created(site)
+    assert len(tickets) == len(first.summary.outcomes)
+    writes = _writes(site)
+    second = _engine(settings, store).run_once()
+    assert second.summary.as_counts() == {
+        "created": 0,
+        "updated": 0,
+        "unchanged": len(first.summary.outcomes),
+        "failed": 0,
+    }
+    assert _writes(site) == writes
+    store.close()
+
+
+def test_sub_tasks_are_assigned_as_the_seed_raci_says(site: Sandbox, tmp_path: Path) -> None:
+    """Each review sub-task goes to its R: the process owner, else the service owner (SLM)."""
+    selection = _selection(site, tmp_path, count=1)
+    settings = _settings(site, tmp_path / "data", selection=selection)
+    store = open_store(settings.sync.resolved_state_url())
+    result = _engine(settings, store).run_once()
+    store.close()
+    service = next(s for s in result.build.services if s.key == selection[0])
+    process_owner = settings.review.roles.slm_process_owner
+    assert process_owner is not None and service.owner is not None
+    matrix = load_raci()
+    specs = {t.key: t for t in result.tickets}
+    for activity in matrix.in_scope(Scope.SERVICE):
+        spec = specs[f"slm:{result.build.cycle.id}:{service.key}:{activity.id}"]
+        first_r = activity.roles_with(Letter.R)[0]
+        expected = process_owner.email if first_r is Role.SLM_PROCESS_OWNER else service.owner.email
+        assert spec.assignee is not None and spec.assignee.email == expected, activity.id
+    by_key = {t["summary"]: t for t in _created(site)}
+    assert any(t["assignee"] for t in by_key.values())
+
+
+def test_selection_is_read_back_from_labels_on_the_cycle_ticket(
+    site: Sandbox, tmp_path: Path
+) -> None:
+    """The LT labels the cycle ticket and closes the selection sub-task: reviews appear."""
+    settings = _settings(site, tmp_path / "data")
+    store = open_store(settings.sync.resolved_state_url())
+    first = _engine(settings, store).run_once()
+    assert first.phase.state.value == "selecting"
+    assert {o.kind for o in first.summary.outcomes} == {"cycle", "activity"}
+    ledger = store.ledger_rows("jira")
+    cycle_id = first.build.cycle.id
+    cycle_ticket = ledger[f"slm:{cycle_id}:cycle"].ticket_key
+    select_task = ledger[f"slm:{cycle_id}:cycle:select_services"].ticket_key
+    chosen = first.build.candidates[0].service_key
+    _jira(
+        site,
+        "PUT",
+        f"issue/{cycle_ticket}",
+        {"update": {"labels": [{"add": f"slm-select-{chosen}"}]}},
+    )
+    _jira(site, "POST", f"issue/{select_task}/transitions", {"transition": {"id": "31"}})
+    second = _engine(settings, store).run_once()
+    store.close()
+    assert second.phase.state.value == "reviewing"
+    assert second.phase.selection == (chosen,)
+    created = [o for o in second.summary.outcomes if o.action.value == "create"]
+    assert Counter(o.kind for o in created) == {"review": 1, "activity": 4}
+    labels = next(t for t in _created(site) if t["key"] == cycle_ticket)["labels"]
+    assert f"slm-select-{chosen}" in labels
+
+
+def _breach_one(site: Sandbox, service_key: str, agreement_keys: set[str]) -> None:
+    """Turn one met SLA record of the service into a breach, stamped a few seconds ago."""
+    record = next(
+        r
+        for r in site.estate.sla_records
+        if r.sla in agreement_keys and not r.has_breached and r.stage == "completed"
+    )
+    site.servicenow.clock = datetime.now(UTC) - timedelta(seconds=5)
+    site.servicenow.update("task_sla", record.sys_id, has_breached="true", stage="breached")
+
+
+def test_changed_sla_record_updates_that_pack_with_a_comment(site: Sandbox, tmp_path: Path) -> None:
+    """A new breach refreshes the one affected review ticket and comments what changed."""
+    selection = _selection(site, tmp_path)
+    settings = _settings(site, tmp_path / "data", selection=selection)
+    store = open_store(settings.sync.resolved_state_url())
+    first = _engine(settings, store).run_once()
+    changed = selection[0]
+    slas = {a.key for a in first.build.agreements if a.service_key == changed}
+    _breach_one(site, changed, slas)
+    second = _engine(settings, store).run_once()
+    store.close()
+    updated = [o for o in second.summary.outcomes if o.action.value == "update"]
+    reviews = [o for o in updated if o.kind == "review"]
+    assert [o.key for o in reviews] == [f"slm:{first.build.cycle.id}:{changed}:review"]
+    ticket = next(t for t in _created(site) if t["key"] == reviews[0].ticket)
+    assert any("breach" in str(c) for c in ticket["comments"])
+
+
+def test_review_marked_done_freezes_its_pack(site: Sandbox, tmp_path: Path) -> None:
+    """After 'Participate in service review' is done, new data no longer changes that pack."""
+    selection = _selection(site, tmp_path, count=1)
+    settings = _settings(site, tmp_path / "data", selection=selection)
+    store = open_store(settings.sync.resolved_state_url())
+    first = _engine(settings, store).run_once()
+    cycle_id, service = first.build.cycle.id, selection[0]
+    participate = store.ledger_rows("jira")[f"slm:{cycle_id}:{service}:participate_review"]
+    _jira(site, "POST", f"issue/{participate.ticket_key}/transitions", {"transition": {"id": "31"}})
+    slas = {a.key for a in first.build.agreements if a.service_key == service}
+    _breach_one(site, service, slas)
+    second = _engine(settings, store).run_once()
+    store.close()
+    review = next(o for o in second.summary.outcomes if o.kind == "review")
+    assert review.action.value == "unchanged"
+
+
+def test_lost_ledger_finds_existing_tickets_and_creates_nothing(
+    site: Sandbox, tmp_path: Path
+) -> None:
+    """The state file is deleted: the next run finds every ticket by its key label."""
+    selection = _selection(site, tmp_path)
+    settings = _settings(site, tmp_path / "data", selection=selection)
+    store = open_store(settings.sync.resolved_state_url())
+    first = _engine(settings, store).run_once()
+    store.close()
+    for path in (tmp_path / "data").glob("state.db*"):
+        path.unlink()
+    store = open_store(settings.sync.resolved_state_url())
+    again = _engine(settings, store).run_once()
+    store.close()
+    assert again.summary.as_counts()["created"] == 0
+    assert len(_created(site)) == len(first.summary.outcomes)
+
+
+def test_plan_writes_nothing_to_the_target(site: Sandbox, tmp_path: Path) -> None:
+    """`plan` (dry run) lists the tickets it would create and sends no POST or PUT to Jira."""
+    settings = _settings(site, tmp_path / "data", selection=_selection(site, tmp_path))
+    store = open_store(settings.sync.resolved_state_url())
+    result = _engine(settings, store).run_once(dry_run=True)
+    store.close()
+    assert result.summary.as_counts()["created"] > 0
+    assert _writes(site) == 0
+    assert _created(site) == []
