@@ -33,6 +33,7 @@ from mapping import preview_as_json, render_preview
 from review import RaciMatrix, Scope
 from sync.daemon import Daemon
 from sync.demo import DemoResult, run_demo, ticket_tree
+from sync.doctor import checks_as_json, render_checks, run_doctor
 from sync.engine import Engine, RunResult, dumps
 from sync.health import Health, HealthServer
 from sync.logs import configure_logging
@@ -366,6 +367,25 @@ def report_command(
         for path in written:
             typer.echo(str(path))
         return EXIT_OK
+
+    _run_guarded(body)
+
+
+@app.command("doctor")
+def doctor_command(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Check reach, auth, permissions, project / tables / issue types / fields, with fixes."""
+
+    def body() -> int:
+        settings = load_settings(config)
+        configure_logging(level=settings.logging.level, fmt=settings.logging.format,
+                          secrets=settings.secret_values())  # fmt: skip
+        checks = run_doctor(settings)
+        report = checks_as_json(checks)
+        if as_json:
+            typer.echo(dumps(report))
+        else:
+            render_checks(checks, Console(highlight=False))
+        return EXIT_OK if report["ok"] else EXIT_FAILURE
 
     _run_guarded(body)
 

@@ -97,4 +97,6 @@ def configure_logging(
     root.setLevel(level)
     # urllib3 logs every connection at DEBUG; keep it one notch quieter than ours.
     logging.getLogger("urllib3").setLevel(max(logging.getLevelName(level), logging.INFO))
+    # alembic narrates every migration step at INFO; its warnings still show.
+    logging.getLogger("alembic").setLevel(max(logging.getLevelName(level), logging.WARNING))
     return redactor

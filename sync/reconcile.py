@@ -21,6 +21,7 @@ from enum import StrEnum
 import structlog
 
 from connectors import ConnectorError, CreateResult, FatalError, TargetConnector, TicketRef
+from connectors.crashpoints import crash_point
 from review import Document, TicketSpec
 from sync.state import LedgerRow, StateStore
 
@@ -119,8 +120,10 @@ class Reconciler:
             for key, row in ledger.items()
             if row.state == "created"
         }
-        for level in levels(specs):
+        for depth, level in enumerate(levels(specs)):
             self.stop()
+            if depth:
+                crash_point("between_parent_and_subtasks")
             self._apply_level(level, ledger, refs, summary, dry_run=dry_run)
         return summary
 
@@ -202,12 +205,15 @@ class Reconciler:
             summary.outcomes.extend(_outcome(s, Action.CREATE) for s in specs)
             return
         for spec in specs:
+            crash_point("before_intent")
             self.store.record_intent(
                 self.target.system, spec.key, parent_key=spec.parent_key, kind=spec.kind,
                 spec_hash=spec_hash(spec),
             )  # fmt: skip
+            crash_point("after_intent")
         try:
             results = self.target.create(specs, parents=refs)
+            crash_point("after_create")
         except FatalError:
             raise
         except ConnectorError as error:
@@ -235,6 +241,7 @@ class Reconciler:
             self.target.system, spec.key, ticket_key=ref.key, ticket_id=ref.id,
             ticket_url=ref.url, applied_hash=spec_hash(spec),
         )  # fmt: skip
+        crash_point("after_record")
         summary.outcomes.append(_outcome(spec, Action.CREATE, ticket=ref.key))
         log.info("ticket.created", key=spec.key, ticket=ref.key, kind=spec.kind)
 

@@ -18,6 +18,7 @@ import structlog
 
 from config import Settings
 from connectors.base import CreateResult, TicketRef, TicketState
+from connectors.crashpoints import crash_point
 from connectors.errors import RequestRejected, TransientError
 from connectors.jira.client import FIELD_CONFIG_KEYS, JiraApi, JiraClient, Permission
 from connectors.jira.jql import keys_in, labels_in
@@ -131,7 +132,9 @@ class JiraTarget:
                 results[spec.key] = CreateResult(spec.key, None, error)
             else:
                 ready.append(spec)
-        for chunk in _chunks(ready, BULK_LIMIT):
+        for index, chunk in enumerate(_chunks(ready, BULK_LIMIT)):
+            if index:
+                crash_point("mid_bulk")
             results.update(self._create_chunk(chunk, parents))
         return results
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from config import ServiceNowSettings, Settings
 from connectors.base import CreateResult, TicketRef, TicketState
+from connectors.crashpoints import crash_point
 from connectors.errors import ConnectorError
 from connectors.servicenow import query
 from connectors.servicenow.client import SYSTEM, Record, TableClient, log
@@ -121,7 +122,9 @@ class ServiceNowTarget:
         self.people.prepare(_people_of(specs))
         known = dict(parents)
         results: list[CreateResult] = []
-        for spec in specs:
+        for index, spec in enumerate(specs):
+            if index:
+                crash_point("mid_bulk")
             result = self._create_one(spec, known)
             if result.ref is not None:
                 known[spec.key] = result.ref

@@ -21,6 +21,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy.engine import Connection, Engine
 
+from connectors.crashpoints import crash_point
 from sync.state.schema import cursors, cycles, ledger, people, records, runs
 
 
@@ -139,6 +140,7 @@ class StateStore:
             for start in range(0, len(rows), 500):
                 _upsert_many(connection, records, rows[start : start + 500], ("stream", "key"))
             if cursor is not None:
+                crash_point("mid_cursor_commit")  # inside the transaction: nothing commits
                 values = {
                     "system": system,
                     "stream": stream,

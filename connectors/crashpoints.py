@@ -1,0 +1,45 @@
+"""Test-only crash points: kill the process (SIGKILL, no cleanup) at a named write boundary.
+
+Inert unless BOTH `SLM_SYNC_TEST_HOOKS=1` and `SLM_SYNC_CRASH_AT=<boundary>[@n]` are set in the
+environment (the n-th time the boundary is reached, default the first). The crash suite uses it
+to prove that a kill at any boundary, followed by a restart, leaves exactly one ticket per key.
+
+Boundaries: before_intent, after_intent, after_create, after_record, mid_bulk,
+between_parent_and_subtasks, mid_cursor_commit.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+BOUNDARIES = (
+    "before_intent",
+    "after_intent",
+    "after_create",
+    "after_record",
+    "mid_bulk",
+    "between_parent_and_subtasks",
+    "mid_cursor_commit",
+)
+_seen: dict[str, int] = {}
+
+
+def _armed() -> tuple[str, int] | None:
+    if os.environ.get("SLM_SYNC_TEST_HOOKS") != "1":
+        return None
+    spec = os.environ.get("SLM_SYNC_CRASH_AT", "")
+    if not spec:
+        return None
+    name, _, nth = spec.partition("@")
+    return name, int(nth or "1")
+
+
+def crash_point(name: str) -> None:
+    """Die here if the environment armed this boundary (tests only; otherwise a no-op)."""
+    armed = _armed()
+    if armed is None or armed[0] != name:
+        return
+    _seen[name] = _seen.get(name, 0) + 1
+    if _seen[name] == armed[1]:
+        os.kill(os.getpid(), signal.SIGKILL)
