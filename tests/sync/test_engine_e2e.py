@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -147,6 +148,7 @@ def test_selection_is_read_back_from_labels_on_the_cycle_ticket(
         {"update": {"labels": [{"add": f"slm-select-{chosen}"}]}},
     )
     _jira(site, "POST", f"issue/{select_task}/transitions", {"transition": {"id": "31"}})
+    _wait_until_searchable(site, f"slm-select-{chosen}")
     second = _engine(settings, store).run_once()
     store.close()
     assert second.phase.state.value == "reviewing"
@@ -155,6 +157,22 @@ def test_selection_is_read_back_from_labels_on_the_cycle_ticket(
     assert Counter(o.kind for o in created) == {"review": 1, "activity": 4}
     labels = next(t for t in _created(site) if t["key"] == cycle_ticket)["labels"]
     assert f"slm-select-{chosen}" in labels
+
+
+def _wait_until_searchable(site: Sandbox, label: str) -> None:
+    """Jira indexes labels with a lag; the LT's label is searchable before the next sync reads."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        found = requests.post(
+            f"{site.jira_url}/rest/api/3/search/jql",
+            json={"jql": f'labels = "{label}"', "fields": ["labels"]},
+            auth=AUTH,
+            timeout=5,
+        ).json()
+        if found.get("issues"):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"label {label} never became searchable")
 
 
 def _breach_one(site: Sandbox, service_key: str, agreement_keys: set[str]) -> None:
