@@ -33,10 +33,16 @@ COPY config/slm-sync.example.yaml /etc/slm-sync/slm-sync.example.yaml
 ENV PATH=/opt/slm-sync/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    MPLCONFIGDIR=/tmp/matplotlib \
     SLM_SYNC_SYNC__DATA_DIR=/var/lib/slm-sync \
+    SLM_SYNC_SYNC__HTTP_HOST=0.0.0.0 \
+    SLM_SYNC_SYNC__HTTP_PORT=8080 \
     SLM_SYNC_SECRETS_DIR=/run/secrets
 WORKDIR /var/lib/slm-sync
 VOLUME ["/var/lib/slm-sync"]
 USER 10001:10001
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python3", "-c", "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4).status == 200 else 1)"]
 ENTRYPOINT ["slm-sync"]
-CMD ["--help"]
+CMD ["run"]
