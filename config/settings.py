@@ -12,7 +12,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 ENV_PREFIX = "SLM_SYNC_"
@@ -193,6 +193,27 @@ class SyncSettings(Section):
         return self.state_url or f"sqlite:///{self.data_dir / 'state.db'}"
 
 
+class WebhookSettings(Section):
+    """Authenticated webhooks on the daemon's HTTP port: a change reaches its ticket now."""
+
+    enabled: bool = Field(False, description="off unless set; needs sync.http_port")
+    jira_secret: SecretStr | None = Field(None, description="the Jira webhook's secret")
+    servicenow_secret: SecretStr | None = Field(None, description="the business rule's secret")
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="larger bodies get 413")
+    max_skew_seconds: int = Field(300, ge=1, description="older or newer deliveries get 401")
+    replay_cache_size: int = Field(10_000, ge=1, description="delivery ids remembered")
+    jira_label: str = Field("slm-sync", description="label that marks our tickets")
+
+    @model_validator(mode="after")
+    def _secret_when_enabled(self) -> WebhookSettings:
+        if self.enabled and self.jira_secret is None and self.servicenow_secret is None:
+            raise ValueError(
+                "webhooks.enabled is true but no secret is set: set SLM_SYNC_WEBHOOKS__JIRA_SECRET"
+                " and/or SLM_SYNC_WEBHOOKS__SERVICENOW_SECRET (or their secret files)"
+            )
+        return self
+
+
 class LoggingSettings(Section):
     """Log level and format (console on a terminal, JSON lines otherwise)."""
 
@@ -221,6 +242,10 @@ class Settings(BaseSettings):
     review: ReviewSettings = ReviewSettings()
     logging: LoggingSettings = LoggingSettings()
     http: HttpSettings = HttpSettings()
+    plugins: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="options of connector plugins, by plugin name"
+    )
+    webhooks: WebhookSettings = WebhookSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -238,7 +263,7 @@ class Settings(BaseSettings):
     def secret_values(self) -> list[str]:
         """Every configured secret's value, for the log redactor."""
         found: list[str] = []
-        for section in (self.servicenow, self.jira):
+        for section in (self.servicenow, self.jira, self.webhooks):
             for name in type(section).model_fields:
                 value = getattr(section, name)
                 if isinstance(value, SecretStr) and value.get_secret_value():

@@ -7,8 +7,9 @@ tool by declaring, in its own pyproject.toml:
     [project.entry-points."slm_sync.connectors"]
     mytool = "mytool_slm:plugin"
 
-where `plugin = ConnectorPlugin(name="mytool", source=make_source, target=make_target)` and the
-factories take the loaded `config.Settings` (plugin options live under `plugins.mytool`).
+where `plugin = ConnectorPlugin(name="mytool", source=make_source, target=make_target,
+mapping_file=Path(__file__).with_name("mapping.yaml"))` and the factories take the loaded
+`config.Settings` (plugin options live under `plugins: {mytool: {...}}` in the settings file).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from pathlib import Path
 
 from config import ConfigError, Settings
 from connectors.base import SourceConnector, TargetConnector
@@ -33,7 +35,8 @@ class ConnectorPlugin:
     name: str
     source: SourceFactory | None = None
     target: TargetFactory | None = None
-    mapping: str | None = None  # name of the shipped mapping file (config/mappings/<name>.yaml)
+    mapping: str | None = None  # name of a shipped mapping (config/mappings/<name>.yaml)
+    mapping_file: Path | None = None  # or the plugin's own mapping file
 
 
 def available() -> dict[str, ConnectorPlugin]:

@@ -85,8 +85,11 @@ def shipped_mapping_path(system: str) -> Path:
 
 
 def load_mappings(system: str, path: Path | None = None) -> SystemMapping:
-    """Load and compile the mapping of `system` from `path`, default the shipped one."""
-    if system not in SYSTEMS:
+    """Load and compile the mapping of `system` from `path`, default the shipped one.
+
+    Any system name works with an explicit `path` (connector plugins ship their own mapping).
+    """
+    if path is None and system not in SYSTEMS:
         raise ConfigError(f"unknown source system {system!r}", hint=f"one of: {', '.join(SYSTEMS)}")
     document = load_yaml(path if path is not None else shipped_mapping_path(system))
     return _Compiler(document, system).compile()

@@ -16,9 +16,9 @@ from typing import Any, Protocol, cast
 
 import structlog
 
-from config import Settings, load_raci
+from config import ConfigError, Settings, load_raci
 from connectors import ConnectorError, SourceConnector, Stream, TargetConnector, TicketRef
-from connectors.registry import make_source, make_target, plugin
+from connectors.registry import ConnectorPlugin, make_target, plugin
 from mapping import SystemMapping, load_mappings
 from review import (
     Document,
@@ -105,14 +105,14 @@ class Engine:
         cls, settings: Settings, store: StateStore, *, metrics: Metrics | None = None
     ) -> Engine:
         """Build the configured connectors, mappings and RACI matrix."""
-        source_plugin = plugin(settings.sync.source)
-        mapping_name = source_plugin.mapping or settings.sync.source
+        chosen, mappings = source_mappings(settings)
+        assert chosen.source is not None
         return cls(
             settings=settings,
             store=store,
-            source=make_source(settings),
+            source=chosen.source(settings),
             target=make_target(settings),
-            mappings=load_mappings(mapping_name, settings.sync.mapping_file),
+            mappings=mappings,
             raci=load_raci(settings.review.raci_file),
             metrics=metrics,
         )
@@ -260,6 +260,15 @@ def _people_directory(target: TargetConnector) -> _PeopleCache | None:
     if isinstance(getattr(directory, "cache", None), dict) and hasattr(directory, "preload"):
         return cast(_PeopleCache, directory)
     return None
+
+
+def source_mappings(settings: Settings) -> tuple[ConnectorPlugin, SystemMapping]:
+    """The configured source plugin and its compiled mapping (the settings' file, else its own)."""
+    chosen = plugin(settings.sync.source)
+    if chosen.source is None:
+        raise ConfigError(f"connector {chosen.name!r} cannot be a source (sync.source)")
+    path = settings.sync.mapping_file or chosen.mapping_file
+    return chosen, load_mappings(chosen.mapping or chosen.name, path)
 
 
 def _service_of(spec: TicketSpec) -> str:

@@ -13,6 +13,7 @@ from connectors.registry import plugin
 from mapping import EntityMapping, PreviewRow, load_mappings, preview
 from review import render_html, render_markdown
 from sync.build import build_review, chart_name
+from sync.engine import source_mappings
 from sync.pull import pull
 from sync.state import StateStore
 
@@ -21,10 +22,8 @@ def write_report(
     settings: Settings, store: StateStore, service_key: str, fmt: str, output: Path
 ) -> list[Path]:
     """Bring the mirror up to date from the source and write the service's pack and chart."""
-    chosen = plugin(settings.sync.source)
-    if chosen.source is None:
-        raise ConfigError(f"connector {chosen.name!r} cannot be a source (sync.source)")
-    mappings = load_mappings(chosen.mapping or chosen.name, settings.sync.mapping_file)
+    chosen, mappings = source_mappings(settings)
+    assert chosen.source is not None
     now = datetime.now(UTC)
     skew = timedelta(seconds=settings.servicenow.clock_skew_seconds)
     pull(chosen.source(settings), mappings, store, until=now - skew)
@@ -64,6 +63,7 @@ def preview_records(
         known = ", ".join(s.value for s in Stream)
         raise ConfigError(f"unknown entity {entity!r}", hint=f"one of: {known}") from None
     mapping_file = settings.sync.mapping_file if source == settings.sync.source else None
+    mapping_file = mapping_file or chosen.mapping_file
     mappings = load_mappings(chosen.mapping or chosen.name, mapping_file)
     if not mappings.has(entity):
         raise ConfigError(f"the {source} mapping has no entity {entity!r}")
