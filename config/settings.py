@@ -185,6 +185,7 @@ class SyncSettings(Section):
     interval_seconds: int = Field(900, ge=10)
     data_dir: Path = Path("data")
     state_url: str | None = Field(None, description="default: SQLite in data_dir")
+    lease_seconds: float = Field(300.0, gt=0, description="replicas: how long a work lease lasts")
     http_host: str = Field("127.0.0.1", description="address of /healthz, /readyz, /metrics")
     http_port: int | None = Field(None, ge=0, le=65535, description="off unless set")
 
@@ -208,8 +209,8 @@ class WebhookSettings(Section):
     def _secret_when_enabled(self) -> WebhookSettings:
         if self.enabled and self.jira_secret is None and self.servicenow_secret is None:
             raise ValueError(
-                "webhooks.enabled is true but no secret is set: set SLM_SYNC_WEBHOOKS__JIRA_SECRET"
-                " and/or SLM_SYNC_WEBHOOKS__SERVICENOW_SECRET (or their secret files)"
+                "enabled is true but no secret is set: set SLM_SYNC_WEBHOOKS__JIRA_SECRET and/or"
+                " SLM_SYNC_WEBHOOKS__SERVICENOW_SECRET (or their secret files)"
             )
         return self
 

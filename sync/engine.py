@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, cast
@@ -33,9 +33,10 @@ from review import (
 from review import document as doc
 from sync.build import ReviewBuild, build_review, chart_name, current_cycle, role_holders
 from sync.cycle_flow import CycleFlow, CyclePhase
+from sync.leases import LeaseLost, WorkLeases, units
 from sync.metrics import Metrics
 from sync.pull import PullSummary, pull
-from sync.reconcile import Action, ApplySummary, ChangeNote, Reconciler
+from sync.reconcile import Action, ApplySummary, ChangeNote, Reconciler, leased
 from sync.state import LedgerRow, MirrorRecord, StateStore
 
 log = structlog.get_logger("slm_sync.engine")
@@ -99,6 +100,10 @@ class Engine:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     stop: threading.Event = field(default_factory=threading.Event)
     on_page: Callable[[str, int], None] | None = None  # progress display
+    leases: WorkLeases = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.leases = WorkLeases(self.store, seconds=self.settings.sync.lease_seconds)
 
     @classmethod
     def from_settings(
@@ -124,10 +129,13 @@ class Engine:
         if directory is not None:
             directory.preload(self.store.people_cache(self.target.system))
         until = now - timedelta(seconds=self.settings.servicenow.clock_skew_seconds)
-        pulled = pull(
-            self.source, self.mappings, self.store, until=until, full=full,
-            on_page=self._page_read,
-        )  # fmt: skip
+        pulled = PullSummary()
+        with self.leases.hold(f"pull:{self.source.system}") as ours:
+            if ours:  # another replica pulling now fills the same mirror
+                pulled = pull(
+                    self.source, self.mappings, self.store, until=until, full=full,
+                    on_page=self._page_read,
+                )  # fmt: skip
         self._count_reads(pulled)
         flow = CycleFlow(self.store, self.target, self.raci, self.settings.review.selection)
         phase = flow.phase(current_cycle(self.settings, now.date()))
@@ -152,10 +160,7 @@ class Engine:
             for key in phase.frozen_reviews:
                 self.store.freeze(self.target.system, key)
         self._check_stop()
-        reconciler = Reconciler(
-            self.target, self.store, change_note=self._change_note(build), stop=self._check_stop
-        )
-        summary = reconciler.apply(tickets, dry_run=dry_run)
+        summary = self._apply(tickets, build, dry_run=dry_run)
         if not dry_run:
             self._attach_charts(build, summary)
             self._remember_packs(build)
@@ -164,10 +169,35 @@ class Engine:
         self._count_tickets(summary)
         return RunResult(pulled, phase, build, summary, tickets, dry_run)
 
+    def _apply(
+        self, tickets: Sequence[TicketSpec], build: ReviewBuild, *, dry_run: bool
+    ) -> ApplySummary:
+        """Apply unit by unit, each under its lease (a dry run needs none)."""
+        reconciler = Reconciler(
+            self.target, self.store, change_note=self._change_note(build), stop=self._safe_point
+        )
+        if dry_run:
+            return reconciler.apply(tickets, dry_run=True)
+        summary = ApplySummary()
+        for unit, specs in units(tickets).items():
+            with self.leases.hold(unit) as ours:
+                if not ours:
+                    summary.outcomes.extend(leased(s) for s in specs)
+                    continue
+                try:
+                    summary.outcomes.extend(reconciler.apply(specs).outcomes)
+                except LeaseLost:
+                    summary.outcomes.extend(leased(s) for s in specs)
+        return summary
+
+    def _safe_point(self) -> None:
+        self._check_stop()
+        self.leases.renew_due()
+
     def _page_read(self, stream: Stream, count: int) -> None:
         if self.on_page is not None:
             self.on_page(stream.value, count)
-        self._check_stop()
+        self._safe_point()
 
     def _check_stop(self) -> None:
         if self.stop.is_set():

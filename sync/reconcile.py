@@ -38,6 +38,7 @@ class Action(StrEnum):
     UNCHANGED = "unchanged"
     ADOPT = "adopt"  # found in the target by key although the ledger did not know it
     WAIT = "wait"  # parent missing; next run
+    LEASED = "leased"  # another replica works on this ticket's unit
 
 
 @dataclass(frozen=True)
@@ -286,6 +287,11 @@ class Reconciler:
         self.store.record_failure(self.target.system, spec.key, str(error))
         summary.outcomes.append(_outcome(spec, action, error=str(error)))
         log.warning("ticket.failed", key=spec.key, action=action.value, error=str(error))
+
+
+def leased(spec: TicketSpec) -> Outcome:
+    """The outcome of a ticket another replica is handling in this cycle."""
+    return _outcome(spec, Action.LEASED)
 
 
 def _outcome(

@@ -90,6 +90,12 @@ class ReplayGuard:
                 self._seen.popitem(last=False)
             return True
 
+    def forget(self, keys: tuple[str, ...]) -> None:
+        """Drop `keys`, so a delivery that was refused after recording may come again."""
+        with self._lock:
+            for key in keys:
+                self._seen.pop(key, None)
+
     def _expire(self, now: float) -> None:
         while self._seen:
             key, seen_at = next(iter(self._seen.items()))

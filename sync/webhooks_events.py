@@ -45,9 +45,9 @@ def jira_work(payload: Mapping[str, Any], *, label: str, received_at: float) -> 
     if event != JIRA_ISSUE_UPDATED:
         raise Ignored(f"event {event!r} is not {JIRA_ISSUE_UPDATED}")
     issue = payload.get("issue")
-    key = issue.get("key") if isinstance(issue, Mapping) else None
-    if not isinstance(key, str) or not key:
+    if not isinstance(issue, Mapping) or not isinstance(issue.get("key"), str):
         raise Malformed("jira:issue_updated without issue.key")
+    key = str(issue["key"])
     changed = _changed_fields(payload)
     if not changed:
         raise Ignored(f"{key}: no field changed (comment or worklog only)")

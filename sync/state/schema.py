@@ -6,6 +6,7 @@
 - `ledger`: one row per ticket key in a target: intent, ticket id, spec hash (idempotency).
 - `cycles`: review cycles and their state machine; `runs`: one row per sync run.
 - `people`: email -> account id / user name per target system (the user cache).
+- `leases`: which replica works on which unit (a service's review, the cycle, the pull) until when.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     Integer,
     MetaData,
     String,
@@ -82,6 +84,14 @@ runs = Table(
     Column("finished_at", DateTime(timezone=True)),
     Column("status", String(16), nullable=False),
     Column("summary", Text),
+)
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("unit", String(255), primary_key=True),
+    Column("holder", String(255), nullable=False),
+    Column("expires_at", Float, nullable=False),
 )
 
 people = Table(

@@ -9,6 +9,7 @@ an intent being durable *before* the create request leaves.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,7 +23,9 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy.engine import Connection, Engine
 
 from connectors.crashpoints import crash_point
-from sync.state.schema import cursors, cycles, ledger, people, records, runs
+from sync.state.schema import cursors, cycles, leases, ledger, people, records, runs
+
+MIGRATION_LOCK = 7_501_001  # PostgreSQL advisory lock id held while migrating
 
 
 def _now() -> datetime:
@@ -60,7 +63,7 @@ class MirrorRecord:
     breached: bool | None = None
 
 
-def open_store(url: str) -> StateStore:
+def open_store(url: str, *, migrate_to: str = "head") -> StateStore:
     """Connect to `url`, create the SQLite directory if needed, migrate to the latest schema."""
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -68,7 +71,7 @@ def open_store(url: str) -> StateStore:
     if engine.dialect.name == "sqlite":
         _sqlite_pragmas(engine)
     store = StateStore(engine)
-    store.migrate()
+    store.migrate(migrate_to)
     return store
 
 
@@ -88,14 +91,19 @@ class StateStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def migrate(self) -> None:
-        """Apply alembic migrations up to head (idempotent)."""
+    def migrate(self, revision: str = "head") -> None:
+        """Apply alembic migrations up to `revision` (idempotent; head by default)."""
         config = AlembicConfig()
         location = resources.files("sync.state").joinpath("migrations")
         config.set_main_option("script_location", str(location))
         with self.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # Replicas start together: one migrates, the others wait, then find it done.
+                connection.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": 7_501_001}
+                )
             config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+            command.upgrade(config, revision)
 
     def schema_version(self) -> str | None:
         """The alembic revision the database is at."""
@@ -338,6 +346,60 @@ class StateStore:
             return None
         return value if value.tzinfo else value.replace(tzinfo=UTC)
 
+    # -- work leases (several replicas) -------------------------------------------------
+
+    def acquire_lease(self, unit: str, holder: str, seconds: float) -> bool:
+        """Take `unit` for `seconds` unless another holder's lease is still running.
+
+        PostgreSQL: the lease row is locked with SELECT … FOR UPDATE SKIP LOCKED, so a replica
+        never waits on another one that is taking the same unit at this moment. SQLite (one
+        process) takes it with one conditional UPDATE.
+        """
+        now = time.time()
+        with self.engine.begin() as connection:
+            insert = _insert_for(connection)
+            connection.execute(
+                insert(leases)
+                .values(unit=unit, holder="", expires_at=0.0)
+                .on_conflict_do_nothing(index_elements=["unit"])
+            )
+            if connection.dialect.name == "postgresql":
+                row = connection.execute(
+                    sa.select(leases.c.holder, leases.c.expires_at)
+                    .where(leases.c.unit == unit)
+                    .with_for_update(skip_locked=True)
+                ).first()
+                if row is None or (row.holder not in ("", holder) and row.expires_at > now):
+                    return False
+            taken = connection.execute(
+                sa.update(leases)
+                .where(
+                    leases.c.unit == unit,
+                    sa.or_(leases.c.holder.in_(("", holder)), leases.c.expires_at <= now),
+                )
+                .values(holder=holder, expires_at=now + seconds)
+            )
+            return taken.rowcount == 1
+
+    def renew_lease(self, unit: str, holder: str, seconds: float) -> bool:
+        """Extend our lease; False if it expired and someone else took the unit."""
+        with self.engine.begin() as connection:
+            renewed = connection.execute(
+                sa.update(leases)
+                .where(leases.c.unit == unit, leases.c.holder == holder)
+                .values(expires_at=time.time() + seconds)
+            )
+            return renewed.rowcount == 1
+
+    def release_lease(self, unit: str, holder: str) -> None:
+        """Give the unit back at once (the work is done)."""
+        with self.engine.begin() as connection:
+            connection.execute(
+                sa.update(leases)
+                .where(leases.c.unit == unit, leases.c.holder == holder)
+                .values(holder="", expires_at=0.0)
+            )
+
     # -- people cache --------------------------------------------------------------------
 
     def person(self, system: str, email: str) -> tuple[str | None, bool] | None:
@@ -428,6 +490,17 @@ def _ledger_row(row: Any) -> LedgerRow:
     )
 
 
+def _insert_for(connection: Connection) -> Any:
+    """The dialect's INSERT with ON CONFLICT support (SQLite and PostgreSQL both have it)."""
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
+
+
 def _upsert(
     connection: Connection, table: sa.Table, values: dict[str, Any], keys: tuple[str, ...]
 ) -> None:
@@ -446,11 +519,6 @@ def _upsert_many(
     if not rows:
         return
     unique = list({tuple(row[k] for k in keys): row for row in rows}.values())
-    insert: Any
-    if connection.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    statement = insert(table).values(unique)
+    statement = _insert_for(connection)(table).values(unique)
     changed = {k: statement.excluded[k] for k in unique[0] if k not in keys}
     connection.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=changed))

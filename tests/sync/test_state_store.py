@@ -21,9 +21,9 @@ def _record(key: str, breached: bool) -> MirrorRecord:
 
 def test_migrations_bring_an_empty_database_to_head(store: StateStore) -> None:
     """A new database is migrated on open; opening it again is a no-op."""
-    assert store.schema_version() == "0001"
+    assert store.schema_version() == "0002"
     store.migrate()
-    assert store.schema_version() == "0001"
+    assert store.schema_version() == "0002"
 
 
 def test_page_and_cursor_commit_together(store: StateStore) -> None:
