@@ -34,7 +34,7 @@ from review import RaciMatrix, Scope
 from sync.daemon import Daemon
 from sync.demo import DemoResult, run_demo, ticket_tree
 from sync.doctor import checks_as_json, render_checks, run_doctor
-from sync.engine import Engine, RunResult, dumps
+from sync.engine import Engine, RunResult, dumps, source_mappings
 from sync.health import Health, HealthServer
 from sync.logs import configure_logging
 from sync.metrics import Metrics
@@ -126,7 +126,12 @@ def check_config(config: ConfigOption = None, as_json: JsonOption = False) -> No
         settings, raci = load_checked(config)
     except ConfigError as error:
         _fail_config(error)
+    try:
+        _, mappings = source_mappings(settings)
+    except ConfigError as error:
+        _fail_config(error)
     summary = _config_summary(settings, raci, config)
+    summary["mapping"] = f"{mappings.path} ({len(mappings.entities)} entities)"
     if as_json:
         typer.echo(json.dumps(summary))
         return

@@ -117,3 +117,18 @@ def test_unknown_option_is_a_usage_error_exit_2() -> None:
     )
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.usefixtures("credentials")
+def test_broken_mapping_file_exits_2_naming_file_line_and_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], project_root: Path
+) -> None:
+    """check-config also compiles the source's mapping: an unknown transform is exit 2."""
+    mapping = tmp_path / "servicenow.yaml"
+    shipped = (project_root / "config" / "mappings" / "servicenow.yaml").read_text()
+    mapping.write_text(shipped.replace("transform: duration", "transform: durration", 1))
+    path = _config(tmp_path, GOOD + f"sync:\n  mapping_file: {mapping}\n")
+    assert main(["check-config", "--config", path]) == 2
+    err = capsys.readouterr().err
+    assert f"{mapping}:" in err
+    assert "durration" in err
