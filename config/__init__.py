@@ -24,6 +24,7 @@ from config.settings import (
     ServiceNowSettings,
     Settings,
     SyncSettings,
+    WebhookSettings,
     env_name,
 )
 
@@ -37,6 +38,7 @@ __all__ = [
     "ServiceNowSettings",
     "Settings",
     "SyncSettings",
+    "WebhookSettings",
     "config_path",
     "env_name",
     "load_raci",

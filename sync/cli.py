@@ -40,6 +40,7 @@ from sync.logs import configure_logging
 from sync.metrics import Metrics
 from sync.report import preview_records, write_report
 from sync.state import StateStore, open_store
+from sync.webhooks import WebhookReceiver
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
 
@@ -291,14 +292,23 @@ def run_command(
         observe_retries(metrics.on_retry)
         health = Health(interval_seconds=settings.sync.interval_seconds)
         port = http_port if http_port is not None else settings.sync.http_port
-        server = None
-        if port is not None:
-            host = http_host or settings.sync.http_host
-            server = HealthServer(health, metrics, host=host, port=port).start()
-            log.info("http.listening", host=host, port=server.port)
         daemon = Daemon(
             _engine(settings, store, metrics), settings.sync.interval_seconds, health, metrics
         )
+        receiver = None
+        if settings.webhooks.enabled:
+            receiver = WebhookReceiver(settings.webhooks, daemon.enqueue)
+            if port is None:
+                raise ConfigError(
+                    "webhooks.enabled is true but no HTTP port is set",
+                    hint="set sync.http_port or pass --http-port",
+                )
+        server = None
+        if port is not None:
+            host = http_host or settings.sync.http_host
+            server = HealthServer(health, metrics, host=host, port=port, webhooks=receiver)
+            server.start()
+            log.info("http.listening", host=host, port=server.port, webhooks=receiver is not None)
         daemon.install_signal_handlers()
         try:
             return daemon.run()

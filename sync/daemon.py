@@ -11,6 +11,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from types import FrameType
 
@@ -20,6 +21,7 @@ from connectors import ConnectorError
 from sync.engine import Engine, Interrupted
 from sync.health import Health
 from sync.metrics import Metrics
+from sync.webhooks import WorkItem
 
 log = structlog.get_logger("slm_sync.daemon")
 
@@ -33,7 +35,9 @@ class Daemon:
     health: Health
     metrics: Metrics
     stop: threading.Event = field(default_factory=threading.Event)
+    wake: threading.Event = field(default_factory=threading.Event)
     max_cycles: int | None = None
+    pending: deque[WorkItem] = field(default_factory=deque)
 
     def install_signal_handlers(self) -> None:
         """SIGTERM and SIGINT ask for a clean stop (main thread only)."""
@@ -43,6 +47,12 @@ class Daemon:
     def _on_signal(self, number: int, frame: FrameType | None) -> None:
         log.info("daemon.stopping", signal=signal.Signals(number).name)
         self.stop.set()
+        self.wake.set()
+
+    def enqueue(self, item: WorkItem) -> None:
+        """A webhook's work item: run a cycle now instead of at the next interval."""
+        self.pending.append(item)
+        self.wake.set()
 
     def run(self) -> int:
         """Loop until stopped; returns the exit code (0 on a clean stop)."""
@@ -53,15 +63,19 @@ class Daemon:
             cycles += 1
             if self.max_cycles is not None and cycles >= self.max_cycles:
                 break
-            self.stop.wait(self.interval)
+            self.wake.wait(self.interval)
+            self.wake.clear()
         log.info("daemon.stopped", cycles=cycles)
         return 0
 
     def cycle(self) -> None:
         """One engine run with its health and metrics bookkeeping."""
         started = time.monotonic()
+        woken_by = [self.pending.popleft() for _ in range(len(self.pending))]
+        if woken_by:
+            log.info("cycle.webhook", items=[f"{i.source}:{i.kind}:{i.key}" for i in woken_by])
         try:
-            result = self.engine.run_once()
+            result = self.engine.run_once(prompt=bool(woken_by))
         except Interrupted:
             log.info("cycle.interrupted")
             return

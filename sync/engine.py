@@ -41,6 +41,9 @@ from sync.state import LedgerRow, MirrorRecord, StateStore
 
 log = structlog.get_logger("slm_sync.engine")
 PACK_STATE = "pack_state"
+# A webhook-triggered run reads up to this many seconds ago: the current second may still be
+# receiving writes, so it stays for the next run (the cursor must not pass a half-written second).
+PROMPT_SKEW_SECONDS = 2
 
 
 class Interrupted(Exception):
@@ -122,13 +125,20 @@ class Engine:
             metrics=metrics,
         )
 
-    def run_once(self, *, dry_run: bool = False, full: bool = False) -> RunResult:
-        """One cycle; with dry_run nothing is written to the target (reads only)."""
+    def run_once(
+        self, *, dry_run: bool = False, full: bool = False, prompt: bool = False
+    ) -> RunResult:
+        """One cycle; with dry_run nothing is written to the target (reads only).
+
+        `prompt` (a webhook woke us) reads up to a few seconds ago instead of the configured
+        clock skew, so the change that triggered the run is in it.
+        """
         now = self.clock()
         directory = _people_directory(self.target)
         if directory is not None:
             directory.preload(self.store.people_cache(self.target.system))
-        until = now - timedelta(seconds=self.settings.servicenow.clock_skew_seconds)
+        skew = self.settings.servicenow.clock_skew_seconds
+        until = now - timedelta(seconds=min(skew, PROMPT_SKEW_SECONDS) if prompt else skew)
         pulled = PullSummary()
         with self.leases.hold(f"pull:{self.source.system}") as ours:
             if ours:  # another replica pulling now fills the same mirror

@@ -1,4 +1,5 @@
-"""The daemon's HTTP surface: /healthz (alive), /readyz (working), /metrics (Prometheus).
+"""The daemon's HTTP surface: /healthz (alive), /readyz (working), /metrics (Prometheus), and
+`POST /webhooks/{jira,servicenow}` when webhooks are enabled.
 
 Off unless `--http-port` (or `sync.http_port`) is given; nothing else listens. Readiness means
 the last cycle succeeded within two intervals and the targets answered at the last check.
@@ -17,6 +18,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
 from sync.metrics import Metrics
+from sync.webhooks import WebhookReceiver
 
 
 @dataclass
@@ -54,9 +56,18 @@ class Health:
 class HealthServer:
     """A small threaded WSGI server for the health surface, started and stopped in-process."""
 
-    def __init__(self, health: Health, metrics: Metrics, *, host: str, port: int) -> None:
+    def __init__(
+        self,
+        health: Health,
+        metrics: Metrics,
+        *,
+        host: str,
+        port: int,
+        webhooks: WebhookReceiver | None = None,
+    ) -> None:
         self.health = health
         self.metrics = metrics
+        self.webhooks = webhooks
         self._server: BaseWSGIServer = make_server(host, port, self._app, threaded=True)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -77,7 +88,10 @@ class HealthServer:
 
     def _app(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = Request(environ)
-        response = self._route(request.path)
+        if request.path.startswith("/webhooks/") and self.webhooks is not None:
+            response = self.webhooks.respond(request)
+        else:
+            response = self._route(request.path)
         return response(environ, start_response)
 
     def _route(self, path: str) -> Response:

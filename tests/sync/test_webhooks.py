@@ -7,10 +7,13 @@ import hashlib
 import hmac
 import io
 import json
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from structlog.testing import capture_logs
 from werkzeug.test import Client
 from werkzeug.wrappers import Request
@@ -514,3 +517,115 @@ def test_http_post_over_the_limit_gets_413() -> None:
     harness = Harness(max_body_bytes=1024)
     response = _client(harness).post(JIRA_PATH, data=b"x" * 5000)
     assert response.status_code == 413
+
+
+# --- the documented ServiceNow scripts ----------------------------------------------------
+
+# Stand-ins for the Glide APIs the scripts use; the HMAC is node's, keyed as ServiceNow keys it.
+GLIDE_STUBS = """
+const crypto = require('crypto'), fs = require('fs'), vm = require('vm');
+const [nowMs, secret, service, record, ...files] = process.argv.slice(1);
+const sent = [];
+const ctx = {
+  JSON, String, Math,
+  Class: {create: () => function () { this.initialize.apply(this, arguments); }},
+  gs: {
+    getProperty: (name, fallback) => ({'slm_sync.webhook.url': 'https://slm/webhooks/servicenow',
+                                       'slm_sync.webhook.secret': secret})[name] ?? fallback,
+    warn: () => {}, generateGUID: () => crypto.randomBytes(16).toString('hex'),
+  },
+  GlideDateTime: function () { this.getNumericValue = () => Number(nowMs); },
+  GlideStringUtil: {base64Encode: (text) => Buffer.from(text, 'utf8').toString('base64')},
+  GlideCertificateEncryption: function () {
+    this.generateMac = (key, algorithm, data) => crypto
+      .createHmac('sha256', Buffer.from(key, 'base64')).update(data, 'utf8').digest('base64');
+  },
+  sn_ws: {RESTMessageV2: function () {
+    const request = {headers: {}};
+    this.setEndpoint = (url) => { request.url = url; };
+    this.setHttpMethod = (method) => { request.method = method; };
+    this.setHttpTimeout = () => {};
+    this.setRequestHeader = (name, value) => { request.headers[name] = value; };
+    this.setRequestBody = (body) => { request.body = body; };
+    this.executeAsync = () => { sent.push(request); };
+  }},
+  current: {
+    task: {business_service: {nil: () => false, toString: () => service}},
+    getUniqueValue: () => record,
+  },
+  previous: null,
+};
+vm.createContext(ctx);
+for (const file of files) vm.runInContext(fs.readFileSync(file, 'utf8'), ctx);
+process.stdout.write(JSON.stringify(sent));
+"""
+
+
+def _run_business_rule(project_root: Path, rule: str, record: str) -> list[dict[str, Any]]:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed: cannot run the ServiceNow scripts")
+    scripts = project_root / "docs" / "servicenow"
+    files = [scripts / "SlmSyncWebhook.script_include.js", scripts / rule]
+    argv = [str(int(NOW * 1000)), SN_SECRET, SERVICE, record, *map(str, files)]
+    done = subprocess.run(
+        [node, "-e", GLIDE_STUBS, *argv], capture_output=True, text=True, timeout=30, check=True
+    )
+    sent = json.loads(done.stdout)
+    assert isinstance(sent, list)
+    return sent
+
+
+@pytest.mark.parametrize(
+    ("rule", "event"),
+    [
+        ("sla_breached.business_rule.js", "task_sla.breached"),
+        ("service_changed.business_rule.js", "service.changed"),
+    ],
+)
+def test_documented_business_rules_send_what_the_receiver_accepts(
+    project_root: Path, rule: str, event: str
+) -> None:
+    """The business rule scripts in docs/ sign events the receiver accepts and queues."""
+    record = SERVICE if event == "service.changed" else "a1b2c3d4e5f60718293a4b5c6d7e8f90"
+    [request] = _run_business_rule(project_root, rule, record)
+    assert request["method"] == "post" and request["url"].endswith(SERVICENOW_PATH)
+    harness = Harness()
+    status, _ = harness.receiver.handle(
+        SERVICENOW_PATH, request["headers"], request["body"].encode("utf-8")
+    )
+    assert status == 202
+    assert harness.queued == [WorkItem("servicenow", "service", SERVICE, NOW, event=event)]
+
+
+# --- deployment examples ----------------------------------------------------------------
+
+
+def _deploy_settings_texts(project_root: Path) -> dict[str, str]:
+    deploy = project_root / "deploy"
+    manifest = list(yaml.safe_load_all((deploy / "kubernetes" / "slm-sync.yaml").read_text()))
+    config_map = next(d for d in manifest if d["kind"] == "ConfigMap")
+    return {
+        "compose": (deploy / "slm-sync.example.yaml").read_text(encoding="utf-8"),
+        "kubernetes": config_map["data"]["slm-sync.yaml"],
+    }
+
+
+def test_deployment_examples_load_with_their_secret_files(
+    project_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The example settings of compose and Kubernetes load, webhooks on, secrets from files."""
+    compose = yaml.safe_load((project_root / "deploy" / "compose.yaml").read_text())
+    secret_names = set(compose["secrets"]) - {"postgres_password", "pg_service"}
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    for name in secret_names:
+        (secrets / name).write_text(f"value-of-{name}\n", encoding="utf-8")
+    monkeypatch.setenv("SLM_SYNC_SECRETS_DIR", str(secrets))
+    for where, text in _deploy_settings_texts(project_root).items():
+        config = tmp_path / f"{where}.yaml"
+        config.write_text(text, encoding="utf-8")
+        settings = load_settings(config)
+        assert settings.webhooks.enabled, where
+        assert settings.webhooks.jira_secret is not None, where
+        assert settings.jira.api_token is not None and settings.servicenow.password is not None
