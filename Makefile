@@ -23,6 +23,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest
 
+# The whole crash matrix (every write boundary x Jira and ServiceNow); CI runs a reduced set.
+.PHONY: crash-full
+crash-full: $(STAMP)
+	SLM_SYNC_CRASH_FULL=1 $(BIN)/pytest tests/stress/test_crash.py
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -99,8 +99,12 @@ class TargetConnector(Protocol):
 
     system: str
 
-    def find(self, keys: Sequence[str]) -> dict[str, TicketRef]:
-        """Tickets already carrying these idempotency keys (label / correlation_id)."""
+    def find(self, keys: Sequence[str], *, recent: bool = False) -> dict[str, TicketRef]:
+        """Tickets already carrying these idempotency keys (label / correlation_id).
+
+        `recent`: the tickets may have been created moments ago (a create whose outcome is
+        unknown), so a target with a lagging search index must wait for it before saying no.
+        """
         ...
 
     def create(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, cast
@@ -17,7 +18,14 @@ from typing import Any, Protocol, cast
 import structlog
 
 from config import ConfigError, Settings, load_raci
-from connectors import ConnectorError, SourceConnector, Stream, TargetConnector, TicketRef
+from connectors import (
+    ConnectorError,
+    FatalError,
+    SourceConnector,
+    Stream,
+    TargetConnector,
+    TicketRef,
+)
 from connectors.registry import ConnectorPlugin, make_target, plugin
 from mapping import SystemMapping, load_mappings
 from review import (
@@ -36,11 +44,14 @@ from sync.cycle_flow import CycleFlow, CyclePhase
 from sync.leases import LeaseLost, WorkLeases, units
 from sync.metrics import Metrics
 from sync.pull import PullSummary, pull
-from sync.reconcile import Action, ApplySummary, ChangeNote, Reconciler, leased
+from sync.reconcile import Action, ApplySummary, ChangeNote, Outcome, Reconciler, leased
 from sync.state import LedgerRow, MirrorRecord, StateStore
 
 log = structlog.get_logger("slm_sync.engine")
 PACK_STATE = "pack_state"
+# Units (root tickets with their sub-tasks) leased and applied together: 50 review tickets fill
+# one Jira bulk call, their sub-tasks a few more.
+UNITS_PER_APPLY = 50
 # A webhook-triggered run reads up to this many seconds ago: the current second may still be
 # receiving writes, so it stays for the next run (the cursor must not pass a half-written second).
 PROMPT_SKEW_SECONDS = 2
@@ -139,13 +150,18 @@ class Engine:
             directory.preload(self.store.people_cache(self.target.system))
         skew = self.settings.servicenow.clock_skew_seconds
         until = now - timedelta(seconds=min(skew, PROMPT_SKEW_SECONDS) if prompt else skew)
-        pulled = PullSummary()
-        with self.leases.hold(f"pull:{self.source.system}") as ours:
-            if ours:  # another replica pulling now fills the same mirror
-                pulled = pull(
-                    self.source, self.mappings, self.store, until=until, full=full,
-                    on_page=self._page_read,
-                )  # fmt: skip
+        with self.leases.hold_waiting(f"pull:{self.source.system}", stop=self.stop.is_set) as ours:
+            if not ours:
+                self._check_stop()
+                raise FatalError(
+                    "another replica has held the source pull for longer than its lease",
+                    system=self.source.system,
+                    hint="check the other replicas; sync.lease_seconds may be too short",
+                )
+            pulled = pull(
+                self.source, self.mappings, self.store, until=until, full=full,
+                on_page=self._page_read,
+            )  # fmt: skip
         self._count_reads(pulled)
         flow = CycleFlow(self.store, self.target, self.raci, self.settings.review.selection)
         phase = flow.phase(current_cycle(self.settings, now.date()))
@@ -189,16 +205,31 @@ class Engine:
         if dry_run:
             return reconciler.apply(tickets, dry_run=True)
         summary = ApplySummary()
-        for unit, specs in units(tickets).items():
-            with self.leases.hold(unit) as ours:
-                if not ours:
-                    summary.outcomes.extend(leased(s) for s in specs)
-                    continue
-                try:
-                    summary.outcomes.extend(reconciler.apply(specs).outcomes)
-                except LeaseLost:
-                    summary.outcomes.extend(leased(s) for s in specs)
+        pending = list(units(tickets).items())
+        for start in range(0, len(pending), UNITS_PER_APPLY):
+            summary.outcomes.extend(
+                self._apply_units(reconciler, pending[start : start + UNITS_PER_APPLY])
+            )
         return summary
+
+    def _apply_units(
+        self, reconciler: Reconciler, batch: list[tuple[str, list[TicketSpec]]]
+    ) -> list[Outcome]:
+        """Lease a batch of units and apply the ones we got together (bulk calls stay full)."""
+        outcomes: list[Outcome] = []
+        with ExitStack() as held:
+            ours: list[TicketSpec] = []
+            for unit, specs in batch:
+                if held.enter_context(self.leases.hold(unit)):
+                    ours.extend(specs)
+                else:
+                    outcomes.extend(leased(s) for s in specs)
+            try:
+                outcomes.extend(reconciler.apply(ours).outcomes)
+            except LeaseLost:
+                done = {o.key for o in outcomes}
+                outcomes.extend(leased(s) for s in ours if s.key not in done)
+        return outcomes
 
     def _safe_point(self) -> None:
         self._check_stop()

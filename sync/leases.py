@@ -34,6 +34,32 @@ def replica_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
+def incarnation_gone(holder: str, me: str) -> bool:
+    """Whether `holder` was a process on this host that no longer runs.
+
+    Same host and pid as ours but another holder id: an earlier incarnation (a restarted
+    container is pid 1 again). Another pid on this host: gone if it no longer exists. Another
+    host: unknown, so its lease must expire.
+    """
+    try:
+        host, pid_text, _ = holder.rsplit(":", 2)
+        my_host, my_pid, _ = me.rsplit(":", 2)
+        pid = int(pid_text)
+    except ValueError:
+        return False
+    if host != my_host or holder == me:
+        return False
+    if pid_text == my_pid:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def units(specs: Sequence[TicketSpec]) -> dict[str, list[TicketSpec]]:
     """Specs grouped by their root ticket (parents first within each unit, plan order kept)."""
     by_key = {s.key: s for s in specs}
@@ -56,13 +82,48 @@ class WorkLeases:
     clock: Callable[[], float] = time.monotonic
     _held: dict[str, float] = field(default_factory=dict)
 
+    def acquire(self, unit: str) -> bool:
+        """Take `unit`; a lease left by a dead process on this host is taken over at once."""
+        if self.store.acquire_lease(unit, self.holder, self.seconds):
+            return True
+        current = self.store.lease_holder(unit)
+        if current is None or not incarnation_gone(current[0], self.holder):
+            return False
+        taken = self.store.take_over_lease(unit, current[0], self.holder, self.seconds)
+        if taken:
+            log.info("lease.taken_over", unit=unit, previous=current[0])
+        return taken
+
     @contextmanager
     def hold(self, unit: str) -> Iterator[bool]:
         """Yields whether we got `unit`; releases it afterwards."""
-        if not self.store.acquire_lease(unit, self.holder, self.seconds):
+        if not self.acquire(unit):
             log.info("lease.busy", unit=unit)
             yield False
             return
+        self._held[unit] = self.clock()
+        try:
+            yield True
+        finally:
+            self._held.pop(unit, None)
+            self.store.release_lease(unit, self.holder)
+
+    @contextmanager
+    def hold_waiting(
+        self, unit: str, *, stop: Callable[[], bool], poll: float = 0.5
+    ) -> Iterator[bool]:
+        """Like `hold`, but waits (up to 1.5 lease times) while another replica has the unit.
+
+        For the pull: writing from a half-pulled mirror would be wrong, so a replica waits for the
+        pull in progress (or for a dead replica's pull lease to expire) and then pulls itself,
+        which reads only what is new.
+        """
+        deadline = self.clock() + 1.5 * self.seconds
+        while not self.acquire(unit):
+            if stop() or self.clock() > deadline:
+                yield False
+                return
+            time.sleep(poll)
         self._held[unit] = self.clock()
         try:
             yield True

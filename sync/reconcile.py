@@ -138,7 +138,13 @@ class Reconciler:
         dry_run: bool,
     ) -> None:
         unknown = [s for s in level if s.key not in refs]
-        found = self.target.find([s.key for s in unknown]) if unknown else {}
+        # An intent without a ticket id: that create's outcome is unknown and may be moments
+        # old, so its lookup waits out the search index. A key never intended can only exist
+        # from long ago (a lost ledger), which the index already shows.
+        intended = [s.key for s in unknown if s.key in ledger]
+        fresh = [s.key for s in unknown if s.key not in ledger]
+        found = self.target.find(intended, recent=True) if intended else {}
+        found.update(self.target.find(fresh) if fresh else {})
         to_create: list[TicketSpec] = []
         for spec in unknown:
             if spec.parent_key and spec.parent_key not in refs and not dry_run:

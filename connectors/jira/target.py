@@ -77,12 +77,12 @@ class JiraTarget:
         return TicketRef(key=key, id=issue_id, url=f"{self.api.base_url}/browse/{key}")
 
     # ---- find ------------------------------------------------------------------------------
-    def find(self, keys: Sequence[str]) -> dict[str, TicketRef]:
+    def find(self, keys: Sequence[str], *, recent: bool = False) -> dict[str, TicketRef]:
         found = {key: self._known[key] for key in keys if key in self._known}
         missing = [key for key in dict.fromkeys(keys) if key not in found]
         found.update(self._lookup(missing))
         missing = [key for key in missing if key not in found]
-        if missing and self.settings.index_lag_seconds > 0:
+        if missing and recent and self.settings.index_lag_seconds > 0:
             self.sleep(self.settings.index_lag_seconds)  # a write may not be searchable yet
             found.update(self._lookup(missing))
         self._known.update(found)
@@ -145,7 +145,7 @@ class JiraTarget:
         pending = list(chunk)
         for attempt in range(CREATE_ATTEMPTS):
             if attempt:  # whatever failed in transit may exist after all: look before creating
-                existing = self.find([spec.key for spec in pending])
+                existing = self.find([spec.key for spec in pending], recent=True)
                 results.update({k: CreateResult(k, ref) for k, ref in existing.items()})
                 pending = [spec for spec in pending if spec.key not in existing]
             if not pending:

@@ -76,8 +76,11 @@ class ServiceNowTarget:
 
     # --- lookups ------------------------------------------------------------------------------
 
-    def find(self, keys: Sequence[str]) -> dict[str, TicketRef]:
-        """Tickets whose correlation_id is one of `keys` (oldest first wins on duplicates)."""
+    def find(self, keys: Sequence[str], *, recent: bool = False) -> dict[str, TicketRef]:
+        """Tickets whose correlation_id is one of `keys` (oldest first wins on duplicates).
+
+        The Table API reads committed rows at once, so `recent` needs no waiting here.
+        """
         found: dict[str, TicketRef] = {}
         unique = list(dict.fromkeys(query.ticket_key(k) for k in keys))
         spec = StreamSpec(self.table, TICKET_FIELDS)

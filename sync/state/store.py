@@ -381,6 +381,24 @@ class StateStore:
             )
             return taken.rowcount == 1
 
+    def lease_holder(self, unit: str) -> tuple[str, float] | None:
+        """(holder, expires_at) of `unit`'s lease, if the unit has one."""
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                sa.select(leases.c.holder, leases.c.expires_at).where(leases.c.unit == unit)
+            ).first()
+        return None if row is None else (row.holder, float(row.expires_at))
+
+    def take_over_lease(self, unit: str, old: str, holder: str, seconds: float) -> bool:
+        """Take `unit` from `old` (known dead), unless someone else took it meanwhile."""
+        with self.engine.begin() as connection:
+            taken = connection.execute(
+                sa.update(leases)
+                .where(leases.c.unit == unit, leases.c.holder == old)
+                .values(holder=holder, expires_at=time.time() + seconds)
+            )
+            return taken.rowcount == 1
+
     def renew_lease(self, unit: str, holder: str, seconds: float) -> bool:
         """Extend our lease; False if it expired and someone else took the unit."""
         with self.engine.begin() as connection:

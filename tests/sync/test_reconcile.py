@@ -24,7 +24,7 @@ class FakeTarget:
     calls: list[str] = field(default_factory=list)
     comments: list[tuple[str, Document]] = field(default_factory=list)
 
-    def find(self, keys: Sequence[str]) -> dict[str, TicketRef]:
+    def find(self, keys: Sequence[str], *, recent: bool = False) -> dict[str, TicketRef]:
         self.calls.append("find")
         return {k: self.refs[k] for k in keys if k in self.refs}
 

@@ -44,7 +44,8 @@ def test_index_lag_right_after_create_causes_no_duplicate(
     created: Callable[[Sandbox], list[dict[str, Any]]],
 ) -> None:
     """Right after a create, labels are not searchable yet; a new process looking the keys up
-    looks again after the index lag and finds them instead of creating duplicates."""
+    looks again after the index lag (the keys are `recent`: intents without an outcome) and
+    finds them instead of creating duplicates."""
     site = sandbox_lagging
     clock = {"now": 1000.0}
     site.jira.site.clock = lambda: clock["now"]
@@ -57,7 +58,7 @@ def test_index_lag_right_after_create_causes_no_duplicate(
         clock["now"] += seconds
 
     second = JiraTarget(first.api, jira_settings(site, index_lag_seconds=5.0), sleep=wait)
-    found = second.find([s.key for s in specs])
+    found = second.find([s.key for s in specs], recent=True)
     missing = [s for s in specs if s.key not in found]
     second.create(missing, found)
     assert missing == [] and len(created(site)) == len(specs)
