@@ -48,11 +48,14 @@ class JiraTarget:
         settings: Settings,
         people: PeopleDirectory | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.api = api
         self.settings = settings.jira
         self.people = people or PeopleDirectory.from_settings(api, settings)
         self.sleep = sleep
+        self.clock = clock
+        self._started = clock()
         self._fields: TicketFields | None = None
         self._known: dict[str, TicketRef] = {}
 
@@ -82,11 +85,24 @@ class JiraTarget:
         missing = [key for key in dict.fromkeys(keys) if key not in found]
         found.update(self._lookup(missing))
         missing = [key for key in missing if key not in found]
-        if missing and recent and self.settings.index_lag_seconds > 0:
-            self.sleep(self.settings.index_lag_seconds)  # a write may not be searchable yet
+        wait = self._index_wait(recent)
+        if missing and wait > 0:
+            self.sleep(wait)  # a write may not be searchable yet
             found.update(self._lookup(missing))
         self._known.update(found)
         return found
+
+    def _index_wait(self, recent: bool) -> float:
+        """How long a miss must wait for the search index before it counts.
+
+        `recent` keys (a create with unknown outcome, maybe moments ago) wait the full lag.
+        Others can only have been written before this process started (by an earlier
+        incarnation whose ledger is gone): once we have run for the lag, the index has them.
+        """
+        lag = self.settings.index_lag_seconds
+        if recent:
+            return lag
+        return max(0.0, lag - (self.clock() - self._started))
 
     def _lookup(self, keys: Sequence[str]) -> dict[str, TicketRef]:
         found: dict[str, tuple[int, TicketRef]] = {}
