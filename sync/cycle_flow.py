@@ -86,9 +86,14 @@ class CycleFlow:
         """The cycle's phase now, advancing it when the tickets say a step is done."""
         saved = self.store.cycle(cycle.id)
         state = CycleState(saved[0]) if saved else CycleState.SELECTING
-        selection = tuple(saved[1] or ()) if saved else ()
-        if state is CycleState.SELECTING and self.configured_selection:
-            state, selection = CycleState.REVIEWING, tuple(self.configured_selection)
+        # Sorted everywhere: the selection shows in the cycle ticket, whose content must not
+        # change between runs just because the selection was read back in another order.
+        selection = tuple(sorted(saved[1] or ())) if saved else ()
+        configured = tuple(sorted(dict.fromkeys(self.configured_selection)))
+        if configured and configured != selection:  # the admin's list is authoritative
+            if state is CycleState.SELECTING:
+                state = CycleState.REVIEWING
+            selection = configured
             self._save(cycle, state, selection)
         ledger = self.store.ledger_rows(self.target.system)
         states = self._ticket_states(cycle, ledger, selection)
@@ -135,7 +140,7 @@ class CycleFlow:
         if not select_keys or not all(_done(states, ledger, k) for k in select_keys):
             return state, selection
         cycle_ticket = _state_of(states, ledger, cycle_ticket_key(cycle.id))
-        chosen = selection_from_labels(cycle_ticket.labels if cycle_ticket else ())
+        chosen = tuple(sorted(selection_from_labels(cycle_ticket.labels if cycle_ticket else ())))
         log.info("cycle.selection_read", cycle=cycle.id, services=list(chosen))
         self._save(cycle, CycleState.REVIEWING, chosen)
         return CycleState.REVIEWING, chosen

@@ -139,8 +139,8 @@ class Reconciler:
     ) -> None:
         unknown = [s for s in level if s.key not in refs]
         # An intent without a ticket id: that create's outcome is unknown and may be moments
-        # old, so its lookup waits out the search index. A key never intended can only exist
-        # from long ago (a lost ledger), which the index already shows.
+        # old, so its lookup waits out the search index. A key never intended can only come
+        # from an earlier process (a lost ledger); the target knows how long to wait for that.
         intended = [s.key for s in unknown if s.key in ledger]
         fresh = [s.key for s in unknown if s.key not in ledger]
         found = self.target.find(intended, recent=True) if intended else {}
