@@ -97,6 +97,7 @@ def configure_logging(
     root.setLevel(level)
     # urllib3 logs every connection at DEBUG; keep it one notch quieter than ours.
     logging.getLogger("urllib3").setLevel(max(logging.getLevelName(level), logging.INFO))
-    # alembic narrates every migration step at INFO; its warnings still show.
-    logging.getLogger("alembic").setLevel(max(logging.getLevelName(level), logging.WARNING))
+    # alembic narrates every migration step and werkzeug every health probe at INFO.
+    for chatty in ("alembic", "werkzeug"):
+        logging.getLogger(chatty).setLevel(max(logging.getLevelName(level), logging.WARNING))
     return redactor
