@@ -226,23 +226,25 @@ def _print_outcomes(result: RunResult, *, title: str) -> None:
         console.print(f"[red]failed[/] {failure.key}: {failure.error}")
 
 
+def _one_cycle(config: Path | None, *, as_json: bool, title: str, **options: bool) -> int:
+    """Run one engine cycle and print its summary (table, or JSON)."""
+    settings, store = _open(config)
+    try:
+        result = _engine(settings, store).run_once(**options)
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(dumps(result.as_json()))
+    else:
+        _print_outcomes(result, title=title)
+    return EXIT_OK if not result.summary.failed else EXIT_FAILURE
+
+
 @app.command("plan")
 def plan_command(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Dry run: the tickets a sync would create or update now. Writes nothing to the target."""
-
-    def body() -> int:
-        settings, store = _open(config)
-        try:
-            result = _engine(settings, store).run_once(dry_run=True)
-        finally:
-            store.close()
-        if as_json:
-            typer.echo(dumps(result.as_json()))
-        else:
-            _print_outcomes(result, title="slm-sync plan (dry run, nothing written)")
-        return EXIT_OK
-
-    _run_guarded(body)
+    title = "slm-sync plan (dry run, nothing written)"
+    _run_guarded(lambda: _one_cycle(config, as_json=as_json, title=title, dry_run=True))
 
 
 @app.command("sync")
@@ -256,20 +258,7 @@ def sync_command(
     if not once:
         Console(stderr=True).print("sync needs --once; use `slm-sync run` for the daemon loop")
         raise typer.Exit(EXIT_CONFIG)
-
-    def body() -> int:
-        settings, store = _open(config)
-        try:
-            result = _engine(settings, store).run_once(full=full)
-        finally:
-            store.close()
-        if as_json:
-            typer.echo(dumps(result.as_json()))
-        else:
-            _print_outcomes(result, title="slm-sync sync")
-        return EXIT_OK if not result.summary.failed else EXIT_FAILURE
-
-    _run_guarded(body)
+    _run_guarded(lambda: _one_cycle(config, as_json=as_json, title="slm-sync sync", full=full))
 
 
 HttpPortOption = Annotated[

@@ -97,16 +97,11 @@ class WorkLeases:
     @contextmanager
     def hold(self, unit: str) -> Iterator[bool]:
         """Yields whether we got `unit`; releases it afterwards."""
-        if not self.acquire(unit):
+        got = self.acquire(unit)
+        if not got:
             log.info("lease.busy", unit=unit)
-            yield False
-            return
-        self._held[unit] = self.clock()
-        try:
-            yield True
-        finally:
-            self._held.pop(unit, None)
-            self.store.release_lease(unit, self.holder)
+        with self._kept(unit, got):
+            yield got
 
     @contextmanager
     def hold_waiting(
@@ -119,14 +114,22 @@ class WorkLeases:
         which reads only what is new.
         """
         deadline = self.clock() + 1.5 * self.seconds
-        while not self.acquire(unit):
-            if stop() or self.clock() > deadline:
-                yield False
-                return
+        got = self.acquire(unit)
+        while not got and not stop() and self.clock() <= deadline:
             time.sleep(poll)
+            got = self.acquire(unit)
+        with self._kept(unit, got):
+            yield got
+
+    @contextmanager
+    def _kept(self, unit: str, got: bool) -> Iterator[None]:
+        """Track a lease we got for renewal, and release it when the work is done."""
+        if not got:
+            yield
+            return
         self._held[unit] = self.clock()
         try:
-            yield True
+            yield
         finally:
             self._held.pop(unit, None)
             self.store.release_lease(unit, self.holder)

@@ -3,37 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 import requests
 
 SLM_SYNC = [sys.executable, "-m", "sync.cli"]
-
-
-@pytest.fixture
-def sandbox_urls() -> Iterator[dict[str, str]]:
-    """A sandbox in its own process, slow enough (30 ms a request) to stop a run midway."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "serve", "--services", "6", "--sla-records", "1500",
-         "--latency-ms", "30", "--seed", "5"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    assert process.stdout is not None
-    urls = json.loads(process.stdout.readline())
-    yield urls
-    process.terminate()
-    process.wait(timeout=10)
 
 
 def _free_port() -> int:
@@ -42,47 +24,16 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _config(tmp_path: Path, urls: dict[str, str]) -> tuple[Path, dict[str, str]]:
-    services = requests.get(
-        f"{urls['servicenow']}/api/now/table/cmdb_ci_service",
-        params={"sysparm_fields": "sys_id", "sysparm_query": "sys_class_name=cmdb_ci_service"},
-        auth=("u", "p"),
-        timeout=10,
-    ).json()["result"]
-    selection = [s["sys_id"] for s in services[:2]]
-    config = tmp_path / "slm-sync.yaml"
-    config.write_text(
-        f"""
-servicenow: {{url: "{urls["servicenow"]}", username: demo, requests_per_second: 100,
-              clock_skew_seconds: 0}}
-jira: {{url: "{urls["jira"]}", email: demo@example.com, requests_per_second: 100,
-        index_lag_seconds: 0.5}}
-sync: {{data_dir: "{tmp_path / "data"}", interval_seconds: 3600}}
-review:
-  selection: {json.dumps(selection)}
-  roles:
-    slm_process_owner: {{email: process.owner@example.com, name: Process Owner}}
-logging: {{level: INFO, format: json}}
-"""
-    )
-    env = dict(os.environ)
-    env.update(
-        SLM_SYNC_SERVICENOW__PASSWORD="demo-password", SLM_SYNC_JIRA__API_TOKEN="demo-token-1"
-    )
-    return config, env
-
-
-def _tickets(urls: dict[str, str]) -> list[dict[str, Any]]:
-    found = requests.get(f"{urls['jira']}/__sandbox/created", timeout=5).json()["tickets"]
-    assert isinstance(found, list)
-    return found
-
-
 def test_sigterm_mid_run_exits_0_and_a_restart_completes_without_duplicates(
-    tmp_path: Path, sandbox_urls: dict[str, str]
+    sandbox_process: Callable[..., dict[str, str]],
+    cli_config: Callable[..., tuple[Path, dict[str, str]]],
+    jira_tickets: Callable[[dict[str, str]], list[dict[str, Any]]],
 ) -> None:
     """SIGTERM while tickets are being written: exit 0 within 10 s; the next run fills the rest."""
-    config, env = _config(tmp_path, sandbox_urls)
+    sandbox_urls = sandbox_process(
+        "--services", "6", "--sla-records", "1500", "--latency-ms", "30", "--seed", "5"
+    )
+    config, env = cli_config(sandbox_urls, interval_seconds=3600)
     port = _free_port()
     daemon = subprocess.Popen(
         [*SLM_SYNC, "run", "--config", str(config), "--http-port", str(port)],
@@ -92,9 +43,9 @@ def test_sigterm_mid_run_exits_0_and_a_restart_completes_without_duplicates(
         text=True,
     )
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not _tickets(sandbox_urls):
+    while time.monotonic() < deadline and not jira_tickets(sandbox_urls):
         time.sleep(0.02)
-    assert _tickets(sandbox_urls), "the daemon never started writing"
+    assert jira_tickets(sandbox_urls), "the daemon never started writing"
     assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
     daemon.send_signal(signal.SIGTERM)
     stopped_at = time.monotonic()
@@ -116,7 +67,10 @@ def test_sigterm_mid_run_exits_0_and_a_restart_completes_without_duplicates(
     summary = json.loads(finish.stdout)
     assert summary["failed"] == 0
     keys = Counter(
-        label for t in _tickets(sandbox_urls) for label in t["labels"] if label.startswith("slm:")
+        label
+        for t in jira_tickets(sandbox_urls)
+        for label in t["labels"]
+        if label.startswith("slm:")
     )
     assert keys and max(keys.values()) == 1, "a ticket key exists twice"
     planned = {t["key"] for t in summary["tickets"]}
