@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from enum import Enum
 
 import requests
+import structlog
 
 from config import HttpSettings
 from connectors.errors import (
@@ -59,6 +60,8 @@ def action_for(status: int) -> Action:
     return STATUS_ACTIONS.get(status, Action.REJECTED if status < 500 else Action.FAIL)
 
 
+log = structlog.get_logger("slm_sync.http")
+
 CallObserver = Callable[[str, int], None]
 _call_observers: list[CallObserver] = []
 
@@ -79,10 +82,23 @@ def instrument(session: requests.Session, system: str) -> requests.Session:
     return session
 
 
+def tls_verify(http: HttpSettings) -> bool | str:
+    """What `requests` should verify with: a CA bundle, True, or (warned about) False."""
+    if http.ca_bundle:
+        return str(http.ca_bundle)
+    if not http.verify_tls:
+        log.warning(
+            "http.tls_verification_off",
+            hint="http.verify_tls is false: anyone on the network path can read the credentials; "
+            "set http.ca_bundle for a private CA instead",
+        )
+    return http.verify_tls
+
+
 def new_session(http: HttpSettings, *, user_agent: str = "slm-sync") -> requests.Session:
     """A session with TLS verification as configured (on by default) and a custom CA bundle."""
     session = requests.Session()
-    session.verify = str(http.ca_bundle) if http.ca_bundle else http.verify_tls
+    session.verify = tls_verify(http)
     session.headers["User-Agent"] = user_agent
     session.headers["Accept"] = "application/json"
     return session

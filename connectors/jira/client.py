@@ -37,6 +37,7 @@ from connectors.http import (
     monotonic_deadline,
     raise_for_response,
     timeouts,
+    tls_verify,
     transport_error,
 )
 from connectors.pacing import Pacer
@@ -166,7 +167,7 @@ class JiraClient:
         pacer = pacer or Pacer(rate=settings.requests_per_second, burst=5)
         library = jira.JIRA(
             server=settings.url,
-            options={"verify": str(http.ca_bundle) if http.ca_bundle else http.verify_tls},
+            options={"verify": tls_verify(http)},
             get_server_info=False,
             max_retries=0,
             timeout=timeouts(http),

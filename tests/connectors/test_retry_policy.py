@@ -144,3 +144,18 @@ def test_pacer_pause_holds_every_request() -> None:
     pacer.pause_until(30.0, reason="quota", system="jira")
     pacer.acquire()
     assert clock.now >= 30.0
+
+
+def test_tls_verification_is_on_by_default_and_turning_it_off_warns() -> None:
+    """Sessions verify TLS unless told not to; turning it off logs a warning with the fix."""
+    from structlog.testing import capture_logs
+
+    from config import HttpSettings
+    from connectors.http import new_session
+
+    assert new_session(HttpSettings()).verify is True
+    with capture_logs() as logs:
+        session = new_session(HttpSettings(verify_tls=False))
+    assert session.verify is False
+    assert [e["event"] for e in logs] == ["http.tls_verification_off"]
+    assert "http.ca_bundle" in logs[0]["hint"]
