@@ -46,6 +46,7 @@ class Sandbox:
         faults: str | None = None,
         now: datetime | None = None,
         index_lag_ms: float = 300.0,
+        jira_subtask_name: str = "Sub-task",
     ) -> None:
         self.seed = seed
         self.jira_flavor = jira_flavor
@@ -59,7 +60,7 @@ class Sandbox:
             index_lag_ms=index_lag_ms,
         )
         self.servicenow = ServiceNowApp(self.estate, self.knobs)
-        self.jira: Any = _jira_app(self.estate, jira_flavor, self.knobs)
+        self.jira: Any = _jira_app(self.estate, jira_flavor, self.knobs, jira_subtask_name)
         self.servicenow_harness = Harness(self.servicenow, self.knobs)
         self.jira_harness = Harness(self.jira, self.knobs) if self.jira is not None else None
         self._ports = (jira_port, servicenow_port)
@@ -105,7 +106,7 @@ class Sandbox:
         return self._servers[name]
 
 
-def _jira_app(estate: Estate, flavor: str, knobs: Knobs) -> Any:
+def _jira_app(estate: Estate, flavor: str, knobs: Knobs, subtask_name: str) -> Any:
     """The Jira stand-in, or None while `sandbox.jira` is not there (ServiceNow still works)."""
     try:
         module = importlib.import_module("sandbox.jira")
@@ -113,4 +114,4 @@ def _jira_app(estate: Estate, flavor: str, knobs: Knobs) -> Any:
         if error.name != "sandbox.jira":
             raise
         return None
-    return module.JiraApp(estate, flavor, knobs)
+    return module.JiraApp(estate, flavor, knobs, subtask_type_name=subtask_name)

@@ -34,6 +34,11 @@ def _parser() -> argparse.ArgumentParser:
         "--faults", default=None, help="e.g. '5xx=0.05,slow=0.01,reset=0.01,short=0.2,seed=3'"
     )
     serve.add_argument("--index-lag-ms", type=float, default=300.0)
+    serve.add_argument(
+        "--jira-subtask-name",
+        default="Sub-task",
+        help="the sub-task issue type's name, as a localized site shows it (e.g. Unteraufgabe)",
+    )
     return parser
 
 
@@ -51,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             rate_limit=args.rate_limit,
             faults=args.faults,
             index_lag_ms=args.index_lag_ms,
+            jira_subtask_name=args.jira_subtask_name,
         )
     except KnobError as error:
         print(f"python -m sandbox: {error}", file=sys.stderr)

@@ -64,3 +64,19 @@ def test_bad_knob_spec_exits_2() -> None:
         timeout=30,
     )
     assert result.returncode == 2 and "explode" in result.stderr
+
+
+def test_sandbox_can_serve_a_localized_subtask_type() -> None:
+    """--jira-subtask-name / jira_subtask_name: createmeta lists the localized sub-task type."""
+    import requests
+
+    from sandbox import Sandbox
+
+    with Sandbox(services=3, sla_records=100, jira_subtask_name="Unteraufgabe") as site:
+        meta = requests.get(
+            f"{site.jira_url}/rest/api/3/issue/createmeta/SLM/issuetypes",
+            auth=("a", "b"),
+            timeout=5,
+        ).json()
+    names = [t["name"] for t in meta.get("issueTypes", meta.get("values", []))]
+    assert "Unteraufgabe" in names and "Sub-task" not in names
