@@ -10,6 +10,7 @@ from __future__ import annotations
 from connectors.base import (
     CreateResult,
     Cursor,
+    LinkedTicket,
     Page,
     RawRecord,
     SourceConnector,
@@ -36,6 +37,7 @@ __all__ = [
     "CreateResult",
     "Cursor",
     "FatalError",
+    "LinkedTicket",
     "Pacer",
     "Page",
     "RateLimited",

@@ -85,6 +85,16 @@ class TicketState:
 
 
 @dataclass(frozen=True)
+class LinkedTicket:
+    """A ticket people linked to one of ours (an improvement action), and whether it is done."""
+
+    key: str
+    title: str
+    done: bool
+    url: str | None = None
+
+
+@dataclass(frozen=True)
 class CreateResult:
     """Outcome of creating one spec: the ticket, or the error that kept it from existing."""
 
@@ -127,6 +137,10 @@ class TargetConnector(Protocol):
 
     def state(self, refs: Sequence[TicketRef]) -> dict[str, TicketState]:
         """Current status, labels and done-ness of tickets, by ticket key (`TicketRef.key`)."""
+        ...
+
+    def linked(self, refs: Sequence[TicketRef]) -> dict[str, tuple[LinkedTicket, ...]]:
+        """Tickets linked to ours (Jira issue links, ServiceNow child tasks), by our ticket key."""
         ...
 
     def unresolved(self, people: Sequence[Person]) -> tuple[Person, ...]:

@@ -96,8 +96,12 @@ def build_review(
     today: date,
     selection: Sequence[str],
     unresolved: Iterable[Person] = (),
+    carried: Sequence[Material] = (),
 ) -> ReviewBuild:
-    """The cycle, every service as a candidate, and the packs of the selected services."""
+    """The cycle, every service as a candidate, and the packs of the selected services.
+
+    `carried`: materials from earlier cycles (the previous review, open improvement actions).
+    """
     review = settings.review
     cycle = current_cycle(settings, today)
     skipped = [SkippedRecord.model_validate(r.body) for r in store.mirrored(SKIPPED)]
@@ -135,6 +139,7 @@ def build_review(
     )
     build = ReviewBuild(cycle, services, agreements, candidates, findings, gaps, summaries)
     materials = [Material.model_validate(r.body) for r in store.mirrored("material")]
+    materials += carried  # previous review and its open improvement tickets
     for service in services:
         if service.key in selection:
             _add_pack(build, service, attainments, materials)

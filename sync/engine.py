@@ -30,6 +30,8 @@ from connectors.registry import ConnectorPlugin, make_target, plugin
 from mapping import SystemMapping, load_mappings
 from review import (
     Document,
+    Material,
+    MaterialKind,
     Person,
     RaciMatrix,
     ReviewPack,
@@ -164,13 +166,15 @@ class Engine:
             )  # fmt: skip
         self._count_reads(pulled)
         flow = CycleFlow(self.store, self.target, self.raci, self.settings.review.selection)
-        phase = flow.phase(current_cycle(self.settings, now.date()))
+        cycle = current_cycle(self.settings, now.date())
+        phase = flow.phase(cycle)
         build = build_review(
             self.store,
             self.settings,
             today=now.date(),
             selection=phase.selection,
             unresolved=self._unresolved(phase),
+            carried=self._carried_over(cycle.id),
         )
         plan = build_plan(
             build.cycle,
@@ -239,6 +243,53 @@ class Engine:
         if self.on_page is not None:
             self.on_page(stream.value, count)
         self._safe_point()
+
+    def _carried_over(self, cycle_id: str) -> list[Material]:
+        """Each service's previous review, and the open improvement tickets linked to it."""
+        latest: dict[str, tuple[str, LedgerRow]] = {}
+        for row in self.store.ledger_rows(self.target.system).values():
+            parts = row.key.split(":")
+            if row.kind != TicketKind.REVIEW.value or row.state != "created" or len(parts) != 4:
+                continue
+            _, cycle, service_key, _ = parts
+            if cycle != cycle_id and cycle > latest.get(service_key, ("", row))[0]:
+                latest[service_key] = (cycle, row)
+        if not latest:
+            return []
+        refs = {
+            k: TicketRef(r.ticket_key or "", r.ticket_id or "", r.ticket_url)
+            for k, (_, r) in latest.items()
+        }
+        try:
+            links = self.target.linked(list(refs.values()))
+        except ConnectorError as error:
+            log.warning("improvements.read_failed", error=str(error))
+            links = {}
+        materials: list[Material] = []
+        for service_key, (cycle, row) in latest.items():
+            materials.append(
+                Material(
+                    key=f"review:{row.key}",
+                    kind=MaterialKind.PREVIOUS_REVIEW,
+                    title=f"Service review {cycle} ({row.ticket_key})",
+                    service_key=service_key,
+                    url=row.ticket_url,
+                    open=False,
+                )
+            )
+            materials += [
+                Material(
+                    key=f"improvement:{linked.key}",
+                    kind=MaterialKind.IMPROVEMENT,
+                    title=f"{linked.key} {linked.title}",
+                    service_key=service_key,
+                    url=linked.url,
+                    open=True,
+                )
+                for linked in links.get(refs[service_key].key, ())
+                if not linked.done
+            ]
+        return materials
 
     def _check_stop(self) -> None:
         if self.stop.is_set():

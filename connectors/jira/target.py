@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 
 from config import Settings
-from connectors.base import CreateResult, TicketRef, TicketState
+from connectors.base import CreateResult, LinkedTicket, TicketRef, TicketState
 from connectors.crashpoints import crash_point
 from connectors.errors import RequestRejected, TransientError
 from connectors.jira.client import FIELD_CONFIG_KEYS, JiraApi, JiraClient, Permission
@@ -290,6 +290,29 @@ class JiraTarget:
     def unresolved(self, people: Sequence[Person]) -> tuple[Person, ...]:
         """People with an email Jira cannot match (one cached user search per email)."""
         return tuple(p for p in people if p.email and self.people.identity(p) is None)
+
+    def linked(self, refs: Sequence[TicketRef]) -> dict[str, tuple[LinkedTicket, ...]]:
+        """Issues linked to ours (any link type), read from `issuelinks` in search results."""
+        found: dict[str, tuple[LinkedTicket, ...]] = {}
+        keys = [ref.key for ref in refs]
+        for chunk in _chunks(keys, 100):
+            for page in search(self.api, keys_in(chunk), ["issuelinks"], what="linked issues"):
+                for issue in page:
+                    links = issue["fields"].get("issuelinks") or []
+                    found[str(issue["key"])] = tuple(self._linked(link) for link in links)
+        return found
+
+    def _linked(self, link: Mapping[str, Any]) -> LinkedTicket:
+        other = link.get("outwardIssue") or link.get("inwardIssue") or {}
+        fields = other.get("fields") or {}
+        category = ((fields.get("status") or {}).get("statusCategory") or {}).get("key", "")
+        key = str(other.get("key", ""))
+        return LinkedTicket(
+            key=key,
+            title=str(fields.get("summary", key)),
+            done=category == "done",
+            url=f"{self.api.base_url}/browse/{key}" if key else None,
+        )
 
     # ---- state -----------------------------------------------------------------------------
     def state(self, refs: Sequence[TicketRef]) -> dict[str, TicketState]:

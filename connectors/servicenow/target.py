@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from config import ServiceNowSettings, Settings
-from connectors.base import CreateResult, TicketRef, TicketState
+from connectors.base import CreateResult, LinkedTicket, TicketRef, TicketState
 from connectors.crashpoints import crash_point
 from connectors.errors import ConnectorError
 from connectors.servicenow import query
@@ -37,6 +37,10 @@ MANAGED_FIELDS = (
     "correlation_id", "correlation_display",
 )  # fmt: skip
 STATE_FIELDS = ("sys_id", "number", "state", "active", "correlation_id", "correlation_display")
+LINK_FIELDS = (
+    "sys_id", "number", "short_description", "state", "active", "parent", "sys_class_name",
+    "sys_updated_on",
+)  # fmt: skip
 CLOSED_STATES = frozenset({"3", "4", "7"})  # task: Closed Complete / Incomplete / Skipped
 MARKER = "slm-sync"
 KEYS_PER_LOOKUP = 50
@@ -100,6 +104,32 @@ class ServiceNowTarget:
         """People without a sys_user record (looked up in batches by email)."""
         self.people.prepare(people)
         return tuple(p for p in people if not self.people.sys_id(p))
+
+    def linked(self, refs: Sequence[TicketRef]) -> dict[str, tuple[LinkedTicket, ...]]:
+        """Tasks (any task table) whose parent is one of ours and that slm-sync did not make."""
+        by_id = {ref.id: ref.key for ref in refs}
+        found: dict[str, list[LinkedTicket]] = {key: [] for key in by_id.values()}
+        spec = StreamSpec("task", LINK_FIELDS)
+        ids = list(by_id)
+        for start in range(0, len(ids), KEYS_PER_LOOKUP):
+            condition = query.sys_ids_in("parent", ids[start : start + KEYS_PER_LOOKUP])
+            condition += f"^correlation_display!={MARKER}"
+            for page in KeysetPager(self.client, self.guard, spec, 1000, extra=condition).pages():
+                for row in page.records:
+                    parent = by_id.get(str(row.get("parent", "")))
+                    if parent is not None:
+                        found[parent].append(self._linked(row))
+        return {key: tuple(items) for key, items in found.items()}
+
+    def _linked(self, row: Record) -> LinkedTicket:
+        sys_id = str(row.get("sys_id", ""))
+        table = str(row.get("sys_class_name") or "task")
+        return LinkedTicket(
+            key=str(row.get("number") or sys_id),
+            title=str(row.get("short_description") or row.get("number") or sys_id),
+            done=row.get("active") == "false" or row.get("state") in CLOSED_STATES,
+            url=f"{self.base_url}/{table}.do?sys_id={sys_id}" if self.base_url else None,
+        )
 
     def state(self, refs: Sequence[TicketRef]) -> dict[str, TicketState]:
         """Status and done-ness of tickets by ticket key (number); labels: marker and key."""

@@ -248,3 +248,88 @@ def test_plan_writes_nothing_to_the_target(site: Sandbox, tmp_path: Path) -> Non
     assert result.summary.as_counts()["created"] > 0
     assert _writes(site) == 0
     assert _created(site) == []
+
+
+def _create_issue(site: Sandbox, summary: str) -> str:
+    response = requests.post(
+        f"{site.jira_url}/rest/api/3/issue",
+        json={
+            "fields": {
+                "project": {"key": "SLM"},
+                "issuetype": {"name": "Task"},
+                "summary": summary,
+            }
+        },
+        auth=AUTH,
+        timeout=5,
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["key"])
+
+
+def test_open_improvements_linked_to_last_review_carry_into_the_next_cycle(
+    site: Sandbox, tmp_path: Path
+) -> None:
+    """A review last cycle got two improvement tickets linked (one done): the new cycle's pack
+    lists the previous review and the open improvement, not the finished one."""
+    selection = _selection(site, tmp_path, count=1)
+    service = selection[0]
+    settings = _settings(site, tmp_path / "data", selection=selection)
+    store = open_store(settings.sync.resolved_state_url())
+    last_year = _engine(settings, store)
+    last_year.clock = lambda: datetime.now(UTC) - timedelta(days=366)
+    earlier = last_year.run_once()
+    old_review = store.ledger_rows("jira")[f"slm:{earlier.build.cycle.id}:{service}:review"]
+    open_action = _create_issue(site, "Add a second mail relay")
+    done_action = _create_issue(site, "Document the failover")
+    _jira(site, "POST", f"issue/{done_action}/transitions", {"transition": {"id": "31"}})
+    for action in (open_action, done_action):
+        link = {
+            "type": {"name": "Relates"},
+            "inwardIssue": {"key": action},
+            "outwardIssue": {"key": old_review.ticket_key},
+        }
+        _jira(site, "POST", "issueLink", link)
+    now = _engine(settings, store).run_once()
+    store.close()
+    assert now.build.cycle.id != earlier.build.cycle.id
+    materials = now.build.packs[service].materials
+    kinds = {(m.kind.value, m.open) for m in materials if m.key.startswith(("review:", "impr"))}
+    assert kinds == {("previous_review", False), ("improvement", True)}
+    carried = next(m for m in materials if m.kind.value == "improvement")
+    assert carried.title.startswith(open_action)
+    assert carried.url and carried.url.endswith(f"/browse/{open_action}")
+
+
+def test_cycle_closes_after_reviews_and_closing_activities_are_done(
+    site: Sandbox, tmp_path: Path
+) -> None:
+    """All review sub-tasks done: lessons learned and policy update appear; once they are done
+    the cycle is closed."""
+    selection = _selection(site, tmp_path, count=1)
+    settings = _settings(site, tmp_path / "data", selection=selection)
+    store = open_store(settings.sync.resolved_state_url())
+    first = _engine(settings, store).run_once()
+    cycle_id, service = first.build.cycle.id, selection[0]
+    ledger = store.ledger_rows("jira")
+    for activity in load_raci().in_scope(Scope.SERVICE):
+        row = ledger[f"slm:{cycle_id}:{service}:{activity.id}"]
+        _jira(site, "POST", f"issue/{row.ticket_key}/transitions", {"transition": {"id": "31"}})
+    closing = _engine(settings, store).run_once()
+    assert closing.phase.state.value == "closing"
+    opened = {o.key for o in closing.summary.outcomes if o.action.value == "create"}
+    assert opened == {
+        f"slm:{cycle_id}:cycle:lessons_learned",
+        f"slm:{cycle_id}:cycle:update_policies",
+    }
+    ledger = store.ledger_rows("jira")
+    for key in opened:
+        _jira(
+            site,
+            "POST",
+            f"issue/{ledger[key].ticket_key}/transitions",
+            {"transition": {"id": "31"}},
+        )
+    closed = _engine(settings, store).run_once()
+    store.close()
+    assert closed.phase.state.value == "closed"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from connectors import CreateResult, TicketRef, TicketState, TransientError
+from connectors import CreateResult, LinkedTicket, TicketRef, TicketState, TransientError
 from review import Document, Person, TicketKind, TicketSpec
 from review.document import paragraph
 from sync.reconcile import Action, Reconciler
@@ -61,6 +61,9 @@ class FakeTarget:
 
     def unresolved(self, people: Sequence[Person]) -> tuple[Person, ...]:
         return ()
+
+    def linked(self, refs: Sequence[TicketRef]) -> dict[str, tuple[LinkedTicket, ...]]:
+        return {}
 
 
 def _specs(title_suffix: str = "") -> list[TicketSpec]:
