@@ -7,7 +7,7 @@ not grow with the number of records.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -42,6 +42,8 @@ from review import (
 )
 from sync.pull import SKIPPED
 from sync.state import StateStore
+
+Resolver = Callable[[Sequence[Person]], tuple[Person, ...]]
 
 
 @dataclass
@@ -95,12 +97,14 @@ def build_review(
     *,
     today: date,
     selection: Sequence[str],
-    unresolved: Iterable[Person] = (),
+    resolve: Resolver | None = None,
     carried: Sequence[Material] = (),
 ) -> ReviewBuild:
     """The cycle, every service as a candidate, and the packs of the selected services.
 
-    `carried`: materials from earlier cycles (the previous review, open improvement actions).
+    `resolve` returns the people the target cannot find; it is asked only about the people of
+    the selected services and the configured role holders. `carried`: materials from earlier
+    cycles (the previous review, open improvement actions).
     """
     review = settings.review
     cycle = current_cycle(settings, today)
@@ -118,7 +122,8 @@ def build_review(
         csat.add(CsatResponse.model_validate(record.body))
     summaries = csat.summaries()
     findings = {s.key: check_feasibility(s, agreements) for s in services}
-    unresolved = tuple(unresolved)
+    involved = _people_involved([s for s in services if s.key in selection], settings)
+    unresolved = resolve(involved) if resolve is not None and involved else ()
     gaps = {
         s.key: find_gaps(
             s,
@@ -177,6 +182,18 @@ def _services(store: StateStore, skipped: list[SkippedRecord]) -> tuple[Service,
     drafts = [ServiceDraft.model_validate(r.body) for r in store.mirrored("service")]
     components = [ComponentDraft.model_validate(r.body) for r in store.mirrored("component")]
     return assemble(drafts, components, people, skipped=skipped)
+
+
+def _people_involved(services: Sequence[Service], settings: Settings) -> list[Person]:
+    """Everyone the selected services' tickets go to or mention, once each (by email)."""
+    holders = role_holders(settings)
+    people = [holders.slm_process_owner, holders.service_catalog_owner, holders.default_lt_sponsor]
+    people += holders.lt_members
+    for service in services:
+        people += [service.owner, service.business_owner, service.lt_sponsor]
+        people += [c.owner for c in service.components]
+    unique = {p.email.lower(): p for p in people if p is not None and p.email}
+    return list(unique.values())
 
 
 def _involved(person: Person, service: Service) -> bool:

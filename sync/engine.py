@@ -173,7 +173,7 @@ class Engine:
             self.settings,
             today=now.date(),
             selection=phase.selection,
-            unresolved=self._unresolved(phase),
+            resolve=self._unresolved,
             carried=self._carried_over(cycle.id),
         )
         plan = build_plan(
@@ -295,20 +295,10 @@ class Engine:
         if self.stop.is_set():
             raise Interrupted
 
-    def _unresolved(self, phase: CyclePhase) -> tuple[Person, ...]:
-        """Role holders the target cannot find (reads only), for the packs' gap lists."""
-        people: dict[str, Person] = {}
-        holders = role_holders(self.settings)
-        for person in (holders.slm_process_owner, holders.service_catalog_owner,
-                       holders.default_lt_sponsor, *holders.lt_members):  # fmt: skip
-            if person is not None and person.email:
-                people[person.email.lower()] = person
-        for record in self.store.mirrored("person"):
-            person = Person.model_validate(record.body)
-            if person.email:
-                people.setdefault(person.email.lower(), person)
+    def _unresolved(self, people: Sequence[Person]) -> tuple[Person, ...]:
+        """People the target cannot find (reads only), for the packs' gap lists."""
         try:
-            return self.target.unresolved(list(people.values()))
+            return self.target.unresolved(people)
         except ConnectorError as error:
             log.warning("people.lookup_failed", error=str(error))
             return ()
