@@ -1,0 +1,186 @@
+"""What the sync benchmarks share: a sandbox in its own process, settings for it, request counts.
+
+The sandbox runs in a child process (`python bench/_harness.py serve ...`) so that its work and
+memory are not counted with the sync's. It is `python -m sandbox serve` with one difference: the
+estate's name lists are widened first, because the seeded estate draws unique person names from
+40 x 36 combinations and loops forever above about 350 services (reported as a sandbox bug);
+the benchmark's 1,000 services need more people than that.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != HERE]
+
+import requests  # noqa: E402
+
+from config import Settings  # noqa: E402
+from sync.logs import configure_logging  # noqa: E402
+
+
+def quiet() -> None:
+    """Warnings and errors only, on stderr: stdout carries the benchmark's JSON."""
+    configure_logging(level="WARNING", fmt="json")
+
+
+@dataclass
+class SandboxProcess:
+    """A sandbox serving in a child process; stop() ends it."""
+
+    process: subprocess.Popen[str]
+    jira_url: str
+    servicenow_url: str
+    started_s: float
+
+    def knobs(self, **changes: Any) -> None:
+        """Change knobs on both stand-ins (latency, rate_limit, ...)."""
+        for url in (self.jira_url, self.servicenow_url):
+            requests.post(f"{url}/__sandbox/knobs", json=changes, timeout=30).raise_for_status()
+
+    def reset_counts(self) -> None:
+        """Forget request counts (and rate windows) on both stand-ins; keep the data."""
+        for url in (self.jira_url, self.servicenow_url):
+            requests.post(f"{url}/__sandbox/reset", timeout=30).raise_for_status()
+
+    def counts(self) -> dict[str, dict[str, Any]]:
+        """Request counts by route per system since the last reset."""
+        return {
+            "servicenow": requests.get(
+                f"{self.servicenow_url}/__sandbox/requests", timeout=30
+            ).json(),
+            "jira": requests.get(f"{self.jira_url}/__sandbox/requests", timeout=30).json(),
+        }
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def start_sandbox(*serve_args: str) -> SandboxProcess:
+    """Start the sandbox (arguments as for `python -m sandbox serve`) and wait for its URLs."""
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, str(HERE / "_harness.py"), "serve", *serve_args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line:
+        process.wait()
+        raise RuntimeError(f"the sandbox did not start (exit {process.returncode})")
+    urls = json.loads(line)
+    return SandboxProcess(
+        process, urls["jira"], urls["servicenow"], round(time.perf_counter() - started, 1)
+    )
+
+
+def sandbox_settings(
+    site: SandboxProcess, data_dir: Path, *, selection: list[str], rps: float = 1000
+) -> Settings:
+    """Settings for a sync from the sandbox's ServiceNow into its Jira Cloud, paced at `rps`."""
+    today = time.strftime("%m-%d", time.gmtime())
+    return Settings.model_validate(
+        {
+            "servicenow": {
+                "url": site.servicenow_url, "username": "bench", "password": "bench-password",
+                "requests_per_second": rps, "clock_skew_seconds": 0,
+            },
+            "jira": {
+                "url": site.jira_url, "email": "bench@example.com", "api_token": "bench-token",
+                "project": "SLM", "requests_per_second": rps, "index_lag_seconds": 0.2,
+            },
+            "sync": {"source": "servicenow", "target": "jira", "data_dir": str(data_dir)},
+            "review": {
+                "cycle": {"frequency": "yearly", "start": today},
+                "selection": selection,
+                "roles": {"slm_process_owner": {"email": "bob.black@example.com"}},
+            },
+            "logging": {"level": "WARNING"},
+        }
+    )  # fmt: skip
+
+
+def service_keys(site: SandboxProcess, count: int) -> list[str]:
+    """The first `count` service sys_ids (by sys_id), read over the Table API."""
+    response = requests.get(
+        f"{site.servicenow_url}/api/now/table/cmdb_ci_service",
+        params={
+            "sysparm_query": "sys_class_name=cmdb_ci_service^ORDERBYsys_id",
+            "sysparm_fields": "sys_id",
+            "sysparm_limit": str(count),
+        },
+        auth=("bench", "bench-password"),
+        timeout=60,
+    )
+    response.raise_for_status()
+    return [row["sys_id"] for row in response.json()["result"]]
+
+
+def writes(counts: dict[str, Any]) -> int:
+    """POST / PUT / PATCH / DELETE requests, except Jira's search (a POST that only reads)."""
+    return sum(
+        n
+        for route, n in counts["by_route"].items()
+        if route.split()[0] in ("POST", "PUT", "PATCH", "DELETE") and not route.endswith("/jql")
+    )
+
+
+@dataclass
+class TableSpy:
+    """Counts the requests this process sends, per (system, method, table or route)."""
+
+    by_target: Counter[str] = field(default_factory=Counter)
+
+    def install(self) -> None:
+        original = requests.Session.send
+
+        def send(session: requests.Session, request: requests.PreparedRequest, **kw: Any) -> Any:
+            self.by_target[_target(request.method or "", request.url or "")] += 1
+            return original(session, request, **kw)
+
+        requests.Session.send = send  # type: ignore[method-assign,assignment]
+
+
+def _target(method: str, url: str) -> str:
+    path = url.split("://", 1)[-1].split("/", 1)[-1].split("?", 1)[0]
+    if path.startswith("api/now/table/"):
+        return f"servicenow {method} {path.split('/')[3]}"
+    return f"{'jira' if path.startswith('rest/') else 'other'} {method} /{path}"
+
+
+def _serve(argv: list[str]) -> int:
+    import sandbox.estate as estate
+    from sandbox.estate_names import FIRST_NAMES, LAST_NAMES
+
+    # Widen the name lists so that unique person names never run out (see the module docstring).
+    first_names = tuple(f"{n}{s}" for s in ("", "a", "e", "o", "i") for n in FIRST_NAMES)
+    last_names = tuple(f"{n}{s}" for s in ("", "-Li", "-Ruiz") for n in LAST_NAMES)
+    setattr(estate, "FIRST_NAMES", first_names)  # noqa: B010 (the module does not export it)
+    setattr(estate, "LAST_NAMES", last_names)  # noqa: B010
+    from sandbox.__main__ import main
+
+    code: int = main(argv)
+    return code
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] != ["serve"]:
+        raise SystemExit("usage: python bench/_harness.py serve [python -m sandbox serve args]")
+    raise SystemExit(_serve(sys.argv[1:]))

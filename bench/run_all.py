@@ -1,0 +1,98 @@
+"""Run every benchmark, each in its own process, and write `bench/results.json`.
+
+    .venv/bin/python bench/run_all.py            # the full figures (about half an hour)
+    .venv/bin/python bench/run_all.py --quick    # smaller sizes, a few minutes (CI-like)
+    make bench                                   # the same as the first line
+
+Each benchmark prints one JSON object; this collects them under their names with the command
+line, exit code and seconds of each, plus the machine they ran on, and prints the whole file.
+A benchmark that fails is recorded with its exit code and the end of its stderr; the others run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+
+# name -> (script, full arguments, quick arguments)
+BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
+    "write_economy": ("jira_write.py", ["--sizes", "10,100,1000"], ["--sizes", "10,100"]),
+    "cold_sync": (
+        "cold_sync.py",
+        [],
+        ["--services", "100", "--sla-records", "10000", "--reviews", "5"],
+    ),
+    "idle_cycle": ("idle_cycle.py", [], ["--services", "20", "--sla-records", "2000"]),
+    "memory": ("memory.py", [], ["--quick"]),
+    "mapping_throughput": ("mapping.py", [], ["--records", "20000", "--repeat", "1"]),
+    "servicenow_read": ("servicenow_read.py", [], ["--records", "10000"]),
+    "sandbox_throughput": ("sandbox.py", [], ["--seconds", "2"]),
+}
+
+
+def run(name: str, quick: bool) -> dict[str, Any]:
+    """One benchmark in a child process: its JSON, or its exit code and stderr's end."""
+    script, full, small = BENCHMARKS[name]
+    command = [sys.executable, str(HERE / script), *(small if quick else full)]
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=HERE.parent, capture_output=True, text=True, check=False)
+    entry: dict[str, Any] = {
+        "command": " ".join(["python", f"bench/{script}", *command[2:]]),
+        "exit": done.returncode,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    try:
+        entry["result"] = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        entry["result"] = None
+        entry["stderr_tail"] = done.stderr[-2000:]
+    return entry
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller sizes (minutes, not half an hour)"
+    )
+    parser.add_argument("--only", default="", help="comma-separated benchmark names")
+    parser.add_argument("--output", type=Path, default=HERE / "results.json")
+    args = parser.parse_args()
+    names = [n for n in args.only.split(",") if n] or list(BENCHMARKS)
+    unknown = set(names) - set(BENCHMARKS)
+    if unknown:
+        parser.error(
+            f"unknown benchmark(s): {', '.join(sorted(unknown))}; known: {', '.join(BENCHMARKS)}"
+        )
+    results: dict[str, Any] = {
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+        },
+        "benchmarks": {},
+    }
+    for name in names:
+        print(f"bench: {name} ...", file=sys.stderr, flush=True)
+        results["benchmarks"][name] = run(name, args.quick)
+    args.output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(results, indent=2))
+    failed = [n for n, r in results["benchmarks"].items() if r["exit"] != 0]
+    if failed:
+        print(f"bench: failed: {', '.join(failed)}", file=sys.stderr)
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
