@@ -74,6 +74,13 @@ def _decorate(axes: Axes, title: str, months: list[str], has_data: bool) -> None
         axes.set_ylim(0, 100)
 
 
+TITLE_LIMIT = 90
+
+
 def _plain(text: str) -> str:
-    """Text matplotlib shows literally: `$` would start mathtext."""
-    return text.replace("$", r"\$")
+    """Text matplotlib shows literally and quickly: `$` would start mathtext; control characters
+    have no glyph; a huge name (hostile data) would take minutes to lay out."""
+    printable = "".join(c if c.isprintable() else " " for c in text)
+    if len(printable) > TITLE_LIMIT:
+        printable = printable[: TITLE_LIMIT - 1] + "…"
+    return printable.replace("$", r"\$")

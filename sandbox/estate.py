@@ -105,13 +105,22 @@ def _past(rng: random.Random, now: datetime, max_days: int) -> datetime:
     return now - timedelta(seconds=rng.randint(3600, max_days * 86400))
 
 
+NAME_RETRIES = 50  # draws of a free name before numbering one (small estates never get there)
+
+
 def _add_people(estate: Estate, rng: random.Random, ids: IdSource, count: int) -> None:
     seen: set[str] = set()
+    misses = 0
     while len(estate.people) < count:
         first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
         user_name = f"{first}.{last}".lower()
         if user_name in seen:
-            continue
+            misses += 1
+            if misses < NAME_RETRIES:
+                continue
+            # A large estate outgrows the name lists: number namesakes, as directories do.
+            user_name += str(sum(1 for taken in seen if taken.startswith(user_name)) + 1)
+        misses = 0
         seen.add(user_name)
         estate.people.append(
             Person(

@@ -8,6 +8,7 @@ an intent being durable *before* the create request leaves.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -65,13 +66,22 @@ class MirrorRecord:
 
 def open_store(url: str, *, migrate_to: str = "head") -> StateStore:
     """Connect to `url`, create the SQLite directory if needed, migrate to the latest schema."""
+    lock_path: Path | None = None
     if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        database = Path(url.removeprefix("sqlite:///"))
+        database.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = database.with_name(database.name + ".migrate-lock")
     engine = sa.create_engine(url, future=True)
     if engine.dialect.name == "sqlite":
         _sqlite_pragmas(engine)
     store = StateStore(engine)
-    store.migrate(migrate_to)
+    if lock_path is None:
+        store.migrate(migrate_to)  # PostgreSQL: an advisory lock inside migrate()
+    else:
+        # Two processes opening a new SQLite file together: one migrates, the other waits.
+        with lock_path.open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            store.migrate(migrate_to)
     return store
 
 

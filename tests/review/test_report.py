@@ -131,3 +131,13 @@ def test_chart_bytes_are_identical_across_renders(estate: Any, troubled_pack: Re
     assert first.startswith(b"\x89PNG\r\n\x1a\n")
     assert b"Software" not in first and b"matplotlib" not in first
     assert attainment_chart("empty", []) == attainment_chart("empty", [])
+
+
+def test_chart_title_of_a_huge_hostile_name_is_short_and_printable() -> None:
+    """A 1 MB service name with control characters renders quickly as a cut, clean title."""
+    from review.chart import TITLE_LIMIT, _plain
+
+    title = _plain("Payroll\x00\x1b[31m $HOME " + "x" * 1_000_000)
+    assert len(title) <= TITLE_LIMIT + 1
+    assert title.isprintable()
+    assert "\\$HOME" in title  # `$` escaped: no mathtext

@@ -76,3 +76,19 @@ def test_sqlite_store_creates_its_data_directory(tmp_path: Path) -> None:
     opened = open_store(f"sqlite:///{tmp_path / 'new' / 'deeper' / 'state.db'}")
     assert (tmp_path / "new" / "deeper" / "state.db").exists()
     opened.close()
+
+
+def test_two_processes_opening_a_new_sqlite_store_together_both_succeed(tmp_path: Path) -> None:
+    """Replicas or a restart racing on a fresh state file: one migrates, the other waits."""
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'race' / 'state.db'}"
+    code = f"from sync.state import open_store; print(open_store({url!r}).schema_version())"
+    runs = [
+        subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    outputs = [run.communicate(timeout=60)[0].strip() for run in runs]
+    assert [run.returncode for run in runs] == [0, 0, 0]
+    assert outputs == ["0002"] * 3

@@ -71,3 +71,13 @@ def test_every_agreement_kind_and_metric_is_served(sn: object, sandbox: Sandbox)
     kinds = {(a.type, a.metric) for a in sandbox.estate.agreements}
     assert {k for k, _ in kinds} == {"SLA", "OLA", "Underpinning contract"}
     assert {m for _, m in kinds} == {"availability", "response", "resolution"}
+
+
+def test_a_large_estate_builds_with_unique_people() -> None:
+    """1,000 services outgrow the name lists: namesakes are numbered, nobody is duplicated."""
+    from sandbox.estate import build_estate
+
+    estate = build_estate(7, 1000, 500)
+    emails = [p.email for p in estate.people]
+    assert len(estate.services) == 1000
+    assert len(emails) == len(set(emails))
