@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from contextlib import ExitStack
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -38,6 +39,7 @@ from sync.engine import Engine, RunResult, dumps, source_mappings
 from sync.health import Health, HealthServer
 from sync.logs import configure_logging
 from sync.metrics import Metrics
+from sync.progress import TerminalProgress
 from sync.report import preview_records, write_report
 from sync.state import StateStore, open_store
 from sync.webhooks import WebhookReceiver
@@ -172,21 +174,7 @@ def _open(config: Path | None) -> tuple[Settings, StateStore]:
 
 
 def _engine(settings: Settings, store: StateStore, metrics: Metrics | None = None) -> Engine:
-    engine = Engine.from_settings(settings, store, metrics=metrics)
-    if sys.stderr.isatty():
-        engine.on_page = _progress_printer()
-    return engine
-
-
-def _progress_printer() -> Callable[[str, int], None]:
-    console = Console(stderr=True)
-    totals: dict[str, int] = {}
-
-    def show(stream: str, count: int) -> None:
-        totals[stream] = totals.get(stream, 0) + count
-        console.print(f"  reading {stream}: {totals[stream]} records", end="\r")
-
-    return show
+    return Engine.from_settings(settings, store, metrics=metrics)
 
 
 def _run_guarded(action: Callable[[], int]) -> None:
@@ -229,8 +217,13 @@ def _print_outcomes(result: RunResult, *, title: str) -> None:
 def _one_cycle(config: Path | None, *, as_json: bool, title: str, **options: bool) -> int:
     """Run one engine cycle and print its summary (table, or JSON)."""
     settings, store = _open(config)
+    engine = _engine(settings, store)
     try:
-        result = _engine(settings, store).run_once(**options)
+        with ExitStack() as shown:
+            if sys.stderr.isatty():  # bars on a terminal; JSON logs elsewhere
+                bars = shown.enter_context(TerminalProgress())
+                engine.on_page, engine.on_write = bars.page, bars.written
+            result = engine.run_once(**options)
     finally:
         store.close()
     if as_json:

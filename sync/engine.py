@@ -115,7 +115,8 @@ class Engine:
     metrics: Metrics | None = None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     stop: threading.Event = field(default_factory=threading.Event)
-    on_page: Callable[[str, int], None] | None = None  # progress display
+    on_page: Callable[[str, int], None] | None = None  # progress: records read
+    on_write: Callable[[int, int], None] | None = None  # progress: tickets done of planned
     leases: WorkLeases = field(init=False)
 
     def __post_init__(self) -> None:
