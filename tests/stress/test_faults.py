@@ -197,9 +197,9 @@ def test_acl_short_pages_lose_no_record(
 def test_429_storm_honours_retry_after_and_ends_complete(
     site: Sandbox, tmp_path: Path, recorder: Any, clean_mirror: dict[str, set[str]]
 ) -> None:
-    """Jira answers 429 with Retry-After once over 20 requests a second: every retry of a 429
+    """Jira answers 429 with Retry-After once over 3 requests a second: every retry of a 429
     waits at least the Retry-After, all are counted, and every ticket is created once."""
-    site.knobs.update({"rate_limit": "jira=20/1s"})
+    site.knobs.update({"rate_limit": "jira=3/1s"})
     settings = _settings(site, tmp_path)
     store = open_store(settings.sync.resolved_state_url())
     runs = _converge(settings, store)
