@@ -124,7 +124,7 @@ def load_checked(config: Path | None) -> tuple[Settings, RaciMatrix]:
 
 @app.command("check-config")
 def check_config(config: ConfigOption = None, as_json: JsonOption = False) -> None:
-    """Validate settings and the RACI matrix, and print what was checked."""
+    """Validate settings, the RACI matrix and the source mapping; print what was checked."""
     try:
         settings, raci = load_checked(config)
     except ConfigError as error:
