@@ -145,8 +145,22 @@ class Engine:
         """One cycle; with dry_run nothing is written to the target (reads only).
 
         `prompt` (a webhook woke us) reads up to a few seconds ago instead of the configured
-        clock skew, so the change that triggered the run is in it.
+        clock skew, so the change that triggered the run is in it. Every run that may write is
+        recorded in the `runs` table with its outcome and counts.
         """
+        if dry_run:
+            return self._run(dry_run=True, full=full, prompt=prompt)
+        run_id = self.store.start_run()
+        try:
+            result = self._run(dry_run=False, full=full, prompt=prompt)
+        except BaseException as error:
+            self.store.finish_run(run_id, "failed", {"error": f"{type(error).__name__}: {error}"})
+            raise
+        status = "ok" if not result.summary.failed else "partial"
+        self.store.finish_run(run_id, status, result.summary.as_counts())
+        return result
+
+    def _run(self, *, dry_run: bool, full: bool, prompt: bool) -> RunResult:
         now = self.clock()
         directory = _people_directory(self.target)
         if directory is not None:

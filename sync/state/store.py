@@ -430,16 +430,6 @@ class StateStore:
 
     # -- people cache --------------------------------------------------------------------
 
-    def person(self, system: str, email: str) -> tuple[str | None, bool] | None:
-        """(account, resolved) cached for an email in a system."""
-        with self.engine.connect() as connection:
-            row = connection.execute(
-                sa.select(people.c.account, people.c.resolved).where(
-                    people.c.system == system, people.c.email == email.lower()
-                )
-            ).first()
-        return None if row is None else (row.account, bool(row.resolved))
-
     def people_cache(
         self, system: str, *, retry_unresolved_after: float = 86400.0
     ) -> dict[str, str | None]:
@@ -471,21 +461,6 @@ class StateStore:
         ]
         with self.engine.begin() as connection:
             _upsert_many(connection, people, rows, ("system", "email"))
-
-    def remember_person(
-        self, system: str, email: str, account: str | None, name: str | None
-    ) -> None:
-        """Cache an email's account (None: the system has nobody with it)."""
-        values = {
-            "system": system,
-            "email": email.lower(),
-            "account": account,
-            "name": name,
-            "resolved": account is not None,
-            "checked_at": _now(),
-        }
-        with self.engine.begin() as connection:
-            _upsert(connection, people, values, ("system", "email"))
 
 
 def _record_values(record: MirrorRecord) -> dict[str, Any]:

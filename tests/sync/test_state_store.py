@@ -65,10 +65,11 @@ def test_ledger_intent_then_created(store: StateStore) -> None:
 
 def test_people_cache_remembers_unresolved_people(store: StateStore) -> None:
     """Someone the target does not know is cached as unresolved, case-insensitively."""
-    store.remember_person("jira", "Ann@Example.com", None, None)
-    assert store.person("jira", "ann@example.com") == (None, False)
-    store.remember_person("jira", "bob@example.com", "712020:abc", "Bob")
-    assert store.person("jira", "BOB@example.com") == ("712020:abc", True)
+    store.remember_people("jira", {"Ann@Example.com": None, "BOB@example.com": "712020:abc"})
+    assert store.people_cache("jira") == {"ann@example.com": None, "bob@example.com": "712020:abc"}
+    assert store.people_cache("jira", retry_unresolved_after=0) == {
+        "bob@example.com": "712020:abc"
+    }, "a miss is looked up again once it is old enough"
 
 
 def test_sqlite_store_creates_its_data_directory(tmp_path: Path) -> None:
