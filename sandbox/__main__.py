@@ -15,7 +15,7 @@ import threading
 from types import FrameType
 
 from sandbox import Sandbox
-from sandbox.http_knobs import KnobError
+from sandbox.http.knobs import KnobError
 
 
 def _parser() -> argparse.ArgumentParser:

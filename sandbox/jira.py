@@ -32,7 +32,7 @@ from werkzeug.wrappers import Request, Response
 
 from sandbox.estate_model import Estate
 from sandbox.http import json_response
-from sandbox.http_knobs import Knobs
+from sandbox.http.knobs import Knobs
 from sandbox.jira_issues import IssueWriter, jira_error, not_found
 from sandbox.jira_meta import MetaReader
 from sandbox.jira_render import Dialect, jira_time, status_by_id

@@ -26,7 +26,7 @@ from werkzeug.wrappers import Request, Response
 
 from sandbox.estate import Estate
 from sandbox.http import json_response, short_page
-from sandbox.http_knobs import Knobs
+from sandbox.http.knobs import Knobs
 from sandbox.servicenow_aggregate import aggregate
 from sandbox.servicenow_list import link_header, parse_limit, parse_offset, select
 from sandbox.servicenow_render import RowRenderer

@@ -34,7 +34,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from sandbox.http_knobs import (
+from sandbox.http.knobs import (
     FaultSpec,
     KnobError,
     Knobs,
@@ -43,7 +43,7 @@ from sandbox.http_knobs import (
     parse_latency,
     parse_rate_limits,
 )
-from sandbox.http_server import RESET_CONNECTION, ServerThread
+from sandbox.http.server import RESET_CONNECTION, ServerThread
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
