@@ -166,8 +166,8 @@ def _target(method: str, url: str) -> str:
 
 
 def _serve(argv: list[str]) -> int:
-    import sandbox.estate as estate
-    from sandbox.estate_names import FIRST_NAMES, LAST_NAMES
+    import sandbox.estate.builder as estate
+    from sandbox.estate.names import FIRST_NAMES, LAST_NAMES
 
     # Widen the name lists so that unique person names never run out (see the module docstring).
     first_names = tuple(f"{n}{s}" for s in ("", "a", "e", "o", "i") for n in FIRST_NAMES)

@@ -30,7 +30,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from sandbox.estate_model import Estate
+from sandbox.estate.model import Estate
 from sandbox.http import json_response
 from sandbox.http.knobs import Knobs
 from sandbox.jira_issues import IssueWriter, jira_error, not_found

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sandbox.estate_model import Agreement, Estate, Incident, Service, SlaRecord
+from sandbox.estate.model import Agreement, Estate, Incident, Service, SlaRecord
 from sandbox.jira_directory import (
     FIELD_AFFECTED_SERVICES,
     FIELD_SATISFACTION,

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sandbox.estate_model import Estate
+from sandbox.estate.model import Estate
 from sandbox.jira_directory import (
     FIELD_AFFECTED_SERVICES,
     FIELD_SATISFACTION,

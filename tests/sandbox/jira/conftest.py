@@ -24,7 +24,7 @@ from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAP
 from openapi_core.exceptions import OpenAPIError
 
 from sandbox.estate import build_estate
-from sandbox.estate_model import Estate
+from sandbox.estate.model import Estate
 from sandbox.http import Harness, Knobs, ServerThread
 from sandbox.jira import JiraApp
 

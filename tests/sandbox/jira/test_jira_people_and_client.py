@@ -10,7 +10,7 @@ import pytest
 import requests
 from jira import JIRA
 
-from sandbox.estate_model import Estate
+from sandbox.estate.model import Estate
 
 
 def test_cloud_user_search_by_email_hides_private_emails(cloud_http: Any, estate: Estate) -> None:

@@ -26,9 +26,9 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
-from sandbox.estate_history import add_history
-from sandbox.estate_ids import IdSource
-from sandbox.estate_model import (
+from sandbox.estate.history import add_history
+from sandbox.estate.ids import IdSource
+from sandbox.estate.model import (
     Agreement,
     Component,
     CsatResult,
@@ -43,7 +43,7 @@ from sandbox.estate_model import (
     ServiceOffering,
     SlaRecord,
 )
-from sandbox.estate_names import (
+from sandbox.estate.names import (
     COMPONENT_KINDS,
     FIRST_NAMES,
     LAST_NAMES,

@@ -13,8 +13,8 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta
 
-from sandbox.estate_ids import IdSource
-from sandbox.estate_model import (
+from sandbox.estate.ids import IdSource
+from sandbox.estate.model import (
     Agreement,
     CsatResult,
     Estate,
@@ -24,7 +24,7 @@ from sandbox.estate_model import (
     Service,
     SlaRecord,
 )
-from sandbox.estate_names import INCIDENT_SUMMARIES
+from sandbox.estate.names import INCIDENT_SUMMARIES
 
 # Priority mix and per-priority SLA attainment of the UCI "Incident management process enriched
 # event log" (reference/datasets/incident_event_log.first5998rows.reformatted.csv, all 5,998 rows):
