@@ -21,7 +21,7 @@ from review.document import (
     text,
 )
 from sandbox import Sandbox
-from sandbox.adf import adf_error
+from sandbox.jira.adf import adf_error
 
 SPECIAL = 'Pay|roll *"Core"* {x} [y]'
 DOC = Document(

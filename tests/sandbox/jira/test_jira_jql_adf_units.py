@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sandbox.adf import adf_error, adf_to_wiki, text_to_adf
-from sandbox.jql import JqlCatalog, JqlError, SearchDoc, parse_jql
+from sandbox.jira.adf import adf_error, adf_to_wiki, text_to_adf
+from sandbox.jira.jql import JqlCatalog, JqlError, SearchDoc, parse_jql
 
 NOW = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
 CATALOG = JqlCatalog(

@@ -11,11 +11,11 @@ from typing import Any
 from werkzeug.wrappers import Request, Response
 
 from sandbox.http import json_response
-from sandbox.jira_directory import LINK_TYPES, STATUSES
-from sandbox.jira_fields import FieldErrors, FieldReader, cannot_set, label_error
-from sandbox.jira_render import Dialect
-from sandbox.jira_site import BOT, JiraSite
-from sandbox.jira_store import Attachment, Comment, IssueLink, RemoteLink, StoredIssue
+from sandbox.jira.directory import LINK_TYPES, STATUSES
+from sandbox.jira.fields import FieldErrors, FieldReader, cannot_set, label_error
+from sandbox.jira.render import Dialect
+from sandbox.jira.site import BOT, JiraSite
+from sandbox.jira.store import Attachment, Comment, IssueLink, RemoteLink, StoredIssue
 
 __all__ = ["BULK_LIMIT", "IssueWriter", "jira_error", "not_found"]
 

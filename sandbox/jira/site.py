@@ -1,7 +1,7 @@
 """One Jira site: its configuration, users and issues, seeded from the estate; renders issues.
 
 :class:`JiraSite` is what every handler works on. It holds no HTTP: the routes live in
-``sandbox/jira.py`` and the handlers in ``sandbox/jira_issues.py`` / ``sandbox/jira_search.py``.
+``sandbox/jira/app.py`` and the handlers in ``sandbox/jira/issues.py`` / ``sandbox/jira/search.py``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sandbox.estate.model import Estate
-from sandbox.jira_directory import (
+from sandbox.jira.directory import (
     FIELD_AFFECTED_SERVICES,
     FIELD_SATISFACTION,
     FIELD_TIME_TO_FIRST_RESPONSE,
@@ -25,11 +25,11 @@ from sandbox.jira_directory import (
     issue_types,
     projects,
 )
-from sandbox.jira_fields import RequestContext
-from sandbox.jira_jsm import service_id, service_requests
-from sandbox.jira_render import Dialect, jira_time, status_by_id
-from sandbox.jira_store import JiraStore, StoredIssue
-from sandbox.jql import JqlCatalog
+from sandbox.jira.fields import RequestContext
+from sandbox.jira.jql import JqlCatalog
+from sandbox.jira.jsm import service_id, service_requests
+from sandbox.jira.render import Dialect, jira_time, status_by_id
+from sandbox.jira.store import JiraStore, StoredIssue
 
 __all__ = ["BOT", "JiraSite"]
 

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sandbox.estate.model import Agreement, Estate, Incident, Service, SlaRecord
-from sandbox.jira_directory import (
+from sandbox.jira.directory import (
     FIELD_AFFECTED_SERVICES,
     FIELD_SATISFACTION,
     FIELD_TIME_TO_FIRST_RESPONSE,

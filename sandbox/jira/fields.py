@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandbox.adf import adf_error
-from sandbox.jira_directory import (
+from sandbox.jira.adf import adf_error
+from sandbox.jira.directory import (
     FIELD_ACCOUNTABLE,
     FIELD_AFFECTED_SERVICES,
     TEXT_FIELDS,

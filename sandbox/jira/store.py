@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sandbox.jql import SearchDoc
+from sandbox.jira.jql import SearchDoc
 
 __all__ = [
     "Attachment",

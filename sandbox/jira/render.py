@@ -12,8 +12,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from sandbox.adf import adf_to_wiki, text_to_adf
-from sandbox.jira_directory import (
+from sandbox.jira.adf import adf_to_wiki, text_to_adf
+from sandbox.jira.directory import (
     LINK_TYPES,
     STATUSES,
     TEXT_FIELDS,
@@ -23,8 +23,8 @@ from sandbox.jira_directory import (
     ProjectDef,
     StatusDef,
 )
-from sandbox.jira_fields import PRIORITIES, USER_FIELDS
-from sandbox.jira_store import Attachment, Comment, IssueLink, RemoteLink, StoredIssue
+from sandbox.jira.fields import PRIORITIES, USER_FIELDS
+from sandbox.jira.store import Attachment, Comment, IssueLink, RemoteLink, StoredIssue
 
 __all__ = ["Dialect", "jira_time"]
 

@@ -11,10 +11,10 @@ from typing import Any
 from werkzeug.wrappers import Request, Response
 
 from sandbox.http import json_response
-from sandbox.jira_directory import LINK_TYPES, TEXT_FIELDS, FieldDef, IssueTypeDef, ProjectDef
-from sandbox.jira_issues import jira_error
-from sandbox.jira_render import Dialect, jira_time
-from sandbox.jira_site import BOT, JiraSite
+from sandbox.jira.directory import LINK_TYPES, TEXT_FIELDS, FieldDef, IssueTypeDef, ProjectDef
+from sandbox.jira.issues import jira_error
+from sandbox.jira.render import Dialect, jira_time
+from sandbox.jira.site import BOT, JiraSite
 
 __all__ = ["MetaReader"]
 

@@ -10,9 +10,9 @@ Flavours:
   with ``startAt`` / ``total``; no v3 (404).
 
 Seeded content: project SLM (Task, Sub-task, Epic; empty) and the JSM project ITSD holding
-service requests derived from the estate's incidents (see ``sandbox/jira_jsm.py``); users are
+service requests derived from the estate's incidents (see ``sandbox/jira/jsm.py``); users are
 the estate's people that are in Jira, plus the service account the sandbox authenticates as.
-Field ids: see ``sandbox/jira_directory.py``. Other routes beyond ``/rest/api``:
+Field ids: see ``sandbox/jira/directory.py``. Other routes beyond ``/rest/api``:
 ``/rest/servicedeskapi/request/{issueIdOrKey}/sla`` and ``/jsm/api/{cloudId}/v1/services``.
 
 Tests may call ``JiraApp.site.rename_subtask_type("Unteraufgabe")`` (a localized site) and
@@ -33,12 +33,12 @@ from werkzeug.wrappers import Request, Response
 from sandbox.estate.model import Estate
 from sandbox.http import json_response
 from sandbox.http.knobs import Knobs
-from sandbox.jira_issues import IssueWriter, jira_error, not_found
-from sandbox.jira_meta import MetaReader
-from sandbox.jira_render import Dialect, jira_time, status_by_id
-from sandbox.jira_search import Reader
-from sandbox.jira_site import JiraSite
-from sandbox.jira_store import StoredIssue
+from sandbox.jira.issues import IssueWriter, jira_error, not_found
+from sandbox.jira.meta import MetaReader
+from sandbox.jira.render import Dialect, jira_time, status_by_id
+from sandbox.jira.search import Reader
+from sandbox.jira.site import JiraSite
+from sandbox.jira.store import StoredIssue
 
 __all__ = ["JiraApp"]
 

@@ -20,12 +20,12 @@ from typing import Any
 from werkzeug.wrappers import Request, Response
 
 from sandbox.http import json_response, short_page
-from sandbox.jira_issues import jira_error
-from sandbox.jira_jsm import services_page
-from sandbox.jira_render import Dialect
-from sandbox.jira_site import JiraSite
-from sandbox.jira_store import StoredIssue
-from sandbox.jql import JqlError, parse_jql
+from sandbox.jira.issues import jira_error
+from sandbox.jira.jql import JqlError, parse_jql
+from sandbox.jira.jsm import services_page
+from sandbox.jira.render import Dialect
+from sandbox.jira.site import JiraSite
+from sandbox.jira.store import StoredIssue
 
 __all__ = ["SEARCH_GONE", "Reader"]
 
