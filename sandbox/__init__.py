@@ -1,6 +1,8 @@
 """Stateful stand-ins for Jira and ServiceNow on 127.0.0.1, seeded with a realistic estate.
 
-Used by `slm-sync demo`, the end-to-end tests and the benchmarks; it imports nothing else of ours.
+One package per part: `jira/` and `servicenow/` (the stand-ins), `estate/` (the seeded data both
+serve) and `http/` (the harness: server, knobs, counting). `Sandbox` is the one public entry. Used
+by `slm-sync demo`, the end-to-end tests and the benchmarks; it imports nothing else of ours.
 
     with Sandbox(seed=7) as sandbox:
         requests.get(f"{sandbox.servicenow_url}/api/now/table/task_sla", auth=("a", "b"))

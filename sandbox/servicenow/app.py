@@ -27,12 +27,12 @@ from werkzeug.wrappers import Request, Response
 from sandbox.estate import Estate
 from sandbox.http import json_response, short_page
 from sandbox.http.knobs import Knobs
-from sandbox.servicenow_aggregate import aggregate
-from sandbox.servicenow_list import link_header, parse_limit, parse_offset, select
-from sandbox.servicenow_render import RowRenderer
-from sandbox.servicenow_seed import seed_store
-from sandbox.servicenow_store import Row, TableStore
-from sandbox.servicenow_tables import is_writable_new_table
+from sandbox.servicenow.aggregate import aggregate
+from sandbox.servicenow.listing import link_header, parse_limit, parse_offset, select
+from sandbox.servicenow.render import RowRenderer
+from sandbox.servicenow.seed import seed_store
+from sandbox.servicenow.store import Row, TableStore
+from sandbox.servicenow.tables import is_writable_new_table
 
 __all__ = ["ServiceNowApp"]
 

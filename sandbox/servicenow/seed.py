@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sandbox.estate import REL_TYPE_DEPENDS_ON, Estate
-from sandbox.servicenow_store import Row, TableStore, stamp
+from sandbox.servicenow.store import Row, TableStore, stamp
 
 EPOCH = datetime(1970, 1, 1)
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sandbox.servicenow_store import Row, TableStore
-from sandbox.servicenow_tables import (
+from sandbox.servicenow.store import Row, TableStore
+from sandbox.servicenow.tables import (
     JOURNAL_FIELDS,
     choice_label,
     display_field,

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
-from sandbox.servicenow_tables import (
+from sandbox.servicenow.tables import (
     KNOWN_TABLES,
     PARENT,
     declared_fields,

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from sandbox.servicenow_query import EncodedQuery, compile_filter, parse_query
-from sandbox.servicenow_store import Row, TableStore
+from sandbox.servicenow.query import EncodedQuery, compile_filter, parse_query
+from sandbox.servicenow.store import Row, TableStore
 
 MAX_LIMIT = 10000
 

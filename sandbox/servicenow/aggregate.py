@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sandbox.servicenow_query import compile_filter, parse_query
-from sandbox.servicenow_store import Row, TableStore
+from sandbox.servicenow.query import compile_filter, parse_query
+from sandbox.servicenow.store import Row, TableStore
 
 _FUNCTIONS = ("avg", "min", "max", "sum")
 
