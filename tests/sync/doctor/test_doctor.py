@@ -22,7 +22,7 @@ from connectors import Pacer, RetryPolicy, set_testing
 from connectors.jira import JiraApi, JiraClient
 from sandbox import Sandbox
 from sync.doctor import Check, checks_as_json, render_checks, run_doctor
-from sync.doctor_jira import jira_checks
+from sync.doctor.jira import jira_checks
 
 FIXED_NOW = datetime(2025, 6, 1, tzinfo=UTC)
 Build = Callable[..., Settings]

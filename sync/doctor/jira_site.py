@@ -9,7 +9,7 @@ from typing import Any
 from config import JiraSettings, Settings, env_name, secrets_dir
 from connectors import AuthError, RequestRejected
 from connectors.jira import JiraApi, PeopleDirectory, Permission
-from sync.doctor_check import Verdict, failed, passed
+from sync.doctor.check import Verdict, failed, passed
 
 # What review tickets need in the project (EDIT_ISSUES: updates change summary, body, due date).
 PERMISSIONS = {

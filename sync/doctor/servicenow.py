@@ -14,7 +14,7 @@ from functools import partial
 from config import ConfigError, Settings, env_name, secrets_dir
 from connectors import AuthError, ConnectorError, Pacer, RequestRejected, RetryPolicy
 from connectors.servicenow import Guard, TableClient, TableResult, build_client
-from sync.doctor_check import Check, CheckList, Verdict, failed, passed, unreachable
+from sync.doctor.check import Check, CheckList, Verdict, failed, passed, unreachable
 
 SYSTEM = "servicenow"
 URL_KEYS = "servicenow.url / servicenow.instance"

@@ -26,9 +26,9 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from config import Settings, env_name
 from connectors import RetryPolicy
-from sync.doctor_check import Check, CheckList, Verdict, failed, passed
-from sync.doctor_jira import jira_checks
-from sync.doctor_servicenow import servicenow_checks
+from sync.doctor.check import Check, CheckList, Verdict, failed, passed
+from sync.doctor.jira import jira_checks
+from sync.doctor.servicenow import servicenow_checks
 from sync.state import open_store
 
 __all__ = ["Check", "checks_as_json", "render_checks", "run_doctor"]

@@ -14,8 +14,8 @@ from typing import Any
 from config import HttpSettings, JiraSettings, Settings
 from connectors import AuthError, ConnectorError, FatalError, Pacer, RequestRejected, RetryPolicy
 from connectors.jira import Deployment, JiraApi, JiraClient, Permission
-from sync.doctor_check import Check, CheckList, Verdict, failed, passed, unreachable
-from sync.doctor_jira_site import Site, auth_fix, env
+from sync.doctor.check import Check, CheckList, Verdict, failed, passed, unreachable
+from sync.doctor.jira_site import Site, auth_fix, env
 
 SYSTEM = "jira"
 URL_KEYS = "jira.url"
