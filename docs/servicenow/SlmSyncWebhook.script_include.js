@@ -12,7 +12,7 @@
  *                                       (secret file slm_sync_webhooks__servicenow_secret);
  *                                       use an ASCII secret, e.g. `openssl rand -hex 32`
  *
- * What slm-sync checks (sync/webhooks_auth.py):
+ * What slm-sync checks (sync/webhooks/auth.py):
  *   X-SLM-Timestamp: Unix seconds; refused when more than webhooks.max_skew_seconds (300) off
  *   X-SLM-Signature: "sha256=" + base64(HMAC-SHA256(secret, timestamp + "." + body))
  *   X-SLM-Delivery:  a GUID, remembered against replays

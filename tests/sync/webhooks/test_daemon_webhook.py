@@ -17,7 +17,7 @@ from sync.engine import Engine
 from sync.health import Health, HealthServer
 from sync.metrics import Metrics
 from sync.webhooks import WebhookReceiver
-from sync.webhooks_auth import sign_servicenow
+from sync.webhooks.auth import sign_servicenow
 
 SECRET = "sn-webhook-secret-123"
 

@@ -30,7 +30,7 @@ import structlog
 from werkzeug.wrappers import Request, Response
 
 from config.settings import WebhookSettings
-from sync.webhooks_auth import (
+from sync.webhooks.auth import (
     ReplayGuard,
     hmac_sha256,
     servicenow_signed_message,
@@ -38,7 +38,7 @@ from sync.webhooks_auth import (
     sign_servicenow,
     signature_matches,
 )
-from sync.webhooks_events import (
+from sync.webhooks.events import (
     Ignored,
     Malformed,
     WorkItem,
