@@ -1,7 +1,8 @@
 """Configuration: typed settings, their loader, and the admin-editable YAML shipped beside them.
 
 `raci.yaml` (the seed's RACI matrix) and `mappings/*.yaml` are data; `slm-sync.example.yaml`
-documents every settings key. Public surface: import from `config` only.
+documents every settings key. Public surface: import from `config` only. Every layer may
+import it; it imports only `review` (the RACI matrix it validates `raci.yaml` into).
 """
 
 from __future__ import annotations

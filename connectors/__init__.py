@@ -2,7 +2,7 @@
 
 Public surface: the source / target Protocols and their value types, the error hierarchy, the
 shared retry policy and pacing. Concrete connectors live in submodules and register through
-the `slm_sync.connectors` entry point group.
+the `slm_sync.connectors` entry point group. Imports `review` and `config` only.
 """
 
 from __future__ import annotations

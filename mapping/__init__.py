@@ -10,7 +10,7 @@ bad configuration is a `config.ConfigError` naming file, line and key.
     people = mappings.map("person", user_rows).by_id(Person)
     services = assemble(drafts, component_drafts, people, skipped=report)
 
-Public surface: import from `mapping` only.
+Public surface: import from `mapping` only. Imports `review` and `config`.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 and the review engine (cycle, attainment, CSAT, feasibility, gaps, selection, plan, pack, chart,
 report).
 
-Public surface: import from `review` only.
+Public surface: import from `review` only. Imports nothing of ours.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 Public surface: `JiraTarget` / `JiraSource` (build with `from_settings`), the `JiraApi` seam and
 its `JiraClient` implementation on the `jira` library, the document renderers and JQL quoting.
+Imports `connectors` (base, errors, retry, pacing), `review` and `config`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
 """The ServiceNow connector: raw records out of a ServiceNow instance, review tasks into it.
+Imports `connectors` (base, errors, retry, pacing), `review` and `config`.
 
     ServiceNowSource   SourceConnector: services, components, people, agreements, SLA records,
                        CSAT, materials, by keyset pages with commit-able cursors

@@ -1,4 +1,6 @@
-"""The state store (SQLAlchemy Core + alembic): cursors, records mirror, ledger, cycles, runs."""
+"""The state store (SQLAlchemy Core + alembic): cursors, records mirror, ledger, cycles, runs,
+leases. Imports only `connectors.crashpoints` (the crash tests' kill points).
+"""
 
 from __future__ import annotations
 
