@@ -3,7 +3,9 @@
 - `cursors`: per source stream, where the last incremental read stopped (and the run's bound).
 - `records`: the local mirror of review-relevant source records, mapped (entity JSON), by
   stream and key; SLA outcomes carry their agreement, service and month for attainment queries.
-- `ledger`: one row per ticket key in a target: intent, ticket id, spec hash (idempotency).
+- `ledger`: one row per ticket key in a target: intent, ticket id, spec hash (idempotency);
+  `sent_at` starts the quarantine of a create whose outcome is unknown.
+- `ticket_steps`: what follows a create (chart attachment, change note, watcher): pending / done.
 - `cycles`: review cycles and their state machine; `runs`: one row per sync run.
 - `people`: email -> account id / user name per target system (the user cache).
 - `leases`: which replica works on which unit (a service's review, the cycle, the pull) until when.
@@ -55,7 +57,9 @@ ledger = Table(
     Column("key", String(255), primary_key=True),
     Column("parent_key", String(255)),
     Column("kind", String(16), nullable=False),
-    Column("state", String(16), nullable=False),  # intent | created | failed
+    # intent (not sent yet) | sending (request left, outcome unknown) | doubt (sent, failed in
+    # transit) | failed (refused or never sent) | created
+    Column("state", String(16), nullable=False),
     Column("ticket_key", String(64)),
     Column("ticket_id", String(64)),
     Column("ticket_url", Text),
@@ -63,6 +67,18 @@ ledger = Table(
     Column("applied_hash", String(64)),
     Column("frozen", Boolean, nullable=False, default=False),
     Column("error", Text),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("sent_at", DateTime(timezone=True)),
+)
+
+ticket_steps = Table(
+    "ticket_steps",
+    metadata,
+    Column("target", String(32), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("step", String(255), primary_key=True),
+    Column("state", String(16), nullable=False),  # pending | done
+    Column("digest", String(64), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 

@@ -24,7 +24,16 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy.engine import Connection, Engine
 
 from connectors.crashpoints import crash_point
-from sync.state.schema import cursors, cycles, leases, ledger, people, records, runs
+from sync.state.schema import (
+    cursors,
+    cycles,
+    leases,
+    ledger,
+    people,
+    records,
+    runs,
+    ticket_steps,
+)
 
 MIGRATION_LOCK = 7_501_001  # PostgreSQL advisory lock id held while migrating
 
@@ -49,6 +58,25 @@ class LedgerRow:
     applied_hash: str | None
     frozen: bool
     error: str | None
+    updated_at: datetime | None = None
+    sent_at: datetime | None = None
+
+    @property
+    def in_doubt_since(self) -> datetime | None:
+        """When a create whose outcome is unknown left (None: no create is in doubt)."""
+        if self.state in ("sending", "doubt"):
+            return self.sent_at or self.updated_at
+        return None
+
+
+@dataclass(frozen=True)
+class StepRow:
+    """One follow-up step of a ticket (attachment, comment, watcher): pending or done."""
+
+    key: str
+    step: str
+    state: str
+    digest: str
 
 
 @dataclass(frozen=True)
@@ -281,9 +309,61 @@ class StateStore:
         """An update brought the ticket to the spec with this hash."""
         self._set(target, key, applied_hash=applied_hash, spec_hash=applied_hash, error=None)
 
+    def record_sending(self, target: str, keys: Sequence[str]) -> None:
+        """Step 3 begins: the create requests for `keys` are about to leave. From here until a
+        ticket or a refusal is recorded, their outcome is unknown (in doubt)."""
+        if not keys:
+            return
+        now = _now()
+        with self.engine.begin() as connection:
+            connection.execute(
+                sa.update(ledger)
+                .where(ledger.c.target == target, ledger.c.key.in_(list(keys)))
+                .where(ledger.c.state != "created")
+                .values(state="sending", sent_at=now, updated_at=now)
+            )
+
+    def record_doubt(self, target: str, key: str, error: str) -> None:
+        """The create for `key` was sent and failed in transit: it may exist. `sent_at` stays."""
+        self._set(target, key, state="doubt", error=error[:2000])
+
     def record_failure(self, target: str, key: str, error: str) -> None:
-        """The last attempt for `key` failed; the intent stays so the next run looks it up."""
-        self._set(target, key, error=error[:2000])
+        """The last attempt for `key` failed and did not create it (refused, or never sent):
+        the next run looks it up and creates it."""
+        with self.engine.begin() as connection:
+            connection.execute(
+                sa.update(ledger)
+                .where(ledger.c.target == target, ledger.c.key == key)
+                .values(
+                    updated_at=_now(),
+                    error=error[:2000],
+                    state=sa.case(
+                        (ledger.c.state.in_(("intent", "sending")), "failed"),
+                        else_=ledger.c.state,
+                    ),
+                )
+            )
+
+    def steps(self, target: str) -> dict[tuple[str, str], StepRow]:
+        """Every follow-up step of `target`'s tickets, by (ticket key, step name)."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(ticket_steps).where(ticket_steps.c.target == target)
+            ).all()
+        return {(r.key, r.step): StepRow(r.key, r.step, r.state, r.digest) for r in rows}
+
+    def record_step(self, target: str, key: str, step: str, *, state: str, digest: str) -> None:
+        """A step is `pending` (durable before its call) or `done` (after it)."""
+        values = {
+            "target": target,
+            "key": key,
+            "step": step,
+            "state": state,
+            "digest": digest,
+            "updated_at": _now(),
+        }
+        with self.engine.begin() as connection:
+            _upsert(connection, ticket_steps, values, ("target", "key", "step"))
 
     def freeze(self, target: str, key: str) -> None:
         """The review happened: its pack is no longer refreshed."""
@@ -293,6 +373,7 @@ class StateStore:
         """Drop the ledger of `target` (tests and disaster recovery: lookups by key rebuild it)."""
         with self.engine.begin() as connection:
             connection.execute(sa.delete(ledger).where(ledger.c.target == target))
+            connection.execute(sa.delete(ticket_steps).where(ticket_steps.c.target == target))
 
     def _set(self, target: str, key: str, **values: Any) -> None:
         with self.engine.begin() as connection:
@@ -490,7 +571,16 @@ def _ledger_row(row: Any) -> LedgerRow:
         applied_hash=row.applied_hash,
         frozen=bool(row.frozen),
         error=row.error,
+        updated_at=_aware(row.updated_at),
+        sent_at=_aware(row.sent_at),
     )
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """SQLite returns naive datetimes for timezone columns; every stamp we write is UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
 
 
 def _insert_for(connection: Connection) -> Any:
