@@ -14,6 +14,7 @@ from enum import Enum
 
 import requests
 import structlog
+import urllib3.exceptions
 
 from config import HttpSettings
 from connectors.errors import (
@@ -176,7 +177,18 @@ def raise_for_response(
         raise AuthError(summary, system=system, hint=auth_hint)
     if action is Action.REJECTED:
         raise RequestRejected(f"{summary}: {_excerpt(response)}", system=system, status=status)
-    raise ConnectorError(f"{summary}: {_excerpt(response)}", system=system)
+    raise ConnectorError(f"{summary}: {_excerpt(response)}", system=system, status=status)
+
+
+def unreadable_body(response: requests.Response, *, system: str, what: str) -> TransientError:
+    """A 2xx whose body is not JSON (cut short by a proxy or a dropped connection): transient,
+    and the request was processed (`sent`)."""
+    return TransientError(
+        f"{system} answered {response.status_code} for {what} with a body that is not JSON "
+        f"({len(response.content)} bytes; cut short?)",
+        system=system,
+        status=response.status_code,
+    )
 
 
 def _excerpt(response: requests.Response, limit: int = 300) -> str:
@@ -185,16 +197,50 @@ def _excerpt(response: requests.Response, limit: int = 300) -> str:
 
 
 def transport_error(exc: requests.RequestException, *, system: str, what: str) -> ConnectorError:
-    """A requests exception as a ConnectorError: timeouts and resets are transient."""
+    """A requests exception as a ConnectorError: timeouts, resets and cut bodies are transient.
+
+    `sent` is False only when no connection was made (refused, DNS, connect timeout, proxy
+    unreachable); a read timeout or a reset after connecting may have reached the tool.
+    """
     if isinstance(exc, requests.exceptions.SSLError):
         return FatalError(
             f"{system}: TLS verification failed for {what}: {exc}",
             system=system,
             hint="set http.ca_bundle to your CA's PEM file; keep verification on in production",
         )
+    if isinstance(exc, _CUT_BODY):
+        return TransientError(
+            f"{system}: the answer for {what} was cut short ({type(exc).__name__})", system=system
+        )
     if isinstance(exc, requests.Timeout | requests.ConnectionError):
-        return TransientError(f"{system}: {type(exc).__name__} for {what}", system=system)
+        sent = not never_sent(exc)
+        stage = "after sending" if sent else "before sending"
+        return TransientError(
+            f"{system}: {type(exc).__name__} {stage} for {what}", system=system, sent=sent
+        )
     return ConnectorError(f"{system}: {exc} for {what}", system=system)
+
+
+_CUT_BODY = (
+    requests.exceptions.JSONDecodeError,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+
+
+def never_sent(exc: requests.RequestException) -> bool:
+    """Whether the request certainly never reached the tool: no connection was established.
+
+    requests wraps urllib3's cause in `MaxRetryError.reason`; a `NewConnectionError` (refused,
+    DNS) is a `ConnectTimeoutError` there. When in doubt the answer is False.
+    """
+    if isinstance(exc, requests.ConnectTimeout | requests.exceptions.ProxyError):
+        return True
+    if not isinstance(exc, requests.ConnectionError):
+        return False
+    cause = exc.args[0] if exc.args else None
+    cause = getattr(cause, "reason", cause)
+    return isinstance(cause, urllib3.exceptions.ConnectTimeoutError)
 
 
 def monotonic_deadline(seconds: float) -> float:

@@ -1,10 +1,11 @@
 """The one retry policy every connector uses (DESIGN.md "Talking to the tools").
 
-Only `TransientError` is retried (429, 502, 503, 504, timeouts, connection resets), with
-exponential backoff and full jitter, never shorter than a `Retry-After` the tool sent, and bounded
-by both an attempt count and a time budget: a wait that would overrun the budget ends the retries
-at once instead of sleeping into it. Every retry is logged (`http.retry`) and reported to the
-observers (metrics). `set_testing(True)` removes the waits, not the decisions.
+Only `TransientError` is retried (429, 502, 503, 504, timeouts, connection resets, bodies cut
+short), never `OutcomeUnknown` (a write that may have been applied is looked up, not re-sent).
+Waits grow exponentially with full jitter, never shorter than a `Retry-After` the tool sent, and
+are bounded by both an attempt count and a time budget: a wait that would overrun the budget
+ends the retries at once instead of sleeping into it. Every retry is logged (`http.retry`) and
+reported to the observers (metrics). `set_testing(True)` removes the waits, not the decisions.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import TypeVar
 import structlog
 import tenacity
 
-from connectors.errors import RateLimited, TransientError
+from connectors.errors import OutcomeUnknown, RateLimited, TransientError
 
 T = TypeVar("T")
 log = structlog.get_logger("slm_sync.retry")
@@ -92,7 +93,7 @@ class RetryPolicy:
                 observer(event)
 
         retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(TransientError),
+            retry=tenacity.retry_if_exception(_retriable),
             stop=stop,
             wait=wait,
             sleep=lambda seconds: None if _testing else self.sleep(seconds),
@@ -109,3 +110,8 @@ class RetryPolicy:
         if isinstance(error, RateLimited) and error.retry_after is not None:
             wait = max(wait, error.retry_after)
         return wait
+
+
+def _retriable(error: BaseException) -> bool:
+    """Transient, and not a write whose outcome is unknown (re-sending could apply it twice)."""
+    return isinstance(error, TransientError) and not isinstance(error, OutcomeUnknown)

@@ -7,9 +7,12 @@ field and the config key that set it. A 429 whose `RateLimit-Reason` names a quo
 Jira calls until the reset time. Where the library has no method (search/jql with a POST body,
 reconcileIssues, the JSM services listing) we call through its session.
 
-Writes that are not idempotent (create, comment, attachment) are retried only on 429 (the tool
-did not process the request); other transient failures reach the caller, who looks the ticket
-up before creating it again.
+A response body is read inside the retried attempt: a 2xx whose body is not JSON (cut short by
+a proxy) is retried like a 502 for idempotent calls (GET, PUT, searches, user search). Writes
+that are not idempotent (create, comment, attachment) are retried only when the tool certainly
+did not act on them (429, connection never made); any other failure that may have been applied
+(read timeout, reset, 5xx, an unreadable 2xx body) raises `OutcomeUnknown` at once, and the
+caller looks the ticket up before creating it again.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from connectors.errors import (
     RateLimited,
     RequestRejected,
     TransientError,
+    write_failure,
 )
 from connectors.http import (
     instrument,
@@ -39,6 +43,7 @@ from connectors.http import (
     timeouts,
     tls_verify,
     transport_error,
+    unreadable_body,
 )
 from connectors.pacing import Pacer
 from connectors.retry import RetryPolicy
@@ -46,6 +51,7 @@ from connectors.retry import RetryPolicy
 SYSTEM = "jira"
 T = TypeVar("T")
 QUOTA_REASONS = ("quota",)
+IN_DOUBT = "look the issue up by its key label (after the index lag) before writing it again"
 
 
 class Permission(StrEnum):
@@ -120,14 +126,6 @@ class JiraApi(Protocol):
     def attach(self, issue: str, filename: str, content: bytes, content_type: str) -> None:
         """Attach a file to an issue (multipart, X-Atlassian-Token: no-check)."""
         ...
-
-
-class _NotRetried(Exception):
-    """Carries a transient error of a non-idempotent write past the retry policy."""
-
-    def __init__(self, error: ConnectorError) -> None:
-        super().__init__(str(error))
-        self.error = error
 
 
 class JiraClient:
@@ -207,18 +205,11 @@ class JiraClient:
         url = self.url(path)
         data = None if body is None else json.dumps(body)
 
-        def send() -> requests.Response:
-            return self.library._session.request(method, url, params=params, data=data)
+        def send() -> Any:
+            response = self.library._session.request(method, url, params=params, data=data)
+            return _body(response, what)
 
-        response = self._run(send, what=what, permission=permission, idempotent=idempotent)
-        if not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError as error:
-            raise TransientError(
-                f"jira answered {what} with a body that is not JSON", system=SYSTEM
-            ) from error
+        return self._run(send, what=what, permission=permission, idempotent=idempotent)
 
     def bulk_create(self, updates: list[dict[str, Any]]) -> list[BulkOutcome]:
         if len(updates) > 50:
@@ -231,6 +222,11 @@ class JiraClient:
             except KeyError as error:  # a 400 for the whole request, not per element
                 raise RequestRejected(
                     "jira refused the bulk create request as a whole", system=SYSTEM
+                ) from error
+            except ValueError as error:  # the library parses the body: cut short by a proxy
+                raise TransientError(
+                    "jira answered bulk create with a body that is not JSON (cut short?)",
+                    system=SYSTEM,
                 ) from error
 
         results = self._run(
@@ -261,15 +257,13 @@ class JiraClient:
             self.pacer.acquire()
             try:
                 return self._translated(send, what, permission)
-            except TransientError as error:
-                if idempotent or isinstance(error, RateLimited):
+            except ConnectorError as error:
+                failure = error if idempotent else write_failure(error, what=what, hint=IN_DOUBT)
+                if failure is error:
                     raise
-                raise _NotRetried(error) from error
+                raise failure from error
 
-        try:
-            return self.policy.call(attempt, system=SYSTEM, what=what)
-        except _NotRetried as wrapper:
-            raise wrapper.error from None
+        return self.policy.call(attempt, system=SYSTEM, what=what)
 
     def _translated(self, send: Callable[[], T], what: str, permission: Permission) -> T:
         try:
@@ -303,6 +297,16 @@ class JiraClient:
         except ConnectorError as error:
             return error
         return ConnectorError(f"jira answered {response.status_code} for {what}", system=SYSTEM)
+
+
+def _body(response: requests.Response, what: str) -> Any:
+    """The JSON of a 2xx answer (None if empty); a body cut short is a transient error."""
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        raise unreadable_body(response, system=SYSTEM, what=what) from None
 
 
 def _auth(settings: JiraSettings) -> dict[str, Any]:

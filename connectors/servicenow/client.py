@@ -19,7 +19,7 @@ import requests
 import structlog
 
 from connectors.errors import ConnectorError, TransientError
-from connectors.http import raise_for_response, transport_error
+from connectors.http import raise_for_response, transport_error, unreadable_body
 
 SYSTEM = "servicenow"
 # What an integration user usually lacks when the instance answers 401/403 for a table.
@@ -206,8 +206,8 @@ class PysnowTableClient:
         _raise_for(response, what=what, table=table)
         try:
             result = response.json().get("result")
-        except (ValueError, AttributeError) as error:
-            raise TransientError(f"{SYSTEM}: unreadable JSON for {what}", system=SYSTEM) from error
+        except (ValueError, AttributeError):
+            raise unreadable_body(response, system=SYSTEM, what=what) from None
         rows = result if isinstance(result, list) else [result] if isinstance(result, dict) else []
         return TableResult([flatten(r) for r in rows], dict(response.headers))
 

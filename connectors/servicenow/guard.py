@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from connectors.errors import ConnectorError, RateLimited, TransientError
+from connectors.errors import ConnectorError, RateLimited, write_failure
 from connectors.http import monotonic_deadline, retry_after_seconds
 from connectors.pacing import Pacer
 from connectors.retry import RetryPolicy
@@ -17,6 +17,7 @@ from connectors.servicenow.client import SYSTEM, TableResult, log, rate_limit_he
 T = TypeVar("T")
 # Below this many requests left in the window, wait for the window's reset before going on.
 LOW_REMAINING = 2
+IN_DOUBT = "look the record up by correlation_id before writing it again"
 
 
 @dataclass
@@ -39,12 +40,15 @@ class Guard:
         """One logical request: paced, capped, retried; watches the rate-limit headers.
 
         A request that is not `repeatable` (an insert, a work note, an upload) is retried only
-        after a 429, which the instance answers before doing anything: after a 502 or a
-        timeout it may have been done, so the error goes to the caller, who looks it up first.
+        when the instance certainly did not act on it (a 429, a connection never made): after
+        a 5xx, a timeout, a reset or an unreadable answer it may have been done, so it raises
+        `OutcomeUnknown` at once and the caller looks the record up first.
         """
-        return self.retry.call(lambda: self._attempt(send, repeatable), system=SYSTEM, what=what)
+        return self.retry.call(
+            lambda: self._attempt(send, what, repeatable), system=SYSTEM, what=what
+        )
 
-    def _attempt(self, send: Callable[[], TableResult], repeatable: bool) -> TableResult:
+    def _attempt(self, send: Callable[[], TableResult], what: str, repeatable: bool) -> TableResult:
         self.pacer.acquire()
         with self._slots:
             with self._count_lock:
@@ -58,14 +62,11 @@ class Guard:
                         monotonic_deadline(error.retry_after), reason="429", system=SYSTEM
                     )
                 raise
-            except TransientError as error:
-                if repeatable:
+            except ConnectorError as error:
+                failure = error if repeatable else write_failure(error, what=what, hint=IN_DOUBT)
+                if failure is error:
                     raise
-                raise ConnectorError(
-                    f"{error} (not retried: the write may have been applied)",
-                    system=SYSTEM,
-                    hint="look the record up by correlation_id before writing again",
-                ) from error
+                raise failure from error
         self._slow_down(result.headers)
         return result
 
