@@ -20,7 +20,6 @@ import structlog
 from config import ConfigError, Settings, load_raci
 from connectors import (
     ConnectorError,
-    FatalError,
     SourceConnector,
     Stream,
     TargetConnector,
@@ -167,14 +166,10 @@ class Engine:
             directory.preload(self.store.people_cache(self.target.system))
         skew = self.settings.servicenow.clock_skew_seconds
         until = now - timedelta(seconds=min(skew, PROMPT_SKEW_SECONDS) if prompt else skew)
-        with self.leases.hold_waiting(f"pull:{self.source.system}", stop=self.stop.is_set) as ours:
+        # Another replica's pull is waited for while it renews; only a stop ends the wait.
+        with self.leases.hold_waiting(f"pull:{self.source.system}", stop=self.stop) as ours:
             if not ours:
-                self._check_stop()
-                raise FatalError(
-                    "another replica has held the source pull for longer than its lease",
-                    system=self.source.system,
-                    hint="check the other replicas; sync.lease_seconds may be too short",
-                )
+                raise Interrupted
             pulled = pull(
                 self.source, self.mappings, self.store, until=until, full=full,
                 on_page=self._page_read,

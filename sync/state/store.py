@@ -438,6 +438,8 @@ class StateStore:
         return value if value.tzinfo else value.replace(tzinfo=UTC)
 
     # -- work leases (several replicas) -------------------------------------------------
+    # Lease times are the database's clock (PostgreSQL `clock_timestamp()`), so replicas on
+    # hosts whose clocks disagree still agree on when a lease runs out.
 
     def acquire_lease(self, unit: str, holder: str, seconds: float) -> bool:
         """Take `unit` for `seconds` unless another holder's lease is still running.
@@ -446,8 +448,8 @@ class StateStore:
         never waits on another one that is taking the same unit at this moment. SQLite (one
         process) takes it with one conditional UPDATE.
         """
-        now = time.time()
         with self.engine.begin() as connection:
+            now = _lease_clock(connection)
             insert = _insert_for(connection)
             connection.execute(
                 insert(leases)
@@ -472,13 +474,25 @@ class StateStore:
             )
             return taken.rowcount == 1
 
-    def lease_holder(self, unit: str) -> tuple[str, float] | None:
-        """(holder, expires_at) of `unit`'s lease, if the unit has one."""
+    def lease(self, unit: str) -> Lease | None:
+        """`unit`'s lease as it stands now (None if the unit was never leased)."""
         with self.engine.connect() as connection:
+            now = _lease_clock(connection)
             row = connection.execute(
                 sa.select(leases.c.holder, leases.c.expires_at).where(leases.c.unit == unit)
             ).first()
-        return None if row is None else (row.holder, float(row.expires_at))
+        return None if row is None else Lease(unit, row.holder, float(row.expires_at), now)
+
+    def held_leases(self) -> list[Lease]:
+        """Every lease not given back, running or run out (a few rows: units being worked on)."""
+        with self.engine.connect() as connection:
+            now = _lease_clock(connection)
+            rows = connection.execute(
+                sa.select(leases.c.unit, leases.c.holder, leases.c.expires_at).where(
+                    leases.c.holder != ""
+                )
+            ).all()
+        return [Lease(r.unit, r.holder, float(r.expires_at), now) for r in rows]
 
     def take_over_lease(self, unit: str, old: str, holder: str, seconds: float) -> bool:
         """Take `unit` from `old` (known dead), unless someone else took it meanwhile."""
@@ -486,7 +500,7 @@ class StateStore:
             taken = connection.execute(
                 sa.update(leases)
                 .where(leases.c.unit == unit, leases.c.holder == old)
-                .values(holder=holder, expires_at=time.time() + seconds)
+                .values(holder=holder, expires_at=_lease_clock(connection) + seconds)
             )
             return taken.rowcount == 1
 
@@ -496,7 +510,7 @@ class StateStore:
             renewed = connection.execute(
                 sa.update(leases)
                 .where(leases.c.unit == unit, leases.c.holder == holder)
-                .values(expires_at=time.time() + seconds)
+                .values(expires_at=_lease_clock(connection) + seconds)
             )
             return renewed.rowcount == 1
 
@@ -615,3 +629,36 @@ def _upsert_many(
     statement = _insert_for(connection)(table).values(unique)
     changed = {k: statement.excluded[k] for k in unique[0] if k not in keys}
     connection.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=changed))
+
+
+@dataclass(frozen=True)
+class Lease:
+    """One unit's lease: who holds it ("" = given back) until when, read at `now`.
+
+    Both times are the database's clock in seconds since the epoch, so `remaining` means the
+    same on every replica.
+    """
+
+    unit: str
+    holder: str
+    expires_at: float
+    now: float
+
+    @property
+    def remaining(self) -> float:
+        """Seconds until the lease runs out (negative: it ran out that long ago)."""
+        return self.expires_at - self.now
+
+    @property
+    def running(self) -> bool:
+        """Held and not yet run out."""
+        return self.holder != "" and self.expires_at > self.now
+
+
+def _lease_clock(connection: Connection) -> float:
+    """Now, by the clock every replica shares: the database server's (SQLite: this host's)."""
+    if connection.dialect.name == "postgresql":
+        return float(
+            connection.execute(sa.text("SELECT extract(epoch FROM clock_timestamp())")).scalar_one()
+        )
+    return time.time()
