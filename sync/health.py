@@ -68,6 +68,9 @@ class HealthServer:
         self.health = health
         self.metrics = metrics
         self.webhooks = webhooks
+        if webhooks is not None and metrics.on_webhook not in webhooks.observers:
+            # The surface that serves the webhooks counts their refusals on its /metrics.
+            webhooks.observers.append(metrics.on_webhook)
         self._server: BaseWSGIServer = make_server(host, port, self._app, threaded=True)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 

@@ -2,7 +2,8 @@
 
 Counters are fed by observers: connectors report API calls and retries through
 `connectors.http.observe_calls` and `RetryPolicy.observers`; the engine reports cycles,
-tickets and records read.
+tickets and records read; the webhook receiver reports each answer (`on_webhook`), and every
+refused request is counted by source and reason.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 from connectors import RetryEvent
+from sync.webhooks import REJECTIONS
 
 
 @dataclass
@@ -48,9 +50,22 @@ class Metrics:
             ["stream"],
             registry=self.registry,
         )
+        self.webhook_rejections = Counter(
+            "slm_sync_webhook_rejections",
+            "Webhook requests refused, by source (jira, servicenow) and reason (the outcome:"
+            " bad_signature, unsupported_media_type, duplicate, ...)",
+            ["source", "reason"],
+            registry=self.registry,
+        )
         self.last_success = Gauge(
             "slm_sync_last_success_timestamp_seconds",
             "Unix time the last successful cycle finished",
+            registry=self.registry,
+        )
+        self.lease_stretch = Gauge(
+            "slm_sync_lease_longest_stretch_seconds",
+            "Longest time a held work lease went without a chance to renew; above half of"
+            " sync.lease_seconds the lease is too short (warning lease.too_short)",
             registry=self.registry,
         )
 
@@ -61,6 +76,11 @@ class Metrics:
     def on_retry(self, event: RetryEvent) -> None:
         """Observer for RetryPolicy.observers."""
         self.retries.labels(system=event.system, status=str(event.status or "error")).inc()
+
+    def on_webhook(self, source: str, status: int, outcome: str) -> None:
+        """Observer for WebhookReceiver: counts every refused request."""
+        if outcome in REJECTIONS:
+            self.webhook_rejections.labels(source=source, reason=outcome).inc()
 
     def exposition(self) -> bytes:
         """The text exposition format for /metrics."""

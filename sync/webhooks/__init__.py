@@ -1,7 +1,9 @@
 """Authenticated webhooks (`POST /webhooks/jira`, `POST /webhooks/servicenow`) that queue work now.
 
-`receiver` checks and queues a delivery as a `WorkItem`; `auth` holds the signatures, timestamp
-window and replay guard; `events` says which events matter and what work each asks for.
+`receiver` checks and queues a delivery as a `WorkItem`; `auth` holds the content type, the
+signatures and the replay guard; `throttle` rate-limits rejection log lines; `events` says which
+events matter and what work each asks for. `REJECTIONS` names the outcomes that refuse a request
+(the `reason` label of the rejection counter in `sync.metrics`).
 Imports `config` only; the daemon's HTTP surface and engine import it.
 """
 
@@ -9,7 +11,9 @@ from __future__ import annotations
 
 from sync.webhooks.receiver import (
     JIRA_PATH,
+    REJECTIONS,
     SERVICENOW_PATH,
+    Observer,
     WebhookReceiver,
     WorkItem,
     sign_jira,
@@ -18,7 +22,9 @@ from sync.webhooks.receiver import (
 
 __all__ = [
     "JIRA_PATH",
+    "REJECTIONS",
     "SERVICENOW_PATH",
+    "Observer",
     "WebhookReceiver",
     "WorkItem",
     "sign_jira",

@@ -1,11 +1,20 @@
-"""Webhook authentication: HMAC-SHA256 signatures, timestamp window, and the replay guard.
+"""Webhook authentication: content type, HMAC-SHA256 signatures, and the replay guard.
 
 Jira (Cloud admin webhooks with a secret) sends `X-Hub-Signature: sha256=<hex>`, the HMAC-SHA256
 of the raw body keyed with the webhook's secret (WebSub style). ServiceNow has no built-in
-webhook signing; our business rule (docs/servicenow/slm_sync_webhook.js) sends
+webhook signing; our Script Include (docs/servicenow/SlmSyncWebhook.script_include.js) sends
 `X-SLM-Signature: sha256=<base64>` over `<X-SLM-Timestamp>.<body>`, because
-`GlideCertificateEncryption.generateMac` answers in base64; hex is accepted too.
-Every comparison is constant-time (`hmac.compare_digest`).
+`GlideCertificateEncryption.generateMac` answers in base64.
+
+Only the canonical spelling of a digest is accepted, so one digest has exactly one text per
+encoding and nobody can mint "new" signatures by re-encoding a captured one:
+
+    Jira        sha256=<64 lowercase hex>
+    ServiceNow  sha256=<44 standard base64, padded>  or  sha256=<64 lowercase hex>
+
+The prefix is lower case; upper-case hex, URL-safe or unpadded base64, non-canonical trailing
+bits, spaces: malformed. The replay guard keys on the decoded digest anyway, so the two
+ServiceNow spellings of one digest are the same delivery. Comparisons are constant-time.
 """
 
 from __future__ import annotations
@@ -14,11 +23,27 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import threading
 from collections import OrderedDict
+from collections.abc import Collection
+from typing import Literal
 
 SCHEME = "sha256="
+Encoding = Literal["hex", "base64"]
+JIRA_ENCODINGS: tuple[Encoding, ...] = ("hex",)
+SERVICENOW_ENCODINGS: tuple[Encoding, ...] = ("base64", "hex")
 _DIGEST_SIZE = hashlib.sha256().digest_size
+_HEX = re.compile(r"[0-9a-f]{64}")
+_BASE64 = re.compile(r"[A-Za-z0-9+/]{43}=")
+# application/json, optionally with charset=utf-8; nothing else (RFC 9110: case-insensitive
+# type and charset, optional whitespace around ';', the value may be quoted).
+_JSON_MEDIA_TYPE = re.compile(r'application/json(?:[ \t]*;[ \t]*charset=(?:utf-8|"utf-8"))?', re.I)
+
+
+def is_json_media_type(content_type: str | None) -> bool:
+    """Whether a Content-Type header is `application/json` (optionally `; charset=utf-8`)."""
+    return content_type is not None and bool(_JSON_MEDIA_TYPE.fullmatch(content_type.strip()))
 
 
 def hmac_sha256(secret: str, message: bytes) -> bytes:
@@ -42,34 +67,41 @@ def servicenow_signed_message(timestamp: str, body: bytes) -> bytes:
     return timestamp.encode("ascii") + b"." + body
 
 
-def signature_matches(header: str, expected: bytes, *, allow_base64: bool) -> bool:
-    """Whether `header` (`sha256=<hex or base64>`) carries the `expected` digest."""
-    given = _decode(header, allow_base64=allow_base64)
-    # compare_digest on equal-length inputs; a malformed header still costs one comparison.
-    return hmac.compare_digest(given or b"\0" * _DIGEST_SIZE, expected) and given is not None
-
-
-def _decode(header: str, *, allow_base64: bool) -> bytes | None:
-    scheme, _, value = header.strip().partition("=")
-    if f"{scheme.lower()}=" != SCHEME or not value:
+def decode_signature(header: str, encodings: Collection[Encoding]) -> bytes | None:
+    """The 32 digest bytes of `sha256=<digest>` in one of `encodings`; None unless canonical."""
+    if not header.startswith(SCHEME):
         return None
+    text = header[len(SCHEME) :]
+    if "hex" in encodings and _HEX.fullmatch(text):
+        return bytes.fromhex(text)
+    if "base64" in encodings and _BASE64.fullmatch(text):
+        return _canonical_base64(text)
+    return None
+
+
+def digest_matches(given: bytes, expected: bytes) -> bool:
+    """Whether two digests are equal, in constant time."""
+    return hmac.compare_digest(given, expected)
+
+
+def _canonical_base64(text: str) -> bytes | None:
     try:
-        digest = bytes.fromhex(value)
-    except ValueError:
-        digest = b""
-    if len(digest) != _DIGEST_SIZE and allow_base64:
-        try:
-            digest = base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
-        except (binascii.Error, ValueError):
-            return None
-    return digest if len(digest) == _DIGEST_SIZE else None
+        digest = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    # 43 characters carry 258 bits: four spellings decode to the same 32 bytes. Only the one
+    # with the spare bits zero (what every encoder writes) is accepted.
+    if len(digest) != _DIGEST_SIZE or base64.b64encode(digest).decode("ascii") != text:
+        return None
+    return digest
 
 
 class ReplayGuard:
     """Remembers recent deliveries (bounded) so a captured request cannot be played again.
 
     A delivery older than the timestamp window is refused anyway, so an entry only needs to
-    live that long; the size bound caps memory under a flood.
+    live that long; the size bound caps memory. Only authentic deliveries are recorded, so a
+    flood of forged requests cannot push real entries out.
     """
 
     def __init__(self, *, max_entries: int, ttl_seconds: float) -> None:

@@ -34,6 +34,7 @@ SN_SECRET = "servicenow-webhook-secret-91bc"
 NOW = 1_750_000_000.0
 SERVICE = "0f8ee4b1db1a3300e3e1f2b5ca9619d2"
 MARKER = "Zahlungsverkehr-BODY-MARKER"
+JSON_TYPE = {"Content-Type": "application/json"}
 
 # Shaped like Jira Cloud's jira:issue_updated for a transition (developer.atlassian.com webhooks).
 JIRA_TRANSITION: dict[str, Any] = {
@@ -107,6 +108,7 @@ class Harness:
         body = json.dumps(payload).encode()
         stamp = str(int(self.now if sent_at is None else sent_at))
         headers = {
+            **JSON_TYPE,
             "X-SLM-Signature": sign_servicenow(SN_SECRET, stamp, body),
             "X-SLM-Timestamp": stamp,
             "X-SLM-Delivery": delivery,
@@ -156,7 +158,7 @@ def test_tampered_jira_body_is_refused() -> None:
     """Changing one byte after signing breaks the signature: 401."""
     harness = Harness()
     body = json.dumps(JIRA_TRANSITION).encode()
-    headers = {"X-Hub-Signature": sign_jira(JIRA_SECRET, body)}
+    headers = {**JSON_TYPE, "X-Hub-Signature": sign_jira(JIRA_SECRET, body)}
     status, _ = harness.receiver.handle(JIRA_PATH, headers, body.replace(b"SLM-12", b"SLM-13"))
     assert status == 401 and harness.queued == []
 
@@ -169,7 +171,7 @@ def test_missing_or_malformed_jira_signature_is_refused(header: str | None) -> N
     """No X-Hub-Signature, a wrong scheme or a malformed digest all answer 401."""
     harness = Harness()
     body = json.dumps(JIRA_TRANSITION).encode()
-    headers = {} if header is None else {"X-Hub-Signature": header}
+    headers = JSON_TYPE if header is None else {**JSON_TYPE, "X-Hub-Signature": header}
     status, _ = harness.receiver.handle(JIRA_PATH, headers, body)
     assert status == 401 and harness.queued == []
 
@@ -178,7 +180,7 @@ def test_header_names_are_case_insensitive() -> None:
     """Proxies lower-case header names; the signature is still found."""
     harness = Harness()
     body = json.dumps(JIRA_TRANSITION).encode()
-    headers = {"x-hub-signature": sign_jira(JIRA_SECRET, body)}
+    headers = {"content-type": "application/json", "x-hub-signature": sign_jira(JIRA_SECRET, body)}
     assert harness.receiver.handle(JIRA_PATH, headers, body)[0] == 202
 
 
@@ -198,7 +200,11 @@ def test_servicenow_signature_in_hex_is_accepted_too() -> None:
     body = json.dumps(_breach(event="service.changed")).encode()
     stamp = str(int(NOW))
     digest = hmac.new(SN_SECRET.encode(), f"{stamp}.".encode() + body, hashlib.sha256)
-    headers = {"X-SLM-Signature": "sha256=" + digest.hexdigest(), "X-SLM-Timestamp": stamp}
+    headers = {
+        **JSON_TYPE,
+        "X-SLM-Signature": "sha256=" + digest.hexdigest(),
+        "X-SLM-Timestamp": stamp,
+    }
     assert harness.receiver.handle(SERVICENOW_PATH, headers, body)[0] == 202
 
 
@@ -208,6 +214,7 @@ def test_servicenow_timestamp_is_covered_by_the_signature() -> None:
     body = json.dumps(_breach()).encode()
     old = str(int(NOW - 3600))
     headers = {
+        **JSON_TYPE,
         "X-SLM-Signature": sign_servicenow(SN_SECRET, old, body),
         "X-SLM-Timestamp": str(int(NOW)),
     }
@@ -221,6 +228,7 @@ def test_servicenow_without_signature_or_timestamp_is_refused(missing: str) -> N
     body = json.dumps(_breach()).encode()
     stamp = str(int(NOW))
     headers = {
+        **JSON_TYPE,
         "X-SLM-Signature": sign_servicenow(SN_SECRET, stamp, body),
         "X-SLM-Timestamp": stamp,
     }
@@ -234,7 +242,7 @@ def test_jira_signature_does_not_open_the_servicenow_endpoint() -> None:
     harness = Harness(servicenow_secret=JIRA_SECRET + "-other")
     body = json.dumps(_breach()).encode()
     stamp = str(int(NOW))
-    headers = {"X-SLM-Signature": sign_servicenow(JIRA_SECRET, stamp, body)}
+    headers = {**JSON_TYPE, "X-SLM-Signature": sign_servicenow(JIRA_SECRET, stamp, body)}
     headers["X-SLM-Timestamp"] = stamp
     assert harness.receiver.handle(SERVICENOW_PATH, headers, body)[0] == 401
 
@@ -324,7 +332,7 @@ def test_body_over_the_limit_is_refused_with_413() -> None:
 def test_declared_oversize_body_is_refused_without_reading_it() -> None:
     """A Content-Length over the limit answers 413 before a byte of the body is read."""
     harness = Harness(max_body_bytes=1024)
-    status, _ = harness.receiver.handle_stream(JIRA_PATH, {}, _Unreadable(), 10_000_000)
+    status, _ = harness.receiver.handle_stream(JIRA_PATH, JSON_TYPE, _Unreadable(), 10_000_000)
     assert status == 413
 
 
@@ -332,7 +340,7 @@ def test_undeclared_oversize_body_is_read_only_up_to_the_limit() -> None:
     """Without Content-Length (chunked), at most the limit plus one byte is read, then 413."""
     harness = Harness(max_body_bytes=1024)
     stream = _Counting(b"{" + b" " * 1_000_000 + b"}")
-    status, _ = harness.receiver.handle_stream(JIRA_PATH, {}, stream, None)
+    status, _ = harness.receiver.handle_stream(JIRA_PATH, JSON_TYPE, stream, None)
     assert status == 413 and stream.read_bytes == 1025
 
 
@@ -454,7 +462,7 @@ def test_signed_body_that_is_not_json_is_malformed() -> None:
     """An authentic body that is not a JSON object answers 400."""
     harness = Harness()
     body = b"[1, 2, 3]"
-    headers = {"X-Hub-Signature": sign_jira(JIRA_SECRET, body)}
+    headers = {**JSON_TYPE, "X-Hub-Signature": sign_jira(JIRA_SECRET, body)}
     assert harness.receiver.handle(JIRA_PATH, headers, body)[0] == 400
 
 
@@ -504,7 +512,9 @@ def test_http_post_is_queued_and_other_methods_are_refused() -> None:
     client = _client(harness)
     body = json.dumps(JIRA_TRANSITION).encode()
     response = client.post(
-        JIRA_PATH, data=body, headers={"X-Hub-Signature": sign_jira(JIRA_SECRET, body)}
+        JIRA_PATH,
+        data=body,
+        headers={**JSON_TYPE, "X-Hub-Signature": sign_jira(JIRA_SECRET, body)},
     )
     assert response.status_code == 202
     assert len(harness.queued) == 1
@@ -515,7 +525,7 @@ def test_http_post_is_queued_and_other_methods_are_refused() -> None:
 def test_http_post_over_the_limit_gets_413() -> None:
     """Through WSGI: a declared body over the limit answers 413."""
     harness = Harness(max_body_bytes=1024)
-    response = _client(harness).post(JIRA_PATH, data=b"x" * 5000)
+    response = _client(harness).post(JIRA_PATH, data=b"x" * 5000, headers=JSON_TYPE)
     assert response.status_code == 413
 
 
