@@ -12,10 +12,12 @@
  *                                       (secret file slm_sync_webhooks__servicenow_secret);
  *                                       use an ASCII secret, e.g. `openssl rand -hex 32`
  *
- * What slm-sync checks (sync/webhooks/auth.py):
+ * What slm-sync checks (sync/webhooks/receiver.py, auth.py; docs/webhooks.md):
+ *   Content-Type:    application/json, or the request gets 415
  *   X-SLM-Timestamp: Unix seconds; refused when more than webhooks.max_skew_seconds (300) off
- *   X-SLM-Signature: "sha256=" + base64(HMAC-SHA256(secret, timestamp + "." + body))
- *   X-SLM-Delivery:  a GUID, remembered against replays
+ *   X-SLM-Signature: "sha256=" + base64(HMAC-SHA256(secret, timestamp + "." + body)), exactly as
+ *                    generateMac writes it (standard, padded); lower-case hex is accepted too
+ *   X-SLM-Delivery:  a GUID, remembered against replays (and so is the signature's digest)
  * The body holds only ASCII (event names and sys_ids), so both sides sign the same bytes.
  */
 var SlmSyncWebhook = Class.create();
