@@ -3,6 +3,11 @@
 A person Jira cannot resolve (no account, or an email Cloud hides) is remembered as unresolved
 and reported, never an error: the caller assigns the fallback and lists the gap. The cache can
 be exported and preloaded so the sync layer persists it between runs.
+
+A lookup that fails (a body cut short, 5xx or 429 after the retry policy gave up) fails only that
+person, and only for this cycle: they have no identity until `start_cycle()` (which `preload`
+calls), are not cached as unresolved, and are logged once (`jira.person_lookup_failed`). A
+missing permission (`FatalError`) still stops the run: no one could be looked up.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from typing import Any
 import structlog
 
 from config import Settings
-from connectors.errors import RequestRejected
+from connectors.errors import ConnectorError, FatalError, RequestRejected
 from connectors.jira.client import JiraApi, Permission
 from review import Person
 
@@ -29,6 +34,7 @@ class PeopleDirectory:
     overrides: Mapping[str, str] = field(default_factory=dict)
     cache: dict[str, str | None] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)
+    failed: set[str] = field(default_factory=set)  # lookups that failed this cycle: not cached
 
     @classmethod
     def from_settings(cls, api: JiraApi, settings: Settings) -> PeopleDirectory:
@@ -45,8 +51,19 @@ class PeopleDirectory:
         """Emails looked up without a match in Jira (to report as gaps)."""
         return tuple(sorted(email for email, found in self.cache.items() if found is None))
 
+    @property
+    def lookup_failed(self) -> tuple[str, ...]:
+        """Emails whose lookup failed this cycle (not known, not unresolved either)."""
+        return tuple(sorted(self.failed))
+
+    def start_cycle(self) -> None:
+        """A new cycle: people whose lookup failed in the last one are looked up again."""
+        self.failed.clear()
+
     def preload(self, known: Mapping[str, str | None]) -> None:
-        """Take a persisted cache (email -> identity or None for 'not in Jira')."""
+        """Take a persisted cache (email -> identity or None for 'not in Jira') at the start of
+        a cycle; failed lookups of the previous cycle are forgotten (`start_cycle`)."""
+        self.start_cycle()
         self.cache.update({email.lower(): identity for email, identity in known.items()})
 
     def identity(self, person: Person | None) -> str | None:
@@ -56,14 +73,35 @@ class PeopleDirectory:
         return self.by_email(person.email)
 
     def by_email(self, email: str) -> str | None:
+        """The identity for `email`: override, cache, or one user search (None if none)."""
         wanted = email.strip().lower()
         if wanted in self.overrides:
             return self.overrides[wanted]
-        if wanted not in self.cache:
-            self.cache[wanted] = self._search(wanted)
-            if self.cache[wanted] is None:
-                log.warning("jira.person_unresolved", email=wanted)
-        return self.cache[wanted]
+        if wanted in self.cache:
+            return self.cache[wanted]
+        if wanted in self.failed:
+            return None
+        try:
+            found = self._search(wanted)
+        except FatalError:
+            raise
+        except ConnectorError as error:
+            self._failed(wanted, error)
+            return None
+        self.cache[wanted] = found
+        if found is None:
+            log.warning("jira.person_unresolved", email=wanted)
+        return found
+
+    def _failed(self, email: str, error: ConnectorError) -> None:
+        self.failed.add(email)
+        log.warning(
+            "jira.person_lookup_failed",
+            email=email,
+            error=str(error),
+            hint="tickets of this person use what is known (fallback assignee); "
+            "they are looked up again next cycle",
+        )
 
     def user_ref(self, identity: str) -> dict[str, str]:
         """The user object Jira expects in fields: accountId on Cloud, name on Data Center."""

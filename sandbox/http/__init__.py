@@ -1,6 +1,7 @@
 """The HTTP harness both stand-ins run in: a keep-alive WSGI server on 127.0.0.1 (`server`), the
-run-time knobs (`knobs`: latency, rate limits, faults, index lag) and the WSGI wrapper that applies
-them, counts requests and serves `/__sandbox/` introspection (`harness`).
+run-time knobs (`knobs`: latency, rate limits, faults optionally limited to routes, index lag)
+and the WSGI wrapper that applies them, counts requests and serves `/__sandbox/` introspection
+(`harness`).
 
 Imports nothing of ours outside `sandbox.http`; the Jira and ServiceNow stand-ins import it.
 """
@@ -13,6 +14,7 @@ from sandbox.http.knobs import (
     KnobError,
     Knobs,
     RateLimit,
+    RouteFilter,
     parse_faults,
     parse_latency,
     parse_rate_limits,
@@ -25,6 +27,7 @@ __all__ = [
     "KnobError",
     "Knobs",
     "RateLimit",
+    "RouteFilter",
     "ServerThread",
     "StandIn",
     "json_response",

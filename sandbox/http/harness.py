@@ -9,9 +9,12 @@ wraps it; per request, in this order:
 2. the request is counted under its method and route template (`GET /api/now/table/<table>`);
 3. latency (fixed + jitter) is slept;
 4. the rate limit of this stand-in answers 429 with the real tool's headers when exceeded;
-5. a seeded fault may fire: `reset` (TCP reset, no response), `5xx` (502/503/504 with an HTML
-   body, like a proxy), `slow` (stall `slow_s`, then answer), `malformed` (a 2xx JSON body cut in
-   half), `short` (list endpoints drop rows from the page, as ACLs do: see `short_page()`).
+5. a seeded fault may fire (only on the routes the spec's `only` names, if it names any):
+   `reset` (TCP reset, no response), `5xx` (502/503/504 with an HTML body, like a proxy), `slow`
+   (stall `slow_s`, then answer), `malformed` (a 2xx JSON body cut in half, after the request
+   was processed: a create still happened), `short` (list endpoints drop rows from the page, as
+   ACLs do: see `short_page()`), `429` (the stand-in's rate-limit answer, Retry-After 1 s,
+   before the request is processed).
 
 Introspection: GET `/__sandbox/requests` (counts), POST `/__sandbox/reset` (counters; with
 `?state=true` also the stand-in's state), GET `/__sandbox/created` (what clients created),
@@ -139,7 +142,7 @@ class Harness:
             self._count(request.method, "<unmatched>")
             return self.stand_in.error(request, error)
         self._count(request.method, rule.rule)
-        fault, limited, delay = self._draw()
+        fault, limited, delay = self._draw(request)
         if delay:
             time.sleep(delay)
         if limited is not None:
@@ -154,6 +157,8 @@ class Harness:
             return Response(b"", 200)
         if fault == "5xx":
             return _proxy_error(random.Random(self._faults.random()).choice(list(_FIVE_XX)))
+        if fault == "429":
+            return self._rate_limited(RateLimit(1, 1.0), 1, time.time() + 1)
         if fault == "slow":
             time.sleep(self.knobs.faults.slow_s if self.knobs.faults else 5.0)
         if fault == "short":
@@ -167,13 +172,16 @@ class Harness:
             response.set_data(data[: len(data) // 2])
         return response
 
-    def _draw(self) -> tuple[str | None, Response | None, float]:
+    def _draw(self, request: Request) -> tuple[str | None, Response | None, float]:
         """Under the lock: restart on new knobs, draw fault and latency, check the rate limit."""
         knobs = self.knobs
         with self._lock:
             if self._generation != knobs.generation:
                 self._restart(knobs)
-            fault = _pick_fault(knobs.faults, self._faults.random()) if knobs.faults else None
+            faults = knobs.faults
+            fault = None
+            if faults is not None and faults.applies(request.method, request.path, request.args):
+                fault = _pick_fault(faults, self._faults.random())
             delay = (knobs.latency_ms + self._latency.random() * knobs.jitter_ms) / 1000
             limit = knobs.rate_limits.get(self.stand_in.name) or knobs.rate_limits.get("*")
             limited = self._check_rate(limit) if limit is not None else None

@@ -5,9 +5,13 @@ The CLI and `POST /__sandbox/knobs` use the same spec strings:
 - latency: `"40"` (fixed ms) or `"40+20"` (fixed + uniform jitter, ms);
 - rate limit: `"servicenow=20/1s,jira=10/1s"`; a bare `"20/1s"` applies to both stand-ins; the
   period takes `ms`, `s` or `m`;
-- faults: `"5xx=0.05,slow=0.01,reset=0.01,malformed=0.01,short=0.2,seed=3,slow_s=5"`; each kind
-  is a probability per request (at most one fault per request), `seed` makes the sequence
-  reproducible, `slow_s` is how long a slow response stalls (past the client's timeout).
+- faults: `"5xx=0.05,slow=0.01,reset=0.01,malformed=0.01,short=0.2,429=0.1,seed=3,slow_s=5"`;
+  each kind is a probability per request (at most one fault per request), `seed` makes the
+  sequence reproducible, `slow_s` is how long a slow response stalls (past the client's timeout);
+  `only` limits the faults to some routes: `only=/rest/api/3/user/search` (that exact path),
+  `only=/rest/api/3/search*` (a path prefix), `only=POST /rest/api/3/issue/bulk` (one method),
+  `only=/rest/api/3/user/search?query=ann@example.com` (also these query parameters), several
+  joined by `|`. Requests outside `only` draw no fault.
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
 
-FAULT_KINDS = ("reset", "5xx", "slow", "malformed", "short")
+FAULT_KINDS = ("reset", "5xx", "slow", "malformed", "short", "429")
 _PERIOD_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0}
 _RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d*\.?\d*)\s*(ms|s|m)\s*$")
 
@@ -36,10 +41,39 @@ class RateLimit:
 
 
 @dataclass(frozen=True)
+class RouteFilter:
+    """Requests a fault may hit: a path (exact, or a prefix if `prefix`), any or one method,
+    and query parameters the request must carry with these values."""
+
+    path: str
+    prefix: bool = False
+    method: str | None = None
+    query: tuple[tuple[str, str], ...] = ()
+
+    def matches(self, method: str, path: str, args: Mapping[str, str]) -> bool:
+        if self.method is not None and method.upper() != self.method:
+            return False
+        if any(args.get(name) != value for name, value in self.query):
+            return False
+        return path.startswith(self.path) if self.prefix else path == self.path
+
+    def __str__(self) -> str:
+        text = self.path + ("*" if self.prefix else "")
+        if self.query:
+            text += "?" + "&".join(f"{name}={value}" for name, value in self.query)
+        return f"{self.method} {text}" if self.method else text
+
+
+@dataclass(frozen=True)
 class FaultSpec:
     rates: Mapping[str, float]
     seed: int = 0
     slow_s: float = 5.0
+    only: tuple[RouteFilter, ...] = ()
+
+    def applies(self, method: str, path: str, args: Mapping[str, str]) -> bool:
+        """Whether a request may draw a fault: always, unless `only` names other routes."""
+        return not self.only or any(route.matches(method, path, args) for route in self.only)
 
 
 @dataclass
@@ -86,11 +120,16 @@ class Knobs:
                 name: f"{limit.requests}/{limit.period_s:g}s"
                 for name, limit in self.rate_limits.items()
             },
-            "faults": None
-            if self.faults is None
-            else {**self.faults.rates, "seed": self.faults.seed, "slow_s": self.faults.slow_s},
+            "faults": None if self.faults is None else _describe_faults(self.faults),
             "index_lag_ms": self.index_lag_ms,
         }
+
+
+def _describe_faults(faults: FaultSpec) -> dict[str, Any]:
+    described: dict[str, Any] = {**faults.rates, "seed": faults.seed, "slow_s": faults.slow_s}
+    if faults.only:
+        described["only"] = [str(route) for route in faults.only]
+    return described
 
 
 def parse_latency(spec: str) -> tuple[float, float]:
@@ -116,9 +155,10 @@ def parse_rate_limits(spec: str | None) -> dict[str, RateLimit]:
 
 
 def parse_faults(spec: str | None) -> FaultSpec | None:
-    """`"5xx=0.05,short=0.2,seed=3"` -> FaultSpec; empty -> None (no faults)."""
+    """`"5xx=0.05,short=0.2,seed=3,only=/rest/api/3/user/search"` -> FaultSpec; empty -> None."""
     rates: dict[str, float] = {}
     seed, slow_s = 0, 5.0
+    only: tuple[RouteFilter, ...] = ()
     for part in filter(None, (p.strip() for p in (spec or "").split(","))):
         key, _, value = part.partition("=")
         try:
@@ -126,6 +166,8 @@ def parse_faults(spec: str | None) -> FaultSpec | None:
                 seed = int(value)
             elif key == "slow_s":
                 slow_s = float(value)
+            elif key == "only":
+                only = parse_routes(value)
             elif key in FAULT_KINDS:
                 rates[key] = float(value)
             else:
@@ -136,4 +178,20 @@ def parse_faults(spec: str | None) -> FaultSpec | None:
             raise KnobError(f"fault {part!r}: expected '<kind>=<probability>'") from None
     if sum(rates.values()) > 1:
         raise KnobError(f"faults {spec!r}: probabilities add up to more than 1")
-    return FaultSpec(rates, seed, slow_s) if rates or spec else None
+    return FaultSpec(rates, seed, slow_s, only) if rates or spec else None
+
+
+def parse_routes(spec: str) -> tuple[RouteFilter, ...]:
+    """`"POST /rest/api/3/issue/bulk|/rest/api/3/search*|/x?a=b"` -> route filters."""
+    routes: list[RouteFilter] = []
+    for part in filter(None, (p.strip() for p in spec.split("|"))):
+        method, _, target = part.rpartition(" ")
+        path, _, query = target.partition("?")
+        if not path.startswith("/") or (method and not method.isalpha()):
+            raise KnobError(f"fault route {part!r}: expected '[METHOD ]/path[*][?name=value&...]'")
+        prefix = path.endswith("*")
+        pairs = tuple(parse_qsl(query, keep_blank_values=True))
+        routes.append(RouteFilter(path.rstrip("*"), prefix, method.upper() or None, pairs))
+    if not routes:
+        raise KnobError("fault 'only=': name at least one route, e.g. only=/rest/api/3/user/search")
+    return tuple(routes)
