@@ -3,6 +3,8 @@
 Precedence (later wins): defaults < YAML file < environment (`SLM_SYNC_`, nested with `__`) <
 secret files. Secret files live in `SLM_SYNC_SECRETS_DIR` (default `/run/secrets`) and are named
 like the environment variable they replace, in any case: `slm_sync_jira__api_token`.
+An empty or blank secret counts as not set, wherever it comes from. `sync.state_url` is a secret
+too (it may hold the database password): shown only through `SyncSettings.redacted_state_url`.
 `config/slm-sync.example.yaml` documents every key.
 """
 
@@ -10,14 +12,38 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from config.validation import instance_name, redact_url, state_url, url_passwords, web_url
 
 ENV_PREFIX = "SLM_SYNC_"
 ENV_DELIMITER = "__"
 DEFAULT_SECRETS_DIR = Path("/run/secrets")
+
+
+def blank_is_unset(value: Any) -> Any:
+    """An empty or whitespace-only string means "not set" (None), not an empty secret or URL."""
+    if isinstance(value, str) and not value.strip():
+        return None
+    if isinstance(value, SecretStr) and not value.get_secret_value().strip():
+        return None
+    return value
+
+
+# A credential: never printed, and "" (an unset variable in compose, an empty file) is no value.
+Secret = Annotated[SecretStr | None, BeforeValidator(blank_is_unset)]
+OptionalText = Annotated[str | None, BeforeValidator(blank_is_unset)]
 
 
 class Section(BaseModel):
@@ -61,11 +87,13 @@ ServiceNowStream = Literal[
 class ServiceNowSettings(Section):
     """A ServiceNow instance, as a source of SLA data or a target for review tasks."""
 
-    instance: str | None = Field(None, description="instance name: 'acme' for acme.service-now.com")
-    url: str | None = Field(None, description="full base URL; wins over instance")
+    instance: OptionalText = Field(
+        None, description="instance name: 'acme' for acme.service-now.com"
+    )
+    url: OptionalText = Field(None, description="full base URL; wins over instance")
     username: str | None = None
-    password: SecretStr | None = None
-    oauth_token: SecretStr | None = None
+    password: Secret = None
+    oauth_token: Secret = None
     page_size: int = Field(1000, ge=1, le=10000)
     requests_per_second: float = Field(10.0, gt=0)
     concurrency: int = Field(2, ge=1)
@@ -81,6 +109,16 @@ class ServiceNowSettings(Section):
         default_factory=dict, description="per stream: an encoded query ANDed to every read"
     )
 
+    @field_validator("instance")
+    @classmethod
+    def _instance_name(cls, value: str | None) -> str | None:
+        return None if value is None else instance_name(value)
+
+    @field_validator("url")
+    @classmethod
+    def _web_url(cls, value: str | None) -> str | None:
+        return None if value is None else web_url(value)
+
     def base_url(self) -> str | None:
         """The instance's base URL, from `url` or `instance`."""
         if self.url:
@@ -93,13 +131,13 @@ class ServiceNowSettings(Section):
 class JiraSettings(Section):
     """A Jira Cloud or Data Center site, as the target for review tickets or a JSM source."""
 
-    url: str | None = None
+    url: OptionalText = None
     deployment: Literal["auto", "cloud", "datacenter"] = "auto"
     email: str | None = Field(None, description="Cloud: the account's email for API-token auth")
-    api_token: SecretStr | None = None
-    personal_access_token: SecretStr | None = None
+    api_token: Secret = None
+    personal_access_token: Secret = None
     username: str | None = None
-    password: SecretStr | None = None
+    password: Secret = None
     project: str = "SLM"
     issue_type: str = "Task"
     subtask_type: str = "Sub-task"
@@ -122,6 +160,11 @@ class JiraSettings(Section):
     overlap_seconds: int = Field(120, ge=0)
     index_lag_seconds: float = Field(2.0, ge=0)
 
+    @field_validator("url")
+    @classmethod
+    def _web_url(cls, value: str | None) -> str | None:
+        return None if value is None else web_url(value)
+
 
 class CycleSettings(Section):
     """The review cycle calendar."""
@@ -135,7 +178,9 @@ class CycleSettings(Section):
         try:
             date.fromisoformat(f"2024-{value}")
         except ValueError:
-            raise ValueError("expected MM-DD, e.g. 01-15") from None
+            raise ValueError(
+                f"{value!r} is not a month and day; expected MM-DD, e.g. 01-15"
+            ) from None
         return value
 
 
@@ -184,22 +229,36 @@ class SyncSettings(Section):
     mapping_file: Path | None = Field(None, description="default: the source's shipped mapping")
     interval_seconds: int = Field(900, ge=10)
     data_dir: Path = Path("data")
-    state_url: str | None = Field(None, description="default: SQLite in data_dir")
+    state_url: Secret = Field(None, description="default: SQLite in data_dir; a secret")
     lease_seconds: float = Field(300.0, gt=0, description="replicas: how long a work lease lasts")
     http_host: str = Field("127.0.0.1", description="address of /healthz, /readyz, /metrics")
     http_port: int | None = Field(None, ge=0, le=65535, description="off unless set")
 
+    @field_validator("state_url")
+    @classmethod
+    def _state_url(cls, value: SecretStr | None) -> SecretStr | None:
+        return None if value is None else SecretStr(state_url(value.get_secret_value()))
+
     def resolved_state_url(self) -> str:
-        """The state store URL, SQLite under `data_dir` unless set."""
-        return self.state_url or f"sqlite:///{self.data_dir / 'state.db'}"
+        """The state store URL, password included, for `open_store` only: never print it.
+
+        SQLite under `data_dir` unless `state_url` is set; `redacted_state_url` is for showing.
+        """
+        if self.state_url is not None:
+            return self.state_url.get_secret_value()
+        return f"sqlite:///{self.data_dir / 'state.db'}"
+
+    def redacted_state_url(self) -> str:
+        """The state store URL with its password masked: postgresql+psycopg://slm:***@db/slm."""
+        return redact_url(self.resolved_state_url())
 
 
 class WebhookSettings(Section):
     """Authenticated webhooks on the daemon's HTTP port: a change reaches its ticket now."""
 
     enabled: bool = Field(False, description="off unless set; needs sync.http_port")
-    jira_secret: SecretStr | None = Field(None, description="the Jira webhook's secret")
-    servicenow_secret: SecretStr | None = Field(None, description="the business rule's secret")
+    jira_secret: Secret = Field(None, description="the Jira webhook's secret")
+    servicenow_secret: Secret = Field(None, description="the business rule's secret")
     max_body_bytes: int = Field(1_048_576, ge=1024, description="larger bodies get 413")
     max_skew_seconds: int = Field(300, ge=1, description="older or newer deliveries get 401")
     replay_cache_size: int = Field(10_000, ge=1, description="delivery ids remembered")
@@ -262,14 +321,17 @@ class Settings(BaseSettings):
         return (env_settings, init_settings)
 
     def secret_values(self) -> list[str]:
-        """Every configured secret's value, for the log redactor."""
+        """Every configured secret's value, for the log redactor.
+
+        For `sync.state_url` only the passwords inside it: a logged URL stays recognisable.
+        """
         found: list[str] = []
         for section in (self.servicenow, self.jira, self.webhooks):
             for name in type(section).model_fields:
                 value = getattr(section, name)
                 if isinstance(value, SecretStr) and value.get_secret_value():
                     found.append(value.get_secret_value())
-        return found
+        return found + url_passwords(self.sync.resolved_state_url())
 
 
 def env_name(path: tuple[str, ...]) -> str:

@@ -17,12 +17,15 @@ from typing import Annotated, Any, NoReturn
 import structlog
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 
 from config import (
     ConfigError,
     Settings,
     config_path,
+    env_name,
     load_raci,
     load_settings,
     missing_endpoints,
@@ -37,7 +40,7 @@ from sync.demo import DemoResult, run_demo, ticket_tree
 from sync.doctor import checks_as_json, render_checks, run_doctor
 from sync.engine import Engine, RunResult, dumps, source_mappings
 from sync.health import Health, HealthServer
-from sync.logs import configure_logging
+from sync.logs import Redactor, configure_logging
 from sync.metrics import Metrics
 from sync.progress import TerminalProgress
 from sync.report import preview_records, write_report
@@ -93,7 +96,7 @@ def _root(
 
 def _fail_config(error: ConfigError) -> NoReturn:
     Console(stderr=True, highlight=False, soft_wrap=True).print(
-        f"[bold red]configuration error:[/] {error.message}", markup=True
+        f"[bold red]configuration error:[/] {escape(error.message)}", markup=True
     )
     if error.hint:
         Console(stderr=True, highlight=False, soft_wrap=True).print(f"  hint: {error.hint}")
@@ -109,10 +112,7 @@ def load_checked(config: Path | None) -> tuple[Settings, RaciMatrix]:
         secrets=settings.secret_values(),
     )
     raci = load_raci(settings.review.raci_file)
-    lines = missing_endpoints(settings) + [
-        f"{c.path} is missing: set {c.env} or write it to the file {c.secret_file}"
-        for c in required_credentials(settings)
-    ]
+    lines = missing_endpoints(settings) + [c.advice() for c in required_credentials(settings)]
     if lines:
         raise ConfigError(
             "\n".join(lines),
@@ -154,7 +154,7 @@ def _config_summary(settings: Settings, raci: RaciMatrix, config: Path | None) -
         "source": settings.sync.source,
         "target": settings.sync.target,
         "credentials": "present for source and target",
-        "state_url": settings.sync.resolved_state_url(),
+        "state_url": settings.sync.redacted_state_url(),
         "raci_file": str(settings.review.raci_file or "shipped seed matrix"),
         "raci_activities": len(raci.activities),
         "cycle_activities": len(raci.in_scope(Scope.CYCLE)),
@@ -169,8 +169,21 @@ def _config_summary(settings: Settings, raci: RaciMatrix, config: Path | None) -
 
 
 def _open(config: Path | None) -> tuple[Settings, StateStore]:
+    """Checked settings and the open state store; a store that cannot open exits 1, clearly."""
     settings, _ = load_checked(config)
-    return settings, open_store(settings.sync.resolved_state_url())
+    try:
+        return settings, open_store(settings.sync.resolved_state_url())
+    except (SQLAlchemyError, OSError) as error:
+        cause = getattr(error, "orig", None) or error
+        first_line = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        first_line = Redactor(settings.secret_values()).scrub(first_line)
+        Console(stderr=True, highlight=False, soft_wrap=True).print(
+            f"[bold red]state store failed:[/] {escape(settings.sync.redacted_state_url())} "
+            f"cannot be opened: {escape(first_line)}\n  hint: check sync.state_url "
+            f"({env_name(('sync', 'state_url'))}) and that the database is up; "
+            "`slm-sync doctor` checks it"
+        )
+        raise typer.Exit(EXIT_FAILURE) from None
 
 
 def _engine(settings: Settings, store: StateStore, metrics: Metrics | None = None) -> Engine:

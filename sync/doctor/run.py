@@ -21,8 +21,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from config import Settings, env_name
 from connectors import RetryPolicy
@@ -41,7 +40,7 @@ DOCTOR_MAX_SECONDS = 10.0
 
 def run_doctor(settings: Settings) -> list[Check]:
     """Check reach, auth, permissions and configured names of every system in use, and state."""
-    secrets = [*settings.secret_values(), *_url_password(settings.sync.resolved_state_url())]
+    secrets = settings.secret_values()  # the state URL's password included
     policy = RetryPolicy(
         max_attempts=min(DOCTOR_ATTEMPTS, settings.http.max_attempts),
         max_seconds=min(DOCTOR_MAX_SECONDS, settings.http.max_retry_seconds),
@@ -62,13 +61,9 @@ def run_doctor(settings: Settings) -> list[Check]:
 
 def state_store(settings: Settings) -> Verdict:
     """The state store opens and migrates to the latest schema."""
-    url = settings.sync.resolved_state_url()
+    shown = settings.sync.redacted_state_url()
     try:
-        shown = make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return failed(f"{url!r} is not a database URL", _state_fix())
-    try:
-        store = open_store(url)
+        store = open_store(settings.sync.resolved_state_url())
     except (SQLAlchemyError, OSError) as error:
         cause = getattr(error, "orig", None) or error
         first_line = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
@@ -85,14 +80,6 @@ def _state_fix() -> str:
         f"check sync.state_url ({env_name(('sync', 'state_url'))}) or, for the SQLite default, "
         "that sync.data_dir exists and is writable; PostgreSQL: host, database, user and password"
     )
-
-
-def _url_password(url: str) -> list[str]:
-    try:
-        password = make_url(url).password
-    except ArgumentError:
-        return []
-    return [str(password)] if password else []
 
 
 def render_checks(checks: Sequence[Check], console: Console) -> None:
