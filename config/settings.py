@@ -231,6 +231,13 @@ class SyncSettings(Section):
     data_dir: Path = Path("data")
     state_url: Secret = Field(None, description="default: SQLite in data_dir; a secret")
     lease_seconds: float = Field(300.0, gt=0, description="replicas: how long a work lease lasts")
+    create_settle_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="how long a create may still land after we stopped waiting for it (the "
+        "tools end requests after about 60 s); with 2 x http.read_timeout, quarantines a create "
+        "in doubt",
+    )
     http_host: str = Field("127.0.0.1", description="address of /healthz, /readyz, /metrics")
     http_port: int | None = Field(None, ge=0, le=65535, description="off unless set")
 

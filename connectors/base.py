@@ -9,12 +9,14 @@ ServiceNow and Jira connectors implement these Protocols; plugins do too (entry 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
+from config import Settings
+from connectors.errors import ConnectorError, RateLimited, TransientError
 from review import Document, Person, TicketSpec
 
 RawRecord = Mapping[str, Any]
@@ -95,12 +97,48 @@ class LinkedTicket:
 
 
 @dataclass(frozen=True)
+class AttachedFile:
+    """A file already on a ticket: its name, size, and how to read its bytes to compare them."""
+
+    name: str
+    size: int
+    read: Callable[[], bytes]
+
+
+@dataclass(frozen=True)
 class CreateResult:
-    """Outcome of creating one spec: the ticket, or the error that kept it from existing."""
+    """Outcome of creating one spec: the ticket, or the error that kept it from existing.
+
+    `in_doubt`: the request was sent and its outcome is unknown (timeout, reset, 5xx, an answer
+    that cannot be read): the ticket may exist, or appear later. Never create it again until a
+    lookup after the target's `quarantine_seconds` proves it absent.
+    """
 
     spec_key: str
     ref: TicketRef | None
     error: str | None = None
+    in_doubt: bool = False
+
+
+def outcome_unknown(error: ConnectorError) -> bool:
+    """Whether a failed create may still have been applied by the tool (see `CreateResult`).
+
+    Refusals (4xx) and requests the tool never acted on (429, connection refused) are not in
+    doubt; a transient failure after the request left is.
+    """
+    if not isinstance(error, TransientError) or isinstance(error, RateLimited):
+        return False
+    return bool(getattr(error, "sent", True))
+
+
+def create_settle_seconds(settings: Settings) -> float:
+    """How long after we stopped waiting a create may still land in the tool.
+
+    The larger of `sync.create_settle_seconds` (default 60 s: ServiceNow's REST transaction
+    quota and Jira's request timeout end longer requests) and twice `http.read_timeout`. A
+    target with a lagging search index adds its lag to make its `quarantine_seconds`.
+    """
+    return max(settings.sync.create_settle_seconds, 2 * settings.http.read_timeout)
 
 
 @runtime_checkable
@@ -108,6 +146,7 @@ class TargetConnector(Protocol):
     """Creates and keeps review tickets in Jira, ServiceNow or another tool."""
 
     system: str
+    quarantine_seconds: float  # a create in doubt is not sent again before this has passed
 
     def find(self, keys: Sequence[str], *, recent: bool = False) -> dict[str, TicketRef]:
         """Tickets already carrying these idempotency keys (label / correlation_id).

@@ -47,6 +47,7 @@ from sync.metrics import Metrics
 from sync.pull import PullSummary, pull
 from sync.reconcile import Action, ApplySummary, ChangeNote, Outcome, Reconciler, leased
 from sync.state import LedgerRow, MirrorRecord, StateStore
+from sync.steps import FollowUps
 
 log = structlog.get_logger("slm_sync.engine")
 PACK_STATE = "pack_state"
@@ -200,9 +201,10 @@ class Engine:
             for key in phase.frozen_reviews:
                 self.store.freeze(self.target.system, key)
         self._check_stop()
-        summary = self._apply(tickets, build, dry_run=dry_run)
+        followups = FollowUps.load(self.target, self.store)
+        summary = self._apply(tickets, build, followups, dry_run=dry_run)
         if not dry_run:
-            self._attach_charts(build, summary)
+            self._attach_charts(build, summary, followups)
             self._remember_packs(build)
             if directory is not None:
                 self.store.remember_people(self.target.system, dict(directory.cache))
@@ -210,11 +212,20 @@ class Engine:
         return RunResult(pulled, phase, build, summary, tickets, dry_run)
 
     def _apply(
-        self, tickets: Sequence[TicketSpec], build: ReviewBuild, *, dry_run: bool
+        self,
+        tickets: Sequence[TicketSpec],
+        build: ReviewBuild,
+        followups: FollowUps,
+        *,
+        dry_run: bool,
     ) -> ApplySummary:
         """Apply unit by unit, each under its lease (a dry run needs none)."""
         reconciler = Reconciler(
-            self.target, self.store, change_note=self._change_note(build), stop=self._safe_point
+            self.target,
+            self.store,
+            change_note=self._change_note(build),
+            stop=self._safe_point,
+            followups=followups,
         )
         if dry_run:
             return reconciler.apply(tickets, dry_run=True)
@@ -341,23 +352,26 @@ class Engine:
         ]
         self.store.store_page(self.target.system, PACK_STATE, records, None)
 
-    def _attach_charts(self, build: ReviewBuild, summary: ApplySummary) -> None:
+    def _attach_charts(
+        self, build: ReviewBuild, summary: ApplySummary, followups: FollowUps
+    ) -> None:
+        """Each live review ticket carries its current chart once (a protocol step: a chart a
+        killed run may have uploaded is recognised by name and content, not uploaded again)."""
         ledger = self.store.ledger_rows(self.target.system)
         for outcome in summary.outcomes:
             if outcome.kind != TicketKind.REVIEW.value or outcome.error is not None:
                 continue
-            if outcome.action not in (Action.CREATE, Action.UPDATE, Action.ADOPT):
+            if outcome.action not in (Action.CREATE, Action.UPDATE, Action.ADOPT, Action.UNCHANGED):
                 continue
             service_key = outcome.key.split(":")[2]
             chart = build.charts.get(service_key)
             row = ledger.get(outcome.key)
-            if chart is None or row is None:
+            if chart is None or row is None or row.frozen or row.state != "created":
                 continue
+            self._safe_point()
             ref = TicketRef(key=row.ticket_key or "", id=row.ticket_id or "", url=row.ticket_url)
-            try:
-                self.target.attach(ref, chart_name(service_key), chart, "image/png")
-            except ConnectorError as error:
-                log.warning("chart.attach_failed", ticket=ref.key, error=str(error))
+            fresh = outcome.action is Action.CREATE
+            followups.attach(outcome.key, ref, chart_name(service_key), chart, fresh=fresh)
 
     def _count_reads(self, pulled: PullSummary) -> None:
         if self.metrics is not None:

@@ -4,11 +4,17 @@ For every ticket key (DESIGN.md "Idempotency"):
 1. record the intent in the ledger (key, spec hash) and commit;
 2. if the ledger has no ticket for the key, look the key up in the target (the connector copes
    with search index lag);
-3. create, in bulk where the target allows, with the key inside the create request;
+3. mark the keys `sending` (with the time), create in bulk where the target allows, with the key
+   inside the create request;
 4. record the ticket; commit.
-A failed create is never retried blindly: its intent stays, and the next attempt starts with a
-lookup. Updates happen only when the spec hash changed, never on a frozen ticket. Parents are
-applied before their children; a child whose parent does not exist waits for the next run.
+A failed create is never retried blindly. One the target refused or never received is `failed`:
+the next attempt starts with a lookup. One whose outcome is unknown (sent, then a timeout, a
+reset, a 5xx; or a process killed while `sending`) is **in doubt**: the target may still finish
+it after we stopped waiting, and its search may lag. An in-doubt key is looked up every cycle
+(and adopted when found) but not created again until a lookup made after the target's
+`quarantine_seconds`, counted from when it was sent, proves it absent. Updates happen only when
+the spec hash changed, never on a frozen ticket. Parents are applied before their children; a
+child whose parent does not exist waits for the next run.
 """
 
 from __future__ import annotations
@@ -16,14 +22,17 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 import structlog
 
 from connectors import ConnectorError, CreateResult, FatalError, TargetConnector, TicketRef
+from connectors.base import outcome_unknown
 from connectors.crashpoints import crash_point
 from review import Document, TicketSpec
 from sync.state import LedgerRow, StateStore
+from sync.steps import WATCHERS, FollowUps, plain_text
 
 log = structlog.get_logger("slm_sync.reconcile")
 
@@ -38,6 +47,7 @@ class Action(StrEnum):
     UNCHANGED = "unchanged"
     ADOPT = "adopt"  # found in the target by key although the ledger did not know it
     WAIT = "wait"  # parent missing; next run
+    IN_DOUBT = "in_doubt"  # a create's outcome is unknown: quarantined, looked up again later
     LEASED = "leased"  # another replica works on this ticket's unit
 
 
@@ -78,6 +88,7 @@ class ApplySummary:
             "updated": self.count(Action.UPDATE) + self.count(Action.ADOPT),
             "unchanged": self.count(Action.UNCHANGED),
             "failed": len(self.failed),
+            "in_doubt": self.count(Action.IN_DOUBT, failed=True),
         }
 
 
@@ -111,6 +122,12 @@ class Reconciler:
     store: StateStore
     change_note: ChangeNote | None = None
     stop: Callable[[], None] = lambda: None  # raises to end the run at a safe point
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    followups: FollowUps | None = None  # watchers and change notes as protocol steps
+
+    def __post_init__(self) -> None:
+        if self.followups is None:
+            self.followups = FollowUps.load(self.target, self.store)
 
     def apply(self, specs: Sequence[TicketSpec], *, dry_run: bool = False) -> ApplySummary:
         """Make the target match `specs`; with dry_run, only read and report."""
@@ -138,9 +155,9 @@ class Reconciler:
         dry_run: bool,
     ) -> None:
         unknown = [s for s in level if s.key not in refs]
-        # An intent without a ticket id: that create's outcome is unknown and may be moments
-        # old, so its lookup waits out the search index. A key never intended can only come
-        # from an earlier process (a lost ledger); the target knows how long to wait for that.
+        # A key with an intent may have been created moments ago (a create in doubt), so its
+        # lookup waits out the search index. A key never intended can only come from an
+        # earlier process (a lost ledger); the target knows how long to wait for that.
         intended = [s.key for s in unknown if s.key in ledger]
         fresh = [s.key for s in unknown if s.key not in ledger]
         found = self.target.find(intended, recent=True) if intended else {}
@@ -151,6 +168,8 @@ class Reconciler:
                 summary.outcomes.append(_outcome(spec, Action.WAIT, error="parent ticket missing"))
             elif spec.key in found:
                 self._adopt(spec, found[spec.key], ledger, refs, summary, dry_run=dry_run)
+            elif (doubt := self._quarantined(ledger.get(spec.key))) is not None:
+                summary.outcomes.append(_outcome(spec, Action.IN_DOUBT, error=doubt))
             else:
                 to_create.append(spec)
         self._create(to_create, refs, summary, dry_run=dry_run)
@@ -158,6 +177,18 @@ class Reconciler:
             self.stop()
             if spec.key in ledger and ledger[spec.key].state == "created" and spec.key in refs:
                 self._refresh(spec, ledger[spec.key], refs[spec.key], summary, dry_run=dry_run)
+
+    def _quarantined(self, row: LedgerRow | None) -> str | None:
+        """Why a key not found in the target may not be created yet (None: it may)."""
+        if row is None or (since := row.in_doubt_since) is None:
+            return None
+        until = since + timedelta(seconds=self.target.quarantine_seconds)
+        if self.clock() >= until:
+            return None
+        return (
+            f"a create sent at {since:%H:%M:%S} UTC may still land ({row.error or 'no answer'}); "
+            f"not sent again before {until:%H:%M:%S} UTC, when a lookup can prove it absent"
+        )
 
     def _adopt(
         self,
@@ -194,6 +225,7 @@ class Reconciler:
             self.target.system, spec.key, ticket_key=ref.key, ticket_id=ref.id,
             ticket_url=ref.url, applied_hash=wanted,
         )  # fmt: skip
+        self._steps().watch(spec.key, ref, spec)
         action = Action.UNCHANGED if made_from_this_spec else Action.ADOPT
         summary.outcomes.append(_outcome(spec, action, ticket=ref.key))
         log.info("ticket.adopted", key=spec.key, ticket=ref.key, updated=not made_from_this_spec)
@@ -218,13 +250,15 @@ class Reconciler:
                 spec_hash=spec_hash(spec),
             )  # fmt: skip
             crash_point("after_intent")
+        self.store.record_sending(self.target.system, [spec.key for spec in specs])
         try:
             results = self.target.create(specs, parents=refs)
             crash_point("after_create")
         except FatalError:
             raise
         except ConnectorError as error:
-            results = [CreateResult(spec_key=s.key, ref=None, error=str(error)) for s in specs]
+            doubt = outcome_unknown(error)
+            results = [CreateResult(s.key, None, str(error), doubt) for s in specs]
         by_key = {r.spec_key: r for r in results}
         for spec in specs:
             self._record_create(spec, by_key.get(spec.key), refs, summary)
@@ -238,6 +272,9 @@ class Reconciler:
     ) -> None:
         if result is None or result.ref is None:
             error = (result.error if result else None) or "the target reported no result"
+            if result is None or result.in_doubt:
+                self._record_doubt(spec, error, summary)
+                return
             self.store.record_failure(self.target.system, spec.key, error)
             summary.outcomes.append(_outcome(spec, Action.CREATE, error=error))
             log.warning("ticket.create_failed", key=spec.key, error=error)
@@ -249,8 +286,19 @@ class Reconciler:
             ticket_url=ref.url, applied_hash=spec_hash(spec),
         )  # fmt: skip
         crash_point("after_record")
+        self._steps().watch(spec.key, ref, spec)
         summary.outcomes.append(_outcome(spec, Action.CREATE, ticket=ref.key))
         log.info("ticket.created", key=spec.key, ticket=ref.key, kind=spec.kind)
+
+    def _record_doubt(self, spec: TicketSpec, error: str, summary: ApplySummary) -> None:
+        self.store.record_doubt(self.target.system, spec.key, error)
+        wait = self.target.quarantine_seconds
+        reason = (
+            f"the create may have reached {self.target.system} ({error}); it is looked up every "
+            f"cycle and sent again only if still absent after {wait:.0f} s"
+        )
+        summary.outcomes.append(_outcome(spec, Action.IN_DOUBT, error=reason))
+        log.warning("ticket.create_in_doubt", key=spec.key, error=error, quarantine_s=wait)
 
     def _refresh(
         self,
@@ -263,6 +311,8 @@ class Reconciler:
     ) -> None:
         wanted = spec_hash(spec)
         if row.frozen or row.applied_hash == wanted:
+            if not dry_run and self._steps().is_pending(spec.key, WATCHERS):
+                self._steps().watch(spec.key, ref, spec)
             summary.outcomes.append(_outcome(spec, Action.UNCHANGED, ticket=ref.key))
             return
         if dry_run:
@@ -272,7 +322,8 @@ class Reconciler:
             self.target.update(ref, spec)
             note = self.change_note(spec, row) if self.change_note else None
             if note is not None:
-                self.target.comment(ref, note)
+                self._steps().comment(spec.key, ref, note, plain_text(note), wanted)
+            self._steps().watch(spec.key, ref, spec)
         except FatalError:
             raise
         except ConnectorError as error:
@@ -281,6 +332,10 @@ class Reconciler:
         self.store.record_applied(self.target.system, spec.key, applied_hash=wanted)
         summary.outcomes.append(_outcome(spec, Action.UPDATE, ticket=ref.key))
         log.info("ticket.updated", key=spec.key, ticket=ref.key)
+
+    def _steps(self) -> FollowUps:
+        assert self.followups is not None  # set in __post_init__
+        return self.followups
 
     def _fail(
         self,

@@ -127,6 +127,10 @@ class JiraApi(Protocol):
         """Attach a file to an issue (multipart, X-Atlassian-Token: no-check)."""
         ...
 
+    def download(self, url: str, *, what: str) -> bytes:
+        """The bytes behind an attachment's `content` URL (on this site)."""
+        ...
+
 
 class JiraClient:
     """`JiraApi` on the `jira` library: auth, TLS, timeouts, pacing, retries, error wording."""
@@ -248,6 +252,18 @@ class JiraClient:
         self._run(
             send, what=f"attachment on {issue}", permission=Permission.ATTACH, idempotent=False
         )
+
+    def download(self, url: str, *, what: str) -> bytes:
+        if not url.startswith(self.base_url):
+            raise RequestRejected(f"jira: {what} is not on this site ({url})", system=SYSTEM)
+
+        def send() -> bytes:
+            response = self.library._session.get(url, headers={"Accept": "*/*"})
+            if response.status_code >= 400:
+                raise self._error(response, what, Permission.BROWSE)
+            return bytes(response.content)
+
+        return self._run(send, what=what, permission=Permission.BROWSE, idempotent=True)
 
     # ---- one call under pacing, retries and error translation -------------------------------
     def _run(

@@ -1,26 +1,43 @@
 """Jira as the target of review tickets: find by key label, create in bulk, update, comment.
 
-Create order is parents first, then sub-tasks, each level in bulk calls of at most 50. A bulk
-call that fails in transit, and an element that fails without a field error, is followed by a
-lookup of the key labels before anything is created again, so a ticket is never created twice.
-Lookups know about the search index lag: tickets this process created are remembered (and, on
-Cloud, read through the lag with `reconcileIssues`); keys still missing are looked up once more
-after `jira.index_lag_seconds`.
+Create order is parents first, then sub-tasks, each level in bulk calls of at most 50. A create
+is sent once: a bulk call that fails in transit (timeout, reset, 5xx, an unreadable answer) and
+an element answered with neither an issue nor an error leave their keys **in doubt** — Jira may
+still finish the create after we stopped waiting, and its search index lags behind. The caller
+quarantines such keys (`quarantine_seconds`: the create settle time plus `jira.index_lag_seconds`)
+before a lookup may prove them absent. Only what Jira refused (field errors, 400) or never
+received (429, connection refused) fails plainly. Watchers are a separate step (`add_watchers`),
+so a failure there never undoes a create.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import structlog
 
 from config import Settings
-from connectors.base import CreateResult, LinkedTicket, TicketRef, TicketState
+from connectors.base import (
+    AttachedFile,
+    CreateResult,
+    LinkedTicket,
+    TicketRef,
+    TicketState,
+    create_settle_seconds,
+    outcome_unknown,
+)
 from connectors.crashpoints import crash_point
-from connectors.errors import RequestRejected, TransientError
-from connectors.jira.client import FIELD_CONFIG_KEYS, JiraApi, JiraClient, Permission
+from connectors.errors import ConnectorError, FatalError, RequestRejected, TransientError
+from connectors.jira.client import (
+    FIELD_CONFIG_KEYS,
+    BulkOutcome,
+    JiraApi,
+    JiraClient,
+    Permission,
+)
 from connectors.jira.jql import keys_in, labels_in
 from connectors.jira.people import PeopleDirectory
 from connectors.jira.search import search
@@ -30,7 +47,6 @@ from review import Document, Person, TicketSpec
 log = structlog.get_logger("slm_sync.jira.target")
 BULK_LIMIT = 50
 LOOKUP_CHUNK = 50
-CREATE_ATTEMPTS = 3
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
@@ -52,6 +68,7 @@ class JiraTarget:
     ) -> None:
         self.api = api
         self.settings = settings.jira
+        self.quarantine_seconds = create_settle_seconds(settings) + settings.jira.index_lag_seconds
         self.people = people or PeopleDirectory.from_settings(api, settings)
         self.sleep = sleep
         self.clock = clock
@@ -157,54 +174,45 @@ class JiraTarget:
     def _create_chunk(
         self, chunk: Sequence[TicketSpec], parents: Mapping[str, TicketRef]
     ) -> dict[str, CreateResult]:
+        """One bulk call for `chunk`, never repeated here: see the module docstring."""
         results: dict[str, CreateResult] = {}
-        pending = list(chunk)
-        for attempt in range(CREATE_ATTEMPTS):
-            if attempt:  # whatever failed in transit may exist after all: look before creating
-                existing = self.find([spec.key for spec in pending], recent=True)
-                results.update({k: CreateResult(k, ref) for k, ref in existing.items()})
-                pending = [spec for spec in pending if spec.key not in existing]
-            if not pending:
-                break
-            pending = self._bulk(pending, parents, results, last=attempt == CREATE_ATTEMPTS - 1)
-        return results
-
-    def _bulk(
-        self,
-        pending: list[TicketSpec],
-        parents: Mapping[str, TicketRef],
-        results: dict[str, CreateResult],
-        *,
-        last: bool,
-    ) -> list[TicketSpec]:
-        """One bulk call; returns the specs worth another attempt."""
-        updates = [self.fields.create(s, parents.get(s.parent_key or "")) for s in pending]
+        ready: list[TicketSpec] = []
+        updates: list[dict[str, Any]] = []
+        for spec in chunk:
+            try:
+                updates.append(self.fields.create(spec, parents.get(spec.parent_key or "")))
+                ready.append(spec)
+            except FatalError:
+                raise
+            except ConnectorError as error:  # a lookup for this ticket's fields failed
+                results[spec.key] = CreateResult(spec.key, None, f"{spec.key} not sent: {error}")
+        if not ready:
+            return results
         try:
             outcomes = self.api.bulk_create(updates)
-        except TransientError as error:
-            if last:
-                results.update({s.key: CreateResult(s.key, None, str(error)) for s in pending})
-            return pending
-        except RequestRejected as error:
-            results.update({s.key: CreateResult(s.key, None, str(error)) for s in pending})
-            return []
-        retry: list[TicketSpec] = []
-        for spec, outcome in zip(pending, outcomes, strict=True):
-            if outcome.key and outcome.id:
-                ref = self.ref(outcome.key, outcome.id)
-                self._known[spec.key] = ref
-                results[spec.key] = CreateResult(spec.key, ref)
-                self._after_create(ref, spec)
-                log.info("ticket.created", key=spec.key, issue=outcome.key)
-            elif outcome.errors or last:
-                results[spec.key] = CreateResult(
-                    spec.key, None, _element_error(spec, outcome.errors)
-                )
-            else:
-                retry.append(spec)
-        return retry
+        except (RequestRejected, TransientError) as error:
+            doubt = outcome_unknown(error)
+            results.update({s.key: CreateResult(s.key, None, str(error), doubt) for s in ready})
+            return results
+        for spec, outcome in zip(ready, outcomes, strict=True):
+            results[spec.key] = self._element(spec, outcome)
+        return results
 
-    def _after_create(self, ref: TicketRef, spec: TicketSpec) -> None:
+    def _element(self, spec: TicketSpec, outcome: BulkOutcome) -> CreateResult:
+        if outcome.key and outcome.id:
+            ref = self.ref(outcome.key, outcome.id)
+            self._known[spec.key] = ref
+            log.info("ticket.created", key=spec.key, issue=outcome.key)
+            return CreateResult(spec.key, ref)
+        if outcome.errors:
+            return CreateResult(spec.key, None, _element_error(spec, outcome.errors))
+        # Neither an issue nor an error for this element: Jira may have made it.
+        return CreateResult(spec.key, None, f"jira answered nothing for {spec.key}", True)
+
+    def add_watchers(self, ref: TicketRef, spec: TicketSpec) -> None:
+        """Consulted and informed people as watchers (`jira.add_watchers`); adding a watcher
+        twice is harmless, so a step left pending is simply done again. A watcher Jira refuses
+        (no such user, no permission) is logged and skipped; transient failures raise."""
         if not self.settings.add_watchers:
             return
         for identity in self.fields.watchers(spec):
@@ -258,6 +266,38 @@ class JiraTarget:
 
     def attach(self, ref: TicketRef, filename: str, content: bytes, content_type: str) -> None:
         self.api.attach(ref.key, filename, content, content_type)
+
+    def attachments(self, ref: TicketRef, filename: str) -> list[AttachedFile]:
+        """The ticket's attachments named `filename` (to recognise a chart already there)."""
+        issue = self.api.call(
+            "GET",
+            f"issue/{ref.key}",
+            what=f"attachments of {ref.key}",
+            permission=Permission.BROWSE,
+            params={"fields": "attachment"},
+        )
+        files = ((issue or {}).get("fields") or {}).get("attachment") or []
+        return [
+            AttachedFile(
+                name=filename,
+                size=int(item.get("size") or 0),
+                read=partial(self.api.download, str(item.get("content", "")), what=filename),
+            )
+            for item in files
+            if item.get("filename") == filename
+        ]
+
+    def comment_texts(self, ref: TicketRef, latest: int) -> list[str]:
+        """Plain text of the ticket's latest comments (ADF text nodes, or wiki markup)."""
+        page = self.api.call(
+            "GET",
+            f"issue/{ref.key}/comment",
+            what=f"comments of {ref.key}",
+            permission=Permission.BROWSE,
+            params={"maxResults": 5000},
+        )
+        comments = list((page or {}).get("comments") or [])[-latest:]
+        return [_plain(comment.get("body")) for comment in comments]
 
     def transition(self, ref: TicketRef, name: str) -> bool:
         """Move the ticket by transition (or target status) name; False if none matches."""
@@ -358,6 +398,17 @@ def _state(ref: TicketRef, fields: Mapping[str, Any]) -> TicketState:
         labels=tuple(fields.get("labels") or ()),
         fields={"status_category": category},
     )
+
+
+def _plain(body: Any) -> str:
+    """The text of an ADF node tree (Cloud v3) or a wiki string (v2)."""
+    if isinstance(body, str):
+        return body
+    if isinstance(body, dict):
+        text = body.get("text") if body.get("type") == "text" else None
+        inner = " ".join(_plain(child) for child in body.get("content") or [])
+        return " ".join(part for part in (text, inner) if part)
+    return ""
 
 
 def _same(current: Any, desired: Any) -> bool:

@@ -88,6 +88,18 @@ class TableClient(Protocol):
         """POST /api/now/attachment/file: attach a file to a record."""
         ...
 
+    def attachments(self, table: str, sys_id: str, file_name: str) -> TableResult:
+        """GET /api/now/attachment: the record's attachments named `file_name`."""
+        ...
+
+    def download(self, attachment_sys_id: str) -> bytes:
+        """GET /api/now/attachment/{sys_id}/file: an attachment's bytes."""
+        ...
+
+    def journal(self, table: str, sys_id: str, field: str) -> str:
+        """A record's journal field (work notes) as its display value: every entry's text."""
+        ...
+
 
 def auth_hint(table: str) -> str:
     """The roles usually missing when `table` answers 401/403."""
@@ -184,6 +196,35 @@ class PysnowTableClient:
             data=content,
             headers={"Content-Type": content_type},
         )
+
+    def attachments(self, table: str, sys_id: str, file_name: str) -> TableResult:
+        query = f"table_name={table}^table_sys_id={sys_id}^file_name={file_name}"
+        return self._direct(
+            "GET",
+            "/attachment",
+            {"sysparm_query": query, "sysparm_limit": "100"},
+            what=f"attachments of {table} {sys_id}",
+            table="sys_attachment",
+        )
+
+    def download(self, attachment_sys_id: str) -> bytes:
+        session: requests.Session = self._client.session
+        url = f"{self._client.base_url}/api/now/attachment/{attachment_sys_id}/file"
+        what = f"attachment {attachment_sys_id}"
+        try:
+            response = session.get(url, timeout=self._timeout, headers={"Accept": "*/*"})
+        except requests.RequestException as error:
+            raise transport_error(error, system=SYSTEM, what=what) from error
+        _raise_for(response, what=what, table="sys_attachment")
+        return bytes(response.content)
+
+    def journal(self, table: str, sys_id: str, field: str) -> str:
+        # The Table API reads a journal field as "" by value and as its entries by display value.
+        params = {"sysparm_fields": field, "sysparm_display_value": "true"}
+        what = f"{field} of {table} record {sys_id}"
+        result = self._direct("GET", f"/table/{table}/{sys_id}", params, what=what, table=table)
+        value = result.records[0].get(field, "") if result.records else ""
+        return str(value.get("display_value", "") if isinstance(value, dict) else value or "")
 
     def _direct(
         self,

@@ -9,20 +9,32 @@ assignment rules or mandatory fields that would reject or reshape an insert. Wri
 `task` itself is possible but creates records of the base class that most lists do not show.
 
 Every ticket carries its idempotency key in `correlation_id` (max 100 characters; keys fit)
-and `correlation_display = "slm-sync"`; one POST creates a ticket with everything in it.
+and `correlation_display = "slm-sync"`; one POST creates a ticket with everything in it. An
+insert is sent once: if it fails after leaving (timeout, reset, 5xx) its key is in doubt and is
+quarantined for `quarantine_seconds` (the create settle time; the Table API reads committed rows
+at once, so no index lag is added) before a lookup may prove it absent.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from config import ServiceNowSettings, Settings
-from connectors.base import CreateResult, LinkedTicket, TicketRef, TicketState
+from connectors.base import (
+    AttachedFile,
+    CreateResult,
+    LinkedTicket,
+    TicketRef,
+    TicketState,
+    create_settle_seconds,
+    outcome_unknown,
+)
 from connectors.crashpoints import crash_point
-from connectors.errors import ConnectorError
+from connectors.errors import ConnectorError, FatalError
 from connectors.servicenow import query
-from connectors.servicenow.client import SYSTEM, Record, TableClient, log
+from connectors.servicenow.client import SYSTEM, Record, TableClient, TableResult, log
 from connectors.servicenow.guard import Guard
 from connectors.servicenow.paging import KeysetPager
 from connectors.servicenow.people import PeopleDirectory
@@ -58,8 +70,10 @@ class ServiceNowTarget:
         guard: Guard,
         people: PeopleDirectory,
         base_url: str = "",
+        quarantine_seconds: float = 60.0,
     ) -> None:
         self.client = client
+        self.quarantine_seconds = quarantine_seconds
         self.settings = settings
         self.guard = guard
         self.people = people
@@ -76,7 +90,14 @@ class ServiceNowTarget:
             if o.servicenow_sys_id
         }
         people = PeopleDirectory(client, guard, settings.servicenow, overrides)
-        return cls(client, settings.servicenow, guard, people, settings.servicenow.base_url() or "")
+        return cls(
+            client,
+            settings.servicenow,
+            guard,
+            people,
+            settings.servicenow.base_url() or "",
+            quarantine_seconds=create_settle_seconds(settings),
+        )
 
     # --- lookups ------------------------------------------------------------------------------
 
@@ -174,10 +195,12 @@ class ServiceNowTarget:
                 what=f"new {self.table} record {spec.key}",
                 repeatable=False,
             )
+        except FatalError:
+            raise
         except ConnectorError as error:
-            return CreateResult(spec.key, None, str(error))
-        if not result.records:
-            return CreateResult(spec.key, None, f"{SYSTEM} answered no record for {spec.key}")
+            return CreateResult(spec.key, None, str(error), outcome_unknown(error))
+        if not result.records:  # a 201 without the record: it was made, we cannot tell which
+            return CreateResult(spec.key, None, f"{SYSTEM} answered no record for {spec.key}", True)
         ref = self._ref(result.records[0])
         log.info("ticket.created", system=SYSTEM, key=spec.key, ticket=ref.key)
         return CreateResult(spec.key, ref)
@@ -220,6 +243,43 @@ class ServiceNowTarget:
             what=f"attachment {filename} on {ref.key}",
             repeatable=False,
         )
+
+    def attachments(self, ref: TicketRef, filename: str) -> list[AttachedFile]:
+        """The record's attachments named `filename` (to recognise a chart already there)."""
+        result = self.guard.call(
+            lambda: self.client.attachments(self.table, ref.id, filename),
+            what=f"attachments of {ref.key}",
+        )
+        return [
+            AttachedFile(
+                name=filename,
+                size=int(str(row.get("size_bytes") or "0") or 0),
+                read=partial(self._download, str(row.get("sys_id", ""))),
+            )
+            for row in result.records
+            if row.get("file_name") == filename
+        ]
+
+    def _download(self, attachment_sys_id: str) -> bytes:
+        content: list[bytes] = []
+
+        def send() -> TableResult:
+            content.append(self.client.download(attachment_sys_id))
+            return TableResult([])
+
+        self.guard.call(send, what=f"attachment {attachment_sys_id}")
+        return content[-1]
+
+    def comment_texts(self, ref: TicketRef, latest: int) -> list[str]:
+        """The record's work notes (one text: the journal as the Table API displays it)."""
+        text: list[str] = []
+
+        def send() -> TableResult:
+            text.append(self.client.journal(self.table, ref.id, "work_notes"))
+            return TableResult([])
+
+        self.guard.call(send, what=f"work notes of {ref.key}")
+        return text[-1:]
 
     # --- helpers ------------------------------------------------------------------------------
 

@@ -101,6 +101,7 @@ def test_first_run_creates_the_planned_tickets_and_second_run_nothing(
         "updated": 0,
         "unchanged": len(first.summary.outcomes),
         "failed": 0,
+        "in_doubt": 0,
     }
     assert _writes(site) == writes
     assert store.last_success() is not None, "each run is recorded in the runs table"

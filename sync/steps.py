@@ -1,0 +1,186 @@
+"""What follows a ticket's create, as steps of the idempotency protocol: the chart attachment,
+the change note (a comment / work note) and the watchers.
+
+Each step is recorded `pending` (with the digest of what it sends) before its call and `done`
+after it, in the ledger's `ticket_steps`. A step still pending next cycle may have reached the
+target before the process died, so it is recognised before it is sent again: an attachment by
+name and content hash, a note by its text among the ticket's latest comments; adding a watcher
+twice is harmless, so it is simply done again. A ticket this process created in this run has
+no attachment or comment yet and needs no such check; a ticket found by lookup (adopted) does.
+
+A failed step fails alone: it is logged, stays pending and is retried next cycle; the ticket
+and every other step go on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import structlog
+
+from connectors import ConnectorError, FatalError, TargetConnector, TicketRef
+from connectors.base import AttachedFile
+from review import Document, TicketSpec
+from sync.state import StateStore, StepRow
+
+log = structlog.get_logger("slm_sync.steps")
+CHART = "chart"
+NOTE = "note"
+WATCHERS = "watchers"
+RECENT_COMMENTS = 10  # a pending note is looked for among the ticket's latest comments
+
+
+@runtime_checkable
+class ReadsAttachments(Protocol):
+    """A target that can list a ticket's attachments of one name (to recognise ours)."""
+
+    def attachments(self, ref: TicketRef, filename: str) -> list[AttachedFile]: ...
+
+
+@runtime_checkable
+class ReadsComments(Protocol):
+    """A target that can read the plain text of a ticket's latest comments / work notes."""
+
+    def comment_texts(self, ref: TicketRef, latest: int) -> list[str]: ...
+
+
+@runtime_checkable
+class AddsWatchers(Protocol):
+    """A target with watchers outside the ticket's fields (Jira)."""
+
+    def add_watchers(self, ref: TicketRef, spec: TicketSpec) -> None: ...
+
+
+def digest(content: bytes | str) -> str:
+    """SHA-256 hex of what a step sends."""
+    data = content.encode() if isinstance(content, str) else content
+    return hashlib.sha256(data).hexdigest()
+
+
+def words(text: str) -> str:
+    """Text reduced to its words, so a note compares equal through ADF, wiki or a journal."""
+    return " ".join(re.findall(r"\w+", text.casefold()))
+
+
+@dataclass
+class FollowUps:
+    """Runs the follow-up steps of tickets against one target, recording each in the store."""
+
+    target: TargetConnector
+    store: StateStore
+    rows: dict[tuple[str, str], StepRow] = field(default_factory=dict)
+    failed: list[tuple[str, str, str]] = field(default_factory=list)  # (key, step, error)
+
+    @classmethod
+    def load(cls, target: TargetConnector, store: StateStore) -> FollowUps:
+        """The steps recorded so far for `target` (one read per cycle)."""
+        return cls(target, store, store.steps(target.system))
+
+    def is_pending(self, key: str, step: str) -> bool:
+        """Whether an earlier run left this step of `key` pending (it may have been sent)."""
+        row = self.rows.get((key, step))
+        return row is not None and row.state != "done"
+
+    # ---- the chart -----------------------------------------------------------------------
+    def attach(
+        self, key: str, ref: TicketRef, filename: str, content: bytes, *, fresh: bool
+    ) -> None:
+        """Attach `content` as `filename` unless this very content is there already.
+
+        `fresh`: the ticket was created by this run, so it has no attachment yet.
+        """
+        wanted = digest(content)
+        row = self.rows.get((key, CHART))
+        if row is not None and row.state == "done" and row.digest == wanted:
+            return
+        unsure = not fresh and (row is None or (row.state != "done" and row.digest == wanted))
+        self._run(key, CHART, wanted, lambda: self._attach(ref, filename, content, unsure))
+
+    def _attach(self, ref: TicketRef, filename: str, content: bytes, unsure: bool) -> None:
+        if unsure and isinstance(self.target, ReadsAttachments):
+            for attached in self.target.attachments(ref, filename):
+                if attached.size == len(content) and digest(attached.read()) == digest(content):
+                    log.info("chart.recognised", ticket=ref.key, filename=filename)
+                    return
+        self.target.attach(ref, filename, content, "image/png")
+        log.info("chart.attached", ticket=ref.key, filename=filename)
+
+    # ---- the change note -----------------------------------------------------------------
+    def comment(self, key: str, ref: TicketRef, note: Document, text: str, spec_hash: str) -> None:
+        """Post `note` once for this version of the ticket (`spec_hash`); `text` is its plain
+        text, used to recognise it if an earlier run may have posted it already."""
+        wanted = digest(f"{spec_hash}\n{words(text)}")
+        row = self.rows.get((key, NOTE))
+        if row is not None and row.digest == wanted and row.state == "done":
+            return
+        unsure = row is not None and row.digest == wanted
+        self._run(key, NOTE, wanted, lambda: self._comment(ref, note, text, unsure), strict=True)
+
+    def _comment(self, ref: TicketRef, note: Document, text: str, unsure: bool) -> None:
+        if unsure and isinstance(self.target, ReadsComments):
+            latest = self.target.comment_texts(ref, RECENT_COMMENTS)
+            if any(words(text) in words(posted) for posted in latest):
+                log.info("note.recognised", ticket=ref.key)
+                return
+        self.target.comment(ref, note)
+
+    # ---- watchers ------------------------------------------------------------------------
+    def watch(self, key: str, ref: TicketRef, spec: TicketSpec) -> None:
+        """Make the consulted and informed people watchers (again, if they changed)."""
+        if not isinstance(self.target, AddsWatchers):
+            return
+        people = sorted(p.email or p.name for p in (*spec.consulted, *spec.informed))
+        if not people:
+            return
+        wanted = digest("\n".join(people))
+        row = self.rows.get((key, WATCHERS))
+        if row is not None and row.state == "done" and row.digest == wanted:
+            return
+        adder = self.target
+        self._run(key, WATCHERS, wanted, lambda: adder.add_watchers(ref, spec))
+
+    # ---- one step ------------------------------------------------------------------------
+    def _run(self, key: str, step: str, wanted: str, call: _Call, *, strict: bool = False) -> None:
+        """Pending, the call, done. A failure stays pending; `strict` re-raises it."""
+        system = self.target.system
+        self.store.record_step(system, key, step, state="pending", digest=wanted)
+        self.rows[key, step] = StepRow(key, step, "pending", wanted)
+        try:
+            call()
+        except FatalError:
+            raise
+        except ConnectorError as error:
+            if strict:
+                raise
+            self.failed.append((key, step, str(error)))
+            log.warning("step.failed", key=key, step=step, error=str(error))
+            return
+        self.store.record_step(system, key, step, state="done", digest=wanted)
+        self.rows[key, step] = StepRow(key, step, "done", wanted)
+
+
+class _Call(Protocol):
+    def __call__(self) -> None: ...
+
+
+def plain_text(document: Document) -> str:
+    """The words of a neutral document, for recognising a posted note."""
+    return " ".join(_texts(document.model_dump(mode="json")))
+
+
+def _texts(node: object) -> Sequence[str]:
+    if isinstance(node, dict):
+        found: list[str] = []
+        for name, value in node.items():
+            if name == "text" and isinstance(value, str):
+                found.append(value)
+            else:
+                found.extend(_texts(value))
+        return found
+    if isinstance(node, list):
+        return [text for item in node for text in _texts(item)]
+    return []
