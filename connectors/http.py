@@ -182,12 +182,12 @@ def raise_for_response(
 
 def unreadable_body(response: requests.Response, *, system: str, what: str) -> TransientError:
     """A 2xx whose body is not JSON (cut short by a proxy or a dropped connection): transient,
-    and the request was processed (`sent`)."""
+    and the request was processed (`sent`). No `status`: retries of it count as errors in the
+    metrics, not as a 2xx."""
     return TransientError(
         f"{system} answered {response.status_code} for {what} with a body that is not JSON "
         f"({len(response.content)} bytes; cut short?)",
         system=system,
-        status=response.status_code,
     )
 
 
