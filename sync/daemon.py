@@ -4,6 +4,10 @@ A signal sets the stop event; the engine checks it between pages and between tic
 write in flight finishes and is recorded (every write commits its own transaction), then the
 daemon exits 0. Health and metrics follow every cycle; a failing target makes /readyz false and
 the loop keeps trying at the next interval (the retry policy already backed off inside).
+
+Between cycles the daemon also watches the other replicas' leases (`LeaseWatch`): when one runs
+out without being renewed or given back, its holder died mid-work, and a cycle starts at once to
+finish its units instead of waiting for the interval.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import structlog
 from connectors import ConnectorError
 from sync.engine import Engine, Interrupted
 from sync.health import Health
+from sync.leases import LeaseWatch
 from sync.metrics import Metrics
 from sync.webhooks import WorkItem
 
@@ -38,6 +43,12 @@ class Daemon:
     wake: threading.Event = field(default_factory=threading.Event)
     max_cycles: int | None = None
     pending: deque[WorkItem] = field(default_factory=deque)
+    watch: LeaseWatch | None = None
+
+    def __post_init__(self) -> None:
+        if self.watch is None and isinstance(self.engine, Engine):
+            self.watch = LeaseWatch(self.engine.leases)
+            self.engine.leases.observers.append(self.metrics.lease_stretch.set)
 
     def install_signal_handlers(self) -> None:
         """SIGTERM and SIGINT ask for a clean stop (main thread only)."""
@@ -63,14 +74,33 @@ class Daemon:
             cycles += 1
             if self.max_cycles is not None and cycles >= self.max_cycles:
                 break
-            self.wake.wait(self.interval)
-            self.wake.clear()
+            self._idle()
         log.info("daemon.stopped", cycles=cycles)
         return 0
+
+    def _idle(self) -> None:
+        """Wait for the interval, a webhook or a stop, or until another replica's lease dies."""
+        deadline = time.monotonic() + self.interval
+        while (left := deadline - time.monotonic()) > 0:
+            if self.watch is not None:
+                dead, pause = self.watch.look()
+                if dead:
+                    log.info(
+                        "daemon.lease_expired",
+                        units=sorted(lease.unit for lease in dead),
+                        holders=sorted({lease.holder for lease in dead}),
+                    )
+                    break
+                left = min(left, pause)
+            if self.wake.wait(left):
+                break
+        self.wake.clear()
 
     def cycle(self) -> None:
         """One engine run with its health and metrics bookkeeping."""
         started = time.monotonic()
+        if self.watch is not None:
+            self.watch.cycle_starting()
         woken_by = [self.pending.popleft() for _ in range(len(self.pending))]
         if woken_by:
             log.info("cycle.webhook", items=[f"{i.source}:{i.kind}:{i.key}" for i in woken_by])
