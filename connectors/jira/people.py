@@ -12,7 +12,7 @@ missing permission (`FatalError`) still stops the run: no one could be looked up
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +55,11 @@ class PeopleDirectory:
     def lookup_failed(self) -> tuple[str, ...]:
         """Emails whose lookup failed this cycle (not known, not unresolved either)."""
         return tuple(sorted(self.failed))
+
+    def any_failed(self, people: Iterable[Person | None]) -> bool:
+        """Whether a lookup of one of `people` failed this cycle: a ticket written for them
+        used a fallback and should be written again next cycle."""
+        return any(p is not None and (p.email or "").strip().lower() in self.failed for p in people)
 
     def start_cycle(self) -> None:
         """A new cycle: people whose lookup failed in the last one are looked up again."""

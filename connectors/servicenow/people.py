@@ -45,6 +45,12 @@ class PeopleDirectory:
         """Emails whose lookup failed this cycle (no sys_id, but not "no user" either)."""
         return tuple(sorted(email for email in self._failed if self._failed_recently(email)))
 
+    def any_failed(self, people: Iterable[Person | None]) -> bool:
+        """Whether a lookup of one of `people` failed this cycle: a ticket written for them
+        lacks an assignee and should be written again next cycle."""
+        failed = set(self.lookup_failed)
+        return any(p is not None and (p.email or "").casefold() in failed for p in people)
+
     def start_cycle(self) -> None:
         """A new cycle: people whose lookup failed in the last one are looked up again."""
         self._failed.clear()

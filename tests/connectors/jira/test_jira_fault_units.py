@@ -95,6 +95,7 @@ def test_a_failing_lookup_fails_that_person_for_this_cycle_only(
     assert _user_searches(mocked, ANN) == ATTEMPTS
     assert ANN.email not in people.cache and people.unresolved == ()
     assert people.lookup_failed == (ANN.email,)
+    assert people.any_failed([BOB, None, ANN]) and not people.any_failed([BOB])
     failed = [e for e in logs if e["event"] == "jira.person_lookup_failed"]
     assert [(e["email"], e["log_level"]) for e in failed] == [(ANN.email, "warning")]
     mocked.replace("GET", f"{API}/user/search", json=_user(ANN))

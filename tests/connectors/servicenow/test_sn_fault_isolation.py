@@ -65,9 +65,11 @@ def test_a_failed_batch_lookup_costs_those_people_this_cycle_only() -> None:
     assert [e["people"] for e in failed] == [[ANN.name, BOB.name]]
     assert not [e for e in logs if e["event"] == "servicenow.person_not_found"]
     assert people.lookup_failed == ("ann@example.com", "bob@example.com")
+    assert people.any_failed([None, ANN]) and not people.any_failed([None])
     users.error = None
     people.start_cycle()
     assert people.sys_id(ANN) == "a" * 32 and people.lookup_failed == ()
+    assert not people.any_failed([ANN, BOB])
 
 
 def test_a_failed_lookup_is_tried_again_at_the_latest_after_retry_failed_after() -> None:
