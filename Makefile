@@ -26,7 +26,7 @@ test: $(STAMP)
 # The whole crash matrix (every write boundary x Jira and ServiceNow); CI runs a reduced set.
 .PHONY: crash-full
 crash-full: $(STAMP)
-	SLM_SYNC_CRASH_FULL=1 $(BIN)/pytest tests/stress/test_crash.py
+	SLM_SYNC_CRASH_FULL=1 $(BIN)/pytest tests/stress/test_crash.py tests/stress/test_creates_in_doubt.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
