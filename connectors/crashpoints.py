@@ -5,7 +5,8 @@ environment (the n-th time the boundary is reached, default the first). The cras
 to prove that a kill at any boundary, followed by a restart, leaves exactly one ticket per key.
 
 Boundaries: before_intent, after_intent, after_create, after_record, mid_bulk,
-between_parent_and_subtasks, mid_cursor_commit.
+between_parent_and_subtasks, mid_cursor_commit, after_step (a chart / note / watcher call made,
+not yet recorded done).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ BOUNDARIES = (
     "mid_bulk",
     "between_parent_and_subtasks",
     "mid_cursor_commit",
+    "after_step",
 )
 _seen: dict[str, int] = {}
 

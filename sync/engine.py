@@ -165,6 +165,7 @@ class Engine:
         directory = _people_directory(self.target)
         if directory is not None:
             directory.preload(self.store.people_cache(self.target.system))
+        _start_people_cycle(self.target)
         skew = self.settings.servicenow.clock_skew_seconds
         until = now - timedelta(seconds=min(skew, PROMPT_SKEW_SECONDS) if prompt else skew)
         # Another replica's pull is waited for while it renews; only a stop ends the wait.
@@ -396,6 +397,13 @@ def _people_directory(target: TargetConnector) -> _PeopleCache | None:
     if isinstance(getattr(directory, "cache", None), dict) and hasattr(directory, "preload"):
         return cast(_PeopleCache, directory)
     return None
+
+
+def _start_people_cycle(target: TargetConnector) -> None:
+    """People whose lookup failed last cycle are looked up again in this one."""
+    start = getattr(getattr(target, "people", None), "start_cycle", None)
+    if callable(start):
+        start()
 
 
 def source_mappings(settings: Settings) -> tuple[ConnectorPlugin, SystemMapping]:

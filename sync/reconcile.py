@@ -20,23 +20,31 @@ child whose parent does not exist waits for the next run.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Protocol, runtime_checkable
 
 import structlog
 
 from connectors import ConnectorError, CreateResult, FatalError, TargetConnector, TicketRef
 from connectors.base import outcome_unknown
 from connectors.crashpoints import crash_point
-from review import Document, TicketSpec
+from review import Document, Person, TicketSpec
 from sync.state import LedgerRow, StateStore
 from sync.steps import WATCHERS, FollowUps, plain_text
 
 log = structlog.get_logger("slm_sync.reconcile")
 
 ChangeNote = Callable[[TicketSpec, LedgerRow], Document | None]
+
+
+@runtime_checkable
+class _FallibleDirectory(Protocol):
+    """A target's people directory that knows whose lookup failed this cycle."""
+
+    def any_failed(self, people: Iterable[Person | None]) -> bool: ...
 
 
 class Action(StrEnum):
@@ -223,7 +231,7 @@ class Reconciler:
             return
         self.store.record_created(
             self.target.system, spec.key, ticket_key=ref.key, ticket_id=ref.id,
-            ticket_url=ref.url, applied_hash=wanted,
+            ticket_url=ref.url, applied_hash=wanted if made_from_this_spec else self._applied(spec),
         )  # fmt: skip
         self._steps().watch(spec.key, ref, spec)
         action = Action.UNCHANGED if made_from_this_spec else Action.ADOPT
@@ -283,7 +291,7 @@ class Reconciler:
         refs[spec.key] = ref
         self.store.record_created(
             self.target.system, spec.key, ticket_key=ref.key, ticket_id=ref.id,
-            ticket_url=ref.url, applied_hash=spec_hash(spec),
+            ticket_url=ref.url, applied_hash=self._applied(spec),
         )  # fmt: skip
         crash_point("after_record")
         self._steps().watch(spec.key, ref, spec)
@@ -329,9 +337,22 @@ class Reconciler:
         except ConnectorError as error:
             self._fail(spec, error, summary, action=Action.UPDATE)
             return
-        self.store.record_applied(self.target.system, spec.key, applied_hash=wanted)
+        applied = self._applied(spec)
+        if applied:
+            self.store.record_applied(self.target.system, spec.key, applied_hash=applied)
         summary.outcomes.append(_outcome(spec, Action.UPDATE, ticket=ref.key))
         log.info("ticket.updated", key=spec.key, ticket=ref.key)
+
+    def _applied(self, spec: TicketSpec) -> str:
+        """The spec hash to record as applied: none ("") while a person of the ticket could not
+        be looked up this cycle (it was written with the fallback), so the next cycle updates
+        it with the real people."""
+        people = getattr(self.target, "people", None)
+        involved = [spec.assignee, spec.accountable, *spec.consulted, *spec.informed]
+        if isinstance(people, _FallibleDirectory) and people.any_failed(involved):
+            log.info("ticket.people_pending", key=spec.key)
+            return ""
+        return spec_hash(spec)
 
     def _steps(self) -> FollowUps:
         assert self.followups is not None  # set in __post_init__

@@ -24,6 +24,7 @@ import structlog
 
 from connectors import ConnectorError, FatalError, TargetConnector, TicketRef
 from connectors.base import AttachedFile
+from connectors.crashpoints import crash_point
 from review import Document, TicketSpec
 from sync.state import StateStore, StepRow
 
@@ -151,6 +152,7 @@ class FollowUps:
         self.rows[key, step] = StepRow(key, step, "pending", wanted)
         try:
             call()
+            crash_point("after_step")
         except FatalError:
             raise
         except ConnectorError as error:

@@ -48,9 +48,11 @@ ARRIVAL = {
     "mid_bulk": 1,
     "between_parent_and_subtasks": 1,
     "mid_cursor_commit": 4,  # page_size 400: inside the paged streams, some cursors committed
+    "after_step": 2,  # the second review's chart uploaded, not yet recorded
 }
 CI_CASES = {
     ("jira", "after_create"),
+    ("jira", "after_step"),
     ("jira", "mid_cursor_commit"),
     ("servicenow", "after_record"),
 }
@@ -63,6 +65,10 @@ FINISH_ATTEMPTS = 3
 # A killed process's work leases (sync/leases.py) run out before anyone else takes its units;
 # a short lease keeps the restart quick. Restarting at once is the last test.
 LEASE_SECONDS = 3
+# A create a kill left `sending` is in doubt: it is not sent again before its quarantine (here
+# max(create_settle_seconds, 2 x read_timeout) + index lag = 4.2 s) has passed.
+READ_TIMEOUT = 2
+QUARANTINE = max(1, 2 * READ_TIMEOUT) + 0.2
 
 
 def _cases() -> list[Any]:
@@ -126,7 +132,8 @@ class CrashRig:
             "requests_per_second: 500, clock_skew_seconds: 0, page_size: 400}\n"
             + jira
             + f"sync: {{source: servicenow, target: {target}, lease_seconds: {lease_seconds}, "
-            f'data_dir: "{home / "data"}"}}\n'
+            f'create_settle_seconds: 1, data_dir: "{home / "data"}"}}\n'
+            f"http: {{read_timeout: {READ_TIMEOUT}}}\n"
             f"review:\n  selection: {json.dumps(self.services[:reviewed])}\n"
             + (f'  raci_file: "{_wide_raci(home)}"\n' if wide else "")
             + "  roles:\n    slm_process_owner: {email: process.owner@example.com, name: PO}\n"
@@ -168,6 +175,14 @@ class CrashRig:
         if target == "jira":
             return self._jira_tickets()
         return self._servicenow_tickets()
+
+    def charts(self, target: str) -> dict[str, int]:
+        """Attachments per ticket id (Jira issue key / ServiceNow sys_id)."""
+        url = self.urls["jira" if target == "jira" else "servicenow"]
+        created = requests.get(f"{url}/__sandbox/created", timeout=10).json()
+        if target == "jira":
+            return {str(t["key"]): len(t["attachments"]) for t in created["tickets"]}
+        return dict(Counter(str(a["table_sys_id"]) for a in created["attachments"]))
 
     def _jira_tickets(self) -> list[tuple[str, str, str | None]]:
         created = requests.get(f"{self.urls['jira']}/__sandbox/created", timeout=10).json()
@@ -247,12 +262,15 @@ def _wait_out_leases(data_dir: Path) -> None:
 
 
 def _finish(rig: CrashRig, config: Path) -> list[Run]:
-    """Unarmed runs until one succeeds: a sub-task whose parent was lost waits one run."""
+    """Unarmed runs until one succeeds: a sub-task whose parent was lost waits one run, and a
+    create in doubt its quarantine."""
     runs = []
     for _ in range(FINISH_ATTEMPTS):
         runs.append(rig.run(config, "sync", "--once"))
         if runs[-1].returncode == 0:
             break
+        if runs[-1].summary().get("in_doubt"):
+            time.sleep(QUARANTINE)  # the killed run's creates in doubt wait out their quarantine
     return runs
 
 
@@ -283,6 +301,10 @@ def test_kill_at_a_write_boundary_then_restart_leaves_one_ticket_per_key(
     _assert_children_under_their_parents(tickets)
     assert mirror_keys(home / "data") == clean_mirror
     assert runs[-1].summary()["failed"] == 0
+    charts = rig.charts(target)
+    assert {key: charts.get(ticket, 0) for key, ticket, _ in tickets} == {
+        key: int(key.endswith(":review")) for key, _, _ in tickets
+    }, "every review ticket carries its chart exactly once"
 
 
 def _assert_children_under_their_parents(tickets: list[tuple[str, str, str | None]]) -> None:
