@@ -238,6 +238,11 @@ class SyncSettings(Section):
         "tools end requests after about 60 s); with 2 x http.read_timeout, quarantines a create "
         "in doubt",
     )
+    resolve_duplicates: bool = Field(
+        False,
+        description="close later tickets carrying the same key as duplicates of the oldest "
+        "(linked, noted, never deleted); off: duplicates are only reported",
+    )
     http_host: str = Field("127.0.0.1", description="address of /healthz, /readyz, /metrics")
     http_port: int | None = Field(None, ge=0, le=65535, description="off unless set")
 

@@ -20,6 +20,7 @@ import structlog
 from config import ConfigError, Settings, load_raci
 from connectors import (
     ConnectorError,
+    FatalError,
     SourceConnector,
     Stream,
     TargetConnector,
@@ -42,6 +43,7 @@ from review import (
 from review import document as doc
 from sync.build import ReviewBuild, build_review, chart_name, current_cycle, role_holders
 from sync.cycle_flow import CycleFlow, CyclePhase
+from sync.duplicates import Duplicate, DuplicateAudit
 from sync.leases import LeaseLost, WorkLeases, units
 from sync.metrics import Metrics
 from sync.pull import PullSummary, pull
@@ -73,6 +75,7 @@ class RunResult:
     summary: ApplySummary
     tickets: tuple[TicketSpec, ...]
     dry_run: bool
+    duplicates: list[Duplicate] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         """The `--json` object: integer counts plus what failed and why."""
@@ -84,6 +87,7 @@ class RunResult:
             "records_read": dict(self.pulled.read),
             "records_skipped": dict(self.pulled.skipped),
             **self.summary.as_counts(),
+            "duplicates": [d.as_json() for d in self.duplicates],
             "failures": [
                 {"key": o.key, "title": o.title, "action": o.action.value, "error": o.error}
                 for o in self.summary.failed
@@ -204,13 +208,31 @@ class Engine:
         self._check_stop()
         followups = FollowUps.load(self.target, self.store)
         summary = self._apply(tickets, build, followups, dry_run=dry_run)
+        duplicates: list[Duplicate] = []
         if not dry_run:
             self._attach_charts(build, summary, followups)
+            duplicates = self._audit_duplicates()
             self._remember_packs(build)
             if directory is not None:
                 self.store.remember_people(self.target.system, dict(directory.cache))
         self._count_tickets(summary)
-        return RunResult(pulled, phase, build, summary, tickets, dry_run)
+        return RunResult(pulled, phase, build, summary, tickets, dry_run, duplicates)
+
+    def _audit_duplicates(self) -> list[Duplicate]:
+        """The cycle's duplicate audit; its failure is logged, never the run's."""
+        audit = DuplicateAudit(
+            self.target, self.store, resolve=self.settings.sync.resolve_duplicates
+        )
+        try:
+            found = audit.run()
+        except FatalError:
+            raise
+        except ConnectorError as error:
+            log.warning("duplicates.audit_failed", error=str(error))
+            return []
+        if self.metrics is not None:
+            self.metrics.duplicate_tickets.set(len(found))
+        return found
 
     def _apply(
         self,

@@ -57,6 +57,11 @@ class Metrics:
             ["source", "reason"],
             registry=self.registry,
         )
+        self.duplicate_tickets = Gauge(
+            "slm_sync_duplicate_tickets",
+            "Idempotency keys carried by more than one open ticket (the duplicate audit)",
+            registry=self.registry,
+        )
         self.last_success = Gauge(
             "slm_sync_last_success_timestamp_seconds",
             "Unix time the last successful cycle finished",

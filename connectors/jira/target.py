@@ -12,8 +12,10 @@ so a failure there never undoes a create.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -38,14 +40,16 @@ from connectors.jira.client import (
     JiraClient,
     Permission,
 )
-from connectors.jira.jql import keys_in, labels_in
+from connectors.jira.jql import keys_in, labels_in, quote
 from connectors.jira.people import PeopleDirectory
 from connectors.jira.search import search
-from connectors.jira.tickets import IssueTypes, TicketFields
+from connectors.jira.tickets import SYNC_LABEL, IssueTypes, TicketFields
 from review import Document, Person, TicketSpec
+from review.document import paragraph
 
 log = structlog.get_logger("slm_sync.jira.target")
 BULK_LIMIT = 50
+KEY_PREFIX = "slm:"  # idempotency keys: slm:<cycle>:<service>:<activity>
 LOOKUP_CHUNK = 50
 
 
@@ -353,6 +357,45 @@ class JiraTarget:
             done=category == "done",
             url=f"{self.api.base_url}/browse/{key}" if key else None,
         )
+
+    # ---- duplicate audit -------------------------------------------------------------------
+    def ours_created_since(self, since: datetime | None) -> list[tuple[str, TicketRef, bool]]:
+        """(key, ticket, done) of every ticket of ours created since `since` (all if None),
+        oldest first: one search, for the duplicate audit. The window is relative (`-Nm`), so
+        the integration user's time zone cannot shift it."""
+        jql = f"project = {quote(self.settings.project)} AND labels = {quote(SYNC_LABEL)}"
+        if since is not None:
+            minutes = math.ceil((datetime.now(UTC) - since).total_seconds() / 60) + 1
+            jql += f" AND created >= -{minutes}m"
+        found: list[tuple[str, TicketRef, bool]] = []
+        for page in search(self.api, jql + " ORDER BY created ASC", ["labels", "status"],
+                           what="duplicate audit"):  # fmt: skip
+            for issue in page:
+                ref = self.ref(str(issue["key"]), str(issue["id"]))
+                done = _state(ref, issue["fields"]).done
+                for key in issue["fields"].get("labels") or []:
+                    if key.startswith(KEY_PREFIX):
+                        found.append((key, ref, done))
+        return found
+
+    def retire_duplicate(self, duplicate: TicketRef, survivor: TicketRef) -> None:
+        """Link `duplicate` to `survivor` as a Duplicate, say so in a comment, and close it.
+        Nothing is deleted; the idempotency label stays (lookups keep the oldest ticket)."""
+        self.api.call(
+            "POST",
+            "issueLink",
+            what=f"duplicate link {duplicate.key} -> {survivor.key}",
+            permission=Permission.EDIT,
+            body={
+                "type": {"name": "Duplicate"},
+                "inwardIssue": {"key": survivor.key},
+                "outwardIssue": {"key": duplicate.key},
+            },
+            idempotent=False,
+        )
+        note = f"Closed by slm-sync: a duplicate of {survivor.key}, which carries the review."
+        self.comment(duplicate, Document(blocks=(paragraph(note),)))
+        self.close(duplicate)
 
     # ---- state -----------------------------------------------------------------------------
     def state(self, refs: Sequence[TicketRef]) -> dict[str, TicketState]:

@@ -18,6 +18,7 @@ at once, so no index lag is added) before a lookup may prove it absent.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -54,6 +55,7 @@ LINK_FIELDS = (
     "sys_updated_on",
 )  # fmt: skip
 CLOSED_STATES = frozenset({"3", "4", "7"})  # task: Closed Complete / Incomplete / Skipped
+SKIPPED = "7"
 MARKER = "slm-sync"
 KEYS_PER_LOOKUP = 50
 
@@ -166,6 +168,45 @@ class ServiceNowTarget:
                     done = row.get("active") == "false" or row.get("state") in CLOSED_STATES
                     states[ref.key] = TicketState(ref, row.get("state", ""), done, labels, row)
         return states
+
+    # --- duplicate audit ----------------------------------------------------------------------
+
+    def ours_created_since(self, since: datetime | None) -> list[tuple[str, TicketRef, bool]]:
+        """(key, ticket, done) of every ticket of ours created since `since` (all if None),
+        oldest first: one keyset read, for the duplicate audit."""
+        condition = f"correlation_display={MARKER}"
+        if since is not None:
+            condition += f"^sys_created_on>={since.astimezone(UTC):%Y-%m-%d %H:%M:%S}"
+        spec = StreamSpec(self.table, (*STATE_FIELDS, "sys_created_on"))
+        rows = [
+            row
+            for page in KeysetPager(self.client, self.guard, spec, 1000, extra=condition).pages()
+            for row in page.records
+        ]
+        rows.sort(key=lambda row: (str(row.get("sys_created_on", "")), str(row.get("number"))))
+        return [
+            (
+                str(row.get("correlation_id", "")),
+                self._ref(row),
+                row.get("active") == "false" or row.get("state") in CLOSED_STATES,
+            )
+            for row in rows
+            if row.get("correlation_id")
+        ]
+
+    def retire_duplicate(self, duplicate: TicketRef, survivor: TicketRef) -> None:
+        """Close `duplicate` as Closed Skipped with a work note naming `survivor`; nothing is
+        deleted and its correlation_id stays (lookups keep the oldest record)."""
+        note = f"Closed by slm-sync: a duplicate of {survivor.key}, which carries the review."
+        self.guard.call(
+            lambda: self.client.patch(
+                self.table,
+                duplicate.id,
+                {"state": SKIPPED, "work_notes": note},
+                fields=TICKET_FIELDS,
+            ),
+            what=f"{self.table} record {duplicate.key}",
+        )
 
     # --- writes -------------------------------------------------------------------------------
 

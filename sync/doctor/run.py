@@ -28,6 +28,7 @@ from connectors import RetryPolicy
 from sync.doctor.check import Check, CheckList, Verdict, failed, passed
 from sync.doctor.jira import jira_checks
 from sync.doctor.servicenow import servicenow_checks
+from sync.duplicates import recorded
 from sync.state import open_store
 
 __all__ = ["Check", "checks_as_json", "render_checks", "run_doctor"]
@@ -56,7 +57,31 @@ def run_doctor(settings: Settings) -> list[Check]:
             checks += doctor(settings, policy, secrets)
     state = CheckList("state", secrets)
     state.run("state store", lambda: state_store(settings), fix=_state_fix())
+    state.run("duplicate tickets", lambda: duplicate_tickets(settings), fix=_duplicate_fix())
     return [*checks, *state.checks]
+
+
+def duplicate_tickets(settings: Settings) -> Verdict:
+    """No idempotency key is carried by several open tickets (as the last cycle's audit saw)."""
+    store = open_store(settings.sync.resolved_state_url())
+    try:
+        found = recorded(store)
+    finally:
+        store.close()
+    if not found:
+        return passed("the last duplicate audit found none")
+    listed = "; ".join(
+        f"{d.key}: {d.survivor.key} + {', '.join(r.key for r in d.others)}" for d in found[:10]
+    )
+    more = f" and {len(found) - 10} more" if len(found) > 10 else ""
+    return failed(f"{len(found)} key(s) on several open tickets: {listed}{more}", _duplicate_fix())
+
+
+def _duplicate_fix() -> str:
+    return (
+        "close the later ticket(s) of each key as duplicates of the first, or set "
+        "sync.resolve_duplicates: true to let slm-sync link and close them (nothing is deleted)"
+    )
 
 
 def state_store(settings: Settings) -> Verdict:

@@ -111,9 +111,21 @@ def test_first_run_creates_parents_then_children_second_run_changes_nothing(
     """Run 1 creates 3 tickets (parent first); run 2 creates and updates nothing."""
     target = FakeTarget()
     first = Reconciler(target, sqlite_store).apply(_specs())
-    assert first.as_counts() == {"created": 3, "updated": 0, "unchanged": 0, "failed": 0, "in_doubt": 0}
+    assert first.as_counts() == {
+        "created": 3,
+        "updated": 0,
+        "unchanged": 0,
+        "failed": 0,
+        "in_doubt": 0,
+    }
     second = Reconciler(target, sqlite_store).apply(_specs())
-    assert second.as_counts() == {"created": 0, "updated": 0, "unchanged": 3, "failed": 0, "in_doubt": 0}
+    assert second.as_counts() == {
+        "created": 0,
+        "updated": 0,
+        "unchanged": 3,
+        "failed": 0,
+        "in_doubt": 0,
+    }
     assert len(target.tickets) == 3
 
 
@@ -124,7 +136,13 @@ def test_changed_spec_updates_only_that_ticket_and_comments(sqlite_store: StateS
     note = Document(blocks=(paragraph("2 new breaches"),))
     reconciler = Reconciler(target, sqlite_store, change_note=lambda spec, row: note)
     summary = reconciler.apply(_specs(" (refreshed)"))
-    assert summary.as_counts() == {"created": 0, "updated": 1, "unchanged": 2, "failed": 0, "in_doubt": 0}
+    assert summary.as_counts() == {
+        "created": 0,
+        "updated": 1,
+        "unchanged": 2,
+        "failed": 0,
+        "in_doubt": 0,
+    }
     assert target.tickets["slm:2026:svc:review"].title == "Review (refreshed)"
     assert target.comments == [("T-1", note)]
 
@@ -229,7 +247,13 @@ def test_one_failing_ticket_does_not_stop_the_others(sqlite_store: StateStore) -
     """A rejected sub-task is reported with its reason; its siblings are created."""
     target = FakeTarget(fail_keys={"slm:2026:svc:schedule_review"})
     summary = Reconciler(target, sqlite_store).apply(_specs())
-    assert summary.as_counts() == {"created": 2, "updated": 0, "unchanged": 0, "failed": 1, "in_doubt": 0}
+    assert summary.as_counts() == {
+        "created": 2,
+        "updated": 0,
+        "unchanged": 0,
+        "failed": 1,
+        "in_doubt": 0,
+    }
     assert summary.failed[0].error == "assignee: user does not exist"
 
 
