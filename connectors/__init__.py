@@ -8,6 +8,7 @@ the `slm_sync.connectors` entry point group. Imports `review` and `config` only.
 from __future__ import annotations
 
 from connectors.base import (
+    AttachedFile,
     CreateResult,
     Cursor,
     LinkedTicket,
@@ -18,6 +19,8 @@ from connectors.base import (
     TargetConnector,
     TicketRef,
     TicketState,
+    create_settle_seconds,
+    outcome_unknown,
 )
 from connectors.errors import (
     AuthError,
@@ -33,6 +36,7 @@ from connectors.pacing import Pacer
 from connectors.retry import RetryEvent, RetryPolicy, observe_retries, set_testing
 
 __all__ = [
+    "AttachedFile",
     "AuthError",
     "ConnectorError",
     "CreateResult",
@@ -54,6 +58,8 @@ __all__ = [
     "TicketRef",
     "TicketState",
     "TransientError",
+    "create_settle_seconds",
     "observe_retries",
+    "outcome_unknown",
     "set_testing",
 ]

@@ -28,14 +28,21 @@ from typing import Protocol, runtime_checkable
 
 import structlog
 
-from connectors import ConnectorError, CreateResult, FatalError, TargetConnector, TicketRef
-from connectors.base import outcome_unknown
+from connectors import (
+    ConnectorError,
+    CreateResult,
+    FatalError,
+    TargetConnector,
+    TicketRef,
+    outcome_unknown,
+)
 from connectors.crashpoints import crash_point
 from review import Document, Person, TicketSpec
 from sync.state import LedgerRow, StateStore
 from sync.steps import WATCHERS, FollowUps, plain_text
 
 log = structlog.get_logger("slm_sync.reconcile")
+DEFAULT_QUARANTINE = 120.0  # for target plugins that do not say how long a create may take
 
 ChangeNote = Callable[[TicketSpec, LedgerRow], Document | None]
 
@@ -190,7 +197,7 @@ class Reconciler:
         """Why a key not found in the target may not be created yet (None: it may)."""
         if row is None or (since := row.in_doubt_since) is None:
             return None
-        until = since + timedelta(seconds=self.target.quarantine_seconds)
+        until = since + timedelta(seconds=self._quarantine())
         if self.clock() >= until:
             return None
         return (
@@ -300,7 +307,7 @@ class Reconciler:
 
     def _record_doubt(self, spec: TicketSpec, error: str, summary: ApplySummary) -> None:
         self.store.record_doubt(self.target.system, spec.key, error)
-        wait = self.target.quarantine_seconds
+        wait = self._quarantine()
         reason = (
             f"the create may have reached {self.target.system} ({error}); it is looked up every "
             f"cycle and sent again only if still absent after {wait:.0f} s"
@@ -353,6 +360,10 @@ class Reconciler:
             log.info("ticket.people_pending", key=spec.key)
             return ""
         return spec_hash(spec)
+
+    def _quarantine(self) -> float:
+        """The target's quarantine for creates in doubt (120 s for a plugin that names none)."""
+        return float(getattr(self.target, "quarantine_seconds", DEFAULT_QUARANTINE))
 
     def _steps(self) -> FollowUps:
         assert self.followups is not None  # set in __post_init__

@@ -22,8 +22,7 @@ from typing import Protocol, runtime_checkable
 
 import structlog
 
-from connectors import ConnectorError, FatalError, TargetConnector, TicketRef
-from connectors.base import AttachedFile
+from connectors import AttachedFile, ConnectorError, FatalError, TargetConnector, TicketRef
 from connectors.crashpoints import crash_point
 from review import Document, TicketSpec
 from sync.state import StateStore, StepRow
