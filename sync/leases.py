@@ -29,8 +29,7 @@ import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
 from review import TicketSpec
-from sync.state import StateStore
-from sync.state.store import Lease
+from sync.state import Lease, StateStore
 
 log = structlog.get_logger("slm_sync.leases")
 
