@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from connectors import set_testing
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = PROJECT_ROOT.parent / "shared" / "reference"
 
@@ -34,3 +36,11 @@ def reference_dir() -> Path:
     if not REFERENCE.is_dir():
         pytest.skip("../shared/reference is not present beside the project")
     return REFERENCE
+
+
+@pytest.fixture
+def no_retry_waits() -> Iterator[None]:
+    """Retry decisions as in production, without sleeping through their backoff."""
+    set_testing(True)
+    yield
+    set_testing(False)

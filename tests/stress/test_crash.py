@@ -343,3 +343,41 @@ def test_restart_right_after_a_kill_mid_pull_reads_everything_before_writing(
     assert crashed.returncode == -signal.SIGKILL
     restarted = rig.run(config, "sync", "--once")
     assert restarted.returncode == 0 and mirror_keys(home / "data") == clean_mirror
+
+
+KILL_LOOP = (
+    "after_step@1",
+    "after_create@2",
+    "after_record@3",
+    "after_step@2",
+    "mid_bulk@1",
+    "after_intent@4",
+    "after_step@3",
+)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_a_kill_loop_leaves_one_ticket_per_key_and_every_chart_once(
+    rig: CrashRig, clean_sandbox: Any, tmp_path: Path, target: str
+) -> None:
+    """Killed again and again at different write boundaries (each restart picking up where the
+    last one died, creates in doubt included), then left to finish: one ticket per planned key
+    and one chart per review ticket, never two."""
+    planned, _ = rig.reference(tmp_path / "reference", target, REVIEWED)
+    home = tmp_path / "looped"
+    config = rig.config(home, target, REVIEWED)
+    for crash_at in KILL_LOOP:
+        run = rig.run(config, "sync", "--once", crash_at=crash_at)
+        assert run.returncode in (-signal.SIGKILL, 0, 1), run.stderr[-2000:]
+        _wait_out_leases(home / "data")
+    time.sleep(QUARANTINE)
+    runs = _finish(rig, config)
+    assert runs[-1].returncode == 0, runs[-1].stderr[-3000:]
+    tickets = rig.tickets(target)
+    per_key = Counter(key for key, _, _ in tickets)
+    assert {k: n for k, n in per_key.items() if n > 1} == {}, "duplicate tickets"
+    assert set(per_key) == planned
+    charts = rig.charts(target)
+    assert {key: charts.get(ticket, 0) for key, ticket, _ in tickets} == {
+        key: int(key.endswith(":review")) for key, _, _ in tickets
+    }

@@ -19,12 +19,11 @@ import pytest
 import requests
 
 from config import Settings
-from connectors import set_testing
 from sandbox import Sandbox
 from sandbox.proxy import FaultProxy
 from sync.demo import demo_settings
 from sync.engine import Engine, RunResult
-from sync.state import open_store
+from sync.state import StateStore, open_store
 
 SN_AUTH = ("slm-demo", "demo-password")
 READ_TIMEOUT = 0.5
@@ -33,11 +32,7 @@ HOLD = 1.5
 TARGETS = ("jira-cloud", "jira-datacenter", "servicenow")
 
 
-@pytest.fixture(autouse=True)
-def _no_retry_waits() -> Iterator[None]:
-    set_testing(True)
-    yield
-    set_testing(False)
+pytestmark = pytest.mark.usefixtures("no_retry_waits")
 
 
 @pytest.fixture(params=TARGETS)
@@ -124,6 +119,14 @@ def _assert_one_ticket_per_key_and_one_chart_per_review(
         assert len(files) == expected, f"{key} carries {len(files)} charts"
 
 
+def _engine(
+    site: Sandbox, target: str, proxy: FaultProxy, tmp_path: Path
+) -> tuple[Engine, StateStore]:
+    settings = _settings(site, target, proxy, tmp_path / "data")
+    store = open_store(settings.sync.resolved_state_url())
+    return Engine.from_settings(settings, store), store
+
+
 def _planned(site: Sandbox, target: str, tmp_path: Path) -> set[str]:
     with FaultProxy(_upstream(site, target)) as proxy:
         settings = _settings(site, target, proxy, tmp_path / "plan")
@@ -141,9 +144,7 @@ def test_a_create_that_lands_after_the_timeout_is_never_sent_again(
     planned ticket exists once, with its chart once."""
     planned = _planned(site, target, tmp_path)
     with FaultProxy(_upstream(site, target), delay_s=HOLD) as proxy:
-        settings = _settings(site, target, proxy, tmp_path / "data")
-        store = open_store(settings.sync.resolved_state_url())
-        engine = Engine.from_settings(settings, store)
+        engine, store = _engine(site, target, proxy, tmp_path)
         quarantine = engine.target.quarantine_seconds
         first = engine.run_once()
         counts = first.summary.as_counts()
@@ -168,9 +169,7 @@ def test_a_create_released_right_after_the_lookup_is_not_duplicated(
     lookup finds nothing, and the key is still not sent again inside the quarantine."""
     planned = _planned(site, target, tmp_path)
     with FaultProxy(_upstream(site, target), until_lookup=True, hold_max_s=20) as proxy:
-        settings = _settings(site, target, proxy, tmp_path / "data")
-        store = open_store(settings.sync.resolved_state_url())
-        engine = Engine.from_settings(settings, store)
+        engine, store = _engine(site, target, proxy, tmp_path)
         quarantine = engine.target.quarantine_seconds
         first = engine.run_once()
         doubtful = [o.key for o in first.summary.outcomes if o.action.value == "in_doubt"]

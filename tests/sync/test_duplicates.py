@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from config import Settings
-from connectors import TicketRef, set_testing
+from connectors import TicketRef
 from sandbox import Sandbox
 from sync.demo import demo_settings
 from sync.doctor.run import duplicate_tickets
@@ -26,11 +26,7 @@ JIRA_AUTH = ("slm-demo", "demo-api-token")
 SN_AUTH = ("slm-demo", "demo-password")
 
 
-@pytest.fixture(autouse=True)
-def _no_retry_waits() -> Iterator[None]:
-    set_testing(True)
-    yield
-    set_testing(False)
+pytestmark = pytest.mark.usefixtures("no_retry_waits")
 
 
 @pytest.fixture
