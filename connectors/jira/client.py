@@ -20,11 +20,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, tzinfo
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jira
 import requests
+import structlog
 from jira.exceptions import JIRAError
 
 from config import HttpSettings, JiraSettings
@@ -49,6 +52,7 @@ from connectors.pacing import Pacer
 from connectors.retry import RetryPolicy
 
 SYSTEM = "jira"
+log = structlog.get_logger("slm_sync.jira.client")
 T = TypeVar("T")
 QUOTA_REASONS = ("quota",)
 IN_DOUBT = "look the issue up by its key label (after the index lag) before writing it again"
@@ -105,6 +109,11 @@ class JiraApi(Protocol):
     deployment: Deployment
     base_url: str
 
+    @property
+    def time_zone(self) -> tzinfo:
+        """The integration user's time zone: Jira reads JQL date literals in it."""
+        ...
+
     def call(
         self,
         method: str,
@@ -147,6 +156,7 @@ class JiraClient:
         self.policy = policy
         self.pacer = pacer
         self.base_url = library.server_url
+        self._time_zone: tzinfo | None = None
         library._options["rest_api_version"] = deployment.api_version
         library.deploymentType = "Cloud" if deployment is Deployment.CLOUD else "Server"
 
@@ -188,6 +198,19 @@ class JiraClient:
     @property
     def cloud(self) -> bool:
         return self.deployment is Deployment.CLOUD
+
+    @property
+    def time_zone(self) -> tzinfo:
+        """The integration user's `timeZone` from `/myself`, read once per client.
+
+        Jira reads JQL date literals ("2026-01-01 10:00") as wall time in the searching
+        user's zone; write them with `jql.jql_time(moment, client.time_zone)`. A profile
+        without a zone, or one Python does not know, falls back to UTC with a warning.
+        """
+        if self._time_zone is None:
+            me = self.call("GET", "myself", what="own profile", permission=Permission.BROWSE)
+            self._time_zone = _zone(str((me or {}).get("timeZone") or ""))
+        return self._time_zone
 
     def url(self, path: str) -> str:
         """Absolute URL: REST API paths are relative, other paths ('/jsm/...') site-absolute."""
@@ -323,6 +346,19 @@ def _body(response: requests.Response, what: str) -> Any:
         return response.json()
     except ValueError:
         raise unreadable_body(response, system=SYSTEM, what=what) from None
+
+
+def _zone(name: str) -> tzinfo:
+    """The zone Jira names (an IANA id such as "America/Los_Angeles"), else UTC."""
+    try:
+        return ZoneInfo(name) if name else UTC
+    except (ZoneInfoNotFoundError, ValueError):
+        log.warning(
+            "jira.time_zone_unknown",
+            time_zone=name,
+            hint="JQL dates are written in UTC; set the integration user's time zone in Jira",
+        )
+        return UTC
 
 
 def _auth(settings: JiraSettings) -> dict[str, Any]:

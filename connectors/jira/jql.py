@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
@@ -18,9 +18,15 @@ def quote_list(values: Iterable[str]) -> str:
     return "(" + ", ".join(quote(value) for value in values) + ")"
 
 
-def jql_time(moment: datetime) -> str:
-    """A quoted JQL date-time ("yyyy-MM-dd HH:mm", UTC); JQL has minute resolution."""
-    return quote(moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M"))
+def jql_time(moment: datetime, zone: tzinfo = UTC) -> str:
+    """A quoted JQL date-time ("yyyy-MM-dd HH:mm") as wall time in `zone`.
+
+    Jira reads JQL date literals in the searching user's time zone (their profile's
+    `timeZone`, see `JiraClient.time_zone`), not UTC: pass that zone, or a search west of
+    UTC starts hours late. JQL has minute resolution; a naive `moment` is taken as UTC.
+    """
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return quote(aware.astimezone(zone).strftime("%Y-%m-%d %H:%M"))
 
 
 def labels_in(project: str, labels: Iterable[str]) -> str:
