@@ -282,3 +282,8 @@ class TicketSpec(Frozen):
     informed: tuple[Person, ...] = ()
     due: date | None = None
     labels: tuple[str, ...] = ()
+    service_key: str | None = Field(
+        default=None,
+        exclude=True,  # not something the ticket shows: the spec hash stays as it was
+        description="the service of a review ticket or its sub-tasks; its key may be hashed",
+    )

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, timedelta
 
 from pydantic import BaseModel, ConfigDict
@@ -55,6 +55,24 @@ def cycle_ticket_key(cycle_id: str) -> str:
 def review_ticket_key(cycle_id: str, service_key: str) -> str:
     """Key of one service's review ticket."""
     return ticket_key(cycle_id, service_key, "review")
+
+
+def review_keys(
+    cycle_ids: Iterable[str], service_keys: Iterable[str]
+) -> dict[str, tuple[str, str]]:
+    """Review ticket key -> (cycle, service key), for every pair: finds hashed keys' service."""
+    services = list(dict.fromkeys(service_keys))
+    return {
+        review_ticket_key(cycle_id, service_key): (cycle_id, service_key)
+        for cycle_id in dict.fromkeys(cycle_ids)
+        for service_key in services
+    }
+
+
+def cycle_of_key(key: str) -> str | None:
+    """The cycle of a cycle ticket key `slm:<cycle>:cycle` (never hashed), else None."""
+    parts = key.split(":")
+    return parts[1] if len(parts) == 3 and parts[0] == "slm" and parts[2] == "cycle" else None
 
 
 def activity_ticket_key(cycle_id: str, activity_id: str, service_key: str | None = None) -> str:
@@ -194,6 +212,7 @@ def _service_tickets(
         accountable=service.lt_sponsor or holders.default_lt_sponsor,
         due=_latest(subtasks),
         labels=(SYNC_LABEL, parent),
+        service_key=service.key,
     )
     return [review, *subtasks]
 
@@ -225,6 +244,7 @@ def _activity_ticket(
         informed=assignment.informed,
         due=due,
         labels=(SYNC_LABEL, key),
+        service_key=service.key if service else None,
     )
 
 

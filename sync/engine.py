@@ -38,6 +38,8 @@ from review import (
     TicketKind,
     TicketSpec,
     build_plan,
+    cycle_of_key,
+    review_keys,
     review_ticket_key,
 )
 from review import document as doc
@@ -86,6 +88,7 @@ class RunResult:
             "dry_run": self.dry_run,
             "records_read": dict(self.pulled.read),
             "records_skipped": dict(self.pulled.skipped),
+            "gaps_without_service": [g.model_dump(mode="json") for g in self.build.unplaced],
             **self.summary.as_counts(),
             "duplicates": [d.as_json() for d in self.duplicates],
             "failures": [
@@ -291,11 +294,18 @@ class Engine:
     def _carried_over(self, cycle_id: str) -> list[Material]:
         """Each service's previous review, and the open improvement tickets linked to it."""
         latest: dict[str, tuple[str, LedgerRow]] = {}
-        for row in self.store.ledger_rows(self.target.system).values():
-            parts = row.key.split(":")
-            if row.kind != TicketKind.REVIEW.value or row.state != "created" or len(parts) != 4:
+        rows = self.store.ledger_rows(self.target.system).values()
+        # Keys may be hashed (long or non-label-safe service keys): look them up, don't parse.
+        reviews = review_keys(
+            [c for c in (cycle_of_key(r.key) for r in rows) if c],
+            [str(r.body.get("key") or r.key) for r in self.store.mirrored("service")],
+        )
+        for row in rows:
+            if row.kind != TicketKind.REVIEW.value or row.state != "created":
                 continue
-            _, cycle, service_key, _ = parts
+            if row.key not in reviews:
+                continue
+            cycle, service_key = reviews[row.key]
             if cycle != cycle_id and cycle > latest.get(service_key, ("", row))[0]:
                 latest[service_key] = (cycle, row)
         if not latest:
@@ -381,12 +391,13 @@ class Engine:
         """Each live review ticket carries its current chart once (a protocol step: a chart a
         killed run may have uploaded is recognised by name and content, not uploaded again)."""
         ledger = self.store.ledger_rows(self.target.system)
+        service_of_key = {review_ticket_key(build.cycle.id, k): k for k in build.packs}
         for outcome in summary.outcomes:
             if outcome.kind != TicketKind.REVIEW.value or outcome.error is not None:
                 continue
             if outcome.action not in (Action.CREATE, Action.UPDATE, Action.ADOPT, Action.UNCHANGED):
                 continue
-            service_key = outcome.key.split(":")[2]
+            service_key = service_of_key.get(outcome.key, "")
             chart = build.charts.get(service_key)
             row = ledger.get(outcome.key)
             if chart is None or row is None or row.frozen or row.state != "created":
@@ -438,9 +449,8 @@ def source_mappings(settings: Settings) -> tuple[ConnectorPlugin, SystemMapping]
 
 
 def _service_of(spec: TicketSpec) -> str:
-    """The service key inside a review ticket key `slm:<cycle>:<service>:review`."""
-    parts = spec.key.split(":")
-    return parts[2] if len(parts) == 4 else ""
+    """The service a review ticket serves (its key may be hashed, so never parsed from it)."""
+    return spec.service_key or ""
 
 
 def _pack_state(pack: ReviewPack, names: dict[str, str]) -> dict[str, Any]:

@@ -1,14 +1,25 @@
-"""JSM requests as raw records: SLA cycles, agreements (SLA field + goal) and CSAT.
+"""JSM requests as raw records: SLA cycles, agreements (SLA goals JSM reports) and CSAT.
 
 Pure functions over one request's JSON as search returns it (fields asked for explicitly); the
-shapes are the ones `config/mappings/jira.yaml` maps (see the lead's interface notes).
+shapes are the ones `config/mappings/jira.yaml` maps (mapping/README.md, "Raw records").
+
+JSM has no agreement object to read: an SLA (a field such as "Time to resolution") holds goals
+chosen per request by JQL conditions (usually the priority), and each cycle reports the goal it
+was measured against (`goalDuration`). So one agreement is derived per (service, SLA field,
+priority, goal) that cycles report; its key names all four, so the same SLA on two services or
+two priorities is two agreements with their own attainment. The calendar is not named in the
+field data (only an ongoing cycle's `withinCalendarHours`); JSM's `elapsedTime` and `breached`
+already count calendar hours only, so attainment uses them as reported.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 SLA_FIELD_TYPE = "com.atlassian.servicedesk:sd-sla-field"
 FEEDBACK_FIELD_TYPE = "com.atlassian.servicedesk:sd-request-feedback"
@@ -61,6 +72,41 @@ def service_of(issue: Mapping[str, Any], jsm: JsmFields) -> tuple[str, str]:
     return (str(first), "") if first else ("", "")
 
 
+def agreement_key(field_id: str, goal_ms: int, priority: str | None, service_id: str | None) -> str:
+    """`<field>:<goal ms>:<priority>:<service>`: one agreement per SLA goal, priority, service.
+
+    The priority is %-escaped ("-" when none) and the service id comes last, so ids holding
+    ":" or "=" (JSM's base64 "b:" ids) cannot make two agreements share a key.
+    """
+    return ":".join((field_id, str(goal_ms), quote(priority or "-", safe=""), service_id or ""))
+
+
+def goal_text(goal_ms: int) -> str:
+    """A goal as people write it: "4h", "30m", "1h 30m", "2d"."""
+    minutes = round(goal_ms / 60_000)
+    if minutes and minutes % (24 * 60) == 0:
+        return f"{minutes // (24 * 60)}d"
+    hours, rest = divmod(minutes, 60)
+    if hours and rest:
+        return f"{hours}h {rest}m"
+    return f"{hours}h" if hours else f"{rest}m"
+
+
+def registry_id(service_id: str) -> str:
+    """The id the service registry takes: "b:" ids decoded from base64 (their graph ARI)."""
+    if service_id.startswith("b:"):
+        try:
+            return base64.b64decode(service_id[2:], validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return service_id
+    return service_id
+
+
+def registry_uuid(service_id: str) -> str:
+    """The uuid the registry answers with: the last segment of the service's ARI."""
+    return registry_id(service_id).rsplit("/", 1)[-1]
+
+
 def metric_of(field_name: str) -> str:
     """JSM names its SLAs; "first response" ones measure response, the rest resolution."""
     return "response" if "first response" in field_name.lower() else "resolution"
@@ -83,7 +129,7 @@ def sla_cycles(issue: Mapping[str, Any], jsm: JsmFields) -> Iterator[dict[str, A
     """One raw sla_record per completed and ongoing cycle of each SLA field of the request."""
     key = str(issue["key"])
     fields = issue["fields"]
-    service_id, _ = service_of(issue, jsm)
+    service_id = service_of(issue, jsm)[0] or None
     priority = (fields.get("priority") or {}).get("name")
     for field_id in jsm.sla:
         value = fields.get(field_id)
@@ -93,12 +139,19 @@ def sla_cycles(issue: Mapping[str, Any], jsm: JsmFields) -> Iterator[dict[str, A
         if isinstance(value.get("ongoingCycle"), dict):
             cycles.append(("ongoing", value["ongoingCycle"]))
         for number, (kind, cycle) in enumerate(cycles):
+            goal = _millis(cycle.get("goalDuration"))
             yield {
                 "key": f"{key}:{field_id}:{number}",
                 "issue_key": key,
                 "field_id": field_id,
+                "sla_name": str(value.get("name") or jsm.sla[field_id]),
+                "agreement_key": (
+                    agreement_key(field_id, goal, priority, service_id)
+                    if goal is not None
+                    else None
+                ),
                 "cycle": kind,
-                "goal_ms": _millis(cycle.get("goalDuration")),
+                "goal_ms": goal,
                 "elapsed_ms": _millis(cycle.get("elapsedTime")),
                 "breached": bool(cycle.get("breached")),
                 "start": _moment(cycle.get("startTime")),
@@ -110,19 +163,25 @@ def sla_cycles(issue: Mapping[str, Any], jsm: JsmFields) -> Iterator[dict[str, A
 
 
 def agreements(issue: Mapping[str, Any], jsm: JsmFields) -> Iterator[dict[str, Any]]:
-    """One raw agreement per (SLA field, goal) the request's cycles were measured against."""
+    """One raw agreement per (SLA field, goal, priority, service) the request's cycles report."""
     for cycle in sla_cycles(issue, jsm):
         goal = cycle["goal_ms"]
         if goal is None:
             continue
-        name = jsm.sla[cycle["field_id"]]
+        name = cycle["sla_name"]
+        priority = cycle["priority"]
+        label = (
+            f"{name} ({priority}) {goal_text(goal)}" if priority else f"{name} {goal_text(goal)}"
+        )
         yield {
-            "key": f"{cycle['field_id']}:{goal}",
-            "name": f"{name} {goal / 3_600_000:g}h",
+            "key": cycle["agreement_key"],
+            "name": label,
             "field_id": cycle["field_id"],
-            "field_name": name,
+            "field_name": jsm.sla[cycle["field_id"]],
             "goal_ms": goal,
             "metric": metric_of(name),
+            "priority": priority,
+            "service_id": cycle["service_id"],
         }
 
 
@@ -137,6 +196,6 @@ def csat(issue: Mapping[str, Any], jsm: JsmFields) -> dict[str, Any] | None:
         "key": key,
         "issue_key": key,
         "rating": int(rating),
-        "service_id": service_of(issue, jsm)[0],
+        "service_id": service_of(issue, jsm)[0] or None,
         "updated": issue["fields"].get("updated"),
     }

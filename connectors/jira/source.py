@@ -13,15 +13,19 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import structlog
+
 from config import JiraSettings, Settings
 from connectors.base import Cursor, Page, RawRecord, Stream
-from connectors.errors import FatalError, RequestRejected
+from connectors.errors import AuthError, ConnectorError, FatalError
 from connectors.jira import jsm
 from connectors.jira.client import JiraApi, JiraClient, Permission
 from connectors.jira.jql import jql_time, quote
 from connectors.jira.search import search
 
-SERVICES_PAGE = 50
+REGISTRY_PATH = "/rest/atlassian-connect/1/service-registry"
+REGISTRY_BATCH = 20  # serviceIds per call (maxItems in the platform spec)
+log = structlog.get_logger("slm_sync.jira.source")
 RequestReader = Callable[[Mapping[str, Any], jsm.JsmFields], list[dict[str, Any]]]
 _PER_REQUEST: dict[Stream, RequestReader] = {
     Stream.SLA_RECORDS: lambda issue, f: list(jsm.sla_cycles(issue, f)),
@@ -69,7 +73,7 @@ class JiraSource:
         if reader is not None:
             return self._requests(stream, reader, since, until)
         if stream is Stream.SERVICES:
-            return iter([Page(stream, self.services(), None)])
+            return iter([self.services()])
         if stream is Stream.PEOPLE:
             return iter([Page(stream, self.people(), None)])
         return iter(())  # components, relations, materials: none from Jira in this version
@@ -111,81 +115,89 @@ class JiraSource:
             start = parse_jira_time(since.updated) - timedelta(
                 seconds=self.settings.overlap_seconds
             )
-            clauses.append(f"updated >= {jql_time(start)}")
+            clauses.append(f"updated >= {jql_time(start, self.api.time_zone)}")
         if until is not None:
-            clauses.append(f"updated <= {jql_time(until + timedelta(minutes=1))}")
+            later = until + timedelta(minutes=1)
+            clauses.append(f"updated <= {jql_time(later, self.api.time_zone)}")
         return " AND ".join(clauses) + " ORDER BY updated ASC, key ASC"
 
     # ---- services and people -----------------------------------------------------------------
-    def services(self) -> list[RawRecord]:
-        """Configured services, else the JSM services listing, else those requests name."""
+    def services(self) -> Page:
+        """Configured services, else those requests name, with the registry's name and tier.
+
+        JSM documents no REST listing of its services that an API token may call: services
+        are the ones requests name in the service field, detailed (name, tier) by the
+        documented service registry (`/rest/atlassian-connect/1/service-registry`, Cloud).
+        The registry is optional: when it fails, the names on the requests stand and the page
+        carries the failure, which becomes a gap in every pack; the run goes on.
+        """
         if self.settings.services:
-            return [_service(i, n) for i, n in self.settings.services.items()]
-        if self.settings.cloud_id and self.api.deployment.value == "cloud":
-            return [self._listed(row) for row in self._listing()]
+            records = [_service(i, n) for i, n in self.settings.services.items()]
+            return Page(Stream.SERVICES, records, None)
+        named = self._named_on_requests()
+        if self.api.deployment.value != "cloud" or not named:
+            return Page(Stream.SERVICES, [_service(i, n) for i, n in named.items()], None)
+        try:
+            details = self._registry(list(named))
+        except AuthError as error:  # the registry is for Connect apps: a token may be refused
+            return self._without_registry(named, error)
+        except FatalError:
+            raise
+        except ConnectorError as error:
+            return self._without_registry(named, error)
+        records = [
+            _service(i, str(details.get(i, {}).get("name") or n), _tier(details.get(i)))
+            for i, n in named.items()
+        ]
+        return Page(Stream.SERVICES, records, None)
+
+    def _named_on_requests(self) -> dict[str, str]:
+        """Service id -> name of every service the JSM project's requests name."""
         named: dict[str, str] = {}
         for issues in search(self.api, self._jql(None, None), [self.fields.service or "summary"]):
             for issue in issues:
                 service_id, name = jsm.service_of(issue, self.fields)
-                if service_id:
-                    named.setdefault(service_id, name or service_id)
-        return [_service(i, n) for i, n in named.items()]
+                if service_id and not named.get(service_id):
+                    named[service_id] = name or service_id
+        return named
 
-    def _listing(self) -> Iterator[dict[str, Any]]:
-        offset = 0
-        while True:
-            page = self.api.call(
+    def _registry(self, service_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Service id -> the registry's entry, asked 20 ids at a time (the API's limit)."""
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(service_ids), REGISTRY_BATCH):
+            batch = service_ids[start : start + REGISTRY_BATCH]
+            by_uuid = {jsm.registry_uuid(i): i for i in batch}
+            rows = self.api.call(
                 "GET",
-                f"/jsm/api/{self.settings.cloud_id}/v1/services",
-                what="JSM services listing",
+                REGISTRY_PATH,
+                what="JSM service registry",
                 permission=Permission.BROWSE,
-                params={"offset": offset, "size": SERVICES_PAGE},
+                params={"serviceIds": [jsm.registry_id(i) for i in batch]},
             )
-            rows = list((page or {}).get("services") or [])
-            yield from rows
-            offset += len(rows)
-            if not rows or not ((page or {}).get("pagination") or {}).get("hasNext"):
-                return
+            for row in rows or []:
+                service_id = by_uuid.get(str(row.get("id", "")))
+                if service_id:
+                    found[service_id] = dict(row)
+        return found
 
-    def _listed(self, row: Mapping[str, Any]) -> RawRecord:
-        owner = self._user(str(row["owner"])) if row.get("owner") else None
-        record = _service(str(row["id"]), str(row.get("name", "")), row.get("tier"))
-        if owner:
-            record.update(
-                owner_account_id=owner.get("accountId"),
-                owner_email=owner.get("emailAddress"),
-                owner_name=owner.get("displayName"),
-            )
-        return record
+    def _without_registry(self, named: dict[str, str], error: ConnectorError) -> Page:
+        log.warning(
+            "jsm.service_registry_failed",
+            status=error.status,
+            error=str(error),
+            services=len(named),
+        )
+        gap = (
+            f"the JSM service registry could not be read ({_status(error)}): services are "
+            "the ones requests name, with the names shown on them and no tier; name them under "
+            "jira.services in the settings, or let the integration user read the registry"
+        )
+        records = [_service(i, n) for i, n in named.items()]
+        return Page(Stream.SERVICES, records, None, errors=(gap,))
 
     def people(self) -> list[RawRecord]:
-        """Users named as service owners or stakeholders in the services listing."""
-        if not (self.settings.cloud_id and self.api.deployment.value == "cloud"):
-            return []
-        ids: dict[str, None] = {}
-        for row in self._listing():
-            for account in [
-                row.get("owner"),
-                *((row.get("stakeholders") or {}).get("users") or []),
-            ]:
-                if account:
-                    ids[str(account)] = None
-        return [user for user in (self._user(account) for account in ids) if user]
-
-    def _user(self, account_id: str) -> dict[str, Any] | None:
-        cache: dict[str, dict[str, Any] | None] = self.__dict__.setdefault("_users", {})
-        if account_id not in cache:
-            try:
-                cache[account_id] = self.api.call(
-                    "GET",
-                    "user",
-                    what=f"user {account_id}",
-                    permission=Permission.USERS,
-                    params={"accountId": account_id},
-                )
-            except RequestRejected:
-                cache[account_id] = None
-        return cache[account_id]
+        """No JSM API an integration can call names service owners: none are read."""
+        return []
 
 
 def _service(service_id: str, name: str, tier: Any = None) -> dict[str, Any]:
@@ -197,6 +209,15 @@ def _service(service_id: str, name: str, tier: Any = None) -> dict[str, Any]:
         "owner_email": None,
         "owner_name": None,
     }
+
+
+def _tier(entry: Mapping[str, Any] | None) -> int | None:
+    level = ((entry or {}).get("serviceTier") or {}).get("level")
+    return level if isinstance(level, int) else None
+
+
+def _status(error: ConnectorError) -> str:
+    return f"HTTP {error.status}" if error.status else type(error).__name__
 
 
 def _iso(updated: str) -> str:

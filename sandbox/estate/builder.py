@@ -14,6 +14,7 @@ tests find them without hard-coding ids:
 | component_without_ola | sys_id of a component no OLA / underpinning contract applies to |
 | person_email_hidden | sys_id of a person (a service owner) whose email Jira Cloud hides |
 | person_not_in_jira | sys_id of a person (a component owner) with no Jira account |
+| person_not_assignable | sys_id of a person (no role; in Jira) Jira refuses as an assignee |
 | service_special_name | sys_id of the service named with quotes, `^`, `=` and non-ASCII letters |
 | service_without_csat | sys_id of a service with no CSAT answers at all |
 | ola_stricter / ola_stricter_service_sla | an availability OLA stricter than its service's SLA |
@@ -176,8 +177,11 @@ def _mark_service_gaps(estate: Estate) -> None:
     hidden = estate.person(services[0].owner or "")
     hidden.jira_email_hidden = True
     estate.deliberate["person_email_hidden"] = hidden.sys_id
-    # Two people with no role at all complete the directory (a leaver and a newcomer).
+    # Two people with no role at all complete the directory (a leaver and a newcomer, whose
+    # Jira account cannot be assigned issues yet).
     estate.people[-1].active = False
+    estate.people[-2].jira_assignable = False
+    estate.deliberate["person_not_assignable"] = estate.people[-2].sys_id
     estate.groups.append(
         Group(
             sys_id=IdSource.fixed("slm-process-owners"),

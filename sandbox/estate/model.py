@@ -21,6 +21,7 @@ class Person:
     in_jira: bool = True
     active: bool = True
     sys_updated_on: datetime = datetime(2020, 1, 1, tzinfo=UTC)
+    jira_assignable: bool = True  # lacks the Assignable user permission in Jira when False
 
 
 @dataclass

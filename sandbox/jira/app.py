@@ -13,7 +13,8 @@ Seeded content: project SLM (Task, Sub-task, Epic; empty) and the JSM project IT
 service requests derived from the estate's incidents (see ``sandbox/jira/jsm.py``); users are
 the estate's people that are in Jira, plus the service account the sandbox authenticates as.
 Field ids: see ``sandbox/jira/directory.py``. Other routes beyond ``/rest/api``:
-``/rest/servicedeskapi/request/{issueIdOrKey}/sla`` and ``/jsm/api/{cloudId}/v1/services``.
+``/rest/servicedeskapi/request/{issueIdOrKey}/sla`` and, on Cloud, the service registry
+``/rest/atlassian-connect/1/service-registry`` (see ``sandbox/jira/jsm.py``).
 
 Tests may call ``JiraApp.site.rename_subtask_type("Unteraufgabe")`` (a localized site) and
 replace ``JiraApp.site.clock`` (monotonic seconds) to step over the search index lag.
@@ -55,11 +56,10 @@ def _rules(versions: tuple[str, ...]) -> list[Rule]:
             defaults={"version": "2"},
         ),
         Rule(
-            "/jsm/api/<cloud_id>/v1/services",
-            endpoint="read.services",
+            "/rest/atlassian-connect/1/service-registry",
+            endpoint="read.service_registry",
             methods=["GET"],
-            strict_slashes=False,
-            defaults={"version": "2"},
+            defaults={"version": "3"},
         ),
     ]
 
@@ -186,7 +186,7 @@ class JiraApp:
     def _read(
         self, reader: Reader, action: str, request: Request, values: dict[str, Any]
     ) -> Response:
-        if action == "search_jql" and not self.site.cloud:
+        if action in ("search_jql", "service_registry") and not self.site.cloud:
             return self._not_found(request)
         if action == "attachment_content":
             return self._attachment_content(values["attachment_id"])

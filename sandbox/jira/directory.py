@@ -60,6 +60,7 @@ class JiraUser:
     email_hidden: bool = False
     active: bool = True
     time_zone: str = "Europe/Berlin"
+    assignable: bool = True  # holds the Assignable user permission in the projects
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ per field, as Jira reports them: ``{"errorMessages": [], "errors": {"<field>": "
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from sandbox.jira.directory import (
     JiraUser,
     ProjectDef,
 )
+from sandbox.jira.realism import TEXT_TOO_LONG
 
 __all__ = ["FieldErrors", "FieldReader", "RequestContext", "cannot_set", "label_error"]
 
@@ -57,6 +59,8 @@ class RequestContext:
     user_by_name: dict[str, JiraUser]
     service_ids: frozenset[str]
     issue_key_for: Callable[[str], str | None]  # id or key -> key of an existing issue
+    check_assignable: bool = True  # refuse assignees without the Assignable user permission
+    text_limit: int = 32767  # characters of a text field or comment (ADF: its compact JSON)
 
 
 class FieldReader:
@@ -119,6 +123,8 @@ class FieldReader:
                 self.problems.errors[name] = problem
         elif not isinstance(raw, str):
             self.problems.errors[name] = "Operation value must be a string"
+        if name not in self.problems.errors and _length(raw) > self.context.text_limit:
+            self.problems.errors[name] = TEXT_TOO_LONG.format(limit=self.context.text_limit)
         return raw
 
     def labels(self, name: str, raw: Any) -> Any:
@@ -140,6 +146,10 @@ class FieldReader:
         user = self.find_user(raw)
         if user is None:
             self.problems.errors[name] = self.no_such_user(raw)
+            return None
+        if name == "assignee" and self.context.check_assignable and not user.assignable:
+            identifier = user.account_id if self.context.cloud else user.name
+            self.problems.errors[name] = f"User '{identifier}' cannot be assigned issues."
             return None
         return user.account_id
 
@@ -195,6 +205,13 @@ class FieldReader:
         if unknown:
             self.problems.errors[name] = f"Services not found: {', '.join(unknown)}"
         return ids
+
+
+def _length(raw: Any) -> int:
+    """Characters Jira counts: a wiki string as is, an ADF document as its compact JSON."""
+    if isinstance(raw, str):
+        return len(raw)
+    return len(json.dumps(raw, separators=(",", ":"), ensure_ascii=False))
 
 
 def cannot_set(name: str) -> str:

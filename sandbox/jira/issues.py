@@ -17,7 +17,7 @@ from sandbox.jira.render import Dialect
 from sandbox.jira.site import BOT, JiraSite
 from sandbox.jira.store import Attachment, Comment, IssueLink, RemoteLink, StoredIssue
 
-__all__ = ["BULK_LIMIT", "IssueWriter", "jira_error", "not_found"]
+__all__ = ["BULK_LIMIT", "IssueWriter", "jira_error", "no_content", "not_found"]
 
 BULK_LIMIT = 50
 # Transition ids of the simplified workflow: any status can move to any other.
@@ -26,6 +26,13 @@ TRANSITIONS = {"11": "10000", "21": "3", "31": "10001"}
 
 def jira_error(status: int, messages: list[str], errors: dict[str, str] | None = None) -> Response:
     return json_response({"errorMessages": messages, "errors": errors or {}}, status)
+
+
+def no_content(status: int = 204) -> Response:
+    """An answer without a body, and so without a Content-Type, as Jira sends 204s."""
+    response = Response(status=status)
+    del response.headers["Content-Type"]
+    return response
 
 
 def not_found() -> Response:
@@ -173,10 +180,9 @@ class IssueWriter:
         self._apply_updates(values, body.get("update") or {}, reader, issue)
         if reader.problems:
             return json_response(reader.problems.body(), 400)
-        labels_changed = values.get("labels") != issue.fields.get("labels")
         issue.fields = values
-        self.site.store.touch(issue, labels_changed=labels_changed)
-        return Response(status=204)
+        self.site.store.touch(issue)
+        return no_content()
 
     def _apply_updates(
         self,
@@ -254,7 +260,7 @@ class IssueWriter:
             return json_response(reader.problems.body(), 400)
         issue.fields, issue.status_id = values, target
         self.site.store.touch(issue)
-        return Response(status=204)
+        return no_content()
 
     # ---- comments ------------------------------------------------------------------------
     def add_comment(self, issue: StoredIssue, request: Request) -> Response:
@@ -298,13 +304,22 @@ class IssueWriter:
         )
 
     def add_watcher(self, issue: StoredIssue, request: Request) -> Response:
+        """The body is one JSON string: an accountId (Cloud) or a user name (Data Center);
+        no body adds the caller. Anything else (an object, a number, bare text) is a 400."""
+        raw = request.get_data()
         identifier = _body(request)
-        user = BOT if identifier is None else self.site.user_for_identifier(str(identifier))
+        if raw.strip() and not isinstance(identifier, str):
+            wanted = "account ID" if self.site.cloud else "user name"
+            return jira_error(
+                400, [f"The request body must be the {wanted} of the user as a JSON string."]
+            )
+        user = BOT if identifier is None else self.site.user_for_identifier(identifier)
         if user is None:
             return jira_error(404, [f'The user "{identifier}" does not exist.'])
         if user.account_id not in issue.watchers:
             issue.watchers.append(user.account_id)
-        return Response(status=204)
+            self.site.store.reindex(issue)
+        return no_content()
 
     # ---- attachments ---------------------------------------------------------------------
     def add_attachments(self, issue: StoredIssue, request: Request) -> Response:
@@ -388,4 +403,4 @@ class IssueWriter:
             self.site.store.touch(issue)
         if body.get("comment"):
             self._add_comment(ends[1], body["comment"], FieldErrors())
-        return Response(status=201)
+        return no_content(201)

@@ -7,6 +7,7 @@ Supported, as real Jira spells it::
     labels = "slm:2025:svc:review"     labels in ("a", 'b')
     parent = SLM-1                     key = SLM-2      key in (SLM-1, SLM-2)  (``issuekey`` alias)
     updated >= "2024-01-01 10:00"      updated <= -5m   (also created; >, < too)
+                                       (date literals: wall time in the user's time zone)
     clause AND clause ...              ORDER BY updated [ASC|DESC], key [ASC|DESC]
 
 Strings are quoted with "..." or '...' and use backslash escapes (``\\"``, ``\\\\``) as in
@@ -21,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 __all__ = [
@@ -59,6 +60,7 @@ class JqlCatalog:
     issuetype_ids_by_name: dict[str, str]
     key_exists: Callable[[str], bool]
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    zone: tzinfo = UTC  # the searching user's time zone: date literals are its wall time
 
 
 Predicate = Callable[[SearchDoc], bool]
@@ -331,7 +333,7 @@ _UNIT = {
 def _date(value: str, field_name: str, catalog: JqlCatalog) -> datetime:
     for fmt in _DATE_FORMATS:
         try:
-            return datetime.strptime(value, fmt).replace(tzinfo=UTC)
+            return datetime.strptime(value, fmt).replace(tzinfo=catalog.zone)
         except ValueError:
             continue
     period = _PERIOD.match(value.strip())

@@ -6,10 +6,13 @@ records (resolution -> "Time to resolution", response -> "Time to first response
 ``/rest/servicedeskapi/request/{key}/sla`` returns, and "Satisfaction" where the estate has a
 CSAT answer for the incident.
 
-Services listing: JSM has no stable public REST for its service registry; the closest real
-shape is the JSM ops Services API, ``GET https://api.atlassian.com/jsm/api/{cloudId}/v1/services``
-(``offset`` / ``size``; ``{"services": [...], "pagination": {"totalCount", "hasNext"}}``), which
-the stand-in serves on its own host at ``/jsm/api/{cloudId}/v1/services`` (any cloudId).
+Services: JSM documents no REST listing of its services for API-token clients. The documented
+API is the Jira Cloud platform's service registry, ``GET /rest/atlassian-connect/1/service-registry
+?serviceIds=<ari>&...`` (1-20 ids, the graph ARIs that "b:" ids encode in base64; answers a JSON
+array of ``ServiceRegistry``: ``id`` (the ARI's uuid), ``name``, ``description``,
+``organizationId``, ``revision``, ``serviceTier``). The stand-in serves it on the Cloud site's
+host; Data Center has no such route (404). Real Cloud allows it to Connect apps only, so a token
+client should expect 403 there.
 """
 
 from __future__ import annotations
@@ -28,15 +31,17 @@ from sandbox.jira.directory import (
 )
 
 __all__ = [
+    "REGISTRY_MAX_IDS",
     "REQUESTS_MAX",
     "SLA_METRICS",
     "ServiceRequest",
+    "registry_entries",
     "service_id",
     "service_requests",
-    "services_page",
 ]
 
 REQUESTS_MAX = 120
+REGISTRY_MAX_IDS = 20  # serviceIds per service-registry call (maxItems in the platform spec)
 SITE_ID = "5f1d0c2e-7a41-4d8e-9b0e-3c6a2f9d1e77"
 # metric -> (SLA metric id, field, name), as JSM names its two default SLAs.
 SLA_METRICS = {
@@ -176,29 +181,30 @@ def _request(
     return ServiceRequest(incident, fields, status, incident.opened_at, incident.sys_updated_on)
 
 
-def services_page(
-    estate: Estate, offset: int, size: int, account_of: dict[str, str]
-) -> dict[str, Any]:
-    """One page of the JSM ops services listing, in estate order."""
-    rows = []
-    for service in estate.services[offset : offset + size]:
-        row: dict[str, Any] = {
-            "id": service_id(service),
-            "name": service.name,
-            "description": f"{service.name} ({service.number})",
-            "tier": service.tier,
-            "type": "BUSINESS_SERVICES",
-            "projects": {"ids": ["10001"]},
-        }
-        if service.owner and service.owner in account_of:
-            row["owner"] = account_of[service.owner]
-        stakeholders = [
-            account_of[p]
-            for p in (service.business_owner, service.lt_sponsor)
-            if p and p in account_of
-        ]
-        if stakeholders:
-            row["stakeholders"] = {"users": stakeholders}
-        rows.append(row)
-    total = len(estate.services)
-    return {"services": rows, "pagination": {"totalCount": total, "hasNext": offset + size < total}}
+def registry_entries(estate: Estate, service_ids: list[str]) -> list[dict[str, Any]]:
+    """The service registry's entries for these ARIs, in the order asked (unknown ones left out)."""
+    by_ari = {_ari(s): s for s in estate.services}
+    return [_registry_entry(by_ari[i]) for i in dict.fromkeys(service_ids) if i in by_ari]
+
+
+def _ari(service: Service) -> str:
+    return base64.b64decode(service_id(service)[2:]).decode()
+
+
+def _registry_entry(service: Service) -> dict[str, Any]:
+    uuid = _ari(service).rsplit("/", 1)[-1]
+    tier = service.tier
+    return {
+        "id": uuid,
+        "name": service.name,
+        "description": f"{service.name} ({service.number})",
+        "organizationId": SITE_ID,
+        "revision": "1",
+        "serviceTier": {
+            "id": f"00000000-0000-4000-8000-00000000000{tier}",
+            "level": tier,
+            "name": None,
+            "nameKey": f"service-registry.tier{tier}.name",
+            "description": None,
+        },
+    }

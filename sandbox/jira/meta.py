@@ -50,6 +50,22 @@ CREATE_SCREEN = (
     "customfield_10035",
 )
 
+# Project permissions by key: (id, name, description), as Jira's permission scheme names them.
+PROJECT_PERMISSIONS = {
+    "BROWSE_PROJECTS": ("10", "Browse Projects", "Ability to browse projects."),
+    "CREATE_ISSUES": ("11", "Create Issues", "Ability to create issues."),
+    "EDIT_ISSUES": ("12", "Edit Issues", "Ability to edit issues."),
+    "ASSIGN_ISSUES": ("13", "Assign Issues", "Ability to assign issues to other people."),
+    "ASSIGNABLE_USER": ("17", "Assignable User", "Users with this permission may be assigned."),
+    "ADD_COMMENTS": ("15", "Add Comments", "Ability to comment on issues."),
+    "CREATE_ATTACHMENTS": ("19", "Create Attachments", "Users may attach files."),
+    "MANAGE_WATCHERS": ("32", "Manage Watchers", "Ability to manage the watchers of an issue."),
+    "TRANSITION_ISSUES": ("46", "Transition Issues", "Ability to transition issues."),
+    "LINK_ISSUES": ("21", "Link Issues", "Ability to link issues together."),
+    "CLOSE_ISSUES": ("18", "Close Issues", "Ability to close issues."),
+    "RESOLVE_ISSUES": ("14", "Resolve Issues", "Ability to resolve and reopen issues."),
+}
+
 
 class MetaReader:
     def __init__(self, site: JiraSite, dialect: Dialect) -> None:
@@ -72,10 +88,39 @@ class MetaReader:
         body = self.dialect.user(BOT)
         body.update(
             locale="en_US",
+            timeZone=self.site.realism.time_zone,
             groups={"size": 1, "items": []},
             applicationRoles={"size": 1, "items": []},
         )
         return json_response(body)
+
+    def my_permissions(self, request: Request) -> Response:
+        """GET mypermissions: Cloud requires `permissions`; Data Center lists all without it."""
+        keys = [k for v in request.args.getlist("permissions") for k in v.split(",") if k]
+        if not keys and self.site.cloud:
+            return jira_error(400, ["The 'permissions' query parameter is required."])
+        unknown = [k for k in keys if k not in PROJECT_PERMISSIONS]
+        if unknown:
+            return jira_error(400, [f"Unrecognized permission keys: {', '.join(unknown)}"])
+        project_key = request.args.get("projectKey")
+        if project_key and self.site.project(project_key) is None:
+            return jira_error(404, [f"No project could be found with key '{project_key}'."])
+        denied = self.site.realism.denied_permissions
+        return json_response(
+            {
+                "permissions": {
+                    key: {
+                        "id": PROJECT_PERMISSIONS[key][0],
+                        "key": key,
+                        "name": PROJECT_PERMISSIONS[key][1],
+                        "type": "PROJECT",
+                        "description": PROJECT_PERMISSIONS[key][2],
+                        "havePermission": key not in denied,
+                    }
+                    for key in keys or PROJECT_PERMISSIONS
+                }
+            }
+        )
 
     def fields(self, request: Request) -> Response:
         return json_response([self.dialect.field(f) for f in self.site.fields.values()])

@@ -1,5 +1,5 @@
 """Reads of the Jira stand-in that page: JQL search (Cloud keyset tokens, DC offsets), user
-search by email, the JSM SLA resource and the services listing.
+search by email, the JSM SLA resource and the service registry.
 
 - Cloud ``/rest/api/3/search/jql`` (GET and POST): ``nextPageToken`` paging, no ``startAt`` or
   ``total``; the token is absent on the last page; default ``fields`` is ``id`` only.
@@ -22,7 +22,7 @@ from werkzeug.wrappers import Request, Response
 from sandbox.http import json_response, short_page
 from sandbox.jira.issues import jira_error
 from sandbox.jira.jql import JqlError, parse_jql
-from sandbox.jira.jsm import services_page
+from sandbox.jira.jsm import REGISTRY_MAX_IDS, registry_entries
 from sandbox.jira.render import Dialect
 from sandbox.jira.site import JiraSite
 from sandbox.jira.store import StoredIssue
@@ -220,7 +220,9 @@ class Reader:
             }
         )
 
-    def services(self, request: Request) -> Response:
-        offset = max(_int(request.args.get("offset"), 0), 0)
-        size = min(max(_int(request.args.get("size"), 50), 1), 100)
-        return json_response(services_page(self.site.estate, offset, size, self.site.account_of))
+    def service_registry(self, request: Request) -> Response:
+        """The platform's service registry: 1-20 `serviceIds` (ARIs) -> their entries."""
+        wanted = request.args.getlist("serviceIds")
+        if not 1 <= len(wanted) <= REGISTRY_MAX_IDS:
+            return jira_error(400, [f"serviceIds: give 1 to {REGISTRY_MAX_IDS} service ids"])
+        return json_response(registry_entries(self.site.estate, wanted))

@@ -28,6 +28,7 @@ from sandbox.jira.directory import (
 from sandbox.jira.fields import RequestContext
 from sandbox.jira.jql import JqlCatalog
 from sandbox.jira.jsm import service_id, service_requests
+from sandbox.jira.realism import JiraRealism
 from sandbox.jira.render import Dialect, jira_time, status_by_id
 from sandbox.jira.store import JiraStore, StoredIssue
 
@@ -53,7 +54,9 @@ class JiraSite:
         flavor: str,
         index_lag: Callable[[], float],
         subtask_name: str = "Sub-task",
+        realism: JiraRealism | None = None,
     ) -> None:
+        self.realism = realism or JiraRealism()
         self.estate = estate
         self.flavor = flavor
         self.cloud = flavor == "cloud"
@@ -76,7 +79,9 @@ class JiraSite:
         self.issue_types: dict[str, IssueTypeDef] = {
             t.id: t for t in issue_types(self.subtask_name)
         }
-        self.store = JiraStore(lambda: self.clock(), self.index_lag)
+        self.store = JiraStore(
+            lambda: self.clock(), self.index_lag, lambda: self.realism.lag_everything
+        )
         for request in service_requests(self.estate, self.account_of):
             self.store.add(
                 "ITSD",
@@ -119,11 +124,18 @@ class JiraSite:
             self.by_name,
             frozenset(self.services),
             key_for,
+            self.realism.assignable_check,
+            self.realism.text_limit,
         )
 
     def catalog(self) -> JqlCatalog:
         names = {t.name: t.id for t in self.issue_types.values()}
-        return JqlCatalog(frozenset(self.projects), names, lambda key: key in self.store.issues)
+        return JqlCatalog(
+            frozenset(self.projects),
+            names,
+            lambda key: key in self.store.issues,
+            zone=self.realism.zone,
+        )
 
     def user_for_identifier(self, identifier: str) -> JiraUser | None:
         """A user by this flavour's identifier: accountId on Cloud, name (or key) on DC."""
@@ -295,6 +307,7 @@ def _users(estate: Estate) -> list[JiraUser]:
             p.email,
             p.jira_email_hidden,
             p.active,
+            assignable=p.jira_assignable,
         )
         for index, p in enumerate(people)
     ]

@@ -1,15 +1,17 @@
 """The Jira stand-in's mutable state: issues, comments, watchers, attachments and links.
 
-The store also plays the search index: what JQL sees of an issue's labels lags behind the issue
-by ``index_lag`` seconds after each change, as Jira's index does; a GET by key sees the change
-at once.
+The store also plays the search index. Every change queues a copy of the issue that reaches the
+index ``index_lag`` seconds later, as Jira's index does; a GET by key sees the change at once.
+With ``lag_everything`` (real Jira) search finds a new issue only once its first copy arrived
+and shows every field as the index has it; without, only labels lag (search matches the index's
+labels) and everything else is read live.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -79,9 +81,9 @@ class StoredIssue:
     attachments: list[Attachment] = field(default_factory=list)
     remote_links: list[RemoteLink] = field(default_factory=list)
     seeded: bool = False
-    # The search index's view of the labels and when the current labels reach it.
-    indexed_labels: tuple[str, ...] = ()
-    labels_indexed_at: float = 0.0
+    # The search index's copy (None: not indexed yet) and copies on their way, by arrival time.
+    indexed: StoredIssue | None = field(default=None, repr=False)
+    pending: list[tuple[float, StoredIssue]] = field(default_factory=list, repr=False)
 
     @property
     def labels(self) -> list[str]:
@@ -92,14 +94,33 @@ class StoredIssue:
         parent = self.fields.get("parent")
         return str(parent) if parent else None
 
+    def snapshot(self) -> StoredIssue:
+        """A copy as the index keeps it (fields and lists copied; their items are not mutated)."""
+        return replace(
+            self,
+            fields=dict(self.fields),
+            comments=list(self.comments),
+            watchers=list(self.watchers),
+            attachments=list(self.attachments),
+            remote_links=list(self.remote_links),
+            indexed=None,
+            pending=[],
+        )
+
 
 class JiraStore:
-    """Issues by key and id, with monotonic ids and the lagging label index."""
+    """Issues by key and id, with monotonic ids and the lagging search index."""
 
-    def __init__(self, clock: Callable[[], float], index_lag: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        index_lag: Callable[[], float],
+        lag_everything: Callable[[], bool] = lambda: True,
+    ) -> None:
         self.lock = threading.RLock()
         self.clock = clock
         self.index_lag = index_lag
+        self.lag_everything = lag_everything
         self.issues: dict[str, StoredIssue] = {}
         self.by_id: dict[int, StoredIssue] = {}
         self.links: list[IssueLink] = []
@@ -140,7 +161,7 @@ class JiraStore:
         )
         self.issues[issue.key] = issue
         self.by_id[issue.id] = issue
-        self._labels_changed(issue, lag=0.0 if seeded else None)
+        self.reindex(issue, lag=0.0 if seeded else None)
         return issue
 
     def find(self, id_or_key: str) -> StoredIssue | None:
@@ -148,34 +169,51 @@ class JiraStore:
             return self.by_id.get(int(id_or_key))
         return self.issues.get(id_or_key.upper())
 
-    def touch(self, issue: StoredIssue, *, labels_changed: bool = False) -> None:
+    def touch(self, issue: StoredIssue) -> None:
+        """The issue changed: a new `updated` time, and a copy on its way to the index."""
         issue.updated = datetime.now(UTC)
-        if labels_changed:
-            self._labels_changed(issue)
+        self.reindex(issue)
 
-    def _labels_changed(self, issue: StoredIssue, lag: float | None = None) -> None:
+    def reindex(self, issue: StoredIssue, lag: float | None = None) -> None:
+        """Queue the issue as it is now for the index (at once if the lag is 0)."""
         delay = self.index_lag() if lag is None else lag
-        issue.labels_indexed_at = self.clock() + delay
         if delay <= 0:
-            issue.indexed_labels = tuple(issue.labels)
+            issue.indexed, issue.pending = issue.snapshot(), []
+        else:
+            issue.pending.append((self.clock() + delay, issue.snapshot()))
 
-    def search_docs(self, fresh_ids: frozenset[int] = frozenset()) -> Iterator[SearchDoc]:
-        """What the index holds now; issues in ``fresh_ids`` are read through (reconcileIssues)."""
-        now = self.clock()
+    def search_view(
+        self, fresh_ids: frozenset[int] = frozenset()
+    ) -> Iterator[tuple[SearchDoc, StoredIssue]]:
+        """What search sees now: (index entry, issue to render) for each issue it finds.
+
+        Issues in ``fresh_ids`` are read through the lag (Cloud's ``reconcileIssues``).
+        """
+        now, everything = self.clock(), self.lag_everything()
         for issue in self.issues.values():
-            if issue.id in fresh_ids or now >= issue.labels_indexed_at:
-                issue.indexed_labels = tuple(issue.labels)
-            yield SearchDoc(
-                issue.id,
-                issue.key,
-                issue.project,
-                issue.issuetype_id,
-                issue.indexed_labels,
-                issue.parent_key,
-                issue.created,
-                issue.updated,
-            )
+            if issue.id in fresh_ids:
+                issue.indexed, issue.pending = issue.snapshot(), []
+            while issue.pending and issue.pending[0][0] <= now:
+                issue.indexed = issue.pending.pop(0)[1]
+            seen = issue.indexed if everything else issue
+            if seen is None:
+                continue
+            labels = issue.indexed.labels if issue.indexed is not None else []
+            yield _doc(seen, tuple(labels)), seen
 
     def created(self) -> Iterator[StoredIssue]:
         """Issues created through the API (not the seeded ones)."""
         return (issue for issue in self.issues.values() if not issue.seeded)
+
+
+def _doc(issue: StoredIssue, labels: tuple[str, ...]) -> SearchDoc:
+    return SearchDoc(
+        issue.id,
+        issue.key,
+        issue.project,
+        issue.issuetype_id,
+        labels,
+        issue.parent_key,
+        issue.created,
+        issue.updated,
+    )

@@ -126,6 +126,7 @@ def test_jsm_cycle_with_epoch_and_null_stop(jira_mapping: SystemMapping) -> None
         "key": "ITSD-1:customfield_10030:1",
         "issue_key": "ITSD-1",
         "field_id": "customfield_10030",
+        "agreement_key": "customfield_10030:14400000:High:b:abc",
         "cycle": "ongoing",
         "goal_ms": 14400000,
         "elapsed_ms": 5640000,
@@ -138,5 +139,5 @@ def test_jsm_cycle_with_epoch_and_null_stop(jira_mapping: SystemMapping) -> None
     }
     (record,) = jira_mapping.map("sla_record", [row]).of(SlaRecord)
     assert record.stop is None
-    assert record.agreement_key == "customfield_10030:14400000"
+    assert record.agreement_key == "customfield_10030:14400000:High:b:abc"
     assert record.start == datetime(2015, 10, 10, 12, 15, 23, tzinfo=UTC)

@@ -14,8 +14,10 @@ from typing import Any
 import pytest
 import requests
 
+from connectors.jira import jsm
+from connectors.jira.jsm import JsmFields, registry_id, registry_uuid
 from mapping import MapResult, ServiceDraft, SystemMapping, assemble
-from review import Agreement, CsatResponse, Metric, Person, Service, SlaRecord
+from review import Agreement, CsatResponse, Metric, Service, SlaRecord
 from sandbox import Sandbox
 
 AUTH = ("slm-bot@example.com", "api-token")
@@ -26,47 +28,14 @@ SLA_FIELDS = {
 }
 
 
-def sla_cycles(issue: dict[str, Any], field_id: str, value: dict[str, Any]) -> list[dict[str, Any]]:
-    """One sla_record per cycle of one SLA field value, as the connector emits them."""
-    fields = issue.get("fields", {})
-    common = {
-        "issue_key": issue["key"],
-        "field_id": field_id,
-        "priority": (fields.get("priority") or {}).get("name"),
-        "service_id": next((s["id"] for s in fields.get("customfield_10033") or []), None),
-        "updated": fields.get("updated"),
-    }
-    cycles = [(c, "completed") for c in value.get("completedCycles", [])]
-    if value.get("ongoingCycle"):
-        cycles.append((value["ongoingCycle"], "ongoing"))
-    return [
-        {
-            **common,
-            "key": f"{issue['key']}:{field_id}:{n}",
-            "cycle": kind,
-            "goal_ms": cycle["goalDuration"]["millis"],
-            "elapsed_ms": cycle["elapsedTime"]["millis"],
-            "breached": cycle["breached"],
-            "start": cycle["startTime"]["jira"],
-            "stop": cycle["stopTime"]["epochMillis"] if "stopTime" in cycle else None,
-        }
-        for n, (cycle, kind) in enumerate(cycles, start=1)
-    ]
+JSM_FIELDS = JsmFields(
+    sla=SLA_FIELDS, service="customfield_10033", satisfaction="customfield_10032"
+)
 
 
-def agreements_of(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    goals = {(r["field_id"], r["goal_ms"]) for r in records}
-    return [
-        {
-            "key": f"{field_id}:{goal}",
-            "name": f"{SLA_FIELDS[field_id]} {goal / 3_600_000:g}h",
-            "field_id": field_id,
-            "field_name": SLA_FIELDS[field_id],
-            "goal_ms": goal,
-            "metric": "response" if "first response" in SLA_FIELDS[field_id] else "resolution",
-        }
-        for field_id, goal in sorted(goals)
-    ]
+def unique(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Records once per key, as the connector emits agreements repeated across requests."""
+    return list({r["key"]: r for r in records}.values())
 
 
 @dataclass
@@ -97,68 +66,43 @@ def search_itsd(base: str) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def mapped(mapping_sandbox: Sandbox, jira_mapping: SystemMapping) -> Mapped:
     base = mapping_sandbox.jira_url
-    listing = requests.get(f"{base}/jsm/api/site/v1/services", params={"size": 50}, auth=AUTH)
-    users: dict[str, dict[str, Any]] = {}
-    for service in listing.json()["services"]:
-        if "owner" in service:
-            user = requests.get(
-                f"{base}/rest/api/3/user", params={"accountId": service["owner"]}, auth=AUTH
-            )
-            users[service["owner"]] = user.json()
-    services = [
-        {
-            "id": s["id"],
-            "name": s["name"],
-            "tier": s.get("tier"),
-            "owner_account_id": s.get("owner"),
-            "owner_email": users.get(s.get("owner", ""), {}).get("emailAddress"),
-            "owner_name": users.get(s.get("owner", ""), {}).get("displayName"),
-        }
-        for s in listing.json()["services"]
-    ]
     issues = search_itsd(base)
-    records = [
-        record
+    named = {
+        service["id"]: service["name"]
         for issue in issues
-        for field_id in SLA_FIELDS
-        if issue["fields"].get(field_id)
-        for record in sla_cycles(issue, field_id, issue["fields"][field_id])
-    ]
-    answers = [
-        {
-            "key": i["key"],
-            "issue_key": i["key"],
-            "rating": i["fields"]["customfield_10032"]["rating"],
-            "service_id": next((s["id"] for s in i["fields"]["customfield_10033"]), None),
-            "updated": i["fields"]["updated"],
-        }
-        for i in issues
-        if i["fields"].get("customfield_10032")
-    ]
+        for service in issue["fields"].get("customfield_10033") or []
+    }
+    registry = requests.get(
+        f"{base}/rest/atlassian-connect/1/service-registry",
+        params={"serviceIds": [registry_id(i) for i in named][:20]},
+        auth=AUTH,
+        timeout=10,
+    ).json()
+    tiers = {row["id"]: row["serviceTier"]["level"] for row in registry}
+    services = [{"id": i, "name": n, "tier": tiers.get(registry_uuid(i))} for i, n in named.items()]
+    records = [r for issue in issues for r in jsm.sla_cycles(issue, JSM_FIELDS)]
+    agreements = unique([a for issue in issues for a in jsm.agreements(issue, JSM_FIELDS)])
+    answers = [a for a in (jsm.csat(issue, JSM_FIELDS) for issue in issues) if a]
     m = jira_mapping
-    people = m.map("person", list(users.values())).by_id(Person)
     return Mapped(
         issues=issues,
-        services=assemble(m.map("service", services).of(ServiceDraft), [], people),
-        agreements=m.map("agreement", agreements_of(records)),
+        services=assemble(m.map("service", services).of(ServiceDraft), [], {}),
+        agreements=m.map("agreement", agreements),
         sla_records=m.map("sla_record", records),
         csat=m.map("csat_response", answers),
     )
 
 
-def test_jsm_services_with_owners(mapped: Mapped, mapping_sandbox: Sandbox) -> None:
-    """Every JSM service maps with name, tier and its owner (hidden email: name, no email)."""
-    estate = mapping_sandbox.estate
-    assert [(s.name, s.tier) for s in mapped.services] == [
-        (s.name, s.tier) for s in estate.services
-    ]
-    for seeded, service in zip(estate.services, mapped.services, strict=True):
-        owner = estate.person(seeded.owner) if seeded.owner else None
-        if owner is None:
-            assert service.owner is None
-            continue
-        assert service.owner is not None and service.owner.name == owner.name
-        assert service.owner.email == (None if owner.jira_email_hidden else owner.email)
+def test_jsm_services_named_on_requests_with_registry_tiers(
+    mapped: Mapped, mapping_sandbox: Sandbox
+) -> None:
+    """Services the requests name map with their name and the registry's tier; no owner (no
+    JSM API names one)."""
+    seeded = {s.name: s.tier for s in mapping_sandbox.estate.services}
+    assert mapped.services
+    for service in mapped.services:
+        assert service.tier == seeded[service.name]
+        assert service.owner is None
 
 
 def test_jsm_sla_cycles_match_the_seeded_task_slas(
@@ -188,16 +132,21 @@ def test_jsm_sla_cycles_match_the_seeded_task_slas(
         assert record.stop == seed.end_time
         goal = agreements[seed.sla].duration
         assert goal is not None
-        assert record.agreement_key.endswith(f":{int(goal.total_seconds() * 1000)}")
+        assert f":{int(goal.total_seconds() * 1000)}:" in record.agreement_key
         if seed.end_time is not None:
             assert record.breached == seed.has_breached
         assert record.service_key == issues[record.task_ref]["fields"]["customfield_10033"][0]["id"]
 
 
 def test_jsm_agreements_per_goal(mapped: Mapped) -> None:
-    """Each (SLA field, goal) becomes one agreement with its window and the configured target."""
+    """Each (SLA field, goal, priority, service) becomes one agreement of that service, with its
+    window, priority and the configured target; its SLA records point at it."""
     agreements = mapped.agreements.of(Agreement)
     assert agreements and mapped.agreements.skipped == []
+    by_key = {a.key: a for a in agreements}
+    for record in mapped.sla_records.of(SlaRecord):
+        agreement = by_key[record.agreement_key]
+        assert (agreement.service_key, agreement.priority) == (record.service_key, record.priority)
     keys = {r.agreement_key for r in mapped.sla_records.of(SlaRecord)}
     assert {a.key for a in agreements} == keys
     for agreement in agreements:
@@ -218,12 +167,9 @@ def test_official_jsm_sla_example(
     jsm_sla_example: dict[str, Any], jira_mapping: SystemMapping
 ) -> None:
     """Atlassian's SLA example: 2 completed + 1 ongoing cycle per SLA, +0700 times read as UTC."""
-    issue = {"key": "HELPDESK-1", "fields": {"priority": {"name": "High"}}}
-    records = [
-        record
-        for field_id, value in zip(SLA_FIELDS, reversed(jsm_sla_example["values"]), strict=False)
-        for record in sla_cycles(issue, field_id, value)
-    ]
+    values = dict(zip(SLA_FIELDS, reversed(jsm_sla_example["values"]), strict=False))
+    issue = {"key": "HELPDESK-1", "fields": {"priority": {"name": "High"}, **values}}
+    records = list(jsm.sla_cycles(issue, JSM_FIELDS))
     mapped = jira_mapping.map("sla_record", records).of(SlaRecord)
     response = [r for r in mapped if "customfield_10031" in r.key]
     assert [(r.breached, r.stop is None) for r in response] == [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 from collections.abc import Callable
 from typing import Any
@@ -11,6 +12,7 @@ import requests
 from jira import JIRA
 
 from sandbox.estate.model import Estate
+from sandbox.jira.jsm import service_id
 
 
 def test_cloud_user_search_by_email_hides_private_emails(cloud_http: Any, estate: Estate) -> None:
@@ -39,20 +41,24 @@ def test_person_not_in_jira_is_not_found(cloud_http: Any, estate: Estate) -> Non
     assert cloud_http.get("/rest/api/3/user/search", params={"query": missing.email}).json() == []
 
 
-def test_services_listing_pages_the_estate_services(cloud_http: Any, estate: Estate) -> None:
-    """The JSM services listing pages every estate service, names unchanged (quotes, non-ASCII)."""
-    names: list[str] = []
-    offset = 0
-    while True:
-        body = cloud_http.get(
-            "/jsm/api/any-cloud-id/v1/services", params={"offset": offset, "size": 5}
-        ).json()
-        names += [s["name"] for s in body["services"]]
-        offset += 5
-        if not body["pagination"]["hasNext"]:
-            break
-    assert names == [s.name for s in estate.services]
-    assert estate.service(estate.deliberate["service_special_name"]).name in names
+def test_service_registry_answers_the_asked_services(
+    cloud_http: Any, dc_http: Any, estate: Estate
+) -> None:
+    """The documented service registry (Cloud) returns the asked ARIs' entries with name and
+    tier, names unchanged (quotes, non-ASCII), unknown ids left out; more than 20 ids is a 400;
+    Data Center has no such route (404)."""
+    aris = [base64.b64decode(service_id(s)[2:]).decode() for s in estate.services[:5]]
+    path = "/rest/atlassian-connect/1/service-registry"
+    rows = cloud_http.get(path, params={"serviceIds": [*aris, "ari:cloud:graph::service/x/y"]})
+    assert [(r["name"], r["serviceTier"]["level"]) for r in rows.json()] == [
+        (s.name, s.tier) for s in estate.services[:5]
+    ]
+    assert [r["id"] for r in rows.json()] == [a.rsplit("/", 1)[-1] for a in aris]
+    assert cloud_http.get(path, params={"serviceIds": aris * 5}).status_code == 400
+    special = estate.service(estate.deliberate["service_special_name"])
+    ari = base64.b64decode(service_id(special)[2:]).decode()
+    assert cloud_http.get(path, params={"serviceIds": [ari]}).json()[0]["name"] == special.name
+    assert dc_http.get(path, params={"serviceIds": aris[:1]}).status_code == 404
 
 
 @pytest.mark.parametrize(("flavor", "version"), [("cloud", "3"), ("datacenter", "2")])
