@@ -108,6 +108,18 @@ class ServiceNowSettings(Section):
     filters: dict[ServiceNowStream, str] = Field(
         default_factory=dict, description="per stream: an encoded query ANDed to every read"
     )
+    default_targets: dict[str, float] = Field(
+        default_factory=lambda: {"SLA": 95.0, "OLA": 97.0, "Underpinning contract": 99.0},
+        description="target % per contract_sla type where no service commitment gives one",
+    )
+
+    @field_validator("default_targets")
+    @classmethod
+    def _percentages(cls, value: dict[str, float]) -> dict[str, float]:
+        wrong = [f"{kind}: {target}" for kind, target in value.items() if not 0 < target <= 100]
+        if wrong:
+            raise ValueError(f"targets are percentages above 0, at most 100 ({', '.join(wrong)})")
+        return value
 
     @field_validator("instance")
     @classmethod

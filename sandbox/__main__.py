@@ -35,6 +35,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--index-lag-ms", type=float, default=300.0)
     serve.add_argument(
+        "--invalid-query-returns-no-rows",
+        action="store_true",
+        help="ServiceNow: glide.invalid_query.returns_no_rows=true (a query naming an unknown "
+        "field matches no row)",
+    )
+    serve.add_argument(
+        "--servicenow-custom-fields",
+        action="store_true",
+        help="ServiceNow: a customised instance whose stock tables also serve the seeded u_ fields",
+    )
+    serve.add_argument(
         "--jira-subtask-name",
         default="Sub-task",
         help="the sub-task issue type's name, as a localized site shows it (e.g. Unteraufgabe)",
@@ -61,6 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     except KnobError as error:
         print(f"python -m sandbox: {error}", file=sys.stderr)
         return 2
+    sandbox.knobs.update(
+        {
+            "invalid_query_returns_no_rows": args.invalid_query_returns_no_rows,
+            "servicenow_custom_fields": args.servicenow_custom_fields,
+        }
+    )
     stopping = threading.Event()
 
     def stop(signum: int, frame: FrameType | None) -> None:

@@ -1,13 +1,18 @@
 """ServiceNow as a source: raw records of every stream, page by page, with commit-able cursors.
 
-Plain table streams (service, relation, agreement, sla_record) are keyset reads. The others
-add derived `slm_` fields (see the shapes in the module docs of `connectors.servicenow`):
+Plain table streams (service, relation, sla_record) are keyset reads. The others add derived
+`slm_` fields (see the shapes in the module docs of `connectors.servicenow`):
+
+- agreement: keyset reads of `contract_sla` plus the target and subject Service Portfolio
+  Management gives (`slm_target_percentage`, `slm_target_source`, `slm_applies_to`,
+  `slm_commitment_type`; see `connectors.servicenow.commitments`);
 
 - component: the CIs a "Depends on::Used by" walk reaches from the services, with
   `slm_service_ids` and `slm_depends_on`; always read whole (a relation change anywhere can
   change it), so its pages carry no cursor;
-- person: the `sys_user` records the services and components name (owner, business owner, LT
-  sponsor, manager), fetched in `sys_idIN` batches and cached; no cursor either;
+- person: the `sys_user` records the services and components name (owner, manager, and custom
+  `u_` people fields configured in `servicenow.fields`), fetched in `sys_idIN` batches and
+  cached; no cursor either;
 - csat_response: `asmt_metric_result` rows plus `slm_service_id`, the service of the task the
   answer is about (looked up per page in one batch per source table);
 - material: `kb_knowledge` and `problem` rows merged in keyset order (so one cursor covers
@@ -28,26 +33,23 @@ from itertools import islice
 from config import ServiceNowSettings, Settings
 from connectors.base import Cursor, Page, Stream
 from connectors.servicenow.client import Record, TableClient
+from connectors.servicenow.commitments import CommitmentReader
 from connectors.servicenow.guard import Guard
 from connectors.servicenow.lookup import BatchLookup
 from connectors.servicenow.paging import KeysetPager, TablePage
 from connectors.servicenow.streams import (
+    MATERIAL_LINKS,
     MATERIAL_SERVICE_FIELDS,
-    PERSON_REFERENCES,
     StreamSpec,
     fields_for,
+    material_spec,
+    person_references,
     spec_for,
 )
 from connectors.servicenow.walk import DependencyWalk, relation_type_id
 from connectors.servicenow.wiring import build_client, build_guard
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
-# Only materials linked to a service or CI: a condition on a field an instance lacks
-# (u_business_service) is dropped by the Table API, leaving the other alternative.
-MATERIAL_LINKS = {
-    "knowledge": "cmdb_ciISNOTEMPTY^ORu_business_serviceISNOTEMPTY",
-    "problem": "business_serviceISNOTEMPTY^ORcmdb_ciISNOTEMPTY",
-}
 
 
 class ServiceNowSource:
@@ -72,6 +74,7 @@ class ServiceNowSource:
         )
         self._task_services: dict[str, BatchLookup] = {}
         self._type_id: str | None = None
+        self.commitments = CommitmentReader(client, guard, settings)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ServiceNowSource:
@@ -93,6 +96,8 @@ class ServiceNowSource:
             yield from self._csat(since, bound)
         elif stream is Stream.MATERIALS:
             yield from self._materials(since, bound)
+        elif stream is Stream.AGREEMENTS:
+            yield from self._agreements(since, bound)
         else:
             for page in self._pager(spec_for(self.settings, stream), since, bound).pages():
                 yield _page(stream, page)
@@ -103,6 +108,7 @@ class ServiceNowSource:
         for lookup in self._task_services.values():
             lookup.forget()
         self._type_id = None
+        self.commitments.forget()
 
     # --- streams --------------------------------------------------------------------------------
 
@@ -166,10 +172,17 @@ class ServiceNowSource:
         components, _ = self._reached_components(services)
         named: dict[str, None] = {}
         for row in [*services, *components]:
-            named.update((row.get(f) or "", None) for f in PERSON_REFERENCES)
+            named.update((row.get(f) or "", None) for f in person_references(self.settings))
         found = self.people.fetch(named)
         rows = list(found.values())
         yield from _chunks(Stream.PEOPLE, rows, self.settings.page_size, [])
+
+    def _agreements(self, since: Cursor | None, until: str) -> Iterator[Page]:
+        """contract_sla rows plus their SPM target and subject (see `commitments`)."""
+        spec = spec_for(self.settings, Stream.AGREEMENTS)
+        for page in self._pager(spec, since, until).pages():
+            records = self.commitments.enrich(page.records)
+            yield Page(Stream.AGREEMENTS, records, page.cursor, tuple(page.errors))
 
     def _csat(self, since: Cursor | None, until: str) -> Iterator[Page]:
         spec = spec_for(self.settings, Stream.CSAT)
@@ -224,13 +237,12 @@ class ServiceNowSource:
     def _material_rows(
         self, kind: str, table: str, since: Cursor | None, until: str, extra: str
     ) -> Iterator[tuple[Record, tuple[str, ...]]]:
-        base = spec_for(self.settings, Stream.MATERIALS)
-        admin = self.settings.filters.get("material", "")
-        spec = StreamSpec(table, base.fields, admin)
+        spec = material_spec(self.settings, kind, table)
+        links = MATERIAL_SERVICE_FIELDS[kind]
         for page in self._pager(spec, since, until, extra).pages():
             errors = tuple(page.errors)
             for index, row in enumerate(page.records):
-                service = next((row.get(f) for f in MATERIAL_SERVICE_FIELDS if row.get(f)), "")
+                service = next((row.get(f) for f in links if row.get(f)), "")
                 record = {**row, "slm_kind": kind, "slm_service_id": service}
                 yield record, errors if index == 0 else ()
 

@@ -166,6 +166,7 @@ def _add_services(estate: Estate, rng: random.Random, ids: IdSource, count: int)
         )
     _mark_service_gaps(estate)
     _add_offerings(estate, rng, ids)
+    _assign_csdm_classes(estate)
 
 
 def _mark_service_gaps(estate: Estate) -> None:
@@ -191,6 +192,14 @@ def _mark_service_gaps(estate: Estate) -> None:
             sys_updated_on=estate.now - timedelta(days=200),
         )
     )
+
+
+def _assign_csdm_classes(estate: Estate) -> None:
+    """Some services are CSDM business or technical services (tables extending cmdb_ci_service);
+    drawn from no random numbers, so the rest of the estate stays as it was."""
+    classes = ("cmdb_ci_service", "cmdb_ci_service_business", "cmdb_ci_service_technical")
+    for index, service in enumerate(estate.services):
+        service.sys_class_name = classes[index % 3]
 
 
 def _add_offerings(estate: Estate, rng: random.Random, ids: IdSource) -> None:

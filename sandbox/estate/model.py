@@ -45,6 +45,8 @@ class Service:
     lt_sponsor: str | None
     support_group: str | None
     sys_updated_on: datetime
+    # CSDM class: cmdb_ci_service, cmdb_ci_service_business or cmdb_ci_service_technical
+    sys_class_name: str = "cmdb_ci_service"
 
 
 @dataclass

@@ -86,6 +86,10 @@ class Knobs:
     faults: FaultSpec | None = None
     index_lag_ms: float = 300.0
     rejected_password: str = "wrong-password"
+    # ServiceNow: glide.invalid_query.returns_no_rows (a query naming an unknown field matches
+    # no row instead of dropping the condition), and whether stock tables serve `u_` fields.
+    invalid_query_returns_no_rows: bool = False
+    servicenow_custom_fields: bool = False
     generation: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -94,7 +98,7 @@ class Knobs:
         faults, index_lag_ms, rejected_password); spec strings as in the module docstring."""
         unknown = set(changes) - {
             "latency_ms", "jitter_ms", "latency", "rate_limit", "faults", "index_lag_ms",
-            "rejected_password",
+            "rejected_password", "invalid_query_returns_no_rows", "servicenow_custom_fields",
         }  # fmt: skip
         if unknown:
             raise KnobError(f"unknown knob(s): {', '.join(sorted(unknown))}")
@@ -109,6 +113,9 @@ class Knobs:
                 self.faults = parse_faults(changes["faults"])
             self.index_lag_ms = float(changes.get("index_lag_ms", self.index_lag_ms))
             self.rejected_password = str(changes.get("rejected_password", self.rejected_password))
+            for flag in ("invalid_query_returns_no_rows", "servicenow_custom_fields"):
+                if flag in changes:
+                    setattr(self, flag, _flag(flag, changes[flag]))
             self.generation += 1
 
     def describe(self) -> dict[str, Any]:
@@ -122,7 +129,15 @@ class Knobs:
             },
             "faults": None if self.faults is None else _describe_faults(self.faults),
             "index_lag_ms": self.index_lag_ms,
+            "invalid_query_returns_no_rows": self.invalid_query_returns_no_rows,
+            "servicenow_custom_fields": self.servicenow_custom_fields,
         }
+
+
+def _flag(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise KnobError(f"{name} {value!r}: expected true or false")
 
 
 def _describe_faults(faults: FaultSpec) -> dict[str, Any]:

@@ -12,6 +12,12 @@ Routes (Basic auth with any user and password except `knobs.rejected_password`, 
 Every table accepts writes (the sandbox user is an admin), so tests can change source data over
 HTTP; in-process, `app.insert(table, **fields)` and `app.update(table, sys_id, **fields)` stamp
 `sys_updated_on` with `app.clock` (None = wall time; set a datetime to place writes in a second).
+
+The schema is a stock instance's: stock tables serve no `u_` field (knob
+`servicenow_custom_fields` makes the instance "customised" with the seeded `u_` fields), Service
+Portfolio Management's commitment tables are there, `sys_db_object` / `sys_dictionary` describe
+every table, and knob `invalid_query_returns_no_rows` is the instance property
+`glide.invalid_query.returns_no_rows`.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from sandbox.http.knobs import Knobs
 from sandbox.servicenow.aggregate import aggregate
 from sandbox.servicenow.listing import link_header, parse_limit, parse_offset, select
 from sandbox.servicenow.render import RowRenderer
+from sandbox.servicenow.schema import SCHEMA_TABLES, refresh_schema
 from sandbox.servicenow.seed import seed_store
 from sandbox.servicenow.store import Row, TableStore
 from sandbox.servicenow.tables import is_writable_new_table
@@ -116,6 +123,7 @@ class ServiceNowApp:
         denied = self._authenticate(request)
         if denied is not None:
             return denied
+        self.store.custom_fields = self.knobs.servicenow_custom_fields
         table = values.get("table")
         if table is not None and not self._table_ok(table, endpoint == "create"):
             return failure(400, f"Invalid table {table}")
@@ -154,6 +162,8 @@ class ServiceNowApp:
     def _list(self, request: Request, table: str) -> Response:
         args = request.args
         count = args.get("sysparm_no_count", "false").lower() != "true"
+        if table in SCHEMA_TABLES:
+            refresh_schema(self.store)
         page = select(
             self.store,
             table,
@@ -161,6 +171,7 @@ class ServiceNowApp:
             parse_limit(args.get("sysparm_limit")),
             parse_offset(args.get("sysparm_offset")),
             count,
+            self.knobs.invalid_query_returns_no_rows,
         )
         rows = page.rows
         if short_page(request) and len(rows) > 1:

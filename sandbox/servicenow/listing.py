@@ -13,7 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from sandbox.servicenow.query import EncodedQuery, compile_filter, parse_query
+from sandbox.servicenow.query import (
+    EncodedQuery,
+    compile_filter,
+    names_unknown_field,
+    parse_query,
+)
 from sandbox.servicenow.store import Row, TableStore
 
 MAX_LIMIT = 10000
@@ -29,9 +34,19 @@ class Page:
 
 
 def select(
-    store: TableStore, table: str, query_text: str, limit: int, offset: int, count: bool
+    store: TableStore,
+    table: str,
+    query_text: str,
+    limit: int,
+    offset: int,
+    count: bool,
+    invalid_returns_no_rows: bool = False,
 ) -> Page:
     query = parse_query(query_text)
+    if invalid_returns_no_rows and names_unknown_field(
+        query, lambda name: store.is_field(table, name)
+    ):
+        return _page([], limit, offset, counted=count)
     matches = compile_filter(query, lambda name: store.is_field(table, name), store.get_path)
     order = [(name, desc) for name, desc in query.order_by if store.is_field(table, name)]
     rows = _ordered(store, table, order, _lower_bound(query))

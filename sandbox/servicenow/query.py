@@ -20,7 +20,9 @@ A literal caret inside a value is written `^^` (a single `^` always separates pa
 `name=A^^B` matches the name "A^B". Clients must double every caret of a value they embed.
 
 A condition on a field the table does not have is dropped silently, as the real Table API does
-by default (no `sysparm_query_no_domain`/strict mode here): the query then matches more rows.
+by default: the query then matches more rows. With the instance property
+`glide.invalid_query.returns_no_rows` (knob `invalid_query_returns_no_rows`) such a query
+matches no row at all (`names_unknown_field` tells).
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["Condition", "EncodedQuery", "compile_filter", "parse_query"]
+__all__ = [
+    "Condition", "EncodedQuery", "compile_filter", "names_unknown_field", "parse_query",
+]  # fmt: skip
 
 Record = dict[str, str]
 Getter = Callable[[Record, str], str]
@@ -140,6 +144,11 @@ def compile_filter(
         return any(all(any(test(record) for test in term) for term in terms) for terms in groups)
 
     return matches
+
+
+def names_unknown_field(query: EncodedQuery, is_field: Callable[[str], bool]) -> bool:
+    """Whether a condition names a field the table lacks (an invalid query)."""
+    return any(not is_field(c.field) for group in query.groups for term in group for c in term)
 
 
 def _number(text: str) -> float | None:

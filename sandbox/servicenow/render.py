@@ -44,8 +44,10 @@ class RowRenderer:
         names = self.fields if self.fields is not None else list(row)
         out: dict[str, Any] = {}
         for name in names:
-            if self.fields is not None and not self.store.is_field(table, name):
-                continue  # unknown fields are left out of the result
+            if (self.fields is not None or name.startswith("u_")) and not self.store.is_field(
+                table, name
+            ):
+                continue  # unknown fields (and a stock instance's absent `u_` ones) are left out
             out[name] = self._field(table, row, name)
         return out
 

@@ -68,7 +68,7 @@ def _seed_directory(store: TableStore, estate: Estate) -> None:
 def _seed_cmdb(store: TableStore, estate: Estate) -> None:
     for s in estate.services:
         row = _system(
-            s.sys_id, "cmdb_ci_service", s.sys_updated_on - timedelta(days=700), s.sys_updated_on
+            s.sys_id, s.sys_class_name, s.sys_updated_on - timedelta(days=700), s.sys_updated_on
         )
         row.update(
             name=s.name,
@@ -84,7 +84,7 @@ def _seed_cmdb(store: TableStore, estate: Estate) -> None:
             used_for="Production",
             short_description=f"{s.name} (tier {s.tier})",
         )
-        store.load("cmdb_ci_service", row)
+        store.load(s.sys_class_name, row)
     for o in estate.offerings:
         row = _system(o.sys_id, "service_offering", o.sys_updated_on, o.sys_updated_on)
         row.update(name=o.name, parent=o.parent, operational_status="1", owned_by="")
@@ -119,6 +119,7 @@ def _seed_cmdb(store: TableStore, estate: Estate) -> None:
 
 
 def _seed_agreements(store: TableStore, estate: Estate) -> None:
+    # `u_` fields: what a customised instance adds (served only with servicenow_custom_fields).
     for a in estate.agreements:
         row = _system(a.sys_id, "contract_sla", a.sys_updated_on, a.sys_updated_on)
         row.update(
@@ -138,6 +139,46 @@ def _seed_agreements(store: TableStore, estate: Estate) -> None:
             active="true",
         )
         store.load("contract_sla", row)
+    _seed_commitments(store, estate)
+
+
+def _seed_commitments(store: TableStore, estate: Estate) -> None:
+    """Service Portfolio Management: per agreement a commitment naming it (`sla`) with its
+    percentage (`availability`), linked to the service's offering where it has one, else to
+    the service or component itself (`cmdb_ci`)."""
+    offering_of = {o.parent: o.sys_id for o in reversed(estate.offerings)}
+    for a in estate.agreements:
+        commitment = _system(
+            _derived_id("c", a.sys_id), "service_commitment", a.sys_updated_on, a.sys_updated_on
+        )
+        commitment.update(
+            name=a.name,
+            type="Availability" if a.metric == "availability" else "SLA",
+            sla=a.sys_id,
+            availability=a.target_percentage,
+            schedule="",
+            timezone="",
+            description="",
+        )
+        store.load("service_commitment", commitment)
+        offering = offering_of.get(a.applies_to, "")
+        link = _system(
+            _derived_id("d", a.sys_id),
+            "service_offering_commitment",
+            a.sys_updated_on,
+            a.sys_updated_on,
+        )
+        link.update(
+            service_offering=offering,
+            service_commitment=commitment["sys_id"],
+            cmdb_ci="" if offering else a.applies_to,
+        )
+        store.load("service_offering_commitment", link)
+
+
+def _derived_id(prefix: str, sys_id: str) -> str:
+    """A sys_id for a record derived from another (stable, distinct, 32 hex digits)."""
+    return prefix + sys_id[1:]
 
 
 def _seed_tasks(store: TableStore, estate: Estate) -> None:

@@ -18,6 +18,7 @@ from sandbox.servicenow.tables import (
     KNOWN_TABLES,
     PARENT,
     declared_fields,
+    is_custom_field,
     is_writable_new_table,
     lineage,
     number_prefix,
@@ -46,6 +47,9 @@ class TableStore:
         self._listing: dict[str, tuple[int, list[Row]]] = {}
         self._fields: dict[str, tuple[int, frozenset[str]]] = {}
         self._stamps: dict[str, tuple[int, list[str]]] = {}
+        # Whether stock tables also serve their `u_` fields (a customised instance).
+        self.custom_fields = False
+        self.schema_stamp: tuple[int, bool] | None = None  # see sandbox.servicenow.schema
 
     def exists(self, table: str) -> bool:
         return table in self.tables
@@ -97,7 +101,8 @@ class TableStore:
 
     def fields(self, table: str) -> frozenset[str]:
         """Field names valid in a query on `table` (any seen on its rows, plus references)."""
-        cached = self._fields.get(table)
+        key = f"{table}:{self.custom_fields}"
+        cached = self._fields.get(key)
         if cached is not None and cached[0] == self.version:
             return cached[1]
         names: set[str] = {"sys_id", "sys_created_on", "sys_updated_on", "sys_mod_count"}
@@ -107,13 +112,17 @@ class TableStore:
             # Seeded tables share their keys (one row tells); written ones may differ per row.
             for row in rows.values() if len(rows) < 1000 else islice(rows.values(), 1):
                 names.update(row)
+        if not self.custom_fields:
+            names = {n for n in names if not is_custom_field(table, n)}
         result = frozenset(names)
-        self._fields[table] = (self.version, result)
+        self._fields[key] = (self.version, result)
         return result
 
     def is_field(self, table: str, path: str) -> bool:
         """Whether a (dot-walked) field exists; dot-walks follow reference fields."""
         name, _, rest = path.partition(".")
+        if not self.custom_fields and is_custom_field(table, name):
+            return False
         if name not in self.fields(table) and reference_table(table, name) is None:
             return False
         if not rest:

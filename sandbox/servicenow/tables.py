@@ -13,6 +13,10 @@ PARENT: dict[str, str] = {
     "problem": "task",
     "vtb_task": "task",
     "cmdb_ci_service": "cmdb_ci",
+    "cmdb_ci_service_business": "cmdb_ci_service",
+    "cmdb_ci_service_technical": "cmdb_ci_service",
+    "cmdb_ci_service_auto": "cmdb_ci_service",
+    "cmdb_ci_service_discovered": "cmdb_ci_service_auto",
     "service_offering": "cmdb_ci_service",
     "cmdb_ci_app_server": "cmdb_ci",
     "cmdb_ci_db_instance": "cmdb_ci",
@@ -36,6 +40,10 @@ BASE_TABLES = (
     "asmt_metric",
     "asmt_metric_result",
     "sys_attachment",
+    "service_commitment",
+    "service_offering_commitment",
+    "sys_dictionary",
+    "sys_db_object",
 )
 KNOWN_TABLES = frozenset(BASE_TABLES) | frozenset(PARENT)
 
@@ -61,8 +69,15 @@ REFERENCES: dict[str, dict[str, str]] = {
     "cmdb_rel_ci": {"parent": "cmdb_ci", "child": "cmdb_ci", "type": "cmdb_rel_type"},
     "sys_user_group": {"manager": "sys_user"},
     "sys_user_grmember": {"user": "sys_user", "group": "sys_user_group"},
-    "contract_sla": {"u_applies_to": "cmdb_ci"},
+    "contract_sla": {"u_applies_to": "cmdb_ci", "schedule": "cmn_schedule"},
     "task_sla": {"task": "task", "sla": "contract_sla"},
+    "service_commitment": {"sla": "contract_sla", "schedule": "cmn_schedule"},
+    "service_offering_commitment": {
+        "service_offering": "service_offering",
+        "service_commitment": "service_commitment",
+        "cmdb_ci": "cmdb_ci",
+    },
+    "sys_db_object": {"super_class": "sys_db_object"},
     "kb_knowledge": {"cmdb_ci": "cmdb_ci", "u_business_service": "cmdb_ci_service"},
     "asmt_metric_result": {"metric": "asmt_metric", "user": "sys_user"},
 }
@@ -77,6 +92,8 @@ DISPLAY_FIELD: dict[str, str] = {
     "kb_knowledge": "number",
     "asmt_metric": "name",
     "sys_attachment": "file_name",
+    "service_commitment": "name",
+    "sys_dictionary": "element",
 }
 _PRIORITY = {
     "1": "1 - Critical",
@@ -175,6 +192,38 @@ DECLARED_FIELDS: dict[str, frozenset[str]] = {
         ]
     ),
 }
+# Stock fields of tables whose seeded rows may not show them all.
+DECLARED_FIELDS.update(
+    {
+        "contract_sla": frozenset(
+            [
+                "name", "type", "target", "duration", "duration_type", "schedule", "collection",
+                "condition", "start_condition", "stop_condition", "pause_condition", "active",
+                "timezone", "sys_class_name",
+            ]
+        ),
+        "service_commitment": frozenset(
+            ["name", "type", "sla", "availability", "schedule", "timezone", "description"]
+        ),
+        "service_offering_commitment": frozenset(
+            ["service_offering", "service_commitment", "cmdb_ci"]
+        ),
+        "sys_dictionary": frozenset(
+            ["name", "element", "internal_type", "reference", "column_label", "active"]
+        ),
+        "sys_db_object": frozenset(["name", "label", "super_class"]),
+    }
+)  # fmt: skip
+# Stock tables serve no `u_` field unless the instance is "customised" (knob
+# servicenow_custom_fields); custom tables (`u_*`) always have theirs.
+STOCK_TABLES = KNOWN_TABLES
+
+
+def is_custom_field(table: str, field: str) -> bool:
+    """A `u_` field on a stock table: what only a customised instance has."""
+    return field.startswith("u_") and table in STOCK_TABLES
+
+
 # Journal fields: written as entries, read back as "" unless display values are asked for.
 JOURNAL_FIELDS = frozenset({"work_notes", "comments"})
 # Prefix of the number field of tables that number their records.

@@ -48,21 +48,21 @@ def test_comparison_operators_select_the_matching_incidents(
 def test_string_operators(sn: Any, sandbox: Sandbox) -> None:
     """STARTSWITH, CONTAINS / LIKE match text ignoring case."""
     names = [s.name for s in sandbox.estate.services]
-    assert _count(sn, "cmdb_ci_service", "sys_class_name=cmdb_ci_service^nameSTARTSWITHpay") == sum(
-        n.lower().startswith("pay") for n in names
-    )
     assert _count(
-        sn, "cmdb_ci_service", "sys_class_name=cmdb_ci_service^nameCONTAINSservice"
+        sn, "cmdb_ci_service", "sys_class_name!=service_offering^nameSTARTSWITHpay"
+    ) == sum(n.lower().startswith("pay") for n in names)
+    assert _count(
+        sn, "cmdb_ci_service", "sys_class_name!=service_offering^nameCONTAINSservice"
     ) == sum("service" in n.lower() for n in names)
     assert _count(
-        sn, "cmdb_ci_service", "sys_class_name=cmdb_ci_service^nameLIKEservice"
-    ) == _count(sn, "cmdb_ci_service", "sys_class_name=cmdb_ci_service^nameCONTAINSservice")
+        sn, "cmdb_ci_service", "sys_class_name!=service_offering^nameLIKEservice"
+    ) == _count(sn, "cmdb_ci_service", "sys_class_name!=service_offering^nameCONTAINSservice")
 
 
 def test_empty_operators(sn: Any, sandbox: Sandbox) -> None:
     """ISEMPTY finds the service without owner; ISNOTEMPTY finds all the others.
     (service_offering extends cmdb_ci_service, so its rows are listed too unless filtered out.)"""
-    only = "sys_class_name=cmdb_ci_service^"
+    only = "sys_class_name!=service_offering^"
     rows = sn.rows(
         "cmdb_ci_service", sysparm_query=only + "owned_byISEMPTY", sysparm_fields="sys_id"
     )
@@ -130,11 +130,15 @@ def test_double_caret_is_a_literal_caret(sn: Any, sandbox: Sandbox) -> None:
 
 
 def test_listing_a_parent_table_includes_extending_tables(sn: Any, sandbox: Sandbox) -> None:
-    """As on a real instance, cmdb_ci_service also lists service_offering rows (it extends
-    cmdb_ci_service), and task lists incidents and problems."""
+    """As on a real instance, cmdb_ci_service also lists the CSDM business and technical
+    services and service_offering rows (they extend cmdb_ci_service), and task lists incidents
+    and problems."""
     classes = {
         r["sys_class_name"] for r in sn.rows("cmdb_ci_service", sysparm_fields="sys_class_name")
     }
-    assert classes == {"cmdb_ci_service", "service_offering"}
+    assert classes == {
+        "cmdb_ci_service", "cmdb_ci_service_business", "cmdb_ci_service_technical",
+        "service_offering",
+    }  # fmt: skip
     total = len(sandbox.estate.incidents) + len(sandbox.estate.problems)
     assert _count(sn, "task", "sys_class_nameINincident,problem") == total
