@@ -48,6 +48,7 @@ from sync.state import StateStore, open_store
 from sync.webhooks import WebhookReceiver
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
+DEMO_SOURCES = ("servicenow", "jira")
 
 app = typer.Typer(
     name="slm-sync",
@@ -321,12 +322,18 @@ def demo_command(
     output: Annotated[Path, typer.Option("--output", help="where packs are written")] = Path(
         "demo-output"
     ),
+    source: Annotated[
+        str, typer.Option("--source", help="servicenow, or jira (the sandbox's JSM project)")
+    ] = "servicenow",
 ) -> None:
     """The whole product on a local sandbox: two syncs, the second changing nothing."""
+    if source not in DEMO_SOURCES:
+        Console(stderr=True).print(f"--source must be servicenow or jira, not {source!r}")
+        raise typer.Exit(EXIT_CONFIG)
 
     def body() -> int:
         configure_logging(level="WARNING", fmt="json" if as_json else "auto")
-        result = run_demo(output)
+        result = run_demo(output, source=source)
         if as_json:
             typer.echo(dumps(result.as_json()))
             return EXIT_OK
@@ -340,7 +347,8 @@ def _print_demo(result: DemoResult) -> None:
     console = Console(highlight=False)
     first, second = result.first, result.second
     cycle = first.build.cycle.id
-    console.print(f"[bold]slm-sync demo[/]: ServiceNow sandbox → Jira Cloud sandbox, cycle {cycle}")
+    origin = "JSM (Jira Cloud)" if result.source == "jira" else "ServiceNow"
+    console.print(f"[bold]slm-sync demo[/]: {origin} sandbox → Jira Cloud sandbox, cycle {cycle}")
     names = {s.key: s.name for s in first.build.services}
     chosen = ", ".join(names[k] for k in first.phase.selection)
     console.print(f"LT selection (the top candidates): {chosen}")

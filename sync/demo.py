@@ -2,8 +2,9 @@
 
 Starts the Jira (Cloud) and ServiceNow stand-ins on 127.0.0.1 with a seeded estate, asks the
 review engine which services it would propose, takes the top ones as the LT's selection, runs a
-full sync (ServiceNow as the source, Jira as the target) and a second sync that must change
-nothing, and writes the review packs (Markdown, HTML, charts) to the output directory.
+full sync (ServiceNow, or with `--source jira` the JSM project, as the source; Jira as the
+target) and a second sync that must change nothing, and writes the review packs (Markdown, HTML,
+charts) to the output directory.
 """
 
 from __future__ import annotations
@@ -34,19 +35,27 @@ class DemoResult:
     second: RunResult
     output_dir: Path
     files: list[Path]
+    source: str = "servicenow"
 
     def as_json(self) -> dict[str, Any]:
         """`demo --json`: both passes' summaries with integer counts."""
         return {
             "first": self.first.as_json(),
             "second": self.second.as_json(),
+            "source": self.source,
             "output_dir": str(self.output_dir),
             "files": [str(f) for f in self.files],
         }
 
 
-def demo_settings(sandbox: Sandbox, data_dir: Path, *, log_level: str = "WARNING") -> Settings:
-    """Settings pointing at the sandbox, with role holders taken from its estate."""
+def demo_settings(
+    sandbox: Sandbox, data_dir: Path, *, log_level: str = "WARNING", source: str = "servicenow"
+) -> Settings:
+    """Settings pointing at the sandbox, with role holders taken from its estate.
+
+    `source` "jira" reads the review data from the sandbox's JSM project (ITSD) instead of
+    ServiceNow; the review tickets still go to the Jira project SLM.
+    """
     people = [p for p in sandbox.estate.people if p.in_jira and not p.jira_email_hidden]
     today = datetime.now(UTC).date()
 
@@ -71,8 +80,9 @@ def demo_settings(sandbox: Sandbox, data_dir: Path, *, log_level: str = "WARNING
                 "fallback_assignee": holder(0)["email"],
                 "index_lag_seconds": 0.5,
                 "requests_per_second": 200,
+                "jsm_project": "ITSD",
             },
-            "sync": {"source": "servicenow", "target": "jira", "data_dir": str(data_dir)},
+            "sync": {"source": source, "target": "jira", "data_dir": str(data_dir)},
             "review": {
                 # The cycle opens today, so the trailing 12 months hold the sandbox's history.
                 "cycle": {"frequency": "yearly", "start": today.strftime("%m-%d")},
@@ -88,10 +98,12 @@ def demo_settings(sandbox: Sandbox, data_dir: Path, *, log_level: str = "WARNING
     )
 
 
-def run_demo(output_dir: Path, *, seed: int = 7, log_level: str = "WARNING") -> DemoResult:
+def run_demo(
+    output_dir: Path, *, seed: int = 7, log_level: str = "WARNING", source: str = "servicenow"
+) -> DemoResult:
     """Sandbox up, plan, two syncs, packs written; the sandbox stops afterwards."""
     with Sandbox(seed=seed, jira_flavor="cloud") as sandbox, tempfile.TemporaryDirectory() as tmp:
-        settings = demo_settings(sandbox, Path(tmp), log_level=log_level)
+        settings = demo_settings(sandbox, Path(tmp), log_level=log_level, source=source)
         store = open_store(settings.sync.resolved_state_url())
         try:
             proposal = Engine.from_settings(settings, store).run_once(dry_run=True)
@@ -103,7 +115,7 @@ def run_demo(output_dir: Path, *, seed: int = 7, log_level: str = "WARNING") -> 
             files = write_packs(second, output_dir)
         finally:
             store.close()
-    return DemoResult(first, second, output_dir, files)
+    return DemoResult(first, second, output_dir, files, source)
 
 
 def write_packs(result: RunResult, output_dir: Path) -> list[Path]:
