@@ -36,7 +36,6 @@ from connectors.errors import (
     FatalError,
     RateLimited,
     RequestRejected,
-    TransientError,
     write_failure,
 )
 from connectors.http import (
@@ -95,12 +94,14 @@ class Deployment(StrEnum):
 
 @dataclass(frozen=True)
 class BulkOutcome:
-    """One element of a bulk create: the issue created, or the field errors that refused it."""
+    """One element of a bulk create: the issue created, or why Jira refused it (field errors
+    and messages not tied to a field)."""
 
     key: str | None
     id: str | None
     errors: Mapping[str, str] = field(default_factory=dict)
     status: int | None = None
+    messages: tuple[str, ...] = ()
 
 
 class JiraApi(Protocol):
@@ -239,27 +240,26 @@ class JiraClient:
         return self._run(send, what=what, permission=permission, idempotent=idempotent)
 
     def bulk_create(self, updates: list[dict[str, Any]]) -> list[BulkOutcome]:
+        """POST issue/bulk through the session (the library keeps only `errors` of a refused
+        element, not its `errorMessages`); elements are matched by `failedElementNumber`."""
         if len(updates) > 50:
             raise ValueError("Jira bulk create takes at most 50 issues per call")
-        fields = [update["fields"] for update in updates]
+        url = self.url("issue/bulk")
+        data = json.dumps({"issueUpdates": updates})
 
-        def send() -> list[dict[str, Any]]:
+        def send() -> list[BulkOutcome]:
             try:
-                return list(self.library.create_issues(fields, prefetch=False))
-            except KeyError as error:  # a 400 for the whole request, not per element
-                raise RequestRejected(
-                    "jira refused the bulk create request as a whole", system=SYSTEM
-                ) from error
-            except ValueError as error:  # the library parses the body: cut short by a proxy
-                raise TransientError(
-                    "jira answered bulk create with a body that is not JSON (cut short?)",
-                    system=SYSTEM,
-                ) from error
+                response = self.library._session.request("POST", url, data=data)
+            except JIRAError as error:  # the library's session raises on 4xx / 5xx
+                if error.response is None:
+                    raise
+                response = error.response
+            body = _bulk_body(response)
+            if body is None:
+                raise self._error(response, "bulk create", Permission.CREATE)
+            return _outcomes(body, len(updates))
 
-        results = self._run(
-            send, what="bulk create", permission=Permission.CREATE, idempotent=False
-        )
-        return [_outcome(result) for result in results]
+        return self._run(send, what="bulk create", permission=Permission.CREATE, idempotent=False)
 
     def attach(self, issue: str, filename: str, content: bytes, content_type: str) -> None:
         url = self.url(f"issue/{issue}/attachments")
@@ -390,6 +390,7 @@ def _rejected(rejected: RequestRejected, response: requests.Response) -> Request
     except ValueError:
         return rejected
     errors = body.get("errors") if isinstance(body, dict) else None
+    errors = errors if isinstance(errors, dict) else None
     messages = body.get("errorMessages") if isinstance(body, dict) else None
     field_errors = {str(k): str(v) for k, v in (errors or {}).items()}
     parts = [f"{name}: {text}" for name, text in field_errors.items()]
@@ -406,9 +407,46 @@ def _rejected(rejected: RequestRejected, response: requests.Response) -> Request
     )
 
 
-def _outcome(result: Mapping[str, Any]) -> BulkOutcome:
-    issue = result.get("issue")
-    if issue is None:
-        errors = result.get("error") or {}
-        return BulkOutcome(None, None, {str(k): str(v) for k, v in dict(errors).items()}, 400)
-    return BulkOutcome(str(issue.key), str(issue.id))
+def _bulk_body(response: requests.Response) -> dict[str, Any] | None:
+    """The per-element answer of a bulk create (201, or 400 when every element failed), or
+    None when Jira answered for the request as a whole (auth, 429, 5xx, a plain 400)."""
+    if response.status_code not in (201, 400):
+        return None
+    body = _body(response, "bulk create")
+    if not isinstance(body, dict) or not isinstance(body.get("issues"), list):
+        return None
+    positioned = [
+        e for e in body.get("errors") or [] if isinstance(e, dict) and "failedElementNumber" in e
+    ]
+    if response.status_code == 400 and not positioned:
+        return None  # e.g. more than 50 elements: refused as a whole
+    return body
+
+
+def _outcomes(body: Mapping[str, Any], count: int) -> list[BulkOutcome]:
+    """One outcome per element sent: refusals by `failedElementNumber`, the created issues in
+    order for the rest (an element with neither stays unknown: key and errors empty)."""
+    failed: dict[int, Mapping[str, Any]] = {}
+    for entry in body.get("errors") or []:
+        if isinstance(entry, dict) and isinstance(entry.get("failedElementNumber"), int):
+            failed[entry["failedElementNumber"]] = entry
+    created = iter(body.get("issues") or [])
+    outcomes: list[BulkOutcome] = []
+    for position in range(count):
+        if position in failed:
+            outcomes.append(_refused(failed[position]))
+            continue
+        issue = next(created, None)
+        if isinstance(issue, dict) and issue.get("key") and issue.get("id"):
+            outcomes.append(BulkOutcome(str(issue["key"]), str(issue["id"])))
+        else:
+            outcomes.append(BulkOutcome(None, None))
+    return outcomes
+
+
+def _refused(entry: Mapping[str, Any]) -> BulkOutcome:
+    details = entry.get("elementErrors") or {}
+    errors = {str(k): str(v) for k, v in dict(details.get("errors") or {}).items()}
+    messages = tuple(str(m) for m in details.get("errorMessages") or [])
+    status = entry.get("status")
+    return BulkOutcome(None, None, errors, status if isinstance(status, int) else 400, messages)

@@ -8,6 +8,10 @@ A lookup that fails (a body cut short, 5xx or 429 after the retry policy gave up
 person, and only for this cycle: they have no identity until `start_cycle()` (which `preload`
 calls), are not cached as unresolved, and are logged once (`jira.person_lookup_failed`). A
 missing permission (`FatalError`) still stops the run: no one could be looked up.
+
+A person Jira refuses as an assignee ("User 'x' cannot be assigned issues": no *Assignable user*
+permission) is remembered by identity (`refuse_assignee`) for the life of the directory: their
+tickets go to the fallback assignee, and they are reported like unresolved people.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ class PeopleDirectory:
     cache: dict[str, str | None] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)
     failed: set[str] = field(default_factory=set)  # lookups that failed this cycle: not cached
+    refused: set[str] = field(default_factory=set)  # identities Jira will not assign issues to
 
     @classmethod
     def from_settings(cls, api: JiraApi, settings: Settings) -> PeopleDirectory:
@@ -70,6 +75,22 @@ class PeopleDirectory:
         a cycle; failed lookups of the previous cycle are forgotten (`start_cycle`)."""
         self.start_cycle()
         self.cache.update({email.lower(): identity for email, identity in known.items()})
+
+    def refuse_assignee(self, identity: str) -> None:
+        """Jira refused `identity` as an assignee: use the fallback for them from now on."""
+        if identity not in self.refused:
+            self.refused.add(identity)
+            log.warning(
+                "jira.person_not_assignable",
+                identity=identity,
+                hint="grant them the Assignable user permission in the project; "
+                "their tickets go to jira.fallback_assignee meanwhile",
+            )
+
+    def assignable(self, person: Person | None) -> str | None:
+        """The identity of `person` if Jira knows them and has not refused them as assignee."""
+        found = self.identity(person)
+        return None if found in self.refused else found
 
     def identity(self, person: Person | None) -> str | None:
         """accountId (Cloud) / name (DC) of `person`, or None if Jira does not know them."""

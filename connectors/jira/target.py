@@ -200,7 +200,27 @@ class JiraTarget:
             return results
         for spec, outcome in zip(ready, outcomes, strict=True):
             results[spec.key] = self._element(spec, outcome)
+        retry = self._refused_assignees(ready, updates, outcomes)
+        if retry:  # refused elements were not created: sending them again is safe
+            results.update(self._create_chunk(retry, parents))
         return results
+
+    def _refused_assignees(
+        self,
+        specs: Sequence[TicketSpec],
+        updates: Sequence[Mapping[str, Any]],
+        outcomes: Sequence[BulkOutcome],
+    ) -> list[TicketSpec]:
+        """Specs refused only because Jira will not assign issues to their assignee: the
+        person is remembered as not assignable, so the retry goes to the fallback assignee."""
+        retry: list[TicketSpec] = []
+        for spec, update, outcome in zip(specs, updates, outcomes, strict=True):
+            identity = _refused_assignee(outcome.errors, update["fields"].get("assignee"))
+            newly = identity is not None and identity not in self.people.refused
+            if identity is not None and newly and set(outcome.errors) == {"assignee"}:
+                self.people.refuse_assignee(identity)
+                retry.append(spec)
+        return retry
 
     def _element(self, spec: TicketSpec, outcome: BulkOutcome) -> CreateResult:
         if outcome.key and outcome.id:
@@ -208,8 +228,10 @@ class JiraTarget:
             self._known[spec.key] = ref
             log.info("ticket.created", key=spec.key, issue=outcome.key)
             return CreateResult(spec.key, ref)
-        if outcome.errors:
-            return CreateResult(spec.key, None, _element_error(spec, outcome.errors))
+        if outcome.errors or outcome.messages:
+            error = _element_error(spec, outcome.errors, outcome.messages)
+            log.warning("jira.create_refused", key=spec.key, error=error)
+            return CreateResult(spec.key, None, error)
         # Neither an issue nor an error for this element: Jira may have made it.
         return CreateResult(spec.key, None, f"jira answered nothing for {spec.key}", True)
 
@@ -233,6 +255,17 @@ class JiraTarget:
 
     # ---- update, comment, attach, transition -----------------------------------------------
     def update(self, ref: TicketRef, spec: TicketSpec) -> None:
+        try:
+            self._update(ref, spec)
+        except RequestRejected as error:
+            sent = self.fields.editable(spec).get("assignee")
+            identity = _refused_assignee(error.field_errors or {}, sent)
+            if identity is None or identity in self.people.refused:
+                raise
+            self.people.refuse_assignee(identity)
+            self._update(ref, spec)  # now with the fallback assignee
+
+    def _update(self, ref: TicketRef, spec: TicketSpec) -> None:
         desired = self.fields.editable(spec)
         current = self.api.call(
             "GET",
@@ -332,8 +365,9 @@ class JiraTarget:
         return self.transition(ref, self.settings.done_transition)
 
     def unresolved(self, people: Sequence[Person]) -> tuple[Person, ...]:
-        """People with an email Jira cannot match (one cached user search per email)."""
-        return tuple(p for p in people if p.email and self.people.identity(p) is None)
+        """People with an email Jira cannot match (one cached user search per email), and
+        people Jira refused as assignees (their tickets went to the fallback assignee)."""
+        return tuple(p for p in people if p.email and self.people.assignable(p) is None)
 
     def linked(self, refs: Sequence[TicketRef]) -> dict[str, tuple[LinkedTicket, ...]]:
         """Issues linked to ours (any link type), read from `issuelinks` in search results."""
@@ -399,17 +433,25 @@ class JiraTarget:
 
     # ---- state -----------------------------------------------------------------------------
     def state(self, refs: Sequence[TicketRef]) -> dict[str, TicketState]:
+        """Status and labels of our tickets. The search index lags behind new issues and
+        every change: Cloud reads these ids through it (`reconcileIssues`, 50 at most), and a
+        ticket the search still misses is read by key."""
         states: dict[str, TicketState] = {}
         by_key = {ref.key: ref for ref in refs}
-        for chunk in _chunks(list(by_key), 100):
+        for chunk in _chunks(list(by_key), LOOKUP_CHUNK):
+            ids = [int(by_key[key].id) for key in chunk if by_key[key].id.isdigit()]
             try:
                 issues = [
                     i
-                    for page in search(self.api, keys_in(chunk), ["status", "labels"])
+                    for page in search(
+                        self.api, keys_in(chunk), ["status", "labels"], reconcile=ids
+                    )
                     for i in page
                 ]
             except RequestRejected:  # a deleted key fails the whole query: read one by one
-                issues = [i for i in (self._issue(key) for key in chunk) if i is not None]
+                issues = []
+            seen = {str(issue["key"]) for issue in issues}
+            issues += [i for i in (self._issue(k) for k in chunk if k not in seen) if i]
             for issue in issues:
                 ref = by_key.get(str(issue["key"]))
                 if ref is not None:
@@ -461,11 +503,24 @@ def _same(current: Any, desired: Any) -> bool:
     return bool(current == desired) or (current in (None, "", []) and desired in (None, "", []))
 
 
-def _element_error(spec: TicketSpec, errors: Mapping[str, str]) -> str:
-    if not errors:
-        return f"jira refused to create {spec.key}"
+def _element_error(
+    spec: TicketSpec, errors: Mapping[str, str], messages: Sequence[str] = ()
+) -> str:
+    """Why Jira refused one element: each field error (with the config key that set it) and
+    each message not tied to a field."""
     parts = [
         f"{name}: {text} (set by {FIELD_CONFIG_KEYS.get(name, 'the review plan')})"
         for name, text in errors.items()
     ]
+    parts += [str(message) for message in messages]
+    if not parts:
+        return f"jira refused to create {spec.key}"
     return f"jira refused to create {spec.key}: " + "; ".join(parts)
+
+
+def _refused_assignee(errors: Mapping[str, str], sent: Any) -> str | None:
+    """The identity Jira refused as assignee ("User 'x' cannot be assigned issues."), if so."""
+    if "cannot be assigned" not in str(errors.get("assignee", "")) or not isinstance(sent, dict):
+        return None
+    identity = sent.get("accountId") or sent.get("name")
+    return str(identity) if identity else None

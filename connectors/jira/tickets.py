@@ -3,12 +3,18 @@
 The body is the spec's document plus a "People" section: consulted and informed people as
 mentions (a mention notifies without an extra call), and the accountable person when no
 accountable field is configured or they have no Jira account. A responsible person Jira does not
-know is named in the body and the ticket goes to the fallback assignee.
+know, or refuses as an assignee (no *Assignable user* permission), is named in the body and the
+ticket goes to the fallback assignee.
+
+Jira refuses text fields and comments longer than 32,767 characters. A body that would be
+longer keeps as many of its leading blocks as fit and ends with a note saying it was cut (for
+ADF the compact JSON is measured: at least as long as what Jira counts).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,9 +26,14 @@ from connectors.jira.client import JiraApi, Permission
 from connectors.jira.people import PeopleDirectory
 from connectors.jira.wiki import to_wiki
 from review import Document, Person, TicketSpec
-from review.document import Heading, Inline, Mention, Paragraph, Text
+from review.document import Block, Heading, Inline, Mention, Paragraph, Text
 
 SYNC_LABEL = "slm-sync"
+TEXT_LIMIT = 32767  # characters Jira takes in a text field or comment
+CUT_NOTE = (
+    "[slm-sync: the rest of this text was cut, as Jira takes at most 32,767 characters here; "
+    "{shown} of {total} sections are shown. Run `slm-sync report` for the full review pack.]"
+)
 
 
 @dataclass(frozen=True)
@@ -114,13 +125,23 @@ class TicketFields:
         return self.people.user_ref(identity) if identity else None
 
     def assignee(self, spec: TicketSpec) -> str | None:
-        """R of RACI, or the fallback assignee when Jira does not know them."""
-        found = self.people.identity(spec.assignee)
+        """R of RACI, or the fallback assignee when Jira does not know them or refuses them
+        as an assignee."""
+        found = self.people.assignable(spec.assignee)
         if found is None and self.settings.fallback_assignee:
             return self.people.by_email(self.settings.fallback_assignee)
         return found
 
     def render(self, document: Document) -> Any:
+        """The document as this site's rich text, cut to fit Jira's text limit."""
+        rendered = self._render(document)
+        if _length(rendered) <= TEXT_LIMIT:
+            return rendered
+        blocks = document.blocks
+        fits = _largest(len(blocks), lambda n: _length(self._render(_cut(blocks, n))) <= TEXT_LIMIT)
+        return self._render(_cut(blocks, fits))
+
+    def _render(self, document: Document) -> Any:
         if self.cloud:
             return to_adf(document, self._resolve)
         return to_wiki(document, self._resolve)
@@ -133,6 +154,8 @@ class TicketFields:
         lines: list[Paragraph] = []
         if spec.assignee is not None and self.people.identity(spec.assignee) is None:
             lines.append(_people_line("Responsible (not found in Jira)", (spec.assignee,)))
+        elif spec.assignee is not None and self.people.assignable(spec.assignee) is None:
+            lines.append(_people_line("Responsible (cannot be assigned in Jira)", (spec.assignee,)))
         accountable_in_field = self.settings.accountable_field and self.people.identity(
             spec.accountable
         )
@@ -161,6 +184,29 @@ def _people_line(role: str, people: Sequence[Person]) -> Paragraph:
             content.append(Text(text=", "))
         content.append(Mention(name=person.name, email=person.email))
     return Paragraph(content=tuple(content))
+
+
+def _length(rendered: Any) -> int:
+    if isinstance(rendered, str):
+        return len(rendered)
+    return len(json.dumps(rendered, separators=(",", ":"), ensure_ascii=False))
+
+
+def _cut(blocks: Sequence[Block], shown: int) -> Document:
+    note = Paragraph(content=(Text(text=CUT_NOTE.format(shown=shown, total=len(blocks))),))
+    return Document(blocks=(*blocks[:shown], note))
+
+
+def _largest(total: int, fits: Callable[[int], bool]) -> int:
+    """The largest n in 0..total-1 with fits(n) (0 if none): a binary search."""
+    low, high = 0, total - 1
+    while low < high:
+        middle = (low + high + 1) // 2
+        if fits(middle):
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 def summary(title: str) -> str:

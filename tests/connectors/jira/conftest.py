@@ -76,11 +76,11 @@ def jira_settings() -> Callable[..., Settings]:
 
 
 def jira_people(sandbox: Sandbox) -> list[Person]:
-    """Estate people who are active in Jira with a visible email."""
+    """Estate people who are active in Jira with a visible email and may be assigned issues."""
     return [
         Person(email=p.email, name=p.name)
         for p in sandbox.estate.people
-        if p.in_jira and p.active and not p.jira_email_hidden
+        if p.in_jira and p.active and not p.jira_email_hidden and p.jira_assignable
     ]
 
 
