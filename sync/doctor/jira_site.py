@@ -126,9 +126,13 @@ class Site:
         except RequestRejected as error:
             if error.status != 404:
                 raise
-            return passed(
-                "this site does not answer /mypermissions: browsing and creating are shown by "
-                "the project and issue type checks, the others on the first sync"
+            # Jira answers GET mypermissions on every supported version: a 404 means the URL
+            # does not reach Jira's REST API (a proxy, a context path) or the project is gone.
+            return failed(
+                f"the site answered 404 for /rest/api/{self.api.deployment.api_version}/"
+                "mypermissions: nothing shows the account's permissions",
+                f"check that jira.url is the site's base URL (with any context path, e.g. "
+                f"https://host/jira) and that project {self.jira.project} exists",
             )
         held = (answer or {}).get("permissions") or {}
         missing = [
