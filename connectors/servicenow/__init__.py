@@ -23,12 +23,13 @@ from connectors.servicenow.people import PeopleDirectory
 from connectors.servicenow.query import UnsafeQueryValue
 from connectors.servicenow.render import render_text
 from connectors.servicenow.source import ServiceNowSource
-from connectors.servicenow.streams import DEFAULT_FIELDS
+from connectors.servicenow.streams import DEFAULT_FIELDS, SPM_READS, connector_reads
 from connectors.servicenow.target import ServiceNowTarget
 from connectors.servicenow.wiring import build_client, build_guard
 
 __all__ = [
     "DEFAULT_FIELDS",
+    "SPM_READS",
     "Guard",
     "PeopleDirectory",
     "PysnowTableClient",
@@ -39,6 +40,7 @@ __all__ = [
     "UnsafeQueryValue",
     "build_client",
     "build_guard",
+    "connector_reads",
     "plugin",
     "render_text",
 ]

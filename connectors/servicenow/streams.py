@@ -22,7 +22,7 @@ DEFAULT_FIELDS: Mapping[str, tuple[str, ...]] = {
     Stream.SERVICES: (
         "name", "number", "sys_class_name", "owned_by", "managed_by", "busines_criticality",
         "support_group", "service_classification", "operational_status", "used_for",
-        "short_description", "parent",
+        "short_description",
     ),
     Stream.COMPONENTS: (
         "name", "sys_class_name", "owned_by", "managed_by", "support_group",

@@ -1,4 +1,5 @@
-"""Doctor checks for ServiceNow: reach, auth, each configured table readable, relation type.
+"""Doctor checks for ServiceNow: reach, auth, each configured table readable, relation type,
+and (as a source) every field the mapping and the connector read against `sys_dictionary`.
 
 Every read is one `sysparm_limit=1` Table API request through the connector's own client, so
 what the doctor sees is what the daemon will see. Nothing is written: the review task table is
@@ -14,7 +15,9 @@ from functools import partial
 from config import ConfigError, Settings, env_name, secrets_dir
 from connectors import AuthError, ConnectorError, Pacer, RequestRejected, RetryPolicy
 from connectors.servicenow import Guard, TableClient, TableResult, build_client
+from mapping import load_mappings
 from sync.doctor.check import Check, CheckList, Verdict, failed, passed, unreachable
+from sync.doctor.sn_schema import Schema, check_connector, check_mapping, unreadable
 
 SYSTEM = "servicenow"
 URL_KEYS = "servicenow.url / servicenow.instance"
@@ -32,6 +35,7 @@ SOURCE_TABLES = (
 )
 # Plugins behind stock tables an instance may not have.
 PLUGINS = {"asmt_metric_result": "Assessment", "kb_knowledge": "Knowledge Management"}
+SCHEMA_CHECKS = ("mapping fields exist (sys_dictionary)", "connector fields exist (sys_dictionary)")
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,7 @@ def servicenow_checks(
     uses = table_uses(settings)
     rest = ["auth", *(use.check_name for use in uses)]
     if settings.sync.source == SYSTEM:
-        rest.append(f"relation type {settings.servicenow.relation_type}")
+        rest += [f"relation type {settings.servicenow.relation_type}", *SCHEMA_CHECKS]
     try:
         client = client_factory(settings)
     except ConfigError as error:
@@ -80,8 +84,28 @@ def servicenow_checks(
     for use in uses:
         checks.run(use.check_name, partial(probe.table, use))
     if settings.sync.source == SYSTEM:
-        checks.run(rest[-1], probe.relation_type)
+        checks.run(f"relation type {settings.servicenow.relation_type}", probe.relation_type)
+        _schema_checks(checks, Schema(client, guard), settings)
     return checks.checks
+
+
+def _schema_checks(checks: CheckList, schema: Schema, settings: Settings) -> None:
+    """The mapping's and the connector's fields against sys_dictionary."""
+    mapping_check, connector_check = SCHEMA_CHECKS
+    try:
+        mapping = load_mappings(SYSTEM, settings.sync.mapping_file)
+    except ConfigError as error:
+        checks.add(mapping_check, failed(error.message, error.hint or "fix the mapping file"))
+    else:
+        checks.run(mapping_check, partial(_guarded, check_mapping, schema, mapping, settings))
+    checks.run(connector_check, partial(_guarded, check_connector, schema, settings))
+
+
+def _guarded(step: Callable[..., Verdict], *args: object) -> Verdict:
+    try:
+        return step(*args)
+    except AuthError as error:
+        return unreadable(error)
 
 
 def table_uses(settings: Settings) -> list[TableUse]:
