@@ -25,6 +25,44 @@ SLA_FIELD_TYPE = "com.atlassian.servicedesk:sd-sla-field"
 FEEDBACK_FIELD_TYPE = "com.atlassian.servicedesk:sd-request-feedback"
 
 
+# Where each raw record key comes from on the site: a Jira field (a system field id, or SLA /
+# SERVICE / SATISFACTION: the SLA fields, `jira.service_field`, the CSAT field), or None when
+# the connector makes it (ids, derived values). `doctor` checks a mapping's sources against it.
+SLA, SERVICE, SATISFACTION = "<sla fields>", "<service field>", "<satisfaction field>"
+_CYCLE = ("goal_ms", "elapsed_ms", "breached", "start", "stop", "cycle", "sla_name", "field_id")
+RAW_SOURCES: dict[str, dict[str, str | None]] = {
+    "service": {
+        "id": SERVICE,
+        "name": SERVICE,
+        "tier": None,
+        "owner_account_id": None,
+        "owner_email": None,
+        "owner_name": None,
+    },
+    "agreement": {
+        **dict.fromkeys(("key", "name", "field_id", "field_name", "goal_ms", "metric"), SLA),
+        "priority": "priority",
+        "service_id": SERVICE,
+    },
+    "sla_record": {
+        **dict.fromkeys(_CYCLE, SLA),
+        "key": None,
+        "issue_key": None,
+        "agreement_key": SLA,
+        "priority": "priority",
+        "service_id": SERVICE,
+        "updated": "updated",
+    },
+    "csat_response": {
+        "key": None,
+        "issue_key": None,
+        "rating": SATISFACTION,
+        "service_id": SERVICE,
+        "updated": "updated",
+    },
+}
+
+
 @dataclass(frozen=True)
 class JsmFields:
     """Field ids of the site: SLA fields (id -> name), the service field, the CSAT field."""

@@ -15,6 +15,8 @@ from config import HttpSettings, JiraSettings, Settings
 from connectors import AuthError, ConnectorError, FatalError, Pacer, RequestRejected, RetryPolicy
 from connectors.jira import Deployment, JiraApi, JiraClient, Permission
 from sync.doctor.check import Check, CheckList, Verdict, failed, passed, unreachable
+from sync.doctor.jira_mapping import NAME as MAPPING_CHECK
+from sync.doctor.jira_mapping import mapping_check
 from sync.doctor.jira_site import Site, auth_fix, env
 
 SYSTEM = "jira"
@@ -81,6 +83,7 @@ def planned(settings: Settings) -> list[str]:
         ]
     if settings.sync.source == SYSTEM:
         names += [f"JSM project {jira.jsm_project or '(not set)'}", "SLA fields", "service field"]
+        names.append(MAPPING_CHECK)
     return names
 
 
@@ -108,6 +111,7 @@ def _source_checks(checks: CheckList, site: Site, jira: JiraSettings) -> None:
     checks.run(f"JSM project {jira.jsm_project or '(not set)'}", site.jsm_project)
     checks.run("SLA fields", site.sla_fields)
     checks.run("service field", site.service_field)
+    checks.run(MAPPING_CHECK, lambda: mapping_check(site))
 
 
 # ---- reach and deployment --------------------------------------------------------------------
