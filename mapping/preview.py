@@ -2,7 +2,9 @@
 
 Lets an admin see the effect of a mapping change before anything is written: per record and
 entity field, the source expression, the raw value it reads, the mapped value, and the error that
-would skip the record. Rendered as rich tables for people and as JSON-able dicts for `--json`.
+would skip the record; and per record the source fields the instance did not return (a field the
+instance lacks is left out of Table API answers without an error). Rendered as rich tables for
+people and as JSON-able dicts for `--json`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from rich.console import Console
 from rich.table import Table
 
 from mapping.engine import MISSING, EntityMapping, FieldMapping
+
+DERIVED_PREFIX = "slm_"  # fields a connector adds, never returned by the instance
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,7 @@ class PreviewRow:
     mapped: dict[str, Any] | None
     errors: dict[str, str]
     fields: tuple[PreviewField, ...]
+    missing: tuple[str, ...] = ()  # source fields the record lacks (not returned)
 
 
 def preview(records: Iterable[dict[str, Any]], entity: EntityMapping) -> list[PreviewRow]:
@@ -53,7 +58,14 @@ def _row(record: dict[str, Any], entity: EntityMapping) -> PreviewRow:
     fields = tuple(
         _field(spec, record, outcome.values, mapped, outcome.errors) for spec in entity.fields
     )
-    return PreviewRow(outcome.record_id, status, record, mapped, dict(outcome.errors), fields)
+    missing = tuple(
+        name
+        for name in entity.source_fields
+        if not name.startswith(DERIVED_PREFIX) and name not in record
+    )
+    return PreviewRow(
+        outcome.record_id, status, record, mapped, dict(outcome.errors), fields, missing
+    )
 
 
 def _field(
@@ -90,6 +102,7 @@ def preview_as_json(entity: EntityMapping, rows: list[PreviewRow]) -> dict[str, 
                 "raw": to_jsonable_python(row.raw, fallback=str),
                 "mapped": row.mapped,
                 "errors": row.errors,
+                "missing_fields": list(row.missing),
                 "fields": [
                     {
                         "field": f.name,
@@ -129,6 +142,12 @@ def render_preview(entity: EntityMapping, rows: list[PreviewRow], console: Conso
             if name not in {f.name for f in row.fields}:
                 table.add_row(name, "", "", "", reason)
         console.print(table)
+        if row.missing:
+            console.print(
+                f"  not returned by the instance: {', '.join(row.missing)} "
+                "(the instance lacks them or ACLs hide them, see `slm-sync doctor`; or the "
+                "connector's field list, servicenow.fields.<stream>, does not name them)"
+            )
     counts = _summary(rows)
     console.print(
         f"{counts['records']} record(s): {counts['mapped']} mapped, "

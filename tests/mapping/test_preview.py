@@ -70,3 +70,25 @@ def test_preview_table_for_people(servicenow_mapping: SystemMapping) -> None:
     assert "sla_record ok: mapped" in text and "sla_record bad: skipped" in text
     assert "not a date and time: 'soon'" in text
     assert "3 record(s): 1 mapped, 1 skipped, 1 excluded by the filter" in text
+
+
+def test_preview_names_the_fields_the_instance_did_not_return(
+    servicenow_mapping: SystemMapping,
+) -> None:
+    """A row without a field the mapping reads (the instance lacks it, so the Table API left it
+    out) lists it as not returned, in the table and in the JSON; derived slm_ fields never."""
+    agreement = {  # a stock contract_sla row: no custom field, connector fields added
+        "sys_id": "a" * 32, "name": "P1 resolution", "type": "SLA", "target": "resolution",
+        "duration": "1970-01-01 04:00:00", "condition": "priority=1",
+        "slm_target_percentage": "95", "slm_applies_to": "b" * 32, "slm_commitment_type": "SLA",
+    }  # fmt: skip
+    entity = servicenow_mapping.entity("agreement")
+    (complete,) = preview([agreement], entity)
+    assert complete.missing == () and complete.status == "mapped"
+    without = {k: v for k, v in agreement.items() if k not in ("duration", "slm_applies_to")}
+    (row,) = preview([without], entity)
+    assert row.missing == ("duration",)
+    assert preview_as_json(entity, [row])["records"][0]["missing_fields"] == ["duration"]
+    out = io.StringIO()
+    render_preview(entity, [row], Console(file=out, width=200))
+    assert "not returned by the instance: duration" in out.getvalue()
