@@ -161,9 +161,21 @@ def _number(text: str) -> float | None:
 def _predicate(condition: Condition, get: Getter) -> Callable[[Record], bool]:
     name, operator, value = condition.field, condition.operator, condition.value
     test = _value_test(operator, value)
+    if name == "sys_id" and operator in (">", ">=", "<", "<="):
+        test = _guid_test(operator, value)  # a GUID, even when all digits: compared as text
     if "." not in name:
         return lambda record: test(record.get(name, ""))
     return lambda record: test(get(record, name))
+
+
+def _guid_test(operator: str, value: str) -> Callable[[str], bool]:
+    """sys_id ranges (keyset paging): text order, as the instance compares GUIDs."""
+    return {
+        ">": lambda v: v != "" and v > value,
+        ">=": lambda v: v != "" and v >= value,
+        "<": lambda v: v != "" and v < value,
+        "<=": lambda v: v != "" and v <= value,
+    }[operator]
 
 
 def _value_test(operator: str, value: str) -> Callable[[str], bool]:
