@@ -98,6 +98,12 @@ class ServiceNowSettings(Section):
     requests_per_second: float = Field(10.0, gt=0)
     concurrency: int = Field(2, ge=1)
     clock_skew_seconds: int = Field(60, ge=0)
+    overlap_seconds: int = Field(
+        600,
+        ge=0,
+        description="incremental reads re-read this much behind the cursor (late rows); "
+        "rows stored unchanged are dropped",
+    )
     relation_depth: int = Field(3, ge=1)
     relation_type: str = Field("Depends on::Used by", description="cmdb_rel_type name walked")
     lookup_batch_size: int = Field(100, ge=1, le=500, description="sys_ids per sys_idIN lookup")

@@ -44,13 +44,34 @@ class Cursor:
 
 
 @dataclass(frozen=True)
+class ReadError:
+    """A record a read could not deliver: its table, its id, why, and the services it affects.
+
+    `service_ids` are the source's ids of the affected services (empty: none can be named);
+    the sync layer lists the problem in those services' review packs, else cycle-wide.
+    """
+
+    table: str
+    record_id: str
+    reason: str
+    service_ids: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return f"{self.table} record {self.record_id}: {self.reason}"
+
+
+@dataclass(frozen=True)
 class Page:
-    """Records of one request, and the cursor that covers them once they are processed."""
+    """Records of one request, and the cursor that covers them once they are processed.
+
+    `errors`: what the request could not deliver, as `ReadError`s (plain strings from older
+    plugins are accepted and reported without a record).
+    """
 
     stream: Stream
     records: Sequence[RawRecord]
     cursor: Cursor | None
-    errors: Sequence[str] = ()
+    errors: Sequence[ReadError | str] = ()
 
 
 @runtime_checkable

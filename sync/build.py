@@ -39,6 +39,7 @@ from review import (
     cycle_for,
     find_gaps,
     rank_candidates,
+    skipped_gaps,
 )
 from sync.pull import SKIPPED
 from sync.state import StateStore
@@ -59,6 +60,8 @@ class ReviewBuild:
     csat: dict[str, CsatSummary]
     packs: dict[str, ReviewPack] = field(default_factory=dict)
     charts: dict[str, bytes] = field(default_factory=dict)
+    # skipped records and read problems no known service can be named for (cycle-wide list)
+    unplaced: tuple[Gap, ...] = ()
 
 
 def chart_name(service_key: str) -> str:
@@ -143,6 +146,7 @@ def build_review(
         csat=summaries,
     )
     build = ReviewBuild(cycle, services, agreements, candidates, findings, gaps, summaries)
+    build.unplaced = unplaced_gaps(skipped, {s.key for s in services})
     materials = [Material.model_validate(r.body) for r in store.mirrored("material")]
     materials += carried  # previous review and its open improvement tickets
     for service in services:
@@ -175,6 +179,16 @@ def _add_pack(
         if a.service_key == service.key and not a.component_key and a.key in attainments
     ]
     build.charts[service.key] = attainment_chart(f"{service.name}: monthly attainment", series)
+
+
+def unplaced_gaps(skipped: Sequence[SkippedRecord], service_keys: set[str]) -> tuple[Gap, ...]:
+    """Skipped records and read problems of no known service, as cycle-wide gaps by stream."""
+    orphans = [
+        s.model_copy(update={"service_key": None})
+        for s in skipped
+        if s.service_key is None or s.service_key not in service_keys
+    ]
+    return tuple(skipped_gaps(None, orphans))
 
 
 def _services(store: StateStore, skipped: list[SkippedRecord]) -> tuple[Service, ...]:

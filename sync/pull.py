@@ -4,19 +4,31 @@ Each page is mapped and stored together with its cursor in one transaction, so t
 runs ahead of stored data and a crash loses nothing. Records that fail to map are mirrored as
 `skipped` entries (gaps in their service's review) until a later version of them maps. Streams
 the connector reads whole every time (pages without cursor) are pruned to what was seen.
+
+Sources re-read an overlap behind the cursor (rows written late into an already-read second),
+so a page may repeat rows: each raw row is hashed, and a row whose hash the mirror already holds
+is neither mapped nor stored again (`--full` maps everything). A page that brings nothing new
+and does not move the cursor writes nothing.
+
+Read problems a page reports (`ReadError`: table, record, affected services) are logged once
+(`pull.read_error`) and mirrored as skipped entries of each affected service, or of no service
+(the cycle-wide list) when the source cannot name one.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import structlog
 from pydantic import BaseModel
 
-from connectors import Cursor, Page, SourceConnector, Stream
+from connectors import Cursor, Page, ReadError, SourceConnector, Stream
 from mapping import SystemMapping
 from review import SkippedRecord, SlaRecord
 from sync.state import MirrorRecord, StateStore
@@ -34,15 +46,29 @@ PULL_ORDER = (
     Stream.MATERIALS,
 )
 SKIPPED = "skipped"
+READ_ERROR = "read"  # the middle part of a read problem's skipped key: <stream>:read:<table>:...
 
 
 @dataclass
 class PullSummary:
-    """Records read, stored and skipped per stream in one pull."""
+    """Records read, stored, skipped and found unchanged per stream in one pull."""
 
     read: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
+    unchanged: Counter[str] = field(default_factory=Counter)
+    read_errors: list[ReadError] = field(default_factory=list)
     pages: int = 0
+
+
+@dataclass
+class _StreamRead:
+    """What one stream's read has seen so far: record keys, skipped keys, the cursor."""
+
+    committed: Cursor | None
+    seen: set[str] = field(default_factory=set)
+    skipped: set[str] = field(default_factory=set)
+    pages: int = 0
+    snapshot: bool = True
 
 
 def pull(
@@ -61,57 +87,161 @@ def pull(
             continue
         saved = None if full else store.cursor(source.system, stream.value)
         since = Cursor(updated=saved[0], id=saved[1]) if saved else None
-        seen: set[str] = set()
-        snapshot = True
+        state = _StreamRead(committed=since)
         for page in source.read(stream, since=since, until=until):
-            snapshot = snapshot and page.cursor is None
-            seen.update(_store(page, mappings, store, source.system, summary))
+            state.snapshot = state.snapshot and page.cursor is None
+            state.pages += 1
+            _store(page, mappings, store, source.system, summary, state, full=full)
             summary.pages += 1
             if on_page is not None:
                 on_page(stream, len(page.records))
-        if snapshot and seen:
-            pruned = store.prune(stream.value, seen)
-            if pruned:
-                log.info("pull.pruned", stream=stream.value, records=pruned)
+        _prune(stream.value, store, state, full=full)
         log.info(
             "pull.stream_done",
             stream=stream.value,
             read=summary.read[stream.value],
+            unchanged=summary.unchanged[stream.value],
             skipped=summary.skipped[stream.value],
         )
     return summary
 
 
+def _prune(stream: str, store: StateStore, state: _StreamRead, *, full: bool) -> None:
+    """After a whole read: drop records and skipped entries of `stream` it did not see."""
+    whole = state.pages > 0 and (state.snapshot or full)
+    if state.snapshot and state.seen:
+        pruned = store.prune(stream, state.seen)
+        if pruned:
+            log.info("pull.pruned", stream=stream, records=pruned)
+    if whole:
+        store.prune(SKIPPED, state.skipped, prefix=f"{stream}:")
+
+
 def _store(
-    page: Page, mappings: SystemMapping, store: StateStore, system: str, summary: PullSummary
-) -> set[str]:
+    page: Page,
+    mappings: SystemMapping,
+    store: StateStore,
+    system: str,
+    summary: PullSummary,
+    state: _StreamRead,
+    *,
+    full: bool,
+) -> None:
     stream = page.stream.value
-    result = mappings.map(stream, [dict(r) for r in page.records])
-    mirrored = [
-        _mirror(stream, record_id, entity)
-        for record_id, entity in zip(result.record_ids, result.entities, strict=True)
-    ]
-    skipped = list(result.skipped) + [
-        SkippedRecord(stream=stream, record_id="unknown", reason=error) for error in page.errors
-    ]
-    mirrored += [
-        MirrorRecord(
-            stream=SKIPPED,
-            key=f"{s.stream}:{s.record_id}",
-            body=s.model_dump(mode="json"),
-            service_key=s.service_key,
-        )
-        for s in skipped
-    ]
-    store.forget(SKIPPED, [f"{stream}:{record_id}" for record_id in result.record_ids])
-    cursor = (page.cursor.updated, page.cursor.id) if page.cursor else None
-    store.store_page(system, stream, mirrored, cursor)
+    rows = [(source_hash(stream, record), dict(record)) for record in page.records]
+    problems = [_problem(stream, error) for error in page.errors]
+    hashes = [h for h, _ in rows] + [error_hash(stream, p) for p in problems]
+    known = {} if full else store.known((stream, SKIPPED), hashes)
+    state.seen.update(known.values())
+    state.skipped.update(k for k in known.values() if k.startswith(f"{stream}:"))
+    fresh = [(h, row) for h, row in rows if h not in known]
+    mirrored, mapped_ids = _map(stream, fresh, mappings, state, summary)
+    for problem in problems:
+        digest = error_hash(stream, problem)
+        entries = _problem_entries(stream, problem, digest)
+        state.skipped.update(e.key for e in entries)
+        if digest not in known:
+            _log_problem(stream, problem)
+            mirrored += entries
+            summary.read_errors.append(problem)
+            summary.skipped[stream] += 1
+    store.forget(SKIPPED, [f"{stream}:{record_id}" for record_id in mapped_ids])
+    cursor = _later(state.committed, page.cursor)
+    if mirrored or cursor != state.committed:
+        stored = (cursor.updated, cursor.id) if cursor else None
+        store.store_page(system, stream, mirrored, stored)
+        state.committed = cursor
     summary.read[stream] += len(page.records)
-    summary.skipped[stream] += len(skipped)
-    return set(result.record_ids)
+    summary.unchanged[stream] += len(rows) - len(fresh)
 
 
-def _mirror(stream: str, record_id: str, entity: BaseModel) -> MirrorRecord:
+def _map(
+    stream: str,
+    fresh: Sequence[tuple[str, dict[str, Any]]],
+    mappings: SystemMapping,
+    state: _StreamRead,
+    summary: PullSummary,
+) -> tuple[list[MirrorRecord], list[str]]:
+    """Map new or changed rows one by one, so each mirror entry keeps its row's hash."""
+    mirrored: list[MirrorRecord] = []
+    mapped_ids: list[str] = []
+    for digest, row in fresh:
+        result = mappings.map(stream, [row])
+        for record_id, entity in zip(result.record_ids, result.entities, strict=True):
+            mirrored.append(_mirror(stream, record_id, entity, digest))
+            mapped_ids.append(record_id)
+        for skipped in result.skipped:
+            mirrored.append(
+                _skipped_entry(f"{skipped.stream}:{skipped.record_id}", skipped, digest)
+            )
+            state.skipped.add(mirrored[-1].key)
+            summary.skipped[stream] += 1
+    state.seen.update(mapped_ids)
+    return mirrored, mapped_ids
+
+
+def source_hash(stream: str, record: Mapping[str, Any]) -> str:
+    """The hash of a raw row as the source sent it (stream included): unchanged rows match."""
+    text = json.dumps([stream, record], sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def error_hash(stream: str, error: ReadError) -> str:
+    """The hash of a read problem: the same problem reported again is not logged again."""
+    parts = [READ_ERROR, stream, error.table, error.record_id, error.reason, *error.service_ids]
+    return source_hash(stream, {"problem": parts})
+
+
+def _problem(stream: str, error: ReadError | str) -> ReadError:
+    """A plugin's plain-text error as a ReadError of the stream, record unknown."""
+    return error if isinstance(error, ReadError) else ReadError(stream, "unknown", error)
+
+
+def _problem_entries(stream: str, problem: ReadError, digest: str) -> list[MirrorRecord]:
+    """One skipped entry per affected service (one without service if none is named)."""
+    base = f"{stream}:{READ_ERROR}:{problem.table}:{problem.record_id}"
+    services: Iterable[str | None] = problem.service_ids or (None,)
+    entries = []
+    for service in services:
+        skipped = SkippedRecord(
+            stream=stream,
+            record_id=problem.record_id,
+            reason=f"not read from {problem.table}: {problem.reason}",
+            service_key=service,
+        )
+        entries.append(_skipped_entry(f"{base}@{service}" if service else base, skipped, digest))
+    return entries
+
+
+def _log_problem(stream: str, problem: ReadError) -> None:
+    log.warning(
+        "pull.read_error",
+        stream=stream,
+        table=problem.table,
+        record_id=problem.record_id,
+        reason=problem.reason,
+        services=list(problem.service_ids),
+    )
+
+
+def _skipped_entry(key: str, skipped: SkippedRecord, digest: str) -> MirrorRecord:
+    return MirrorRecord(
+        stream=SKIPPED,
+        key=key,
+        body=skipped.model_dump(mode="json"),
+        service_key=skipped.service_key,
+        source_hash=digest,
+    )
+
+
+def _later(committed: Cursor | None, cursor: Cursor | None) -> Cursor | None:
+    """The page's cursor, never behind the committed one (overlap pages repeat older rows)."""
+    if committed is None or cursor is None:
+        return cursor or committed
+    return max(committed, cursor)
+
+
+def _mirror(stream: str, record_id: str, entity: BaseModel, digest: str) -> MirrorRecord:
     service_key = getattr(entity, "service_key", None)
     if isinstance(entity, SlaRecord):
         moment = entity.stop or entity.start
@@ -123,10 +253,12 @@ def _mirror(stream: str, record_id: str, entity: BaseModel) -> MirrorRecord:
             agreement_key=entity.agreement_key,
             month=moment.strftime("%Y-%m"),
             breached=entity.breached,
+            source_hash=digest,
         )
     return MirrorRecord(
         stream=stream,
         key=record_id,
         body=entity.model_dump(mode="json"),
         service_key=service_key if isinstance(service_key, str) else None,
+        source_hash=digest,
     )

@@ -4,19 +4,28 @@ Each page asks for rows strictly after the last row seen (see `query.after`), so
 second are neither skipped nor read twice, and rows that ACLs hide only shorten a page: paging
 stops on an *empty* page, never on a short one. Offsets and the `Link` header are never used
 (offsets skip and repeat rows while data changes; a stock instance caps a page at 10000).
+
+An incremental read starts `overlap_seconds` before the committed cursor, not at it: a row
+written late into an already-read second (an import that sets the stamp, a long transaction,
+clock drift beyond the skew) sorts *behind* the cursor and would never be read otherwise. The
+re-read rows come back again; the sync layer drops those it already stores unchanged. The
+cursor a page carries never moves back behind the committed one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 
-from connectors.base import Cursor
+from connectors.base import Cursor, ReadError
 from connectors.errors import ConnectorError
 from connectors.servicenow import query
 from connectors.servicenow.client import SYSTEM, Record, TableClient
 from connectors.servicenow.guard import Guard
 from connectors.servicenow.streams import KEYSET_FIELDS, StreamSpec
+
+STAMP = "%Y-%m-%d %H:%M:%S"  # sys_updated_on as the Table API returns it (UTC user)
 
 
 @dataclass
@@ -25,7 +34,7 @@ class TablePage:
 
     records: list[Record]
     cursor: Cursor | None
-    errors: list[str] = field(default_factory=list)
+    errors: list[ReadError] = field(default_factory=list)
 
 
 @dataclass
@@ -39,10 +48,11 @@ class KeysetPager:
     since: Cursor | None = None
     until: str | None = None
     extra: str = ""  # a condition built by the connector (sys_idIN..., service links)
+    overlap_seconds: int = 0  # start this far behind `since` (late rows; see the module doc)
 
     def pages(self) -> Iterator[TablePage]:
         """Every page, until the instance answers an empty one."""
-        cursor = self.since
+        cursor = overlapped(self.since, self.overlap_seconds)
         fields = tuple(dict.fromkeys((*KEYSET_FIELDS, *self.spec.fields)))
         while True:
             result = self.guard.call(
@@ -64,8 +74,8 @@ class KeysetPager:
                     system=SYSTEM,
                     hint="give the integration user read access to sys_id and sys_updated_on",
                 )
-            yield page
             cursor = page.cursor
+            yield replace(page, cursor=later(self.since, page.cursor))
 
     def condition(self, cursor: Cursor | None) -> str:
         """The encoded query of the page after `cursor`."""
@@ -78,19 +88,40 @@ class KeysetPager:
         return query.ordered(query.conjoin(parts))
 
 
+def overlapped(since: Cursor | None, seconds: int) -> Cursor | None:
+    """Where a read from `since` starts: the whole second `seconds` earlier (no id)."""
+    if since is None or not since.updated or seconds <= 0:
+        return since
+    try:
+        moment = datetime.strptime(since.updated[:19], STAMP)
+    except ValueError:
+        return since  # not a ServiceNow stamp: read from the cursor itself
+    return Cursor((moment - timedelta(seconds=seconds)).strftime(STAMP))
+
+
+def later(committed: Cursor | None, cursor: Cursor | None) -> Cursor | None:
+    """The later of two cursors: a page re-read in the overlap never moves the cursor back."""
+    if committed is None or cursor is None:
+        return cursor or committed
+    return max(committed, cursor)
+
+
 def read_rows(table: str, rows: list[Record], cursor: Cursor | None) -> TablePage:
     """Keep rows that carry their keys; report the others by sys_id; advance the cursor."""
     page = TablePage(records=[], cursor=cursor)
     for row in rows:
         if not isinstance(row, dict):
-            page.errors.append(f"{table}: a row that is not a JSON object: {str(row)[:80]}")
+            reason = f"a row that is not a JSON object: {str(row)[:80]}"
+            page.errors.append(ReadError(table, "(no sys_id)", reason))
             continue
         sys_id, updated = row.get("sys_id"), row.get("sys_updated_on")
         if not isinstance(sys_id, str) or not query.SYS_ID.match(sys_id):
-            page.errors.append(f"{table} record {sys_id or '(no sys_id)'}: missing or bad sys_id")
+            reason = "missing or bad sys_id; give the integration user read access to sys_id"
+            page.errors.append(ReadError(table, str(sys_id or "(no sys_id)")[:80], reason))
             continue
         if not isinstance(updated, str) or not updated:
-            page.errors.append(f"{table} record {sys_id}: missing sys_updated_on, skipped")
+            reason = "missing sys_updated_on, skipped; give the integration user read access"
+            page.errors.append(ReadError(table, sys_id, reason))
             continue
         page.records.append(row)
         page.cursor = Cursor(updated, sys_id)

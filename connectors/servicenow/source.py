@@ -20,7 +20,12 @@ Plain table streams (service, relation, sla_record) are keyset reads. The others
 
 Cursors: a page's cursor covers it and every page before; the caller commits it after
 processing. `until` (default: now minus `clock_skew_seconds`) bounds the run, so a row written
-while we read comes back next run instead of being skipped behind the cursor.
+while we read comes back next run instead of being skipped behind the cursor. Incremental reads
+start `overlap_seconds` behind the cursor, so rows written late into an already-read second
+are read too (see `paging`); the sync layer drops the re-read rows it stores unchanged.
+
+Read problems travel on the pages as `ReadError`s naming the table and record (for a CI the
+walk cannot read: each relation naming it) and the services they affect.
 """
 
 from __future__ import annotations
@@ -31,12 +36,12 @@ from datetime import UTC, datetime, timedelta
 from itertools import islice
 
 from config import ServiceNowSettings, Settings
-from connectors.base import Cursor, Page, Stream
+from connectors.base import Cursor, Page, ReadError, Stream
 from connectors.servicenow.client import Record, TableClient
 from connectors.servicenow.commitments import CommitmentReader
 from connectors.servicenow.guard import Guard
 from connectors.servicenow.lookup import BatchLookup
-from connectors.servicenow.paging import KeysetPager, TablePage
+from connectors.servicenow.paging import KeysetPager, TablePage, later
 from connectors.servicenow.streams import (
     MATERIAL_LINKS,
     MATERIAL_SERVICE_FIELDS,
@@ -121,8 +126,9 @@ class ServiceNowSource:
     def _pager(
         self, spec: StreamSpec, since: Cursor | None, until: str | None, extra: str = ""
     ) -> KeysetPager:
+        overlap = self.settings.overlap_seconds
         return KeysetPager(
-            self.client, self.guard, spec, self.settings.page_size, since, until, extra
+            self.client, self.guard, spec, self.settings.page_size, since, until, extra, overlap
         )
 
     def _all_rows(self, stream: Stream) -> list[Record]:
@@ -133,7 +139,7 @@ class ServiceNowSource:
         rows, missing = self._reached_components(self._all_rows(Stream.SERVICES))
         yield from _chunks(Stream.COMPONENTS, rows, self.settings.page_size, missing)
 
-    def _reached_components(self, services: list[Record]) -> tuple[list[Record], list[str]]:
+    def _reached_components(self, services: list[Record]) -> tuple[list[Record], list[ReadError]]:
         """The CIs the walk reaches from `services`, with their slm_ fields; unreadable ones."""
         walk = DependencyWalk(
             self.client,
@@ -158,9 +164,18 @@ class ServiceNowSource:
             if ci in cis
         ]
         missing = [
-            f"{spec.table} record {ci}: related but not readable" for ci in reached if ci not in cis
+            ReadError(
+                walk.relations_table,
+                relation,
+                f"relation to {spec.table} record {ci}, which does not exist or ACLs hide "
+                "from the integration user; fix or remove the relation, or grant cmdb_read",
+                tuple(node.services),
+            )
+            for ci, node in reached.items()
+            if ci not in cis
+            for relation in node.relations
         ]
-        return rows, missing
+        return rows, [*walk.errors, *missing]
 
     def _relation_type(self) -> str:
         if self._type_id is None:
@@ -230,13 +245,12 @@ class ServiceNowSource:
             records = [row for row, _ in batch]
             errors = tuple(e for _, errs in batch for e in errs)
             last = records[-1]
-            yield Page(
-                Stream.MATERIALS, records, Cursor(last["sys_updated_on"], last["sys_id"]), errors
-            )
+            cursor = later(since, Cursor(last["sys_updated_on"], last["sys_id"]))
+            yield Page(Stream.MATERIALS, records, cursor, errors)
 
     def _material_rows(
         self, kind: str, table: str, since: Cursor | None, until: str, extra: str
-    ) -> Iterator[tuple[Record, tuple[str, ...]]]:
+    ) -> Iterator[tuple[Record, tuple[ReadError, ...]]]:
         spec = material_spec(self.settings, kind, table)
         links = MATERIAL_SERVICE_FIELDS[kind]
         for page in self._pager(spec, since, until, extra).pages():
@@ -251,7 +265,9 @@ def _page(stream: Stream, page: TablePage) -> Page:
     return Page(stream, page.records, page.cursor, tuple(page.errors))
 
 
-def _chunks(stream: Stream, rows: list[Record], size: int, errors: list[str]) -> Iterator[Page]:
+def _chunks(
+    stream: Stream, rows: list[Record], size: int, errors: Sequence[ReadError]
+) -> Iterator[Page]:
     """Whole-read streams (no cursor) in pages of `size`; errors on the first page."""
     if not rows:
         if errors:

@@ -3,7 +3,10 @@
 From the services, each level asks for the relations whose parent is in the current frontier
 (`parentIN...^type=<type>`, in batches), up to `relation_depth` levels. A CI already reached is
 not walked again, so dependency cycles end. Each reached CI remembers the services whose walk
-reached it (`slm_service_ids`) and its children inside the walk (`slm_depends_on`).
+reached it (`slm_service_ids`) and its children inside the walk (`slm_depends_on`), and the
+relations that lead to it (so a CI that cannot be read is reported by the relation naming it).
+Relation rows the walk cannot use (no sys_id or stamp, no parent or child) are kept in
+`errors`, each naming the relation's sys_id and the services it affects.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from connectors.base import ReadError
 from connectors.errors import ConnectorError
 from connectors.servicenow import query
 from connectors.servicenow.client import SYSTEM, Record, TableClient
@@ -23,6 +27,16 @@ class Reached:
 
     services: dict[str, None] = field(default_factory=dict)  # ordered set
     depends_on: dict[str, None] = field(default_factory=dict)
+    relations: dict[str, None] = field(default_factory=dict)  # relation sys_ids naming it
+
+
+@dataclass(frozen=True)
+class Relation:
+    """One relation row: its sys_id, parent and child (either may be empty)."""
+
+    sys_id: str
+    parent: str
+    child: str
 
 
 @dataclass
@@ -35,26 +49,53 @@ class DependencyWalk:
     type_id: str
     depth: int
     batch_size: int = 100
+    errors: list[ReadError] = field(default_factory=list)
 
     def walk(self, service_ids: Sequence[str]) -> dict[str, Reached]:
         """Every CI reached from `service_ids`, by sys_id (services themselves excluded)."""
+        self.errors = []
         services = set(service_ids)
         edges: dict[str, dict[str, None]] = {}
+        naming: dict[str, dict[str, None]] = {}  # child -> relation sys_ids
+        unusable: list[Relation] = []
         seen = set(services)
         frontier = list(service_ids)
         for _ in range(self.depth):
             next_frontier: list[str] = []
-            for parent, child in self._relations(frontier):
+            for relation in self._relations(frontier):
+                parent, child = relation.parent, relation.child
+                if not parent or not child:
+                    unusable.append(relation)
+                    continue
                 if child in services:
                     continue  # a relation back to a service: services are not components
                 edges.setdefault(parent, {})[child] = None
+                naming.setdefault(child, {})[relation.sys_id] = None
                 if child not in seen:
                     seen.add(child)
                     next_frontier.append(child)
             frontier = next_frontier
             if not frontier:
                 break
-        return self._reached(service_ids, edges)
+        reached = self._reached(service_ids, edges)
+        for ci, node in reached.items():
+            node.relations = naming.get(ci, {})
+        self._report(unusable, reached, services)
+        return reached
+
+    def _report(
+        self, unusable: list[Relation], reached: dict[str, Reached], services: set[str]
+    ) -> None:
+        for relation in unusable:
+            parent = relation.parent
+            affected: tuple[str, ...] = (parent,) if parent in services else ()
+            if parent in reached:
+                affected = tuple(reached[parent].services)
+            reason = (
+                f"relation from {parent or '(empty parent)'} names no child CI (empty, or the "
+                "reference is hidden by ACLs); fix the relation or the integration user's roles"
+            )
+            self.errors.append(ReadError(self.relations_table, relation.sys_id, reason, affected))
 
     def _reached(
         self, service_ids: Sequence[str], edges: dict[str, dict[str, None]]
@@ -71,15 +112,15 @@ class DependencyWalk:
             node.depends_on = {c: None for c in edges.get(ci, {}) if c in reached}
         return reached
 
-    def _relations(self, parents: Sequence[str]) -> list[tuple[str, str]]:
-        pairs: list[tuple[str, str]] = []
+    def _relations(self, parents: Sequence[str]) -> list[Relation]:
+        relations: list[Relation] = []
         for start in range(0, len(parents), self.batch_size):
             batch = parents[start : start + self.batch_size]
             condition = query.conjoin(
                 [query.sys_ids_in("parent", batch), f"type={query.sys_id(self.type_id)}"]
             )
-            pairs += _pairs(self._read_all(condition))
-        return pairs
+            relations += _relations(self._read_all(condition))
+        return relations
 
     def _read_all(self, condition: str) -> Iterable[Record]:
         """All relation rows matching `condition`, by keyset pages (a hub CI has many)."""
@@ -96,19 +137,25 @@ class DependencyWalk:
                 what=f"table {self.relations_table}",
             )
             rows = [r for r in result.records if r.get("sys_id") and r.get("sys_updated_on")]
+            for row in result.records:
+                if not (row.get("sys_id") and row.get("sys_updated_on")):
+                    reason = "no sys_id or sys_updated_on: the integration user cannot read them"
+                    sys_id = str(row.get("sys_id") or "(no sys_id)")
+                    self.errors.append(ReadError(self.relations_table, sys_id, reason))
             if not rows:
                 return
             yield from rows
             last = (rows[-1]["sys_updated_on"], rows[-1]["sys_id"])
 
 
-def _pairs(rows: Iterable[Record]) -> list[tuple[str, str]]:
-    pairs = []
-    for row in rows:
-        parent, child = row.get("parent"), row.get("child")
-        if isinstance(parent, str) and isinstance(child, str) and parent and child:
-            pairs.append((parent, child))
-    return pairs
+def _relations(rows: Iterable[Record]) -> list[Relation]:
+    def text(value: object) -> str:
+        return value if isinstance(value, str) else ""
+
+    return [
+        Relation(text(row.get("sys_id")), text(row.get("parent")), text(row.get("child")))
+        for row in rows
+    ]
 
 
 def relation_type_id(client: TableClient, guard: Guard, name: str) -> str:

@@ -2,7 +2,8 @@
 
 - `cursors`: per source stream, where the last incremental read stopped (and the run's bound).
 - `records`: the local mirror of review-relevant source records, mapped (entity JSON), by
-  stream and key; SLA outcomes carry their agreement, service and month for attainment queries.
+  stream and key, with the raw row's hash (`source_hash`); SLA outcomes carry their agreement,
+  service and month for attainment queries.
 - `ledger`: one row per ticket key in a target: intent, ticket id, spec hash (idempotency);
   `sent_at` starts the quarantine of a create whose outcome is unknown.
 - `ticket_steps`: what follows a create (chart attachment, change note, watcher): pending / done.
@@ -18,6 +19,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Float,
+    Index,
     Integer,
     MetaData,
     String,
@@ -48,6 +50,8 @@ records = Table(
     Column("breached", Boolean),
     Column("body", Text, nullable=False),
     Column("seen_at", DateTime(timezone=True), nullable=False),
+    Column("source_hash", String(64)),  # the raw row's hash: re-read rows stored unchanged
+    Index("ix_records_stream_source_hash", "stream", "source_hash"),
 )
 
 ledger = Table(

@@ -90,6 +90,7 @@ class MirrorRecord:
     agreement_key: str | None = None
     month: str | None = None
     breached: bool | None = None
+    source_hash: str | None = None  # the raw row's hash (see `StateStore.known`)
 
 
 def open_store(url: str, *, migrate_to: str = "head") -> StateStore:
@@ -196,13 +197,28 @@ class StateStore:
                 }
                 _upsert(connection, cursors, values, ("system", "stream"))
 
-    def prune(self, stream: str, keep: set[str]) -> int:
-        """Delete records of `stream` not in `keep` (snapshot streams); returns how many."""
+    def known(self, streams: Sequence[str], hashes: Sequence[str]) -> dict[str, str]:
+        """source_hash -> key of the records of `streams` already mirrored from these raw rows."""
+        found: dict[str, str] = {}
+        unique = list(dict.fromkeys(hashes))
+        with self.engine.connect() as connection:
+            for start in range(0, len(unique), 500):
+                rows = connection.execute(
+                    sa.select(records.c.source_hash, records.c.key).where(
+                        records.c.stream.in_(list(streams)),
+                        records.c.source_hash.in_(unique[start : start + 500]),
+                    )
+                )
+                found.update((row.source_hash, row.key) for row in rows)
+        return found
+
+    def prune(self, stream: str, keep: set[str], *, prefix: str = "") -> int:
+        """Delete records of `stream` (keys starting with `prefix`) not in `keep`; how many."""
         with self.engine.begin() as connection:
             keys = connection.execute(
                 sa.select(records.c.key).where(records.c.stream == stream)
             ).scalars()
-            gone = [key for key in keys if key not in keep]
+            gone = [key for key in keys if key.startswith(prefix) and key not in keep]
             for start in range(0, len(gone), 500):
                 connection.execute(
                     sa.delete(records).where(
@@ -239,6 +255,7 @@ class StateStore:
                     agreement_key=row.agreement_key,
                     month=row.month,
                     breached=row.breached,
+                    source_hash=row.source_hash,
                 )
 
     def count(self, stream: str) -> int:
@@ -568,6 +585,7 @@ def _record_values(record: MirrorRecord) -> dict[str, Any]:
         "breached": record.breached,
         "body": json.dumps(record.body, sort_keys=True, default=str),
         "seen_at": _now(),
+        "source_hash": record.source_hash,
     }
 
 

@@ -15,7 +15,7 @@ import responses
 import yaml
 
 from config import Settings
-from connectors import AuthError, Pacer, RetryEvent, RetryPolicy, Stream, TicketRef
+from connectors import AuthError, Pacer, ReadError, RetryEvent, RetryPolicy, Stream, TicketRef
 from connectors.servicenow import Guard, ServiceNowSource, ServiceNowTarget, build_client
 from connectors.servicenow.people import PeopleDirectory
 from review import Document, TicketKind, TicketSpec
@@ -144,7 +144,10 @@ def test_a_row_without_sys_updated_on_is_reported_by_sys_id(
     mocked.get(TABLE_URL, json={"result": []})
     page = next(_source().read(Stream.SLA_RECORDS))
     assert [r["sys_id"] for r in page.records] == [rows[1]["sys_id"]]
-    assert any(broken in error for error in page.errors)
+    (error,) = page.errors
+    assert isinstance(error, ReadError)
+    assert (error.table, error.record_id) == ("task_sla", broken)
+    assert "sys_updated_on" in error.reason
 
 
 def test_429_is_retried_after_the_instance_retry_after(

@@ -133,12 +133,12 @@ def test_incremental_read_returns_exactly_the_changes(
 ) -> None:
     """After a full read, new and updated rows (several sharing one second, across page
     boundaries) are returned by the next read from the committed cursor, each exactly once,
-    and nothing that did not change comes back."""
+    and nothing that did not change comes back (no overlap: the keyset alone)."""
     app = sandbox_small.servicenow
     base = datetime(2025, 6, 2, 8, 0, 0, tzinfo=UTC)
     app.clock = base
     first_batch = [_insert_sla(app) for _ in range(12)]  # one second, spans pages of 5
-    source = make_source(sandbox_small, page_size=5)
+    source = make_source(sandbox_small, page_size=5, overlap_seconds=0)
     pages, cursor = _read(source, Stream.SLA_RECORDS, until=base)
     assert set(first_batch) <= set(_ids(pages))
     assert cursor.updated == base.strftime(STAMP)
@@ -161,10 +161,10 @@ def test_rows_written_after_the_run_bound_wait_for_the_next_run(
     sandbox_small: Sandbox, make_source: Callable[..., ServiceNowSource]
 ) -> None:
     """A row stamped after the run's bound (start minus clock skew) is not read yet, so the
-    cursor never passes it; the next run reads it."""
+    cursor never passes it; the next run reads it (no overlap: only the new row)."""
     app = sandbox_small.servicenow
     app.clock = None
-    source = make_source(sandbox_small)
+    source = make_source(sandbox_small, overlap_seconds=0)
     _, cursor = _read(source, Stream.AGREEMENTS)
     fresh = app.insert("contract_sla", name="SLA: fresh", type="SLA")["sys_id"]
     pages, _ = _read(source, Stream.AGREEMENTS, since=cursor)  # default bound: now - 60 s
