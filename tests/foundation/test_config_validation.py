@@ -137,7 +137,7 @@ def test_a_repeated_field_in_a_mapping_file_names_that_file(
     """A mapping with `owner` twice under one entity's fields: exit 2, file, both lines."""
     mapping = tmp_path / "servicenow.yaml"
     shipped = (project_root / "config" / "mappings" / "servicenow.yaml").read_text()
-    marker = "      business_owner: u_business_owner\n"
+    marker = "      owner: owned_by                      # the Service Level Manager\n"
     mapping.write_text(shipped.replace(marker, marker + "      owner: u_other\n", 1))
     code, _, err = _check(_config(tmp_path, GOOD + f"sync:\n  mapping_file: {mapping}\n"), capsys)
     assert code == 2
