@@ -18,6 +18,11 @@ Field ids: see ``sandbox/jira/directory.py``. Other routes beyond ``/rest/api``:
 
 Tests may call ``JiraApp.site.rename_subtask_type("Unteraufgabe")`` (a localized site) and
 replace ``JiraApp.site.clock`` (monotonic seconds) to step over the search index lag.
+
+Real Jira's unkindness (search lag on everything, JQL dates in the user's time zone, the
+assignable-user check, the per-issue write limit, the text length limit, permissions) is set by
+``JiraApp.realism`` (see ``sandbox/jira/realism.py``). Answers without a body (204, the 201 of
+``issueLink``) carry no Content-Type, as Jira's do.
 """
 
 from __future__ import annotations
@@ -35,7 +40,9 @@ from sandbox.estate.model import Estate
 from sandbox.http import json_response
 from sandbox.http.knobs import Knobs
 from sandbox.jira.issues import IssueWriter, jira_error, not_found
+from sandbox.jira.limits import IssueWriteLimiter, per_issue_limited
 from sandbox.jira.meta import MetaReader
+from sandbox.jira.realism import JiraRealism
 from sandbox.jira.render import Dialect, jira_time, status_by_id
 from sandbox.jira.search import Reader
 from sandbox.jira.site import JiraSite
@@ -70,6 +77,7 @@ def _api_rules(api: str, version: str) -> list[Rule]:
     rules = [
         Rule(f"{api}/serverInfo", endpoint="meta.server_info", methods=get),
         Rule(f"{api}/myself", endpoint="meta.myself", methods=get),
+        Rule(f"{api}/mypermissions", endpoint="meta.my_permissions", methods=get),
         Rule(f"{api}/field", endpoint="meta.fields", methods=get),
         Rule(f"{api}/project", endpoint="meta.projects", methods=get),
         Rule(f"{api}/project/<key>", endpoint="meta.project", methods=get),
@@ -127,14 +135,21 @@ class JiraApp:
         flavor: Literal["cloud", "datacenter"] = "cloud",
         knobs: Knobs | None = None,
         subtask_type_name: str = "Sub-task",
+        realism: JiraRealism | None = None,
     ) -> None:
         if flavor not in ("cloud", "datacenter"):
             raise ValueError(f"jira flavor {flavor!r}: expected 'cloud' or 'datacenter'")
         self.flavor = flavor
         self.knobs = knobs or Knobs()
+        self.realism = realism or JiraRealism()
         self.site = JiraSite(
-            estate, flavor, lambda: self.knobs.index_lag_ms / 1000, subtask_type_name
+            estate,
+            flavor,
+            lambda: self.knobs.index_lag_ms / 1000,
+            subtask_type_name,
+            self.realism,
         )
+        self.write_limiter = IssueWriteLimiter(lambda: self.site.clock())
         self.url_map = Map(_rules(("2", "3", "latest") if flavor == "cloud" else ("2", "latest")))
         self._lock = threading.RLock()
 
@@ -166,6 +181,7 @@ class JiraApp:
     def reset_state(self) -> None:
         with self._lock:
             self.site.reset()
+            self.write_limiter.reset()
 
     # ---- routing ---------------------------------------------------------------------------
     def _handle(
@@ -181,6 +197,10 @@ class JiraApp:
         issue = self.site.store.find(values["key"])
         if issue is None:
             return not_found()
+        if request.method != "GET" and self.site.cloud:
+            wait = self.write_limiter.admit(issue.key, self.realism.issue_write_limits)
+            if wait is not None:
+                return per_issue_limited(issue.key, wait)
         return self._issue_action(dialect, action, issue, request)
 
     def _read(

@@ -74,11 +74,12 @@ class Reader:
 
     def _matching(self, jql: str, fresh: frozenset[int] = frozenset()) -> list[StoredIssue]:
         query = parse_jql(jql, self.site.catalog())
-        docs = [d for d in self.site.store.search_docs(fresh) if query.matches(d)]
+        seen = {d.id: (d, i) for d, i in self.site.store.search_view(fresh) if query.matches(d)}
+        docs = [doc for doc, _ in seen.values()]
         order = (
             query.sort(docs) if query.order else sorted(docs, key=lambda d: d.created, reverse=True)
         )
-        return [self.site.store.by_id[d.id] for d in order]
+        return [seen[d.id][1] for d in order]
 
     # ---- Cloud: search/jql -----------------------------------------------------------------
     def search_jql(self, request: Request) -> Response:
