@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 
 from config import JiraSettings, Settings
-from connectors.base import Cursor, Page, RawRecord, Stream
+from connectors.base import Cursor, Page, RawRecord, ReadError, Stream
 from connectors.errors import AuthError, ConnectorError, FatalError
 from connectors.jira import jsm
 from connectors.jira.client import JiraApi, JiraClient, Permission
@@ -193,7 +193,8 @@ class JiraSource:
             "jira.services in the settings, or let the integration user read the registry"
         )
         records = [_service(i, n) for i, n in named.items()]
-        return Page(Stream.SERVICES, records, None, errors=(gap,))
+        errors = tuple(ReadError(REGISTRY_PATH, i, gap, (i,)) for i in named) or (gap,)
+        return Page(Stream.SERVICES, records, None, errors=errors)
 
     def people(self) -> list[RawRecord]:
         """No JSM API an integration can call names service owners: none are read."""

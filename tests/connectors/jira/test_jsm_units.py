@@ -14,7 +14,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from config import JiraSettings
-from connectors import AuthError, Cursor, RequestRejected, Stream, TransientError
+from connectors import AuthError, Cursor, ReadError, RequestRejected, Stream, TransientError
 from connectors.jira import Deployment, jsm
 from connectors.jira.source import REGISTRY_PATH, JiraSource
 
@@ -164,7 +164,9 @@ def test_a_failing_registry_degrades_to_the_requests_with_a_gap(failure: Excepti
     with capture_logs() as logs:
         (page,) = source(FakeApi(failure)).read(Stream.SERVICES)
     assert [(r["id"], r["name"], r["tier"]) for r in page.records] == [(SERVICE, "Payroll", None)]
-    assert len(page.errors) == 1 and "service registry" in str(page.errors[0])
+    (error,) = page.errors
+    assert isinstance(error, ReadError) and "service registry" in error.reason
+    assert error.service_ids == (SERVICE,), "a gap in that service's pack"
     assert [e["event"] for e in logs if e["log_level"] == "warning"] == [
         "jsm.service_registry_failed"
     ]
