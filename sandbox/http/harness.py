@@ -18,7 +18,9 @@ wraps it; per request, in this order:
 
 Introspection: GET `/__sandbox/requests` (counts), POST `/__sandbox/reset` (counters; with
 `?state=true` also the stand-in's state), GET `/__sandbox/created` (what clients created),
-GET / POST `/__sandbox/knobs` (read / change knobs; JSON as in `Knobs.update`).
+GET / POST `/__sandbox/knobs` (read / change knobs; JSON as in `Knobs.update`, plus the stand-in's
+own knobs under its name, e.g. `{"jira": {"time_zone": "America/Los_Angeles"}}`: see
+`sandbox.jira.realism`).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
@@ -223,7 +225,11 @@ class Harness:
             return json_response(self.knobs.describe())
         if action == ("POST", "knobs"):
             try:
-                self.knobs.update(request.get_json(force=True))
+                changes = dict(request.get_json(force=True))
+                own = changes.pop(self.stand_in.name, None)  # {"jira": {...}}: the stand-in's own
+                if own is not None:
+                    _own_knobs(self.stand_in).update(dict(own))
+                self.knobs.update(changes)
             except (KnobError, ValueError, TypeError) as error:
                 return json_response({"error": str(error)}, 400)
             return json_response(self.knobs.describe())
@@ -245,6 +251,18 @@ class Harness:
             self._generation = -1
         if state:
             self.stand_in.reset_state()
+
+
+class _OwnKnobs(Protocol):
+    def update(self, changes: Mapping[str, Any]) -> None: ...
+
+
+def _own_knobs(stand_in: StandIn) -> _OwnKnobs:
+    """A stand-in's own knobs (the Jira stand-in's `realism`), for `POST /__sandbox/knobs`."""
+    own = getattr(stand_in, "realism", None)
+    if own is None:
+        raise KnobError(f"the {stand_in.name} stand-in has no knobs of its own")
+    return cast(_OwnKnobs, own)
 
 
 def _pick_fault(spec: FaultSpec, draw: float) -> str | None:

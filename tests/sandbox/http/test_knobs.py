@@ -142,3 +142,21 @@ def test_jira_rate_limit_uses_jira_headers(sandbox_factory: Factory) -> None:
     assert int(headers["Retry-After"]) >= 1
     sn = requests.get(running.servicenow_url + INCIDENTS, auth=("a", "b"), timeout=10)
     assert sn.status_code == 200
+
+
+def test_a_stand_ins_own_knobs_change_at_run_time_over_http(sandbox_factory: Factory) -> None:
+    """`POST /__sandbox/knobs {"jira": {...}}` reaches the Jira stand-in's own knobs (a process
+    started with `python -m sandbox serve` can be made unkind too); a stand-in without own knobs,
+    or an unknown one, answers 400."""
+    sandbox = sandbox_factory()
+    knobs = f"{sandbox.jira_url}/__sandbox/knobs"
+    zone = {"jira": {"time_zone": "America/Los_Angeles"}}
+    assert requests.post(knobs, json=zone, timeout=5).status_code == 200
+    myself = requests.get(
+        f"{sandbox.jira_url}/rest/api/3/myself", auth=("a@example.com", "t"), timeout=5
+    ).json()
+    assert myself["timeZone"] == "America/Los_Angeles"
+    wrong = requests.post(knobs, json={"jira": {"no_such_knob": 1}}, timeout=5)
+    assert wrong.status_code == 400 and "no_such_knob" in wrong.json()["error"]
+    other = f"{sandbox.servicenow_url}/__sandbox/knobs"
+    assert requests.post(other, json={"servicenow": {"x": 1}}, timeout=5).status_code == 400
