@@ -56,8 +56,9 @@ def unresolved_gaps(service: Service | None, people: Iterable[Person]) -> list[G
                 kind=GapKind.UNRESOLVED_PERSON,
                 service_key=service.key if service else None,
                 subject=who,
-                detail="not found in the target system: add an entry under review.people "
-                "(jira_account_id / jira_name / servicenow_sys_id) or give the person an account",
+                detail="not found, or not assignable, in the target system: add an entry under "
+                "review.people (jira_account_id / jira_name / servicenow_sys_id), give the person "
+                "an account, or (Jira) grant them the Assignable user permission in the project",
             )
         )
     return gaps
