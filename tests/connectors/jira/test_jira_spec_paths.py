@@ -62,6 +62,7 @@ def test_every_request_of_a_full_sync_is_an_operation_of_the_official_spec(
     known = _operations(JIRA_SPEC) | _operations(JSM_SPEC)
     settings = demo_settings(unkind_cloud, tmp_path, source="jira")
     settings.jira.index_lag_seconds = 0.2
+    settings.jira.add_watchers = True
     store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
     try:
         probe = Engine.from_settings(settings, store).run_once(dry_run=True)
@@ -72,9 +73,12 @@ def test_every_request_of_a_full_sync_is_an_operation_of_the_official_spec(
         store.close()
     routes = _routes(unkind_cloud)
     written = [r for r in routes if r.split()[0] in ("POST", "PUT") and "search" not in r]
-    assert {"POST /rest/api/3/issue/bulk", "POST /rest/api/3/issue/<key>/attachments"} <= set(
-        written
-    ), routes
+    expected = {
+        "POST /rest/api/3/issue/bulk",
+        "POST /rest/api/3/issue/<key>/attachments",
+        "POST /rest/api/3/issue/<key>/watchers",
+    }
+    assert expected <= set(written), routes
     assert "POST /rest/api/3/search/jql" in routes
     outside = [
         route for route in routes if route not in V2_ALLOWED and _normalized(route) not in known
