@@ -13,7 +13,6 @@ import pytest
 import requests
 
 from config import Settings, load_raci
-from connectors import set_testing
 from review import Letter, Role, Scope
 from sandbox import Sandbox
 from sync.demo import demo_settings
@@ -23,11 +22,7 @@ from sync.state import StateStore, open_store
 AUTH = ("slm-demo", "demo-api-token")
 
 
-@pytest.fixture(autouse=True)
-def _no_retry_waits() -> Iterator[None]:
-    set_testing(True)
-    yield
-    set_testing(False)
+pytestmark = pytest.mark.usefixtures("no_retry_waits")
 
 
 @pytest.fixture

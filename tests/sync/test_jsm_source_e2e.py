@@ -12,19 +12,13 @@ import requests
 from structlog.testing import capture_logs
 
 from config import Settings
-from connectors import set_testing
 from review import AttainmentStatus, GapKind, review_ticket_key
 from sandbox import Sandbox
 from sync.demo import demo_settings
 from sync.engine import Engine
 from sync.state import StateStore, open_store
 
-
-@pytest.fixture(autouse=True)
-def _no_retry_waits() -> Iterator[None]:
-    set_testing(True)
-    yield
-    set_testing(False)
+pytestmark = pytest.mark.usefixtures("no_retry_waits")
 
 
 @pytest.fixture

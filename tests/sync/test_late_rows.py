@@ -17,7 +17,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from config import Settings
-from connectors import Cursor, Page, ReadError, Stream, set_testing
+from connectors import Cursor, Page, ReadError, Stream
 from connectors.servicenow import ServiceNowSource
 from mapping import SystemMapping, load_mappings
 from sandbox import Sandbox
@@ -30,11 +30,7 @@ BASE = datetime(2025, 6, 2, 8, 0, 0, tzinfo=UTC)
 STAMP = "%Y-%m-%d %H:%M:%S"
 
 
-@pytest.fixture(autouse=True)
-def _no_retry_waits() -> Iterator[None]:
-    set_testing(True)
-    yield
-    set_testing(False)
+pytestmark = pytest.mark.usefixtures("no_retry_waits")
 
 
 @pytest.fixture

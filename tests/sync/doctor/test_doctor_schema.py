@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from config import Settings
-from connectors import set_testing
 from mapping import shipped_mapping_path
 from sandbox import Sandbox
 from sync.doctor import run_doctor
@@ -20,11 +19,7 @@ CUSTOM_TARGET = "      target_percent: {source: u_target_percentage,"
 CONNECTOR_CHECK = "connector fields exist (sys_dictionary)"
 
 
-@pytest.fixture(autouse=True)
-def _no_retry_waits() -> Iterator[None]:
-    set_testing(True)
-    yield
-    set_testing(False)
+pytestmark = pytest.mark.usefixtures("no_retry_waits")
 
 
 @pytest.fixture(scope="module")
