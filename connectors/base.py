@@ -124,6 +124,7 @@ class AttachedFile:
     name: str
     size: int
     read: Callable[[], bytes]
+    id: str = ""  # the target's attachment id (to remove an older version of our chart)
 
 
 @dataclass(frozen=True)

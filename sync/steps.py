@@ -7,6 +7,8 @@ target before the process died, so it is recognised before it is sent again: an 
 name and content hash, a note by its text among the ticket's latest comments; adding a watcher
 twice is harmless, so it is simply done again. A ticket this process created in this run has
 no attachment or comment yet and needs no such check; a ticket found by lookup (adopted) does.
+A refreshed chart replaces its attachment: once the new file is there, older files of the same
+name on the ticket are removed (only that name: `attainment-<service>.png` is ours).
 
 A failed step fails alone: it is logged, stays pending and is retried next cycle; the ticket
 and every other step go on.
@@ -39,6 +41,13 @@ class ReadsAttachments(Protocol):
     """A target that can list a ticket's attachments of one name (to recognise ours)."""
 
     def attachments(self, ref: TicketRef, filename: str) -> list[AttachedFile]: ...
+
+
+@runtime_checkable
+class RemovesAttachments(Protocol):
+    """A target that can delete an attachment (an older version of our chart)."""
+
+    def remove_attachment(self, ref: TicketRef, attached: AttachedFile) -> None: ...
 
 
 @runtime_checkable
@@ -89,7 +98,8 @@ class FollowUps:
     def attach(
         self, key: str, ref: TicketRef, filename: str, content: bytes, *, fresh: bool
     ) -> None:
-        """Attach `content` as `filename` unless this very content is there already.
+        """Attach `content` as `filename` unless this very content is there already, and remove
+        older versions of it (a refreshed chart replaces its attachment).
 
         `fresh`: the ticket was created by this run, so it has no attachment yet.
         """
@@ -97,17 +107,26 @@ class FollowUps:
         row = self.rows.get((key, CHART))
         if row is not None and row.state == "done" and row.digest == wanted:
             return
-        unsure = not fresh and (row is None or (row.state != "done" and row.digest == wanted))
-        self._run(key, CHART, wanted, lambda: self._attach(ref, filename, content, unsure))
+        self._run(key, CHART, wanted, lambda: self._attach(ref, filename, content, fresh))
 
-    def _attach(self, ref: TicketRef, filename: str, content: bytes, unsure: bool) -> None:
-        if unsure and isinstance(self.target, ReadsAttachments):
-            for attached in self.target.attachments(ref, filename):
-                if attached.size == len(content) and digest(attached.read()) == digest(content):
-                    log.info("chart.recognised", ticket=ref.key, filename=filename)
-                    return
-        self.target.attach(ref, filename, content, "image/png")
-        log.info("chart.attached", ticket=ref.key, filename=filename)
+    def _attach(self, ref: TicketRef, filename: str, content: bytes, fresh: bool) -> None:
+        target = self.target
+        existing: list[AttachedFile] = []
+        if not fresh and isinstance(target, ReadsAttachments):
+            existing = target.attachments(ref, filename)
+        same = next(
+            (a for a in existing if a.size == len(content) and digest(a.read()) == digest(content)),
+            None,
+        )
+        if same is None:
+            target.attach(ref, filename, content, "image/png")
+            log.info("chart.attached", ticket=ref.key, filename=filename)
+        else:
+            log.info("chart.recognised", ticket=ref.key, filename=filename)
+        if isinstance(target, RemovesAttachments):
+            for older in (a for a in existing if a is not same):
+                target.remove_attachment(ref, older)
+                log.info("chart.replaced", ticket=ref.key, filename=filename, removed=older.id)
 
     # ---- the change note -----------------------------------------------------------------
     def comment(self, key: str, ref: TicketRef, note: Document, text: str, spec_hash: str) -> None:

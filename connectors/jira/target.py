@@ -319,10 +319,20 @@ class JiraTarget:
                 name=filename,
                 size=int(item.get("size") or 0),
                 read=partial(self.api.download, str(item.get("content", "")), what=filename),
+                id=str(item.get("id", "")),
             )
             for item in files
             if item.get("filename") == filename
         ]
+
+    def remove_attachment(self, ref: TicketRef, attached: AttachedFile) -> None:
+        """Delete an attachment slm-sync replaced (an older version of the ticket's chart)."""
+        self.api.call(
+            "DELETE",
+            f"attachment/{attached.id}",
+            what=f"attachment {attached.name} ({attached.id}) on {ref.key}",
+            permission=Permission.ATTACH,
+        )
 
     def comment_texts(self, ref: TicketRef, latest: int) -> list[str]:
         """Plain text of the ticket's latest comments (ADF text nodes, or wiki markup)."""

@@ -96,6 +96,10 @@ class TableClient(Protocol):
         """GET /api/now/attachment/{sys_id}/file: an attachment's bytes."""
         ...
 
+    def delete_attachment(self, attachment_sys_id: str) -> None:
+        """DELETE /api/now/attachment/{sys_id}."""
+        ...
+
     def journal(self, table: str, sys_id: str, field: str) -> str:
         """A record's journal field (work notes) as its display value: every entry's text."""
         ...
@@ -217,6 +221,16 @@ class PysnowTableClient:
             raise transport_error(error, system=SYSTEM, what=what) from error
         _raise_for(response, what=what, table="sys_attachment")
         return bytes(response.content)
+
+    def delete_attachment(self, attachment_sys_id: str) -> None:
+        session: requests.Session = self._client.session
+        url = f"{self._client.base_url}/api/now/attachment/{attachment_sys_id}"
+        what = f"attachment {attachment_sys_id}"
+        try:
+            response = session.delete(url, timeout=self._timeout)
+        except requests.RequestException as error:
+            raise transport_error(error, system=SYSTEM, what=what) from error
+        _raise_for(response, what=what, table="sys_attachment")
 
     def journal(self, table: str, sys_id: str, field: str) -> str:
         # The Table API reads a journal field as "" by value and as its entries by display value.

@@ -296,10 +296,20 @@ class ServiceNowTarget:
                 name=filename,
                 size=int(str(row.get("size_bytes") or "0") or 0),
                 read=partial(self._download, str(row.get("sys_id", ""))),
+                id=str(row.get("sys_id", "")),
             )
             for row in result.records
             if row.get("file_name") == filename
         ]
+
+    def remove_attachment(self, ref: TicketRef, attached: AttachedFile) -> None:
+        """Delete an attachment slm-sync replaced (an older version of the record's chart)."""
+
+        def send() -> TableResult:
+            self.client.delete_attachment(attached.id)
+            return TableResult([])
+
+        self.guard.call(send, what=f"attachment {attached.name} on {ref.key}")
 
     def _download(self, attachment_sys_id: str) -> bytes:
         content: list[bytes] = []

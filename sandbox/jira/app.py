@@ -39,7 +39,7 @@ from werkzeug.wrappers import Request, Response
 from sandbox.estate.model import Estate
 from sandbox.http import json_response
 from sandbox.http.knobs import Knobs
-from sandbox.jira.issues import IssueWriter, jira_error, not_found
+from sandbox.jira.issues import IssueWriter, jira_error, no_content, not_found
 from sandbox.jira.limits import IssueWriteLimiter, per_issue_limited
 from sandbox.jira.meta import MetaReader
 from sandbox.jira.realism import JiraRealism
@@ -113,6 +113,11 @@ def _api_rules(api: str, version: str) -> list[Rule]:
             f"{api}/attachment/content/<int:attachment_id>",
             endpoint="read.attachment_content",
             methods=get,
+        ),
+        Rule(
+            f"{api}/attachment/<int:attachment_id>",
+            endpoint="read.delete_attachment",
+            methods=["DELETE"],
         ),
         Rule(f"{api}/search", endpoint="read.search", methods=["GET", "POST"]),
         Rule(f"{api}/search/jql", endpoint="read.search_jql", methods=["GET", "POST"]),
@@ -210,6 +215,8 @@ class JiraApp:
             return self._not_found(request)
         if action == "attachment_content":
             return self._attachment_content(values["attachment_id"])
+        if action == "delete_attachment":
+            return self._delete_attachment(values["attachment_id"])
         handler: Callable[[Request], Response] = getattr(reader, action)
         return handler(request)
 
@@ -241,6 +248,15 @@ class JiraApp:
             for attachment in issue.attachments:
                 if attachment.id == attachment_id:
                     return Response(attachment.content, 200, content_type=attachment.mime_type)
+        return jira_error(404, ["The attachment does not exist."])
+
+    def _delete_attachment(self, attachment_id: int) -> Response:
+        """DELETE /attachment/{id}: 204 without a body, as Jira answers."""
+        for issue in self.site.store.issues.values():
+            for attachment in issue.attachments:
+                if attachment.id == attachment_id:
+                    issue.attachments.remove(attachment)
+                    return no_content()
         return jira_error(404, ["The attachment does not exist."])
 
     def _rejected(self, request: Request) -> bool:

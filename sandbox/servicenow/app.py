@@ -8,6 +8,7 @@ Routes (Basic auth with any user and password except `knobs.rejected_password`, 
     POST                    /api/now/attachment/file         (raw body upload)
     GET                     /api/now/attachment              (attachment records)
     GET                     /api/now/attachment/<sys_id>/file
+    DELETE                  /api/now/attachment/<sys_id>
 
 Every table accepts writes (the sandbox user is an admin), so tests can change source data over
 HTTP; in-process, `app.insert(table, **fields)` and `app.update(table, sys_id, **fields)` stamp
@@ -71,6 +72,9 @@ class ServiceNowApp:
                 Rule("/api/now/attachment/file", methods=["POST"], endpoint="upload"),
                 Rule("/api/now/attachment", methods=["GET"], endpoint="attachments"),
                 Rule("/api/now/attachment/<sys_id>/file", methods=["GET"], endpoint="download"),
+                Rule(
+                    "/api/now/attachment/<sys_id>", methods=["DELETE"], endpoint="delete_attachment"
+                ),
             ],
             strict_slashes=False,
         )
@@ -265,6 +269,13 @@ class ServiceNowApp:
         if row is None or sys_id not in self.files:
             return _no_record()
         return Response(self.files[sys_id], 200, content_type=row.get("content_type"))
+
+    def _delete_attachment(self, request: Request, sys_id: str) -> Response:
+        if self.store.find("sys_attachment", sys_id) is None:
+            return _no_record()
+        self.store.delete("sys_attachment", sys_id)
+        self.files.pop(sys_id, None)
+        return Response(b"", 204)
 
     @staticmethod
     def _download_link(request: Request, row: Row) -> str:

@@ -116,3 +116,22 @@ def test_an_adopted_ticket_keeps_its_chart_instead_of_a_second_copy(
     tickets = _tickets(site)
     reviews = [k for k in tickets if k.endswith(":review")]
     assert {k: len(tickets[k]["attachments"]) for k in reviews} == dict.fromkeys(reviews, 1)
+
+
+def test_a_refreshed_chart_replaces_its_attachment(
+    site: Sandbox, settings: Settings, store: StateStore
+) -> None:
+    """New SLA data changes a review's chart: the next cycle uploads the new chart and removes
+    the old one, so the ticket keeps exactly one file of that name, with the new content."""
+    Engine.from_settings(settings, store).run_once()
+    before = {k: t["attachments"] for k, t in _tickets(site).items() if k.endswith(":review")}
+    service = settings.review.selection[0]
+    incidents = {i.sys_id for i in site.estate.incidents if i.business_service == service}
+    met = [r for r in site.estate.sla_records if r.task in incidents and not r.has_breached]
+    for record in met[:20]:
+        site.servicenow.update("task_sla", record.sys_id, has_breached="true")
+    Engine.from_settings(settings, store).run_once()
+    after = {k: t["attachments"] for k, t in _tickets(site).items() if k.endswith(":review")}
+    assert all(len(files) == 1 for files in after.values()), after
+    changed = [k for k in after if after[k] != before[k]]
+    assert changed, "the refreshed review's chart was replaced"
