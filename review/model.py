@@ -287,3 +287,16 @@ class TicketSpec(Frozen):
         exclude=True,  # not something the ticket shows: the spec hash stays as it was
         description="the service of a review ticket or its sub-tasks; its key may be hashed",
     )
+    # Who an activity sub-task is for, so closing it can be read back per person (attendance).
+    # Not shown on the ticket (the assignee is): excluded like service_key, the spec hash holds.
+    activity_id: str | None = Field(
+        default=None,
+        exclude=True,
+        description="the RACI activity of a sub-task (its key may be hashed)",
+    )
+    responsible_roles: tuple[str, ...] = Field(
+        default=(),
+        exclude=True,
+        description="RACI role ids whose R part the assignee does on this sub-task; with several "
+        "R people each has their own sub-task",
+    )

@@ -6,11 +6,22 @@ and per selected service a review ticket (its body is the review pack) with one 
 service-scoped activity. Keys are deterministic (`ticket_key`), so the sync layer never creates a
 ticket twice.
 
-Per sub-task: the assignee is the first person of the first R role (matrix order) that has one;
-every other R holder is consulted. Accountable is the A role's holder. Consulted and informed
-never repeat the assignee or the accountable person, and informed never repeats a consulted one:
-one person holding several roles gets one assignment. A role nobody holds is a gap; a sub-task
-without any R holder stays unassigned (the target applies its fallback assignee).
+Per sub-task: the assignee is the first person of the first R role (matrix order) that has one.
+Accountable is the A role's holder. Consulted and informed never repeat the assignee or the
+accountable person, and informed never repeats a consulted one: one person holding several roles
+gets one assignment. A role nobody holds is a gap; a sub-task without any R holder stays unassigned
+(the target applies its fallback assignee).
+
+Every R in their own queue: a service-scoped activity whose R roles resolve to several distinct
+people (seed: "Participate in service review" - SLM process owner, Service Level Manager, each CI
+owner) gets one sub-task per R person, titled with their part; closing one records that person's
+part (attendance). The first R person's sub-task keeps the activity's key (`activity_ticket_key`),
+each further one gets `part_ticket_key`: the activity key plus the person's first single-holder R
+role, or for a shared role (CI owner) the role and a short hash of the person's email. The A,
+C and I people are the same on each part; R people are never consulted on each other's parts.
+An activity with one R person is planned exactly as before (same key, same spec hash).
+Cycle-scoped activities stay one sub-task (the LT selects as one body; the other LT members are
+consulted).
 
 Cycle-scoped activities resolve the Service Level Manager and CI owner roles over the selected
 services, or over every candidate service while nothing is selected yet.
@@ -30,7 +41,15 @@ from review.cycle import Cycle
 from review.gaps import unfilled_role_gap
 from review.model import Gap, GapKind, Person, ReviewPack, Service, TicketKind, TicketSpec
 from review.raci import Activity, Letter, RaciMatrix, Role, Scope
-from review.roles import RoleHolders, cycle_role_holders, identity, service_role_holders
+from review.roles import (
+    SHARED_SERVICE_ROLES,
+    ResponsiblePart,
+    RoleHolders,
+    cycle_role_holders,
+    identity,
+    responsible_parts,
+    service_role_holders,
+)
 from review.selection import Candidate, select_label, selection_document
 
 SYNC_LABEL = "slm-sync"
@@ -80,6 +99,23 @@ def activity_ticket_key(cycle_id: str, activity_id: str, service_key: str | None
     return ticket_key(cycle_id, service_key or "cycle", activity_id)
 
 
+def part_ticket_key(
+    cycle_id: str, activity_id: str, service_key: str, part: ResponsiblePart
+) -> str:
+    """Key of a further R person's sub-task: `slm:<cycle>:<service>:<activity>:<part>`."""
+    return ticket_key(cycle_id, service_key, activity_id, part_token(part))
+
+
+def part_token(part: ResponsiblePart) -> str:
+    """The person's first R role only they hold (`service_level_manager`), else for a shared role
+    the role and 10 hex of sha256 of their email (`ci_owner-3f2a...`): stable, label-safe."""
+    for role in part.roles:
+        if role not in SHARED_SERVICE_ROLES:
+            return role.value
+    digest = hashlib.sha256(identity(part.person).encode()).hexdigest()[:10]
+    return f"{part.roles[0].value}-{digest}"
+
+
 class Assignment(BaseModel):
     """Who does, answers for, is asked about and is told about one activity."""
 
@@ -89,6 +125,7 @@ class Assignment(BaseModel):
     accountable: Person | None
     consulted: tuple[Person, ...]
     informed: tuple[Person, ...]
+    also_responsible: tuple[Person, ...] = ()  # the other R people, each on their own sub-task
 
 
 class ReviewPlan(BaseModel):
@@ -114,6 +151,28 @@ def assign(activity: Activity, holders_of: Mapping[Role, Sequence[Person]]) -> A
     informed = _take(_holding(activity, Letter.I, holders_of), taken)
     return Assignment(
         assignee=assignee, accountable=accountable, consulted=consulted, informed=informed
+    )
+
+
+def assign_part(
+    activity: Activity,
+    holders_of: Mapping[Role, Sequence[Person]],
+    part: ResponsiblePart,
+    parts: Sequence[ResponsiblePart],
+) -> Assignment:
+    """One R person's share of an activity several people are responsible for."""
+    accountable_people = holders_of.get(activity.accountable, ())
+    accountable = accountable_people[0] if accountable_people else None
+    others = tuple(p.person for p in parts if p is not part)
+    taken = {identity(p) for p in (part.person, accountable, *others) if p is not None}
+    consulted = _take(_holding(activity, Letter.C, holders_of), taken)
+    informed = _take(_holding(activity, Letter.I, holders_of), taken)
+    return Assignment(
+        assignee=part.person,
+        accountable=accountable,
+        consulted=consulted,
+        informed=informed,
+        also_responsible=others,
     )
 
 
@@ -173,7 +232,7 @@ def _cycle_tickets(
     holders_of = {role: cycle_role_holders(role, population, holders) for role in Role}
     activities = matrix.in_scope(Scope.CYCLE)
     gaps.extend(_unfilled_roles(activities, holders_of, None))
-    subtasks = [_activity_ticket(cycle, a, holders_of, parent, None) for a in activities]
+    subtasks = [_single_ticket(cycle, a, holders_of, parent, None) for a in activities]
     owner = holders.slm_process_owner
     cycle_ticket = TicketSpec(
         key=parent,
@@ -200,7 +259,11 @@ def _service_tickets(
     holders_of = {role: service_role_holders(role, service, holders) for role in Role}
     activities = matrix.in_scope(Scope.SERVICE)
     gaps.extend(_unfilled_roles(activities, holders_of, service))
-    subtasks = [_activity_ticket(cycle, a, holders_of, parent, service) for a in activities]
+    subtasks = [
+        ticket
+        for activity in activities
+        for ticket in _activity_tickets(cycle, activity, holders_of, parent, service)
+    ]
     body = pack.body if pack else doc.Document(blocks=(doc.paragraph(_NO_PACK),))
     review = TicketSpec(
         key=parent,
@@ -217,27 +280,78 @@ def _service_tickets(
     return [review, *subtasks]
 
 
-def _activity_ticket(
+def _activity_tickets(
+    cycle: Cycle,
+    activity: Activity,
+    holders_of: Mapping[Role, Sequence[Person]],
+    parent: str,
+    service: Service,
+) -> list[TicketSpec]:
+    """A service activity's sub-tasks: one, or one per distinct R person when there are several."""
+    parts = responsible_parts(activity, holders_of)
+    if len(parts) < 2:
+        return [_single_ticket(cycle, activity, holders_of, parent, service)]
+    first = activity_ticket_key(cycle.id, activity.id, service.key)
+    return [
+        _activity_ticket(
+            cycle,
+            activity,
+            assign_part(activity, holders_of, part, parts),
+            key=first if index == 0 else part_ticket_key(cycle.id, activity.id, service.key, part),
+            parent=parent,
+            service=service,
+            part=part,
+        )
+        for index, part in enumerate(parts)
+    ]
+
+
+def _single_ticket(
     cycle: Cycle,
     activity: Activity,
     holders_of: Mapping[Role, Sequence[Person]],
     parent: str,
     service: Service | None,
 ) -> TicketSpec:
-    assignment = assign(activity, holders_of)
-    key = activity_ticket_key(cycle.id, activity.id, service.key if service else None)
+    """The one sub-task of an activity, with the first R person as assignee (as before parts)."""
+    parts = responsible_parts(activity, holders_of)
+    return _activity_ticket(
+        cycle,
+        activity,
+        assign(activity, holders_of),
+        key=activity_ticket_key(cycle.id, activity.id, service.key if service else None),
+        parent=parent,
+        service=service,
+        part=None,
+        roles=parts[0].roles if parts else (),
+    )
+
+
+def _activity_ticket(
+    cycle: Cycle,
+    activity: Activity,
+    assignment: Assignment,
+    *,
+    key: str,
+    parent: str,
+    service: Service | None,
+    part: ResponsiblePart | None,
+    roles: tuple[Role, ...] = (),
+) -> TicketSpec:
+    """One activity sub-task; `part` names whose share it is when the activity is split."""
     due = (
         cycle.opens + timedelta(days=activity.due_offset_days)
         if activity.due_offset_days is not None
         else None
     )
     where = service.name if service else f"cycle {cycle.id}"
+    name = f"{activity.name} — {part.title}" if part else activity.name
     return TicketSpec(
         key=key,
         parent_key=parent,
         kind=TicketKind.ACTIVITY,
-        title=_title(f"{activity.name}: {where}"),
-        body=_activity_body(activity, assignment, where, due),
+        title=_title(f"{name}: {where}"),
+        body=_activity_body(activity, assignment, where, due, part),
         assignee=assignment.assignee,
         accountable=assignment.accountable,
         consulted=assignment.consulted,
@@ -245,36 +359,51 @@ def _activity_ticket(
         due=due,
         labels=(SYNC_LABEL, key),
         service_key=service.key if service else None,
+        activity_id=activity.id,
+        responsible_roles=tuple(r.value for r in (part.roles if part else roles)),
     )
 
 
 def _activity_body(
-    activity: Activity, assignment: Assignment, where: str, due: date | None
+    activity: Activity,
+    assignment: Assignment,
+    where: str,
+    due: date | None,
+    part: ResponsiblePart | None,
 ) -> doc.Document:
-    def people(persons: Sequence[Person | None]) -> tuple[doc.Inline, ...]:
-        found = [p for p in persons if p is not None]
-        if not found:
-            return (doc.text("nobody named yet"),)
-        mentions: list[doc.Inline] = []
-        for index, person in enumerate(found):
-            if index:
-                mentions.append(doc.text(", "))
-            mentions.append(doc.Mention(name=person.name, email=person.email))
-        return tuple(mentions)
-
-    items = (
-        (doc.text("Responsible: ", strong=True), *people([assignment.assignee])),
-        (doc.text("Accountable: ", strong=True), *people([assignment.accountable])),
-        (doc.text("Consulted: ", strong=True), *people(assignment.consulted)),
-        (doc.text("Informed: ", strong=True), *people(assignment.informed)),
+    items: tuple[tuple[doc.Inline, ...], ...] = (
+        (doc.text("Responsible: ", strong=True), *_people([assignment.assignee])),
+    )
+    if part is not None:
+        items += (
+            (doc.text("Also responsible: ", strong=True), *_people(assignment.also_responsible)),
+        )
+    items += (
+        (doc.text("Accountable: ", strong=True), *_people([assignment.accountable])),
+        (doc.text("Consulted: ", strong=True), *_people(assignment.consulted)),
+        (doc.text("Informed: ", strong=True), *_people(assignment.informed)),
         (doc.text("Due: ", strong=True), doc.text(due.isoformat() if due else "not scheduled")),
     )
-    return doc.Document(
-        blocks=(
-            doc.paragraph(doc.text(activity.name, strong=True), f" for {where}."),
-            doc.BulletList(items=items),
+    intro = doc.paragraph(doc.text(activity.name, strong=True), f" for {where}.")
+    if part is not None:
+        intro = doc.paragraph(
+            doc.text(activity.name, strong=True),
+            f" for {where}: this sub-task is the part of {part.title}. Each responsible person "
+            "has their own sub-task; close yours when your part is done.",
         )
-    )
+    return doc.Document(blocks=(intro, doc.BulletList(items=items)))
+
+
+def _people(persons: Sequence[Person | None]) -> tuple[doc.Inline, ...]:
+    found = [p for p in persons if p is not None]
+    if not found:
+        return (doc.text("nobody named yet"),)
+    mentions: list[doc.Inline] = []
+    for index, person in enumerate(found):
+        if index:
+            mentions.append(doc.text(", "))
+        mentions.append(doc.Mention(name=person.name, email=person.email))
+    return tuple(mentions)
 
 
 def _unfilled_roles(

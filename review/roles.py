@@ -11,17 +11,24 @@ settings); service-level roles from the service record:
 | Service Level Manager | the service owner | the owners of the cycle's services |
 | Configuration Item Owner | owners of the service's components | those of the cycle's services |
 
-Several people in one role are deduplicated and ordered by name.
+Several people in one role are deduplicated and ordered by name. For one service, every role has
+at most one holder except Configuration Item Owner (`SHARED_SERVICE_ROLES`).
+
+`responsible_parts` turns an activity's R roles into its R people: one `ResponsiblePart` per
+distinct person, carrying every R role that person holds, so nobody gets the same activity twice.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
 from review.model import Person, Service
-from review.raci import Role
+from review.raci import Activity, Letter, Role
+
+# Roles several people hold for one service's review; every other role has at most one holder.
+SHARED_SERVICE_ROLES = frozenset({Role.CI_OWNER})
 
 
 class RoleHolders(BaseModel):
@@ -85,3 +92,32 @@ def cycle_role_holders(
     if role is Role.CI_OWNER:
         return _by_name(c.owner for service in services for c in service.components)
     return service_role_holders(role, Service(key="-", name="-"), holders)
+
+
+class ResponsiblePart(BaseModel):
+    """One R person of an activity and every R role they hold on it (matrix column order)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    person: Person
+    roles: tuple[Role, ...]
+
+    @property
+    def title(self) -> str:
+        """Whose part this is, for a ticket title: "Service Level Manager (Sam Owner)"."""
+        return f"{' and '.join(r.display_name for r in self.roles)} ({self.person.name})"
+
+
+def responsible_parts(
+    activity: Activity, holders_of: Mapping[Role, Sequence[Person]]
+) -> tuple[ResponsiblePart, ...]:
+    """The distinct R people of an activity, in matrix order (R roles, then each role's holders)."""
+    roles_of: dict[str, list[Role]] = {}
+    people: dict[str, Person] = {}
+    for role in activity.roles_with(Letter.R):
+        for person in holders_of.get(role, ()):
+            people.setdefault(identity(person), person)
+            roles_of.setdefault(identity(person), []).append(role)
+    return tuple(
+        ResponsiblePart(person=people[who], roles=tuple(roles)) for who, roles in roles_of.items()
+    )
