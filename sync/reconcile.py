@@ -39,7 +39,7 @@ from connectors import (
 from connectors.crashpoints import crash_point
 from review import Document, Person, TicketSpec
 from sync.state import LedgerRow, StateStore
-from sync.steps import WATCHERS, FollowUps, plain_text
+from sync.steps import FollowUps, plain_text
 
 log = structlog.get_logger("slm_sync.reconcile")
 DEFAULT_QUARANTINE = 120.0  # for target plugins that do not say how long a create may take
@@ -326,7 +326,7 @@ class Reconciler:
     ) -> None:
         wanted = spec_hash(spec)
         if row.frozen or row.applied_hash == wanted:
-            if not dry_run and self._steps().is_pending(spec.key, WATCHERS):
+            if not dry_run and self._steps().watchers_pending(spec.key):
                 self._steps().watch(spec.key, ref, spec)
             summary.outcomes.append(_outcome(spec, Action.UNCHANGED, ticket=ref.key))
             return

@@ -20,19 +20,20 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Protocol, runtime_checkable
 
 import structlog
 
 from connectors import AttachedFile, ConnectorError, FatalError, TargetConnector, TicketRef
 from connectors.crashpoints import crash_point
-from review import Document, TicketSpec
+from review import Document, Person, TicketSpec
 from sync.state import StateStore, StepRow
 
 log = structlog.get_logger("slm_sync.steps")
 CHART = "chart"
 NOTE = "note"
-WATCHERS = "watchers"
+WATCH = "watch:"  # + the person's email: one step per watcher slm-sync added
 RECENT_COMMENTS = 10  # a pending note is looked for among the ticket's latest comments
 
 
@@ -58,10 +59,15 @@ class ReadsComments(Protocol):
 
 
 @runtime_checkable
-class AddsWatchers(Protocol):
+class KeepsWatchers(Protocol):
     """A target with watchers outside the ticket's fields (Jira)."""
 
-    def add_watchers(self, ref: TicketRef, spec: TicketSpec) -> None: ...
+    @property
+    def watches(self) -> bool: ...
+
+    def add_watcher(self, ref: TicketRef, person: Person) -> None: ...
+
+    def remove_watcher(self, ref: TicketRef, person: Person) -> None: ...
 
 
 def digest(content: bytes | str) -> str:
@@ -149,18 +155,45 @@ class FollowUps:
 
     # ---- watchers ------------------------------------------------------------------------
     def watch(self, key: str, ref: TicketRef, spec: TicketSpec) -> None:
-        """Make the consulted and informed people watchers (again, if they changed)."""
-        if not isinstance(self.target, AddsWatchers):
+        """Watchers follow the consulted and informed people: one step per person (`watch:` and
+        the email), added when they join the list, removed when they leave it. People who
+        watch a ticket on their own are never touched: only those slm-sync added."""
+        target = self.target
+        if not isinstance(target, KeepsWatchers) or not target.watches:
             return
-        people = sorted(p.email or p.name for p in (*spec.consulted, *spec.informed))
-        if not people:
+        wanted = {p.email.casefold(): p for p in (*spec.consulted, *spec.informed) if p.email}
+        ours = {
+            step.removeprefix(WATCH): row
+            for (k, step), row in self.rows.items()
+            if k == key and step.startswith(WATCH)
+        }
+        for email, person in wanted.items():
+            row = ours.get(email)
+            if row is None or row.state != "done":
+                self._run(
+                    key, WATCH + email, digest(email), partial(target.add_watcher, ref, person)
+                )
+        for email in set(ours) - set(wanted):
+            self._unwatch(key, ref, email, target)
+
+    def _unwatch(self, key: str, ref: TicketRef, email: str, target: KeepsWatchers) -> None:
+        try:
+            target.remove_watcher(ref, Person(name=email, email=email))
+        except FatalError:
+            raise
+        except ConnectorError as error:
+            self.failed.append((key, WATCH + email, str(error)))
+            log.warning("step.failed", key=key, step=WATCH + email, error=str(error))
             return
-        wanted = digest("\n".join(people))
-        row = self.rows.get((key, WATCHERS))
-        if row is not None and row.state == "done" and row.digest == wanted:
-            return
-        adder = self.target
-        self._run(key, WATCHERS, wanted, lambda: adder.add_watchers(ref, spec))
+        self.store.forget_step(self.target.system, key, WATCH + email)
+        del self.rows[key, WATCH + email]
+
+    def watchers_pending(self, key: str) -> bool:
+        """Whether an earlier run left a watcher of `key` pending."""
+        return any(
+            k == key and step.startswith(WATCH) and row.state != "done"
+            for (k, step), row in self.rows.items()
+        )
 
     # ---- one step ------------------------------------------------------------------------
     def _run(self, key: str, step: str, wanted: str, call: _Call, *, strict: bool = False) -> None:

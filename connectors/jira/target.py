@@ -6,7 +6,7 @@ an element answered with neither an issue nor an error leave their keys **in dou
 still finish the create after we stopped waiting, and its search index lags behind. The caller
 quarantines such keys (`quarantine_seconds`: the create settle time plus `jira.index_lag_seconds`)
 before a lookup may prove them absent. Only what Jira refused (field errors, 400) or never
-received (429, connection refused) fails plainly. Watchers are a separate step (`add_watchers`),
+received (429, connection refused) fails plainly. Watchers are separate steps (`add_watcher`),
 so a failure there never undoes a create.
 """
 
@@ -235,23 +235,44 @@ class JiraTarget:
         # Neither an issue nor an error for this element: Jira may have made it.
         return CreateResult(spec.key, None, f"jira answered nothing for {spec.key}", True)
 
-    def add_watchers(self, ref: TicketRef, spec: TicketSpec) -> None:
-        """Consulted and informed people as watchers (`jira.add_watchers`); adding a watcher
-        twice is harmless, so a step left pending is simply done again. A watcher Jira refuses
-        (no such user, no permission) is logged and skipped; transient failures raise."""
-        if not self.settings.add_watchers:
+    @property
+    def watches(self) -> bool:
+        """Whether consulted and informed people become watchers (`jira.add_watchers`)."""
+        return self.settings.add_watchers
+
+    def add_watcher(self, ref: TicketRef, person: Person) -> None:
+        """Make `person` a watcher; adding one twice is harmless. Someone Jira does not know, or
+        refuses (no such user, no permission), is logged and skipped; transient failures raise."""
+        identity = self.people.identity(person)
+        if identity is None:
             return
-        for identity in self.fields.watchers(spec):
-            try:
-                self.api.call(
-                    "POST",
-                    f"issue/{ref.key}/watchers",
-                    what=f"watcher on {ref.key}",
-                    permission=Permission.WATCHERS,
-                    body=identity,
-                )
-            except RequestRejected as error:
-                log.warning("jira.watcher_failed", issue=ref.key, error=str(error))
+        try:
+            self.api.call(
+                "POST",
+                f"issue/{ref.key}/watchers",
+                what=f"watcher on {ref.key}",
+                permission=Permission.WATCHERS,
+                body=identity,
+            )
+        except RequestRejected as error:
+            log.warning("jira.watcher_failed", issue=ref.key, error=str(error))
+
+    def remove_watcher(self, ref: TicketRef, person: Person) -> None:
+        """Stop `person` watching (they left the ticket's people list); gone already is fine."""
+        identity = self.people.identity(person)
+        if identity is None:
+            return
+        param = "accountId" if self.api.deployment.value == "cloud" else "username"
+        try:
+            self.api.call(
+                "DELETE",
+                f"issue/{ref.key}/watchers",
+                what=f"watcher on {ref.key}",
+                permission=Permission.WATCHERS,
+                params={param: identity},
+            )
+        except RequestRejected as error:
+            log.warning("jira.watcher_remove_failed", issue=ref.key, error=str(error))
 
     # ---- update, comment, attach, transition -----------------------------------------------
     def update(self, ref: TicketRef, spec: TicketSpec) -> None:

@@ -106,6 +106,7 @@ def _api_rules(api: str, version: str) -> list[Rule]:
         Rule(f"{issue}/comment", endpoint="issue.add_comment", methods=post),
         Rule(f"{issue}/watchers", endpoint="issue.watchers", methods=get),
         Rule(f"{issue}/watchers", endpoint="issue.add_watcher", methods=post),
+        Rule(f"{issue}/watchers", endpoint="issue.remove_watcher", methods=["DELETE"]),
         Rule(f"{issue}/attachments", endpoint="issue.add_attachments", methods=post),
         Rule(f"{issue}/remotelink", endpoint="issue.remote_links", methods=get),
         Rule(f"{issue}/remotelink", endpoint="issue.add_remote_link", methods=post),
@@ -237,6 +238,7 @@ class JiraApp:
             "transition",
             "add_comment",
             "add_watcher",
+            "remove_watcher",
             "add_attachments",
             "add_remote_link",
         }:

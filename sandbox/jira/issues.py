@@ -321,6 +321,20 @@ class IssueWriter:
             self.site.store.reindex(issue)
         return no_content()
 
+    def remove_watcher(self, issue: StoredIssue, request: Request) -> Response:
+        """DELETE .../watchers?accountId= (Cloud) or ?username= (Data Center): 204."""
+        param = "accountId" if self.site.cloud else "username"
+        identifier = request.args.get(param, "")
+        if not identifier:
+            return jira_error(400, [f"The {param} query parameter is required."])
+        user = self.site.user_for_identifier(identifier)
+        if user is None:
+            return jira_error(404, [f'The user "{identifier}" does not exist.'])
+        if user.account_id in issue.watchers:
+            issue.watchers.remove(user.account_id)
+            self.site.store.reindex(issue)
+        return no_content()
+
     # ---- attachments ---------------------------------------------------------------------
     def add_attachments(self, issue: StoredIssue, request: Request) -> Response:
         if request.headers.get("X-Atlassian-Token", "").lower() != "no-check":

@@ -382,6 +382,17 @@ class StateStore:
         with self.engine.begin() as connection:
             _upsert(connection, ticket_steps, values, ("target", "key", "step"))
 
+    def forget_step(self, target: str, key: str, step: str) -> None:
+        """Drop a step that no longer applies (a watcher who left the ticket's people)."""
+        with self.engine.begin() as connection:
+            connection.execute(
+                sa.delete(ticket_steps).where(
+                    ticket_steps.c.target == target,
+                    ticket_steps.c.key == key,
+                    ticket_steps.c.step == step,
+                )
+            )
+
     def freeze(self, target: str, key: str) -> None:
         """The review happened: its pack is no longer refreshed."""
         self._set(target, key, frozen=True)

@@ -135,3 +135,45 @@ def test_a_refreshed_chart_replaces_its_attachment(
     assert all(len(files) == 1 for files in after.values()), after
     changed = [k for k in after if after[k] != before[k]]
     assert changed, "the refreshed review's chart was replaced"
+
+
+def test_watchers_follow_the_people_list_and_leave_self_watchers_alone(
+    site: Sandbox, settings: Settings, store: StateStore
+) -> None:
+    """An LT member dropped from the roles stops watching the tickets slm-sync made them watch;
+    the others stay, and someone who chose to watch a ticket themselves is never removed."""
+    Engine.from_settings(settings, store).run_once()
+    leaving = settings.review.roles.lt_members[-1].email
+    assert leaving is not None
+    watched = {k: t for k, t in _tickets(site).items() if _watching(t, leaving)}
+    assert watched, "the LT member watches some tickets"
+    key, ticket = next(iter(watched.items()))
+    volunteer = next(
+        u
+        for u in site.estate.people
+        if u.in_jira
+        and not u.jira_email_hidden
+        and u.email != leaving
+        and not _watching(ticket, u.email)
+    )
+    account = requests.get(
+        f"{site.jira_url}/rest/api/3/user/search",
+        params={"query": volunteer.email},
+        auth=("slm-demo", "demo-api-token"),
+        timeout=5,
+    ).json()[0]["accountId"]
+    requests.post(
+        f"{site.jira_url}/rest/api/3/issue/{ticket['key']}/watchers",
+        json=account,
+        auth=("slm-demo", "demo-api-token"),
+        timeout=5,
+    ).raise_for_status()
+    settings.review.roles.lt_members = settings.review.roles.lt_members[:-1]
+    Engine.from_settings(settings, store).run_once()
+    after = _tickets(site)
+    assert not any(_watching(t, leaving) for t in after.values())
+    assert _watching(after[key], volunteer.email), "a self-chosen watcher stays"
+
+
+def _watching(ticket: dict[str, Any], email: str | None) -> bool:
+    return any(w and w.get("email") == email for w in ticket["watchers"])
