@@ -11,7 +11,14 @@ from review import document
 from review.attainment import AttainmentAccumulator, by_service, compute_attainment, status_of
 from review.chart import attainment_chart
 from review.csat import CsatAccumulator, CsatSummary
-from review.cycle import Cycle, Frequency, PeriodKind, cycle_for, months_between
+from review.cycle import (
+    Cycle,
+    Frequency,
+    PeriodKind,
+    cycle_for,
+    earlier_cycles,
+    months_between,
+)
 from review.document import Document
 from review.feasibility import (
     Achievable,
@@ -145,6 +152,7 @@ __all__ = [
     "cycle_ticket_key",
     "document",
     "duration_text",
+    "earlier_cycles",
     "find_gaps",
     "identity",
     "months_between",

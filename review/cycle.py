@@ -8,7 +8,7 @@ not move while the review runs (and the tickets built from them stay unchanged b
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
@@ -74,6 +74,21 @@ def cycle_for(
         period=ReviewPeriod(start=_midnight(period_start), end=_midnight(opens)),
         frequency=frequency,
     )
+
+
+def earlier_cycles(
+    cycle: Cycle,
+    count: int,
+    start: str = "01-15",
+    period: PeriodKind | str = PeriodKind.TRAILING_12_MONTHS,
+) -> tuple[Cycle, ...]:
+    """The `count` cycles before `cycle` on the same calendar, latest first."""
+    found: list[Cycle] = []
+    current = cycle
+    for _ in range(count):
+        current = cycle_for(current.opens - timedelta(days=1), current.frequency, start, period)
+        found.append(current)
+    return tuple(found)
 
 
 def months_between(earlier: date, later: date) -> int:

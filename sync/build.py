@@ -102,12 +102,14 @@ def build_review(
     selection: Sequence[str],
     resolve: Resolver | None = None,
     carried: Sequence[Material] = (),
+    last_reviewed: Mapping[str, date] | None = None,
 ) -> ReviewBuild:
     """The cycle, every service as a candidate, and the packs of the selected services.
 
     `resolve` returns the people the target cannot find; it is asked only about the people of
     the selected services and the configured role holders. `carried`: materials from earlier
-    cycles (the previous review, open improvement actions).
+    cycles (the previous review, open improvement actions); `last_reviewed`: each service's last
+    review date (earlier cycles' review tickets), ranked as "months since the last review".
     """
     review = settings.review
     cycle = current_cycle(settings, today)
@@ -144,6 +146,7 @@ def build_review(
         today=today,
         findings=[f for fs in findings.values() for f in fs],
         csat=summaries,
+        last_reviewed=last_reviewed,
     )
     build = ReviewBuild(cycle, services, agreements, candidates, findings, gaps, summaries)
     build.unplaced = unplaced_gaps(skipped, {s.key for s in services})

@@ -32,6 +32,7 @@ from review import (
     review_ticket_key,
     selection_from_labels,
 )
+from sync.closing import CloseCheck
 from sync.state import LedgerRow, StateStore
 
 log = structlog.get_logger("slm_sync.cycle")
@@ -55,6 +56,8 @@ class CyclePhase:
     state: CycleState
     selection: tuple[str, ...] = ()
     frozen_reviews: frozenset[str] = field(default_factory=frozenset)
+    # review and cycle tickets with whether they may be closed (sync.closing applies the rule)
+    closable: tuple[CloseCheck, ...] = ()
 
 
 def opening_activities(matrix: RaciMatrix) -> tuple[str, ...]:
@@ -117,7 +120,8 @@ class CycleFlow:
         ):
             state = CycleState.CLOSED
             self._save(cycle, state, selection)
-        return CyclePhase(state, selection, frozen)
+        closable = _close_checks(cycle, state, states, ledger, selection)
+        return CyclePhase(state, selection, frozen, closable)
 
     def wanted(
         self, cycle: Cycle, phase: CyclePhase, tickets: Sequence[TicketSpec]
@@ -169,12 +173,50 @@ class CycleFlow:
                 activity_ticket_key(cycle.id, a.id, service)
                 for a in self.matrix.in_scope(Scope.SERVICE)
             ]
+            review = review_ticket_key(cycle.id, service)
+            keys += [review, *(r.key for r in _children(ledger, review))]
+        keys = list(dict.fromkeys(keys))
         refs = [_ref(ledger[k]) for k in keys if k in ledger and ledger[k].state == "created"]
         return self.target.state(refs) if refs else {}
 
     def _save(self, cycle: Cycle, state: CycleState, selection: Sequence[str]) -> None:
         self.store.save_cycle(cycle.id, state.value, selection)
         log.info("cycle.state", cycle=cycle.id, state=state.value, selection=list(selection))
+
+
+def _close_checks(
+    cycle: Cycle,
+    state: CycleState,
+    states: dict[str, TicketState],
+    ledger: dict[str, LedgerRow],
+    selection: Sequence[str],
+) -> tuple[CloseCheck, ...]:
+    """Each review ticket (ready: every sub-task it has is done) and the cycle ticket (ready:
+    the cycle is closed), as far as the target showed them to us this cycle."""
+    wanted = [
+        (key, _subtasks_done(review_ticket_key(cycle.id, key), states, ledger)) for key in selection
+    ]
+    checks: list[CloseCheck] = []
+    for key, ready in [
+        *((review_ticket_key(cycle.id, service), done) for service, done in wanted),
+        (cycle_ticket_key(cycle.id), state is CycleState.CLOSED),
+    ]:
+        found = _state_of(states, ledger, key)
+        if found is not None:
+            checks.append(CloseCheck(key, found.ref, ready, found.done))
+    return tuple(checks)
+
+
+def _children(ledger: dict[str, LedgerRow], parent: str) -> list[LedgerRow]:
+    return [row for row in ledger.values() if row.parent_key == parent]
+
+
+def _subtasks_done(
+    review: str, states: dict[str, TicketState], ledger: dict[str, LedgerRow]
+) -> bool:
+    """The review has sub-tasks, all created, all done (one not created yet keeps it open)."""
+    children = _children(ledger, review)
+    return bool(children) and all(_done(states, ledger, row.key) for row in children)
 
 
 def _ref(row: LedgerRow) -> TicketRef:

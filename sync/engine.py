@@ -29,23 +29,22 @@ from connectors import (
 from connectors.registry import ConnectorPlugin, make_target, plugin
 from mapping import SystemMapping, load_mappings
 from review import (
+    Cycle,
     Document,
-    Material,
-    MaterialKind,
     Person,
     RaciMatrix,
     ReviewPack,
     TicketKind,
     TicketSpec,
     build_plan,
-    cycle_of_key,
-    review_keys,
     review_ticket_key,
 )
 from review import document as doc
 from sync.build import ReviewBuild, build_review, chart_name, current_cycle, role_holders
+from sync.closing import close_finished
 from sync.cycle_flow import CycleFlow, CyclePhase
 from sync.duplicates import Duplicate, DuplicateAudit
+from sync.history import History, carried_over
 from sync.leases import LeaseLost, WorkLeases, units
 from sync.metrics import Metrics
 from sync.pull import PullSummary, pull
@@ -187,13 +186,15 @@ class Engine:
         flow = CycleFlow(self.store, self.target, self.raci, self.settings.review.selection)
         cycle = current_cycle(self.settings, now.date())
         phase = flow.phase(cycle)
+        history = self._carried_over(cycle)
         build = build_review(
             self.store,
             self.settings,
             today=now.date(),
             selection=phase.selection,
             resolve=self._unresolved,
-            carried=self._carried_over(cycle.id),
+            carried=history.materials,
+            last_reviewed=history.last_reviewed,
         )
         plan = build_plan(
             build.cycle,
@@ -214,6 +215,7 @@ class Engine:
         duplicates: list[Duplicate] = []
         if not dry_run:
             self._attach_charts(build, summary, followups)
+            close_finished(self.target, self.store, phase.closable)
             duplicates = self._audit_duplicates()
             self._remember_packs(build)
             if directory is not None:
@@ -291,59 +293,10 @@ class Engine:
             self.on_page(stream.value, count)
         self._safe_point()
 
-    def _carried_over(self, cycle_id: str) -> list[Material]:
-        """Each service's previous review, and the open improvement tickets linked to it."""
-        latest: dict[str, tuple[str, LedgerRow]] = {}
-        rows = self.store.ledger_rows(self.target.system).values()
-        # Keys may be hashed (long or non-label-safe service keys): look them up, don't parse.
-        reviews = review_keys(
-            [c for c in (cycle_of_key(r.key) for r in rows) if c],
-            [str(r.body.get("key") or r.key) for r in self.store.mirrored("service")],
-        )
-        for row in rows:
-            if row.kind != TicketKind.REVIEW.value or row.state != "created":
-                continue
-            if row.key not in reviews:
-                continue
-            cycle, service_key = reviews[row.key]
-            if cycle != cycle_id and cycle > latest.get(service_key, ("", row))[0]:
-                latest[service_key] = (cycle, row)
-        if not latest:
-            return []
-        refs = {
-            k: TicketRef(r.ticket_key or "", r.ticket_id or "", r.ticket_url)
-            for k, (_, r) in latest.items()
-        }
-        try:
-            links = self.target.linked(list(refs.values()))
-        except ConnectorError as error:
-            log.warning("improvements.read_failed", error=str(error))
-            links = {}
-        materials: list[Material] = []
-        for service_key, (cycle, row) in latest.items():
-            materials.append(
-                Material(
-                    key=f"review:{row.key}",
-                    kind=MaterialKind.PREVIOUS_REVIEW,
-                    title=f"Service review {cycle} ({row.ticket_key})",
-                    service_key=service_key,
-                    url=row.ticket_url,
-                    open=False,
-                )
-            )
-            materials += [
-                Material(
-                    key=f"improvement:{linked.key}",
-                    kind=MaterialKind.IMPROVEMENT,
-                    title=f"{linked.key} {linked.title}",
-                    service_key=service_key,
-                    url=linked.url,
-                    open=True,
-                )
-                for linked in links.get(refs[service_key].key, ())
-                if not linked.done
-            ]
-        return materials
+    def _carried_over(self, cycle: Cycle) -> History:
+        """Each service's previous review (from the ledger, else the target), the months since
+        it, and the open improvement tickets linked to it."""
+        return carried_over(self.store, self.target, self.settings, cycle)
 
     def _check_stop(self) -> None:
         if self.stop.is_set():

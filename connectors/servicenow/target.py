@@ -56,6 +56,7 @@ LINK_FIELDS = (
 )  # fmt: skip
 CLOSED_STATES = frozenset({"3", "4", "7"})  # task: Closed Complete / Incomplete / Skipped
 SKIPPED = "7"
+CLOSED_COMPLETE = "3"
 MARKER = "slm-sync"
 KEYS_PER_LOOKUP = 50
 
@@ -209,6 +210,17 @@ class ServiceNowTarget:
         )
 
     # --- writes -------------------------------------------------------------------------------
+
+    def close(self, ref: TicketRef) -> bool:
+        """Set the task to Closed Complete (all its work is done); always possible, so True."""
+        self.guard.call(
+            lambda: self.client.patch(
+                self.table, ref.id, {"state": CLOSED_COMPLETE}, fields=TICKET_FIELDS
+            ),
+            what=f"{self.table} record {ref.key}",
+        )
+        log.info("ticket.state_set", system=SYSTEM, ticket=ref.key, state=CLOSED_COMPLETE)
+        return True
 
     def create(
         self, specs: Sequence[TicketSpec], parents: Mapping[str, TicketRef]

@@ -1,0 +1,204 @@
+"""Earlier reviews, as the target shows them: each service's latest earlier review ticket, the
+months since it (for the selection ranking and the pack) and its open improvement tickets.
+
+Where a service was last reviewed comes from the review tickets of the earlier cycles (the last
+`LOOKBACK_YEARS` years of the cycle calendar). The ledger knows them when the state file has
+been kept; an earlier cycle the ledger does not know (a lost state file, a new installation
+next to old tickets) is looked up once in the target by its review keys (`find`, the same
+lookup that adopts tickets) and the answer, found or not, is kept in the mirror stream
+`review_history`, so it is asked once per earlier cycle, not every cycle. A review ticket
+that exists counts as the service's review in that cycle, dated by the cycle's opening day
+(the same date whatever the state file holds, so the texts built from it do not change).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import structlog
+
+from config import Settings
+from connectors import ConnectorError, FatalError, TargetConnector, TicketRef
+from review import (
+    Cycle,
+    Material,
+    MaterialKind,
+    TicketKind,
+    cycle_ticket_key,
+    earlier_cycles,
+    months_between,
+    review_keys,
+)
+from sync.state import LedgerRow, MirrorRecord, StateStore
+
+log = structlog.get_logger("slm_sync.history")
+HISTORY = "review_history"
+LOOKBACK_YEARS = 3  # older reviews score as "never reviewed" (the same points, at the cap)
+
+
+@dataclass(frozen=True)
+class PastReview:
+    """A service's review ticket of an earlier cycle."""
+
+    cycle: str
+    opens: date
+    service_key: str
+    key: str  # idempotency key
+    ref: TicketRef
+
+
+@dataclass
+class History:
+    """What earlier cycles hand to this one."""
+
+    materials: list[Material] = field(default_factory=list)
+    last_reviewed: dict[str, date] = field(default_factory=dict)
+
+
+def carried_over(
+    store: StateStore, target: TargetConnector, settings: Settings, cycle: Cycle
+) -> History:
+    """Each service's latest earlier review (materials and date) and its open improvements."""
+    services = [str(r.body.get("key") or r.key) for r in store.mirrored("service")]
+    latest = latest_reviews(store, target, settings, cycle, services)
+    history = History(last_reviewed={k: r.opens for k, r in latest.items()})
+    if not latest:
+        return history
+    try:
+        links = target.linked([r.ref for r in latest.values()])
+    except ConnectorError as error:
+        log.warning("improvements.read_failed", error=str(error))
+        links = {}
+    for service_key, past in sorted(latest.items()):
+        history.materials.append(_previous_review(past, cycle))
+        history.materials += [
+            Material(
+                key=f"improvement:{linked.key}",
+                kind=MaterialKind.IMPROVEMENT,
+                title=f"{linked.key} {linked.title}",
+                service_key=service_key,
+                url=linked.url,
+                open=True,
+            )
+            for linked in links.get(past.ref.key, ())
+            if not linked.done
+        ]
+    return history
+
+
+def latest_reviews(
+    store: StateStore,
+    target: TargetConnector,
+    settings: Settings,
+    cycle: Cycle,
+    services: Sequence[str],
+) -> dict[str, PastReview]:
+    """Per service, its review ticket of the latest earlier cycle that has one."""
+    review = settings.review
+    count = LOOKBACK_YEARS * 12 // cycle.frequency.months
+    earlier = earlier_cycles(cycle, count, review.cycle.start, review.period)
+    ledger = store.ledger_rows(target.system)
+    found = _from_ledger(ledger, earlier, services)
+    # The ledger has a cycle's ticket, so it has that cycle's review tickets too.
+    known = {c.id for c in earlier if _created(ledger.get(cycle_ticket_key(c.id)))}
+    found += _from_cache(store, target, earlier, known, services)
+    latest: dict[str, PastReview] = {}
+    for past in found:
+        if past.service_key not in latest or past.opens > latest[past.service_key].opens:
+            latest[past.service_key] = past
+    return latest
+
+
+def _from_ledger(
+    ledger: dict[str, LedgerRow], earlier: Sequence[Cycle], services: Sequence[str]
+) -> list[PastReview]:
+    # Keys may be hashed (long or non-label-safe service keys): look them up, don't parse.
+    opens = {c.id: c.opens for c in earlier}
+    reviews = review_keys(opens, services)
+    return [
+        PastReview(reviews[row.key][0], opens[reviews[row.key][0]], reviews[row.key][1], row.key,
+                   TicketRef(row.ticket_key or "", row.ticket_id or "", row.ticket_url))
+        for row in ledger.values()
+        if row.key in reviews and row.kind == TicketKind.REVIEW.value and _created(row)
+    ]  # fmt: skip
+
+
+def _created(row: LedgerRow | None) -> bool:
+    return row is not None and row.state == "created"
+
+
+def _from_cache(
+    store: StateStore,
+    target: TargetConnector,
+    earlier: Sequence[Cycle],
+    known: set[str],
+    services: Sequence[str],
+) -> list[PastReview]:
+    """Earlier cycles the ledger does not know: from the history cache, else the target."""
+    cached = _cached(store, target)
+    found: list[PastReview] = []
+    for cycle in earlier:
+        if cycle.id in known:
+            continue
+        if f"looked:{cycle.id}" not in cached:
+            if not _look_up(store, target, cycle, services):
+                continue
+            cached = _cached(store, target)
+        for key, body in cached.items():
+            if body.get("cycle") == cycle.id and "ticket_key" in body:
+                ref = TicketRef(body["ticket_key"], body["ticket_id"], body.get("url"))
+                found.append(PastReview(cycle.id, cycle.opens, body["service_key"], key, ref))
+    return found
+
+
+def _cached(store: StateStore, target: TargetConnector) -> dict[str, dict[str, Any]]:
+    prefix = f"{target.system}:"
+    return {
+        r.key[len(prefix) :]: r.body for r in store.mirrored(HISTORY) if r.key.startswith(prefix)
+    }
+
+
+def _look_up(
+    store: StateStore, target: TargetConnector, cycle: Cycle, services: Sequence[str]
+) -> bool:
+    """Find the cycle's review tickets in the target and cache the answer (False: unreadable)."""
+    reviews = review_keys([cycle.id], services)
+    try:
+        refs = target.find(list(reviews)) if reviews else {}
+    except FatalError:
+        raise
+    except ConnectorError as error:
+        log.warning("history.read_failed", cycle=cycle.id, error=str(error))
+        return False
+    system = target.system
+    records = [
+        MirrorRecord(
+            stream=HISTORY,
+            key=f"{system}:{key}",
+            body={"cycle": cycle.id, "service_key": reviews[key][1], "ticket_key": ref.key,
+                  "ticket_id": ref.id, "url": ref.url},
+            service_key=reviews[key][1],
+        )
+        for key, ref in refs.items()
+        if key in reviews
+    ]  # fmt: skip
+    marker = {"cycle": cycle.id, "found": len(records)}
+    records.append(MirrorRecord(stream=HISTORY, key=f"{system}:looked:{cycle.id}", body=marker))
+    store.store_page(system, HISTORY, records, None)
+    log.info("history.looked_up", cycle=cycle.id, reviews=len(records) - 1)
+    return True
+
+
+def _previous_review(past: PastReview, cycle: Cycle) -> Material:
+    months = months_between(past.opens, cycle.opens)
+    return Material(
+        key=f"review:{past.key}",
+        kind=MaterialKind.PREVIOUS_REVIEW,
+        title=f"Service review {past.cycle} ({past.ref.key}), {months} months before this cycle",
+        service_key=past.service_key,
+        url=past.ref.url,
+        open=False,
+    )
