@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from review import PeriodKind, cycle_for
+from review import PeriodKind, cycle_for, earlier_cycles
 
 
 @pytest.mark.parametrize(
@@ -46,3 +46,11 @@ def test_a_bad_start_names_the_expected_format() -> None:
     """A start that is not MM-DD is refused with an example."""
     with pytest.raises(ValueError, match="MM-DD"):
         cycle_for(date(2026, 5, 1), "yearly", "15-01")
+
+
+def test_earlier_cycles_walk_back_the_calendar() -> None:
+    """The cycles before a quarterly cycle are the previous quarters, latest first."""
+    cycle = cycle_for(date(2027, 3, 1), "quarterly", "01-15")
+    earlier = earlier_cycles(cycle, 5, "01-15")
+    assert [c.id for c in earlier] == ["2026-Q4", "2026-Q3", "2026-Q2", "2026-Q1", "2025-Q4"]
+    assert earlier[0].opens == date(2026, 10, 15)
