@@ -11,6 +11,8 @@
   its pack is refreshed until "Participate in service review" is done, then frozen.
 - closing: the closing cycle activities (after the last service-scoped one: lessons learned,
   update process policies) are opened.
+- Each phase also says which review tickets (every sub-task done) and whether the cycle ticket
+  (cycle closed) may be closed; `sync.closing` closes them, respecting what people did.
 """
 
 from __future__ import annotations
