@@ -122,3 +122,21 @@ def plain_text(node: Inline) -> str:
     if isinstance(node, Status):
         return f"[{node.text}]"
     return node.text
+
+
+def document_text(document: Document) -> str:
+    """The visible words of a whole document, block by block (headings, paragraphs, list items,
+    table headers and cells), as `plain_text` shows each inline node."""
+    lines: list[str] = []
+    for block in document.blocks:
+        if isinstance(block, Heading | Paragraph):
+            lines.append("".join(plain_text(node) for node in block.content))
+        elif isinstance(block, BulletList):
+            lines += ["".join(plain_text(node) for node in item) for item in block.items]
+        else:
+            lines.append(" ".join(block.header))
+            lines += [
+                " ".join("".join(plain_text(node) for node in cell) for cell in row)
+                for row in block.rows
+            ]
+    return "\n".join(lines)

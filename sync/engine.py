@@ -169,9 +169,10 @@ class Engine:
     def _run(self, *, dry_run: bool, full: bool, prompt: bool) -> RunResult:
         now = self.clock()
         directory = _people_directory(self.target)
-        if directory is not None:
+        if directory is not None:  # preloading starts the directory's cycle
             directory.preload(self.store.people_cache(self.target.system))
-        _start_people_cycle(self.target)
+        else:
+            _start_people_cycle(self.target)
         skew = self.settings.servicenow.clock_skew_seconds
         until = now - timedelta(seconds=min(skew, PROMPT_SKEW_SECONDS) if prompt else skew)
         # Another replica's pull is waited for while it renews; only a stop ends the wait.

@@ -39,7 +39,7 @@ from connectors import (
 from connectors.crashpoints import crash_point
 from review import Document, Person, TicketSpec
 from sync.state import LedgerRow, StateStore
-from sync.steps import FollowUps, plain_text
+from sync.steps import FollowUps
 
 log = structlog.get_logger("slm_sync.reconcile")
 DEFAULT_QUARANTINE = 120.0  # for target plugins that do not say how long a create may take
@@ -337,7 +337,7 @@ class Reconciler:
             self.target.update(ref, spec)
             note = self.change_note(spec, row) if self.change_note else None
             if note is not None:
-                self._steps().comment(spec.key, ref, note, plain_text(note), wanted)
+                self._steps().comment(spec.key, ref, note, wanted)
             self._steps().watch(spec.key, ref, spec)
         except FatalError:
             raise

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Protocol, runtime_checkable
@@ -28,6 +28,7 @@ import structlog
 from connectors import AttachedFile, ConnectorError, FatalError, TargetConnector, TicketRef
 from connectors.crashpoints import crash_point
 from review import Document, Person, TicketSpec
+from review.document import document_text
 from sync.state import StateStore, StepRow
 
 log = structlog.get_logger("slm_sync.steps")
@@ -88,17 +89,11 @@ class FollowUps:
     target: TargetConnector
     store: StateStore
     rows: dict[tuple[str, str], StepRow] = field(default_factory=dict)
-    failed: list[tuple[str, str, str]] = field(default_factory=list)  # (key, step, error)
 
     @classmethod
     def load(cls, target: TargetConnector, store: StateStore) -> FollowUps:
         """The steps recorded so far for `target` (one read per cycle)."""
         return cls(target, store, store.steps(target.system))
-
-    def is_pending(self, key: str, step: str) -> bool:
-        """Whether an earlier run left this step of `key` pending (it may have been sent)."""
-        row = self.rows.get((key, step))
-        return row is not None and row.state != "done"
 
     # ---- the chart -----------------------------------------------------------------------
     def attach(
@@ -135,9 +130,10 @@ class FollowUps:
                 log.info("chart.replaced", ticket=ref.key, filename=filename, removed=older.id)
 
     # ---- the change note -----------------------------------------------------------------
-    def comment(self, key: str, ref: TicketRef, note: Document, text: str, spec_hash: str) -> None:
-        """Post `note` once for this version of the ticket (`spec_hash`); `text` is its plain
-        text, used to recognise it if an earlier run may have posted it already."""
+    def comment(self, key: str, ref: TicketRef, note: Document, spec_hash: str) -> None:
+        """Post `note` once for this version of the ticket (`spec_hash`); its text recognises it
+        if an earlier run may have posted it already."""
+        text = document_text(note)
         wanted = digest(f"{spec_hash}\n{words(text)}")
         row = self.rows.get((key, NOTE))
         if row is not None and row.digest == wanted and row.state == "done":
@@ -182,7 +178,6 @@ class FollowUps:
         except FatalError:
             raise
         except ConnectorError as error:
-            self.failed.append((key, WATCH + email, str(error)))
             log.warning("step.failed", key=key, step=WATCH + email, error=str(error))
             return
         self.store.forget_step(self.target.system, key, WATCH + email)
@@ -196,7 +191,9 @@ class FollowUps:
         )
 
     # ---- one step ------------------------------------------------------------------------
-    def _run(self, key: str, step: str, wanted: str, call: _Call, *, strict: bool = False) -> None:
+    def _run(
+        self, key: str, step: str, wanted: str, call: Callable[[], None], *, strict: bool = False
+    ) -> None:
         """Pending, the call, done. A failure stays pending; `strict` re-raises it."""
         system = self.target.system
         self.store.record_step(system, key, step, state="pending", digest=wanted)
@@ -209,31 +206,7 @@ class FollowUps:
         except ConnectorError as error:
             if strict:
                 raise
-            self.failed.append((key, step, str(error)))
             log.warning("step.failed", key=key, step=step, error=str(error))
             return
         self.store.record_step(system, key, step, state="done", digest=wanted)
         self.rows[key, step] = StepRow(key, step, "done", wanted)
-
-
-class _Call(Protocol):
-    def __call__(self) -> None: ...
-
-
-def plain_text(document: Document) -> str:
-    """The words of a neutral document, for recognising a posted note."""
-    return " ".join(_texts(document.model_dump(mode="json")))
-
-
-def _texts(node: object) -> Sequence[str]:
-    if isinstance(node, dict):
-        found: list[str] = []
-        for name, value in node.items():
-            if name == "text" and isinstance(value, str):
-                found.append(value)
-            else:
-                found.extend(_texts(value))
-        return found
-    if isinstance(node, list):
-        return [text for item in node for text in _texts(item)]
-    return []

@@ -171,11 +171,6 @@ class TicketFields:
             blocks=(*spec.body.blocks, Heading(level=3, content=(Text(text="People"),)), *lines)
         )
 
-    def watchers(self, spec: TicketSpec) -> list[str]:
-        """Identities of consulted and informed people Jira knows, once each."""
-        found = [self.people.identity(p) for p in (*spec.consulted, *spec.informed)]
-        return list(dict.fromkeys(identity for identity in found if identity))
-
 
 def _people_line(role: str, people: Sequence[Person]) -> Paragraph:
     content: list[Inline] = [Text(text=f"{role}: ", strong=True)]
