@@ -32,17 +32,12 @@ from sandbox.estate.ids import IdSource
 from sandbox.estate.model import (
     Agreement,
     Component,
-    CsatResult,
     Estate,
     Group,
-    Incident,
-    KnowledgeArticle,
     Person,
-    Problem,
     Relation,
     Service,
     ServiceOffering,
-    SlaRecord,
 )
 from sandbox.estate.names import (
     COMPONENT_KINDS,
@@ -53,23 +48,7 @@ from sandbox.estate.names import (
     TITLES,
 )
 
-__all__ = [
-    "REL_TYPE_DEPENDS_ON",
-    "Agreement",
-    "Component",
-    "CsatResult",
-    "Estate",
-    "Group",
-    "Incident",
-    "KnowledgeArticle",
-    "Person",
-    "Problem",
-    "Relation",
-    "Service",
-    "ServiceOffering",
-    "SlaRecord",
-    "build_estate",
-]
+__all__ = ["REL_TYPE_DEPENDS_ON", "build_estate"]
 
 CRITICALITY = {1: "1 - most critical", 2: "2 - somewhat critical", 3: "3 - less critical"}
 AVAILABILITY_BY_TIER = {1: "99.9", 2: "99.5", 3: "99"}
