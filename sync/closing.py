@@ -15,14 +15,14 @@ transition, 4xx, 5xx) is logged and tried again next cycle; it never fails the r
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import structlog
 
 from connectors import ConnectorError, TargetConnector, TicketRef
-from sync.state import StateStore
+from sync.state import StateStore, StepRow
 
 log = structlog.get_logger("slm_sync.closing")
 CLOSE_STEP = "close"
@@ -48,10 +48,17 @@ class CloseCheck:
 
 
 def close_finished(
-    target: TargetConnector, store: StateStore, checks: Sequence[CloseCheck]
+    target: TargetConnector,
+    store: StateStore,
+    checks: Sequence[CloseCheck],
+    steps: Mapping[tuple[str, str], StepRow] | None = None,
 ) -> list[str]:
-    """Apply the close rule to each ticket; the idempotency keys closed in this run."""
-    steps = store.steps(target.system)
+    """Apply the close rule to each ticket; the idempotency keys closed in this run.
+
+    `steps`: the cycle's `ticket_steps` already read (the engine's follow-ups), else read here.
+    """
+    if steps is None:
+        steps = store.steps(target.system)
     closed: list[str] = []
     for check in checks:
         step = steps.get((check.key, CLOSE_STEP))

@@ -216,7 +216,7 @@ class Engine:
         duplicates: list[Duplicate] = []
         if not dry_run:
             self._attach_charts(build, summary, followups)
-            close_finished(self.target, self.store, phase.closable)
+            close_finished(self.target, self.store, phase.closable, followups.rows)
             duplicates = self._audit_duplicates()
             self._remember_packs(build)
             if directory is not None:
