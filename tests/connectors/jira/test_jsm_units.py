@@ -31,6 +31,8 @@ SERVICE = "b:" + base64.b64encode(ARI.encode()).decode()
 
 def sla_example() -> dict[str, Any]:
     path = REFERENCE / "derived" / "jsm-servicedeskapi-2022-01.response-examples.jsonl"
+    if not path.is_file():
+        pytest.skip(f"{path} is not present beside the project")
     for line in path.read_text(encoding="utf-8").splitlines():
         example = json.loads(line)
         if example["path"] == "/rest/servicedeskapi/request/{issueIdOrKey}/sla":
