@@ -177,8 +177,8 @@ def _config_variant(config: Path, name: str, **changes: dict[str, Any]) -> Path:
     return variant
 
 
-def _leases_of(url: str, host: str) -> dict[str, float]:
-    """unit -> expires_at (database clock) of the ticket leases held by replicas of `host`."""
+def _leases_of(url: str, host: str, kind: str = "ticket:") -> dict[str, float]:
+    """unit -> expires_at (database clock) of the `kind` leases held by replicas of `host`."""
     engine = sa.create_engine(url)
     with engine.connect() as connection:
         rows = connection.execute(
@@ -186,7 +186,7 @@ def _leases_of(url: str, host: str) -> dict[str, float]:
             {"host": f"{host}:%"},
         ).all()
     engine.dispose()
-    return {unit: float(expires) for unit, expires in rows if unit.startswith("ticket:")}
+    return {unit: float(expires) for unit, expires in rows if unit.startswith(kind)}
 
 
 def _database_now(url: str) -> float:
@@ -271,17 +271,25 @@ def test_replicas_starting_together_wait_for_the_first_pull_and_both_succeed(
     jira_tickets: Callable[[dict[str, str]], list[dict[str, Any]]],
     postgres_url: str,
 ) -> None:
-    """Two `sync --once` replicas on two hosts start on an empty store. One pulls for several
-    lease lengths (renewing); the other waits for it instead of failing, then both finish ok
-    and every planned ticket exists once."""
+    """Two `sync --once` replicas on two hosts on an empty store: B starts while A holds the
+    first pull, which lasts several lease lengths (renewing); B waits for it instead of failing,
+    then both finish ok and every planned ticket exists once. (B starts once A's pull lease is
+    seen: started together, a slow interpreter start could let A finish its pull first.)"""
     _separate_hosts()
     sandbox_urls = sandbox_process(
-        "--services", "8", "--sla-records", "2000", "--latency-ms", "100", "--seed", "12"
+        "--services", "8", "--sla-records", "3000", "--latency-ms", "100", "--seed", "12"
     )
     config, env = cli_config(sandbox_urls, reviews=5, state_url=postgres_url, lease_seconds=2)
     config = _config_variant(config, "paged.yaml", servicenow={"page_size": 50})
     args = ["sync", "--once", "--json", "--config", str(config)]
-    replicas = [_Replica.start(host, args, env) for host in ("host-a", "host-b")]
+    open_store(postgres_url).close()  # the schema, so the test can watch the leases table
+    a = _Replica.start("host-a", args, env)
+    deadline = time.monotonic() + 60
+    while not _leases_of(postgres_url, "host-a", "pull:") and time.monotonic() < deadline:
+        assert a.process.poll() is None, a.events[-5:]
+        time.sleep(0.01)
+    assert _leases_of(postgres_url, "host-a", "pull:"), "A never held the pull"
+    replicas = [a, _Replica.start("host-b", args, env)]
     results = [replica.finish() for replica in replicas]
     for replica, (code, stdout) in zip(replicas, results, strict=True):
         assert code == 0, (replica.host, replica.events[-3:], replica.other_lines[-5:])
@@ -289,6 +297,7 @@ def test_replicas_starting_together_wait_for_the_first_pull_and_both_succeed(
         assert not replica.named("cycle.failed")
     waited = [e for r in replicas for e in r.named("lease.waited") if e["unit"].startswith("pull:")]
     assert len(waited) == 1, "exactly one replica waited for the other's pull"
+    assert waited[0]["holder"].startswith("host-a:"), "B waited for A"
     # A renewal comes at least a third of a lease after the one before: six seen renewals mean
     # the wait outlasted 1.5 leases, where a waiting replica used to fail.
     assert waited[0]["renewals"] >= 6
