@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
@@ -97,14 +97,41 @@ class TicketRef:
 
 
 @dataclass(frozen=True)
+class TicketComment:
+    """A comment / work note people wrote on a ticket, as plain text.
+
+    `author`: the writer's e-mail where the target shows it, else their display name or id.
+    `created`: when it was written (aware). `ours`: written by slm-sync itself (its own notes
+    are never read back as people's decisions or selections).
+    """
+
+    author: str
+    created: datetime
+    text: str
+    ours: bool = False
+
+
+@dataclass(frozen=True)
 class TicketState:
-    """What the sync layer reads back from a ticket: status, labels, whether it is done."""
+    """What the sync layer reads back from a ticket: status, labels, whether it is done, and
+    what people recorded in it (the tickets are the record of the process).
+
+    `due`: the ticket's due date as people keep it (Jira `duedate`, ServiceNow `due_date`).
+    `resolved`: when it was done (Jira `resolutiondate`, ServiceNow `closed_at`), None if open.
+    `assignee`: e-mail (else name / id) of the person it is assigned to, "" if nobody.
+    `comments`: people's comments / work notes, oldest first (only where asked for:
+    `state(refs, comments=True)`).
+    """
 
     ref: TicketRef
     status: str
     done: bool
     labels: tuple[str, ...] = ()
     fields: Mapping[str, Any] = field(default_factory=dict)
+    due: date | None = None
+    resolved: datetime | None = None
+    assignee: str = ""
+    comments: tuple[TicketComment, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -196,8 +223,10 @@ class TargetConnector(Protocol):
         """Attach a file (the review pack's chart)."""
         ...
 
-    def state(self, refs: Sequence[TicketRef]) -> dict[str, TicketState]:
-        """Current status, labels and done-ness of tickets, by ticket key (`TicketRef.key`)."""
+    def state(self, refs: Sequence[TicketRef], *, comments: bool = False) -> dict[str, TicketState]:
+        """Current status, labels, done-ness, due / resolved dates and assignee of tickets, by
+        ticket key (`TicketRef.key`); with `comments`, people's comments too (a costlier read:
+        ask only for the tickets whose comments matter this cycle)."""
         ...
 
     def linked(self, refs: Sequence[TicketRef]) -> dict[str, tuple[LinkedTicket, ...]]:

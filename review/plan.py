@@ -201,13 +201,22 @@ def build_plan(
     *,
     packs: Mapping[str, ReviewPack] | None = None,
     candidates: Sequence[Candidate] = (),
+    activity_bodies: Mapping[str, doc.Document] | None = None,
 ) -> ReviewPlan:
-    """The tickets of a cycle: cycle ticket and sub-tasks, then each selected service's review."""
+    """The tickets of a cycle: cycle ticket and sub-tasks, then each selected service's review.
+
+    `activity_bodies`: content appended to a cycle activity's sub-task by activity id (the cycle
+    summary of lessons learned, the policy changes of update policies)."""
     by_key = {s.key: s for s in services}
     chosen = list(dict.fromkeys(selection))
     selected = [by_key[k] for k in chosen if k in by_key]
     gaps = [_unknown_selection(k) for k in chosen if k not in by_key]
     tickets = _cycle_tickets(cycle, matrix, holders, selected or list(services), gaps)
+    for index, ticket in enumerate(tickets):
+        extra = (activity_bodies or {}).get(ticket.activity_id or "")
+        if extra is not None and extra.blocks:
+            blocks = (*ticket.body.blocks, *extra.blocks)
+            tickets[index] = ticket.model_copy(update={"body": doc.Document(blocks=blocks)})
     cycle_ticket = tickets[0].model_copy(
         update={
             "body": selection_document(candidates, chosen, {s.key: s.name for s in services}),

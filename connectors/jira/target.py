@@ -463,7 +463,7 @@ class JiraTarget:
         self.close(duplicate)
 
     # ---- state -----------------------------------------------------------------------------
-    def state(self, refs: Sequence[TicketRef]) -> dict[str, TicketState]:
+    def state(self, refs: Sequence[TicketRef], *, comments: bool = False) -> dict[str, TicketState]:
         """Status and labels of our tickets. The search index lags behind new issues and
         every change: Cloud reads these ids through it (`reconcileIssues`, 50 at most), and a
         ticket the search still misses is read by key."""

@@ -155,7 +155,7 @@ class ServiceNowTarget:
             url=f"{self.base_url}/{table}.do?sys_id={sys_id}" if self.base_url else None,
         )
 
-    def state(self, refs: Sequence[TicketRef]) -> dict[str, TicketState]:
+    def state(self, refs: Sequence[TicketRef], *, comments: bool = False) -> dict[str, TicketState]:
         """Status and done-ness of tickets by ticket key (number); labels: marker and key."""
         states: dict[str, TicketState] = {}
         ids = [ref.id for ref in refs]

@@ -167,7 +167,7 @@ class _Listing:
     def retire_duplicate(self, duplicate: TicketRef, survivor: TicketRef) -> None:
         raise AssertionError("nothing to retire")
 
-    def state(self, refs: object) -> dict[str, object]:
+    def state(self, refs: object, *, comments: bool = False) -> dict[str, object]:
         raise AssertionError("no earlier duplicates to re-check")
 
 

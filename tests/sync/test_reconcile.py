@@ -77,7 +77,7 @@ class FakeTarget:
     def attach(self, ref: TicketRef, filename: str, content: bytes, content_type: str) -> None:
         raise NotImplementedError
 
-    def state(self, refs: Sequence[TicketRef]) -> dict[str, TicketState]:
+    def state(self, refs: Sequence[TicketRef], *, comments: bool = False) -> dict[str, TicketState]:
         return {}
 
     def unresolved(self, people: Sequence[Person]) -> tuple[Person, ...]:
