@@ -350,15 +350,18 @@ def _print_demo(result: DemoResult) -> None:
     origin = "JSM (Jira Cloud)" if result.source == "jira" else "ServiceNow"
     console.print(f"[bold]slm-sync demo[/]: {origin} sandbox → Jira Cloud sandbox, cycle {cycle}")
     names = {s.key: s.name for s in first.build.services}
-    chosen = ", ".join(names[k] for k in first.phase.selection)
-    console.print(f"LT selection (the top candidates): {chosen}")
+    for number, step in enumerate(result.steps, 1):
+        counts = ", ".join(f"{k} {v}" for k, v in step.counts.items())
+        chosen = ", ".join(names.get(k, k) for k in step.selection)
+        console.print(
+            f"{number}. {step.what} — cycle [bold]{step.cycle_state}[/]"
+            + (f"; selected: {chosen}" if chosen else "")
+            + (f" ({counts})" if counts else "")
+        )
     console.print(ticket_tree(first))
-    counts = ", ".join(f"{k} {v}" for k, v in first.summary.as_counts().items())
-    console.print(f"first sync: {counts}")
     again = second.summary.as_counts()
-    unchanged = again["created"] == again["updated"] == 0
-    counts = ", ".join(f"{k} {v}" for k, v in again.items())
-    console.print(f"second sync: {counts}" + (" (nothing changed)" if unchanged else ""))
+    if again["created"] or again["updated"]:
+        console.print("[yellow]the last sync changed tickets: it should have changed nothing[/]")
     console.print(f"review packs written to {result.output_dir}/:")
     for path in result.files:
         console.print(f"  {path}")

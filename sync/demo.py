@@ -1,45 +1,84 @@
 """`slm-sync demo`: the whole product on a local sandbox, in under a minute.
 
-Starts the Jira (Cloud) and ServiceNow stand-ins on 127.0.0.1 with a seeded estate, asks the
-review engine which services it would propose, takes the top ones as the LT's selection, runs a
-full sync (ServiceNow, or with `--source jira` the JSM project, as the source; Jira as the
-target) and a second sync that must change nothing, and writes the review packs (Markdown, HTML,
-charts) to the output directory.
+Starts the Jira (Cloud) and ServiceNow stand-ins on 127.0.0.1 with a seeded estate and walks
+the cycle's opening through the tickets, as the people would:
+
+1. the first sync opens the cycle: the cycle ticket with the ranked candidates and their
+   selection tokens, and the LT's "Select services" sub-task;
+2. an LT member adds the tokens of the top candidates as labels to the cycle ticket and closes
+   the selection sub-task (through Jira's REST API, as the UI does);
+3. the next sync reads the selection back from the ticket and opens a review ticket per
+   selected service, with its sub-tasks and pack;
+4. a last sync must change nothing.
+
+The source is ServiceNow, or with `--source jira` the JSM project; the target is Jira. The review
+packs (Markdown, HTML, charts) are written to the output directory.
 """
 
 from __future__ import annotations
 
+import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import requests
 from rich.tree import Tree
 
 from config import Settings
-from review import Person, TicketSpec, render_html, render_markdown, review_ticket_key
+from review import (
+    Person,
+    TicketKind,
+    TicketSpec,
+    render_html,
+    render_markdown,
+    review_ticket_key,
+)
+from review.document import document_text
 from sandbox import Sandbox
 from sync.build import chart_name
 from sync.engine import Engine, RunResult
 from sync.state import open_store
 
 DEMO_SELECTION_SIZE = 3
+TOKEN = re.compile(r"slm-select-[a-z0-9][a-z0-9-]*")
+JIRA_DONE_TRANSITION = "31"  # the sandbox's (and a stock Jira Software workflow's) "Done"
+
+
+@dataclass(frozen=True)
+class DemoStep:
+    """One step of the walk: what happened and where the cycle stood afterwards."""
+
+    what: str
+    cycle_state: str
+    selection: tuple[str, ...] = ()
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"what": self.what, "cycle_state": self.cycle_state,
+                "selection": list(self.selection), "counts": self.counts}  # fmt: skip
 
 
 @dataclass
 class DemoResult:
-    """Both passes and where the packs went."""
+    """The opening sync, the sync after the LT's selection, the idle one, and the packs."""
 
     first: RunResult
     second: RunResult
     output_dir: Path
     files: list[Path]
     source: str = "servicenow"
+    opening: RunResult | None = None
+    steps: list[DemoStep] = field(default_factory=list)
+    tokens: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
-        """`demo --json`: both passes' summaries with integer counts."""
+        """`demo --json`: the steps, and the last two syncs' summaries with integer counts."""
         return {
+            "steps": [s.as_json() for s in self.steps],
+            "tokens": list(self.tokens),
             "first": self.first.as_json(),
             "second": self.second.as_json(),
             "source": self.source,
@@ -101,21 +140,70 @@ def demo_settings(
 def run_demo(
     output_dir: Path, *, seed: int = 7, log_level: str = "WARNING", source: str = "servicenow"
 ) -> DemoResult:
-    """Sandbox up, plan, two syncs, packs written; the sandbox stops afterwards."""
+    """Sandbox up, the cycle opened, the LT's selection made in Jira, reviews opened, an idle
+    sync, packs written; the sandbox stops afterwards."""
     with Sandbox(seed=seed, jira_flavor="cloud") as sandbox, tempfile.TemporaryDirectory() as tmp:
         settings = demo_settings(sandbox, Path(tmp), log_level=log_level, source=source)
         store = open_store(settings.sync.resolved_state_url())
         try:
-            proposal = Engine.from_settings(settings, store).run_once(dry_run=True)
-            chosen = [c.service_key for c in proposal.build.candidates[:DEMO_SELECTION_SIZE]]
-            settings.review.selection = chosen
             engine = Engine.from_settings(settings, store)
+            opening = engine.run_once()
+            steps = [_step("sync: the cycle opens, the LT is asked to select", opening)]
+            tokens = lt_tokens(opening)[:DEMO_SELECTION_SIZE]
+            lt = JiraActor(sandbox.jira_url, ("slm-demo@example.com", "demo-api-token"))
+            cycle_ticket = _ticket_of(opening, TicketKind.CYCLE)
+            lt.add_labels(cycle_ticket, tokens)
+            steps.append(DemoStep(f"LT adds labels {', '.join(tokens)} to {cycle_ticket}",
+                                  opening.phase.state.value))  # fmt: skip
+            selection_task = _ticket_of(opening, TicketKind.ACTIVITY)
+            lt.transition(selection_task, JIRA_DONE_TRANSITION)
+            closed = f"LT closes the selection sub-task {selection_task}"
+            steps.append(DemoStep(closed, opening.phase.state.value))
             first = engine.run_once()
+            steps.append(_step("sync: the selection is read back, the reviews open", first))
             second = engine.run_once()
+            steps.append(_step("sync: nothing changed", second))
             files = write_packs(second, output_dir)
         finally:
             store.close()
-    return DemoResult(first, second, output_dir, files, source)
+    return DemoResult(first, second, output_dir, files, source, opening, steps, tuple(tokens))
+
+
+def lt_tokens(result: RunResult) -> list[str]:
+    """The selection tokens of the cycle ticket's candidates table, best ranked first: what an
+    LT member reads in the ticket and types as labels."""
+    cycle = next(t for t in result.tickets if t.kind is TicketKind.CYCLE)
+    return list(dict.fromkeys(TOKEN.findall(document_text(cycle.body))))
+
+
+class JiraActor:
+    """A person in Jira, through the REST API the UI uses (labels, transitions)."""
+
+    def __init__(self, url: str, auth: tuple[str, str]) -> None:
+        self.url, self.auth = url.rstrip("/"), auth
+
+    def add_labels(self, key: str, labels: list[str]) -> None:
+        update = {"labels": [{"add": label} for label in labels]}
+        self._send("PUT", f"issue/{key}", {"update": update})
+
+    def transition(self, key: str, transition_id: str) -> None:
+        self._send("POST", f"issue/{key}/transitions", {"transition": {"id": transition_id}})
+
+    def _send(self, method: str, path: str, body: dict[str, Any]) -> None:
+        response = requests.request(
+            method, f"{self.url}/rest/api/3/{path}", json=body, auth=self.auth, timeout=30
+        )
+        response.raise_for_status()
+
+
+def _ticket_of(result: RunResult, kind: TicketKind) -> str:
+    """The Jira key of the first ticket of `kind` the run created or kept."""
+    return next(o.ticket for o in result.summary.outcomes if o.kind == kind.value and o.ticket)
+
+
+def _step(what: str, result: RunResult) -> DemoStep:
+    counts = {k: v for k, v in result.summary.as_counts().items() if v}
+    return DemoStep(what, result.phase.state.value, result.phase.selection, counts)
 
 
 def write_packs(result: RunResult, output_dir: Path) -> list[Path]:
