@@ -7,8 +7,10 @@ been kept; an earlier cycle the ledger does not know (a lost state file, a new i
 next to old tickets) is looked up once in the target by its review keys (`find`, the same
 lookup that adopts tickets) and the answer, found or not, is kept in the mirror stream
 `review_history`, so it is asked once per earlier cycle, not every cycle. A review ticket
-that exists counts as the service's review in that cycle, dated by the cycle's opening day
-(the same date whatever the state file holds, so the texts built from it do not change).
+that exists counts as the service's review in that cycle, dated by its review ticket's
+resolution date once it is done (read once, then kept in the same cache), else by the cycle's
+opening day: the same date whatever the state file holds, so the texts built from it do not
+change from one sync to the next.
 """
 
 from __future__ import annotations
@@ -64,7 +66,8 @@ def carried_over(
     """Each service's latest earlier review (materials and date) and its open improvements."""
     services = [str(r.body.get("key") or r.key) for r in store.mirrored("service")]
     latest = latest_reviews(store, target, settings, cycle, services)
-    history = History(last_reviewed={k: r.opens for k, r in latest.items()})
+    held = _held_on(store, target, list(latest.values()))
+    history = History(last_reviewed={k: held.get(r.key, r.opens) for k, r in latest.items()})
     if not latest:
         return history
     try:
@@ -190,6 +193,44 @@ def _look_up(
     store.store_page(system, HISTORY, records, None)
     log.info("history.looked_up", cycle=cycle.id, reviews=len(records) - 1)
     return True
+
+
+def _held_on(
+    store: StateStore, target: TargetConnector, reviews: Sequence[PastReview]
+) -> dict[str, date]:
+    """When each earlier review was done (its review ticket's resolution date), by key.
+
+    A done review's date does not change, so it is kept in the history cache and read from the
+    target once; a review whose ticket is not done (or unreadable) counts from its cycle's
+    opening day, as before.
+    """
+    prefix = f"{target.system}:held:"
+    cached = {
+        r.key[len(prefix) :]: date.fromisoformat(str(r.body["on"]))
+        for r in store.mirrored(HISTORY)
+        if r.key.startswith(prefix)
+    }
+    unknown = [r for r in reviews if r.key not in cached]
+    if not unknown:
+        return cached
+    try:
+        states = target.state([r.ref for r in unknown])
+    except FatalError:
+        raise
+    except ConnectorError as error:
+        log.warning("history.read_failed", error=str(error))
+        return cached
+    records: list[MirrorRecord] = []
+    for past in unknown:
+        state = states.get(past.ref.key)
+        if state is not None and state.done and state.resolved is not None:
+            cached[past.key] = state.resolved.date()
+            body = {"on": cached[past.key].isoformat()}
+            key = f"{prefix}{past.key}"
+            records.append(MirrorRecord(HISTORY, key, body, service_key=past.service_key))
+    if records:
+        store.store_page(target.system, HISTORY, records, None)
+    return cached
 
 
 def _previous_review(past: PastReview, cycle: Cycle) -> Material:
