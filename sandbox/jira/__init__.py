@@ -8,5 +8,6 @@ metadata), all working on one `site` (`directory`, `store` and search index, `js
 from __future__ import annotations
 
 from sandbox.jira.app import JiraApp
+from sandbox.jira.directory import PERSON_PASSWORD
 
-__all__ = ["JiraApp"]
+__all__ = ["PERSON_PASSWORD", "JiraApp"]

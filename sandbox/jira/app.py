@@ -19,6 +19,12 @@ Field ids: see ``sandbox/jira/directory.py``. Other routes beyond ``/rest/api``:
 Tests may call ``JiraApp.site.rename_subtask_type("Unteraufgabe")`` (a localized site) and
 replace ``JiraApp.site.clock`` (monotonic seconds) to step over the search index lag.
 
+Who acts: Basic auth with a directory person's e-mail (Data Center: also their user name) and
+the password ``PERSON_PASSWORD`` (``sandbox.jira.directory``) acts as that person: their
+comments, attachments and created issues name them, ``/myself`` is their profile. A person's
+login with another password, or a deactivated person's, answers 401. Any other credentials
+(API token, PAT, the demo account) act as the integration account ``BOT``.
+
 Real Jira's unkindness (search lag on everything, JQL dates in the user's time zone, the
 assignable-user check, the per-issue write limit, the text length limit, permissions) is set by
 ``JiraApp.realism`` (see ``sandbox/jira/realism.py``). Answers without a body (204, the 201 of
@@ -30,6 +36,7 @@ from __future__ import annotations
 import base64
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from werkzeug.exceptions import HTTPException
@@ -39,16 +46,25 @@ from werkzeug.wrappers import Request, Response
 from sandbox.estate.model import Estate
 from sandbox.http import json_response
 from sandbox.http.knobs import Knobs
+from sandbox.jira.directory import PERSON_PASSWORD, JiraUser
 from sandbox.jira.issues import IssueWriter, jira_error, no_content, not_found
 from sandbox.jira.limits import IssueWriteLimiter, per_issue_limited
 from sandbox.jira.meta import MetaReader
 from sandbox.jira.realism import JiraRealism
 from sandbox.jira.render import Dialect, jira_time, status_by_id
 from sandbox.jira.search import Reader
-from sandbox.jira.site import JiraSite
+from sandbox.jira.site import BOT, JiraSite
 from sandbox.jira.store import StoredIssue
 
 __all__ = ["JiraApp"]
+
+
+@dataclass(frozen=True)
+class Acting:
+    """A request's JSON dialect and the user it acts as."""
+
+    dialect: Dialect
+    actor: JiraUser
 
 
 def _rules(versions: tuple[str, ...]) -> list[Rule]:
@@ -164,11 +180,12 @@ class JiraApp:
         version = str(values.pop("version", "2"))
         if version == "latest":
             version = "2"
-        if self._rejected(request):
+        actor = self._actor(request)
+        if actor is None:
             return jira_error(401, ["Client must be authenticated to access this resource."])
         dialect = Dialect(self.site.cloud, version, request.host_url.rstrip("/"))
         with self._lock:
-            return self._handle(request, dialect, endpoint, values)
+            return self._handle(request, Acting(dialect, actor), endpoint, values)
 
     def error(self, request: Request, error: HTTPException) -> Response:
         if error.code == 404:
@@ -191,13 +208,16 @@ class JiraApp:
 
     # ---- routing ---------------------------------------------------------------------------
     def _handle(
-        self, request: Request, dialect: Dialect, endpoint: str, values: dict[str, Any]
+        self, request: Request, acting: Acting, endpoint: str, values: dict[str, Any]
     ) -> Response:
         group, action = endpoint.split(".", 1)
+        dialect = acting.dialect
         if group == "meta":
-            return getattr(MetaReader(self.site, dialect), action)(request, **values)  # type: ignore[no-any-return]
+            reader = MetaReader(self.site, dialect, acting.actor)
+            return getattr(reader, action)(request, **values)  # type: ignore[no-any-return]
         if group == "write":
-            return getattr(IssueWriter(self.site, dialect), action)(request)  # type: ignore[no-any-return]
+            writer = IssueWriter(self.site, dialect, acting.actor)
+            return getattr(writer, action)(request)  # type: ignore[no-any-return]
         if group == "read":
             return self._read(Reader(self.site, dialect), action, request, values)
         issue = self.site.store.find(values["key"])
@@ -207,7 +227,7 @@ class JiraApp:
             wait = self.write_limiter.admit(issue.key, self.realism.issue_write_limits)
             if wait is not None:
                 return per_issue_limited(issue.key, wait)
-        return self._issue_action(dialect, action, issue, request)
+        return self._issue_action(acting, action, issue, request)
 
     def _read(
         self, reader: Reader, action: str, request: Request, values: dict[str, Any]
@@ -222,16 +242,17 @@ class JiraApp:
         return handler(request)
 
     def _issue_action(
-        self, dialect: Dialect, action: str, issue: StoredIssue, request: Request
+        self, acting: Acting, action: str, issue: StoredIssue, request: Request
     ) -> Response:
+        dialect = acting.dialect
         if action == "get":
             wanted = self.site.field_names(request.args.getlist("fields"), "*all")
             return _json(self.site.render_issue(issue, dialect, wanted))
         if action == "comments":
-            return _json(self.site.comment_page(issue, dialect))
+            return self._comments(issue, dialect, request)
         if action == "request_sla":
             return Reader(self.site, dialect).request_sla(issue, request)
-        writer = IssueWriter(self.site, dialect)
+        writer = IssueWriter(self.site, dialect, acting.actor)
         if action in {
             "edit",
             "assign",
@@ -244,6 +265,23 @@ class JiraApp:
         }:
             return getattr(writer, action)(issue, request)  # type: ignore[no-any-return]
         return getattr(writer, action)(issue)  # type: ignore[no-any-return]
+
+    def _comments(self, issue: StoredIssue, dialect: Dialect, request: Request) -> Response:
+        """GET issue/{key}/comment: `startAt` / `maxResults` (Cloud's default 100, Data Center's
+        all), at most `comment_page_max` a page; `orderBy` created / -created."""
+        try:
+            start = max(int(request.args.get("startAt", 0)), 0)
+            asked = request.args.get("maxResults")
+            default = 100 if self.site.cloud else len(issue.comments)
+            limit = int(asked) if asked is not None else default
+        except ValueError:
+            return jira_error(400, ["startAt and maxResults must be numbers."])
+        order = request.args.get("orderBy", "created")
+        if order not in ("created", "+created", "-created"):
+            return jira_error(400, [f"Invalid orderBy value: {order}"])
+        limit = min(max(limit, 0), self.realism.comment_page_max)
+        page = self.site.comment_page(issue, dialect, start, limit, order == "-created")
+        return _json(page)
 
     def _attachment_content(self, attachment_id: int) -> Response:
         for issue in self.site.store.issues.values():
@@ -261,15 +299,21 @@ class JiraApp:
                     return no_content()
         return jira_error(404, ["The attachment does not exist."])
 
-    def _rejected(self, request: Request) -> bool:
+    def _actor(self, request: Request) -> JiraUser | None:
+        """Who the request acts as (see the module docstring); None: answer 401."""
         header = request.headers.get("Authorization", "")
         if not header.startswith("Basic "):
-            return False
+            return BOT
         try:
-            _, _, password = base64.b64decode(header[6:]).decode().partition(":")
+            login, _, password = base64.b64decode(header[6:]).decode().partition(":")
         except (ValueError, UnicodeDecodeError):
-            return True
-        return password == self.knobs.rejected_password
+            return None
+        if password == self.knobs.rejected_password:
+            return None
+        person = self.site.person_by_login(login)
+        if person is None:
+            return BOT
+        return person if password == PERSON_PASSWORD and person.active else None
 
     def _not_found(self, request: Request) -> Response:
         return jira_error(404, [f"null for uri: {request.url}"])

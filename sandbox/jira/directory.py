@@ -25,6 +25,7 @@ __all__ = [
     "FIELD_TIME_TO_FIRST_RESPONSE",
     "FIELD_TIME_TO_RESOLUTION",
     "LINK_TYPES",
+    "PERSON_PASSWORD",
     "STATUSES",
     "TEXT_FIELDS",
     "FieldDef",
@@ -43,6 +44,10 @@ FIELD_SATISFACTION = "customfield_10032"
 FIELD_AFFECTED_SERVICES = "customfield_10033"
 FIELD_ACCOUNTABLE = "customfield_10034"
 FIELD_REVIEW_NOTES = "customfield_10035"
+
+# People act as themselves with Basic auth `<their e-mail>:PERSON_PASSWORD` (Data Center: their
+# user name works too); any other credentials act as the integration account (see app.py).
+PERSON_PASSWORD = "sandbox-person"
 
 # Fields whose value is rich text: ADF on REST v3, wiki markup on REST v2.
 TEXT_FIELDS = frozenset({"description", "environment", FIELD_REVIEW_NOTES})
@@ -189,6 +194,13 @@ def field_defs(flavor: str) -> tuple[FieldDef, ...]:
             {"type": "resolution", "system": "resolution"},
             False,
             ("resolution",),
+        ),
+        FieldDef(
+            "resolutiondate",
+            "Resolved",
+            {"type": "datetime", "system": "resolutiondate"},
+            False,
+            ("resolutiondate", "resolved"),
         ),
         _system("created", "Created", "datetime"),
         _system("updated", "Updated", "datetime"),

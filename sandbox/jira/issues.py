@@ -11,9 +11,9 @@ from typing import Any
 from werkzeug.wrappers import Request, Response
 
 from sandbox.http import json_response
-from sandbox.jira.directory import LINK_TYPES, STATUSES
+from sandbox.jira.directory import LINK_TYPES, STATUSES, JiraUser
 from sandbox.jira.fields import FieldErrors, FieldReader, cannot_set, label_error
-from sandbox.jira.render import Dialect
+from sandbox.jira.render import Dialect, status_by_id
 from sandbox.jira.site import BOT, JiraSite
 from sandbox.jira.store import Attachment, Comment, IssueLink, RemoteLink, StoredIssue
 
@@ -47,11 +47,13 @@ def _body(request: Request) -> Any:
 
 
 class IssueWriter:
-    """The write handlers, for one site and one request dialect."""
+    """The write handlers, for one site, one request dialect and the user acting (the
+    integration account unless a person authenticated as themselves: see app.py)."""
 
-    def __init__(self, site: JiraSite, dialect: Dialect) -> None:
+    def __init__(self, site: JiraSite, dialect: Dialect, actor: JiraUser = BOT) -> None:
         self.site = site
         self.dialect = dialect
+        self.actor = actor
 
     # ---- create --------------------------------------------------------------------------
     def create(self, request: Request) -> Response:
@@ -117,7 +119,7 @@ class IssueWriter:
         if reader.problems:
             raise reader.problems
         assert project is not None and type_id is not None
-        values.setdefault("reporter", BOT.account_id)
+        values.setdefault("reporter", self.actor.account_id)
         return self.site.store.add(project, type_id, "10000", values)
 
     def _project(self, raw: Any, problems: FieldErrors) -> str | None:
@@ -258,9 +260,21 @@ class IssueWriter:
         self._apply_updates(values, body.get("update") or {}, reader, issue)
         if reader.problems:
             return json_response(reader.problems.body(), 400)
-        issue.fields, issue.status_id = values, target
+        issue.fields = values
+        self._move(issue, target)
         self.site.store.touch(issue)
         return no_content()
+
+    @staticmethod
+    def _move(issue: StoredIssue, status_id: str) -> None:
+        """Into a done status Jira stamps the resolution date; out of one it clears it."""
+        done = status_by_id(status_id).category_key == "done"
+        was_done = status_by_id(issue.status_id).category_key == "done"
+        if done and not was_done:
+            issue.resolved = datetime.now(UTC)
+        elif not done:
+            issue.resolved = None
+        issue.status_id = status_id
 
     # ---- comments ------------------------------------------------------------------------
     def add_comment(self, issue: StoredIssue, request: Request) -> Response:
@@ -269,7 +283,7 @@ class IssueWriter:
         comment = self._add_comment(issue, body, problems)
         if comment is None:
             return json_response(problems.body(), 400)
-        return json_response(self.dialect.comment(issue, comment, BOT), 201)
+        return json_response(self.dialect.comment(issue, comment, self.actor), 201)
 
     def _add_comment(self, issue: StoredIssue, body: Any, problems: FieldErrors) -> Comment | None:
         text = body.get("body") if isinstance(body, dict) else None
@@ -282,7 +296,7 @@ class IssueWriter:
             return None
         comment = Comment(
             self.site.store.next_child_id(),
-            BOT.account_id,
+            self.actor.account_id,
             text,
             datetime.now(UTC),
             list(body.get("properties") or []),
@@ -313,7 +327,7 @@ class IssueWriter:
             return jira_error(
                 400, [f"The request body must be the {wanted} of the user as a JSON string."]
             )
-        user = BOT if identifier is None else self.site.user_for_identifier(identifier)
+        user = self.actor if identifier is None else self.site.user_for_identifier(identifier)
         if user is None:
             return jira_error(404, [f'The user "{identifier}" does not exist.'])
         if user.account_id not in issue.watchers:
@@ -352,12 +366,12 @@ class IssueWriter:
                 upload.filename or "file",
                 len(content),
                 upload.mimetype or "application/octet-stream",
-                BOT.account_id,
+                self.actor.account_id,
                 datetime.now(UTC),
                 content,
             )
             issue.attachments.append(attachment)
-            added.append(self.dialect.attachment(attachment, BOT))
+            added.append(self.dialect.attachment(attachment, self.actor))
         self.site.store.touch(issue)
         return json_response(added)
 

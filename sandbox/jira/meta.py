@@ -11,7 +11,14 @@ from typing import Any
 from werkzeug.wrappers import Request, Response
 
 from sandbox.http import json_response
-from sandbox.jira.directory import LINK_TYPES, TEXT_FIELDS, FieldDef, IssueTypeDef, ProjectDef
+from sandbox.jira.directory import (
+    LINK_TYPES,
+    TEXT_FIELDS,
+    FieldDef,
+    IssueTypeDef,
+    JiraUser,
+    ProjectDef,
+)
 from sandbox.jira.issues import jira_error
 from sandbox.jira.render import Dialect, jira_time
 from sandbox.jira.site import BOT, JiraSite
@@ -68,9 +75,10 @@ PROJECT_PERMISSIONS = {
 
 
 class MetaReader:
-    def __init__(self, site: JiraSite, dialect: Dialect) -> None:
+    def __init__(self, site: JiraSite, dialect: Dialect, actor: JiraUser = BOT) -> None:
         self.site = site
         self.dialect = dialect
+        self.actor = actor
 
     def server_info(self, request: Request) -> Response:
         info = SERVER_INFO[self.site.flavor]
@@ -85,10 +93,11 @@ class MetaReader:
         )
 
     def myself(self, request: Request) -> Response:
-        body = self.dialect.user(BOT)
+        body = self.dialect.user(self.actor)
+        zone = self.site.realism.time_zone if self.actor is BOT else self.actor.time_zone
         body.update(
             locale="en_US",
-            timeZone=self.site.realism.time_zone,
+            timeZone=zone,
             groups={"size": 1, "items": []},
             applicationRoles={"size": 1, "items": []},
         )

@@ -11,6 +11,12 @@
   ``()`` turns the limit off.
 - ``text_limit`` (32767): a longer text field or comment is refused with 400.
 - ``denied_permissions`` (none): project permission keys ``/mypermissions`` reports as not held.
+- ``embedded_comments`` (20): the ``comment`` field of an issue (GET issue, search results)
+  embeds at most this many comments, the oldest, with ``total`` saying how many there are; a
+  client reads the rest with GET ``issue/{key}/comment``.
+- ``comment_page_max`` (100): GET ``issue/{key}/comment`` returns at most this many comments
+  per page, whatever ``maxResults`` asks for (Cloud caps its pages; Data Center returns all
+  when ``maxResults`` is not given).
 
 Tests and the demo change them in process: ``sandbox.jira.realism.update({"time_zone": ...})``.
 The ``time_zone`` default is UTC so that a client that writes UTC stays right by accident; set
@@ -42,6 +48,8 @@ class JiraRealism:
     issue_write_limits: tuple[tuple[int, float], ...] = ((20, 2.0), (100, 30.0))
     text_limit: int = 32767
     denied_permissions: frozenset[str] = field(default_factory=frozenset)
+    embedded_comments: int = 20
+    comment_page_max: int = 100
 
     def __post_init__(self) -> None:
         self.zone = _zone(self.time_zone)

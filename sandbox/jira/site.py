@@ -137,6 +137,15 @@ class JiraSite:
             zone=self.realism.zone,
         )
 
+    def person_by_login(self, login: str) -> JiraUser | None:
+        """The person (not the integration account) who logs in as `login`: their e-mail, or
+        on Data Center their user name."""
+        wanted = login.strip().lower()
+        for user in self.users[1:]:
+            if user.email.lower() == wanted or (not self.cloud and user.name.lower() == wanted):
+                return user
+        return None
+
     def user_for_identifier(self, identifier: str) -> JiraUser | None:
         """A user by this flavour's identifier: accountId on Cloud, name (or key) on DC."""
         if self.cloud:
@@ -195,11 +204,12 @@ class JiraSite:
             "created": lambda i, d: jira_time(i.created),
             "updated": lambda i, d: jira_time(i.updated),
             "resolution": lambda i, d: _resolution(i),
+            "resolutiondate": lambda i, d: _resolution_date(i),
             "parent": self._parent,
             "subtasks": self._subtasks,
             "issuelinks": self._links,
             "watches": _watches,
-            "comment": self.comment_page,
+            "comment": self.embedded_comments,
             "attachment": lambda i, d: [
                 d.attachment(a, self.by_account.get(a.author, BOT)) for a in i.attachments
             ],
@@ -220,15 +230,30 @@ class JiraSite:
             if child.parent_key == issue.key and self.issue_types[child.issuetype_id].subtask
         ]
 
-    def comment_page(self, issue: StoredIssue, dialect: Dialect) -> dict[str, Any]:
-        comments = [
-            dialect.comment(issue, c, self.by_account.get(c.author, BOT)) for c in issue.comments
-        ]
+    def embedded_comments(self, issue: StoredIssue, dialect: Dialect) -> dict[str, Any]:
+        """The `comment` field of an issue or a search hit: the oldest comments up to the
+        `embedded_comments` knob, with `total` telling how many there are."""
+        return self.comment_page(issue, dialect, 0, self.realism.embedded_comments)
+
+    def comment_page(
+        self,
+        issue: StoredIssue,
+        dialect: Dialect,
+        start: int = 0,
+        limit: int | None = None,
+        newest_first: bool = False,
+    ) -> dict[str, Any]:
+        """A page of comments, oldest first (GET issue/{key}/comment, the `comment` field)."""
+        ordered = sorted(issue.comments, key=lambda c: (c.created, c.id), reverse=newest_first)
+        size = len(ordered) if limit is None else max(limit, 0)
+        page = ordered[start : start + size]
         return {
-            "comments": comments,
-            "maxResults": len(comments),
-            "total": len(comments),
-            "startAt": 0,
+            "comments": [
+                dialect.comment(issue, c, self.by_account.get(c.author, BOT)) for c in page
+            ],
+            "maxResults": size,
+            "total": len(ordered),
+            "startAt": start,
         }
 
     def sla_field(
@@ -286,6 +311,13 @@ def _resolution(issue: StoredIssue) -> dict[str, Any] | None:
     if status_by_id(issue.status_id).category_key != "done":
         return None
     return {"id": "10000", "name": "Done", "description": "Work has been completed."}
+
+
+def _resolution_date(issue: StoredIssue) -> str | None:
+    """When the issue entered its done status (seeded ones: their last update)."""
+    if status_by_id(issue.status_id).category_key != "done":
+        return None
+    return jira_time(issue.resolved or issue.updated)
 
 
 def _watches(issue: StoredIssue, dialect: Dialect) -> dict[str, Any]:

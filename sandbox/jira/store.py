@@ -81,6 +81,7 @@ class StoredIssue:
     attachments: list[Attachment] = field(default_factory=list)
     remote_links: list[RemoteLink] = field(default_factory=list)
     seeded: bool = False
+    resolved: datetime | None = None  # resolutiondate: set entering a done status, cleared leaving
     # The search index's copy (None: not indexed yet) and copies on their way, by arrival time.
     indexed: StoredIssue | None = field(default=None, repr=False)
     pending: list[tuple[float, StoredIssue]] = field(default_factory=list, repr=False)

@@ -10,6 +10,15 @@ Routes (Basic auth with any user and password except `knobs.rejected_password`, 
     GET                     /api/now/attachment/<sys_id>/file
     DELETE                  /api/now/attachment/<sys_id>
 
+Who acts: Basic auth names the user. A login that is a `sys_user`'s `user_name` or `email` acts
+as that person (`sys_created_by` of their records and journal entries is their `user_name`);
+any other login acts under that login as given (the integration account: `settings.username`);
+a Bearer token acts as `admin`. `sysparm_query` may use `javascript:gs.getUserID()`: the acting
+user's `sys_user` sys_id, as on a real instance.
+
+Work notes and additional comments are journal entries: readable through the Table API as the
+stock table `sys_journal_field` (see `sandbox.servicenow.store`), never stored on the task.
+
 Every table accepts writes (the sandbox user is an admin), so tests can change source data over
 HTTP; in-process, `app.insert(table, **fields)` and `app.update(table, sys_id, **fields)` stamp
 `sys_updated_on` with `app.clock` (None = wall time; set a datetime to place writes in a second).
@@ -39,12 +48,13 @@ from sandbox.servicenow.listing import link_header, parse_limit, parse_offset, s
 from sandbox.servicenow.render import RowRenderer
 from sandbox.servicenow.schema import SCHEMA_TABLES, refresh_schema
 from sandbox.servicenow.seed import seed_store
-from sandbox.servicenow.store import Row, TableStore
+from sandbox.servicenow.store import JOURNAL_TABLE, Row, TableStore
 from sandbox.servicenow.tables import is_writable_new_table
 
 __all__ = ["ServiceNowApp"]
 
 _TABLE = "/api/now/table/<table>"
+ACTOR = "sandbox.servicenow.actor"  # environ key: the acting user's user_name
 
 
 def failure(status: int, message: str, detail: str | None = None) -> Response:
@@ -93,17 +103,25 @@ class ServiceNowApp:
         return self.clock if self.clock is not None else datetime.now(UTC)
 
     def insert(self, table: str, **fields: Any) -> Row:
-        """Create a record as a client would, stamped with `clock`."""
-        row = self.store.insert(table, fields, self.now())
+        """Create a record as a client would (as admin), stamped with `clock`."""
+        return self.insert_as("admin", table, fields)
+
+    def insert_as(self, actor: str, table: str, fields: dict[str, Any]) -> Row:
+        """Create a record as the user `actor` (a user_name), stamped with `clock`."""
+        row = self.store.insert(table, fields, self.now(), actor)
         self._created.append((table, row["sys_id"]))
         return row
 
     def update(self, table: str, sys_id: str, **fields: Any) -> Row:
-        """Change a record (journal fields add entries), stamped with `clock`."""
+        """Change a record (journal fields add entries) as admin, stamped with `clock`."""
+        return self.update_as("admin", table, sys_id, fields)
+
+    def update_as(self, actor: str, table: str, sys_id: str, fields: dict[str, Any]) -> Row:
+        """Change a record as the user `actor` (a user_name), stamped with `clock`."""
         row = self.store.find(table, sys_id)
         if row is None:
             raise KeyError(f"no {table} record {sys_id}")
-        return self.store.update(table, row, fields, self.now())
+        return self.store.update(table, row, fields, self.now(), actor)
 
     def created(self) -> dict[str, Any]:
         """What clients created: records per table, journal entries, attachments."""
@@ -114,9 +132,18 @@ class ServiceNowApp:
                 records.setdefault(table, []).append(dict(found[1]))
         return {
             "records": records,
-            "journal": {key: list(entries) for key, entries in self.store.journal.items()},
+            "journal": self._journals(),
             "attachments": [dict(r) for r in self.store.rows("sys_attachment")],
         }
+
+    def _journals(self) -> dict[str, list[Row]]:
+        """Journal entries by the sys_id of their record, oldest first."""
+        found: dict[str, list[Row]] = {}
+        for entry in self.store.rows(JOURNAL_TABLE):
+            found.setdefault(entry["element_id"], []).append(dict(entry))
+        for entries in found.values():
+            entries.sort(key=lambda e: (e["sys_created_on"], e["sys_id"]))
+        return found
 
     # --- HTTP ------------------------------------------------------------------------------
 
@@ -124,9 +151,10 @@ class ServiceNowApp:
         return failure(error.code or 400, "Requested URI does not represent any resource")
 
     def dispatch(self, request: Request, endpoint: str, values: dict[str, Any]) -> Response:
-        denied = self._authenticate(request)
-        if denied is not None:
-            return denied
+        actor = self._authenticate(request)
+        if actor is None:
+            return failure(401, "User Not Authenticated", "Required to provide Auth information")
+        request.environ[ACTOR] = actor
         self.store.custom_fields = self.knobs.servicenow_custom_fields
         table = values.get("table")
         if table is not None and not self._table_ok(table, endpoint == "create"):
@@ -135,19 +163,33 @@ class ServiceNowApp:
         response: Response = handler(request, **values)
         return response
 
-    def _authenticate(self, request: Request) -> Response | None:
+    def _authenticate(self, request: Request) -> str | None:
+        """The acting user's user_name (see the module docstring), or None: 401."""
         header = request.headers.get("Authorization", "")
         scheme, _, credentials = header.partition(" ")
         if scheme.lower() == "bearer" and credentials:
-            return None
+            return "admin"
         if scheme.lower() == "basic":
             try:
                 user, _, password = base64.b64decode(credentials).decode().partition(":")
             except ValueError:
                 user, password = "", ""
             if user and password != self.knobs.rejected_password:
-                return None
-        return failure(401, "User Not Authenticated", "Required to provide Auth information")
+                return self._user_name(user)
+        return None
+
+    def _user_name(self, login: str) -> str:
+        wanted = login.casefold()
+        for user in self.store.tables["sys_user"].values():
+            if wanted in (user.get("user_name", "").casefold(), user.get("email", "").casefold()):
+                return user.get("user_name") or login
+        return login
+
+    def _user_sys_id(self, user_name: str) -> str:
+        for user in self.store.tables["sys_user"].values():
+            if user.get("user_name") == user_name:
+                return user["sys_id"]
+        return ""
 
     def _table_ok(self, table: str, creating: bool) -> bool:
         return self.store.exists(table) or (creating and is_writable_new_table(table))
@@ -168,10 +210,13 @@ class ServiceNowApp:
         count = args.get("sysparm_no_count", "false").lower() != "true"
         if table in SCHEMA_TABLES:
             refresh_schema(self.store)
+        query_text = args.get("sysparm_query", "").replace(
+            "javascript:gs.getUserID()", self._user_sys_id(_actor(request))
+        )
         page = select(
             self.store,
             table,
-            args.get("sysparm_query", ""),
+            query_text,
             parse_limit(args.get("sysparm_limit")),
             parse_offset(args.get("sysparm_offset")),
             count,
@@ -198,7 +243,7 @@ class ServiceNowApp:
         body = request.get_json(force=True, silent=True)
         if not isinstance(body, dict):
             return failure(400, "Exception while reading request", "The payload is not valid JSON.")
-        row = self.insert(table, **body)
+        row = self.insert_as(_actor(request), table, body)
         location = f"{request.host_url}api/now/table/{table}/{row['sys_id']}"
         result = self._renderer(request).render(row)
         return json_response({"result": result}, 201, {"Location": location})
@@ -210,7 +255,7 @@ class ServiceNowApp:
         row = self.store.find(table, sys_id)
         if row is None:
             return _no_record()
-        self.store.update(table, row, body, self.now())
+        self.store.update(table, row, body, self.now(), _actor(request))
         return json_response({"result": self._renderer(request).render(row)})
 
     def _delete(self, request: Request, table: str, sys_id: str) -> Response:
@@ -280,6 +325,10 @@ class ServiceNowApp:
     @staticmethod
     def _download_link(request: Request, row: Row) -> str:
         return f"{request.host_url}api/now/attachment/{row['sys_id']}/file"
+
+
+def _actor(request: Request) -> str:
+    return str(request.environ.get(ACTOR, "admin"))
 
 
 def _no_record() -> Response:

@@ -88,13 +88,23 @@ class RowRenderer:
         owner = table if "." not in path else self._target(table, path.rsplit(".", 1)[0]) or table
         return choice_label(owner, leaf, value)
 
+    def _user_name(self, user_name: str) -> str:
+        """The display name journal headers show for a `user_name`."""
+        if user_name == "admin":
+            return "System Administrator"
+        for user in self.store.tables.get("sys_user", {}).values():
+            if user.get("user_name") == user_name:
+                return user.get("name") or user_name
+        return user_name
+
     def _journal(self, row: Row, leaf: str, value: str) -> Any:
         if self.display == "false":
             return value
-        entries = [e for e in self.store.journal.get(row["sys_id"], []) if e["element"] == leaf]
+        entries = [e for e in self.store.journal(row["sys_id"]) if e["element"] == leaf]
         label = "Work notes" if leaf == "work_notes" else "Additional comments"
         text = "".join(
-            f"{e['sys_created_on']} - System Administrator ({label})\n{e['value']}\n\n"
+            f"{e['sys_created_on']} - {self._user_name(e['sys_created_by'])} ({label})\n"
+            f"{e['value']}\n\n"
             for e in reversed(entries)
         )
         return text if self.display == "true" else {"display_value": text, "value": ""}

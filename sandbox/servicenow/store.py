@@ -3,6 +3,13 @@
 Every stored value is a string ("" for empty), reference fields hold the referenced sys_id, as
 the Table API returns them with `sysparm_exclude_reference_link=true`. Listing a table includes
 the rows of the tables extending it (task lists incidents and problems).
+
+Writes carry the acting user's `user_name` (`sys_created_by`, `sys_updated_by`). A write of a
+journal field (`work_notes`, `comments`) stores nothing on the record: it adds a row to the stock
+table `sys_journal_field` (`name` = the record's table, `element`, `element_id` = its sys_id,
+`value`, `sys_created_on`, `sys_created_by`), which, like the real one, has no `sys_updated_on`.
+On `task` and `vtb_task` (no workflow of their own), moving `state` into a closed state (3, 4, 7)
+stamps `closed_at` and sets `active` false; moving it out clears `closed_at`, `active` true.
 """
 
 from __future__ import annotations
@@ -27,6 +34,10 @@ from sandbox.servicenow.tables import (
 
 Row = dict[str, str]
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+JOURNAL_TABLE = "sys_journal_field"
+JOURNAL_ELEMENTS = ("work_notes", "comments")
+CLOSED_STATES = frozenset({"3", "4", "7"})
+STATE_MANAGED = frozenset({"task", "vtb_task"})  # tables whose state drives active / closed_at
 
 
 def stamp(moment: datetime) -> str:
@@ -40,7 +51,6 @@ class TableStore:
         self.lock = threading.RLock()
         self.tables: dict[str, dict[str, Row]] = {name: {} for name in KNOWN_TABLES}
         self.by_id: dict[str, tuple[str, Row]] = {}
-        self.journal: dict[str, list[dict[str, str]]] = {}
         self.numbers: dict[str, int] = {}
         self.version = 0  # bumps on every write: cached listings check it
         self._ids = random.Random(f"servicenow-writes:{id_seed}")
@@ -106,6 +116,8 @@ class TableStore:
         if cached is not None and cached[0] == self.version:
             return cached[1]
         names: set[str] = {"sys_id", "sys_created_on", "sys_updated_on", "sys_mod_count"}
+        if table == JOURNAL_TABLE:
+            names -= {"sys_updated_on", "sys_mod_count"}  # journal entries are never updated
         names |= declared_fields(table)
         for name in lineage(table):
             rows = self.tables.get(name, {})
@@ -148,7 +160,14 @@ class TableStore:
             return None
         return found[1]
 
-    def insert(self, table: str, fields: dict[str, Any], now: datetime) -> Row:
+    def journal(self, sys_id: str) -> list[Row]:
+        """The journal entries of one record, oldest first."""
+        entries = [r for r in self.tables[JOURNAL_TABLE].values() if r["element_id"] == sys_id]
+        return sorted(entries, key=lambda r: (r["sys_created_on"], r["sys_id"]))
+
+    def insert(
+        self, table: str, fields: dict[str, Any], now: datetime, actor: str = "admin"
+    ) -> Row:
         with self.lock:
             if not self.exists(table) and is_writable_new_table(table):
                 self.tables[table] = {}
@@ -159,40 +178,55 @@ class TableStore:
                 row["number"] = f"{prefix}{self.numbers[prefix]:07d}"
             if table == "task" or "task" in lineage(table):
                 row.update(state="1", active="true")
-            row.update(sys_class_name=table, sys_created_by="admin", sys_mod_count="0")
+            row.update(sys_class_name=table, sys_created_by=actor, sys_mod_count="0")
             row.update(sys_created_on=stamp(now))
-            self._write(table, row, fields, now)
+            self._write(table, row, fields, now, actor)
             self.tables[table][row["sys_id"]] = row
             self.by_id[row["sys_id"]] = (table, row)
             return row
 
-    def update(self, table: str, row: Row, fields: dict[str, Any], now: datetime) -> Row:
+    def update(
+        self, table: str, row: Row, fields: dict[str, Any], now: datetime, actor: str = "admin"
+    ) -> Row:
         with self.lock:
             row["sys_mod_count"] = str(int(row.get("sys_mod_count") or 0) + 1)
-            self._write(table, row, fields, now)
+            self._write(table, row, fields, now, actor)
             return row
 
-    def _write(self, table: str, row: Row, fields: dict[str, Any], now: datetime) -> None:
+    def _write(
+        self, table: str, row: Row, fields: dict[str, Any], now: datetime, actor: str
+    ) -> None:
+        was_closed = row.get("state") in CLOSED_STATES
         for name, value in fields.items():
             if name in ("sys_id", "sys_created_on", "sys_mod_count", "sys_class_name"):
                 continue
             text = _as_text(value)
-            if name in ("work_notes", "comments"):
+            if name in JOURNAL_ELEMENTS and table != JOURNAL_TABLE:
                 if text:
-                    self.journal.setdefault(row["sys_id"], []).append(
-                        {
-                            "element": name,
-                            "value": text,
-                            "sys_created_on": stamp(now),
-                            "sys_created_by": "admin",
-                        }
-                    )
+                    self._journal_entry(row, name, text, now, actor)
                 row[name] = ""
                 continue
             row[name] = text
+        if table in STATE_MANAGED and "state" in fields:
+            _close_or_reopen(row, fields, was_closed, stamp(now))
         row["sys_updated_on"] = stamp(now)
-        row["sys_updated_by"] = "admin"
+        row["sys_updated_by"] = actor
         self.version += 1
+
+    def _journal_entry(self, row: Row, element: str, text: str, now: datetime, actor: str) -> None:
+        """One `sys_journal_field` row: immutable, so it has no `sys_updated_on`."""
+        entry: Row = {
+            "sys_id": self.new_sys_id(),
+            "sys_class_name": JOURNAL_TABLE,
+            "name": row.get("sys_class_name", ""),
+            "element": element,
+            "element_id": row["sys_id"],
+            "value": text,
+            "sys_created_on": stamp(now),
+            "sys_created_by": actor,
+        }
+        self.tables[JOURNAL_TABLE][entry["sys_id"]] = entry
+        self.by_id[entry["sys_id"]] = (JOURNAL_TABLE, entry)
 
     def delete(self, table: str, sys_id: str) -> bool:
         with self.lock:
@@ -202,6 +236,19 @@ class TableStore:
             del self.tables[found[0]][sys_id]
             self.version += 1
             return True
+
+
+def _close_or_reopen(row: Row, fields: dict[str, Any], was_closed: bool, now: str) -> None:
+    """A task's state business rule: closing stamps closed_at, reopening clears it; active
+    follows the state (unless the write sets these fields itself)."""
+    closed = row.get("state") in CLOSED_STATES
+    if "active" not in fields:
+        row["active"] = "false" if closed else "true"
+    if "closed_at" not in fields:
+        if closed and not was_closed:
+            row["closed_at"] = now
+        elif not closed:
+            row["closed_at"] = ""
 
 
 def _as_text(value: Any) -> str:

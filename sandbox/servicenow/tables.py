@@ -40,6 +40,7 @@ BASE_TABLES = (
     "asmt_metric",
     "asmt_metric_result",
     "sys_attachment",
+    "sys_journal_field",
     "service_commitment",
     "service_offering_commitment",
     "sys_dictionary",
@@ -212,6 +213,9 @@ DECLARED_FIELDS.update(
             ["name", "element", "internal_type", "reference", "column_label", "active"]
         ),
         "sys_db_object": frozenset(["name", "label", "super_class"]),
+        "sys_journal_field": frozenset(
+            ["name", "element", "element_id", "value", "sys_created_by"]
+        ),
     }
 )  # fmt: skip
 # Stock tables serve no `u_` field unless the instance is "customised" (knob
