@@ -237,6 +237,16 @@ class ReviewSettings(Section):
     selection: list[str] = []
     roles: RoleHolders = RoleHolders()
     people: dict[str, PersonOverride] = {}
+    policy_url: OptionalText = Field(
+        None,
+        description="the SLM process policy document, linked from the 'Update process "
+        "policies' sub-task",
+    )
+
+    @field_validator("policy_url")
+    @classmethod
+    def _web_url(cls, value: str | None) -> str | None:
+        return None if value is None else web_url(value)
 
 
 class SyncSettings(Section):

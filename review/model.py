@@ -234,6 +234,49 @@ class Gap(Frozen):
     detail: str
 
 
+class Decision(Frozen):
+    """A decision people recorded in a review's tickets: a comment starting `Decision:`
+    (`Decision (policy):` marks a change to the process policies)."""
+
+    text: str
+    author: str = Field(description="who wrote it: a name, else the e-mail or id the target shows")
+    recorded: datetime
+    policy: bool = False
+    ticket: str = Field(description="the ticket (key) it was recorded in")
+    url: str | None = None
+    service_key: str | None = None
+
+
+class Invitee(Frozen):
+    """Someone the review meeting invites, with the parts they play ("SLM Process Owner (A/R)")."""
+
+    person: Person
+    roles: tuple[str, ...] = ()
+
+
+class Attendance(Frozen):
+    """One responsible person of "Participate in service review": attended once their own
+    sub-task is done."""
+
+    person: Person
+    attended: bool
+
+
+class Meeting(Frozen):
+    """The review meeting as the tickets record it: date, who is invited and who attended, and
+    what was decided (decisions, improvement tickets linked to the review)."""
+
+    scheduled: date | None = Field(
+        default=None, description="the meeting date, once the scheduling sub-task is done"
+    )
+    schedule_activity: str = "Schedule service review"
+    participate_activity: str = "Participate in service review"
+    invitees: tuple[Invitee, ...] = ()
+    attendance: tuple[Attendance, ...] = ()
+    decisions: tuple[Decision, ...] = ()
+    improvements: tuple[Material, ...] = ()
+
+
 class ReviewPack(Frozen):
     """Everything one service review shows: the review ticket's body and attachments."""
 
@@ -247,6 +290,9 @@ class ReviewPack(Frozen):
     csat_responses: int = 0
     breaches: tuple[Breach, ...] = ()
     chart_name: str | None = Field(default=None, description="file name of the attainment chart")
+    meeting: Meeting | None = Field(
+        default=None, description="the review meeting (review tickets; a local report has none)"
+    )
     body: Document
 
 

@@ -3,7 +3,9 @@
 Sections, in the order a review meeting walks through them: status summary, targets (target,
 measured, status), monthly attainment (the chart), feasibility findings, breaches, customer
 satisfaction, gaps, and the existing materials the seed asks reviews to incorporate (previous
-review, knowledge articles, problems, open improvement actions carried over). Tables stay at
+review, knowledge articles, problems, open improvement actions carried over). A review ticket's
+pack (one with a `Meeting`) opens with the meeting (date, invitees, attendance, an agenda that
+follows these sections) and ends with "Decisions and actions" (`review.meeting`). Tables stay at
 four or five columns so Jira shows them without scrolling.
 """
 
@@ -15,6 +17,7 @@ from datetime import timedelta
 from review import document as doc
 from review.csat import CsatSummary
 from review.feasibility import duration_text
+from review.meeting import DECISIONS_HEADING, decisions_blocks, meeting_blocks
 from review.model import (
     Agreement,
     Attainment,
@@ -24,6 +27,7 @@ from review.model import (
     Gap,
     Material,
     MaterialKind,
+    Meeting,
     Person,
     ReviewPack,
     ReviewPeriod,
@@ -67,8 +71,10 @@ def build_pack(
     csat: CsatSummary | None = None,
     chart_name: str | None = None,
     top_breaches: int = 10,
+    meeting: Meeting | None = None,
 ) -> ReviewPack:
-    """The pack of one service: its SLAs' attainment, findings, gaps, materials, and the body."""
+    """The pack of one service: its SLAs' attainment, findings, gaps, materials, and the body;
+    with a `meeting` (a review ticket's pack) also the meeting and its decisions."""
     slas = sorted(
         (a for a in agreements if a.service_key == service.key and not a.component_key),
         key=lambda a: (a.metric.value, a.priority or "", a.key),
@@ -81,18 +87,20 @@ def build_pack(
         )[:top_breaches]
     )
     own_materials = tuple(m for m in materials if m.service_key in (None, service.key))
-    body = doc.Document(
-        blocks=(
-            *_summary(service, period, measured),
-            *_targets(slas, attainments),
-            *_chart(chart_name, slas, attainments),
-            *_feasibility(findings, {a.key: a for a in slas}),
-            *_breaches(measured, breaches, {a.key: a for a in slas}),
-            *_csat(csat),
-            *_gaps(gaps),
-            *_materials(own_materials),
-        )
+    sections = (
+        *_summary(service, period, measured),
+        *_targets(slas, attainments),
+        *_chart(chart_name, slas, attainments),
+        *_feasibility(findings, {a.key: a for a in slas}),
+        *_breaches(measured, breaches, {a.key: a for a in slas}),
+        *_csat(csat),
+        *_gaps(gaps),
+        *_materials(own_materials),
     )
+    if meeting is not None:
+        agenda = agenda_items(measured, findings, breaches, gaps, own_materials, meeting)
+        sections = (*meeting_blocks(meeting, agenda), *sections, *decisions_blocks(meeting))
+    body = doc.Document(blocks=sections)
     return ReviewPack(
         service=service,
         period=period,
@@ -104,8 +112,37 @@ def build_pack(
         csat_responses=csat.responses if csat else 0,
         breaches=breaches,
         chart_name=chart_name,
+        meeting=meeting,
         body=body,
     )
+
+
+def agenda_items(
+    measured: Sequence[Attainment],
+    findings: Sequence[FeasibilityFinding],
+    breaches: Sequence[Breach],
+    gaps: Sequence[Gap],
+    materials: Sequence[Material],
+    meeting: Meeting,
+) -> list[str]:
+    """The meeting's agenda: the pack's sections in order, each with what there is to discuss."""
+    missed = sum(a.status is AttainmentStatus.MISSED for a in measured)
+    at_risk = sum(a.status is AttainmentStatus.AT_RISK for a in measured)
+    carried = sum(m.kind is MaterialKind.IMPROVEMENT and m.open for m in materials)
+    total_breaches = sum(a.breached for a in measured)
+    notes = {
+        "Targets": f"{missed} missed, {at_risk} at risk of {len(measured)}",
+        "Feasibility": f"{len(findings)} target(s) beyond what the components allow",
+        "Breaches": f"{total_breaches} in the period",
+        "Gaps": f"{len(gaps)} missing item(s)",
+        "Existing materials": f"{carried} open improvement action(s) carried over",
+    }
+    decided = (
+        f"{len(meeting.decisions)} decision(s) and {len(meeting.improvements)} improvement "
+        "ticket(s) recorded"
+    )
+    items = [f"{title}: {notes[title]}" if title in notes else title for title in SECTION_TITLES]
+    return [*items, f"{DECISIONS_HEADING}: {decided}"]
 
 
 def agreement_label(agreement: Agreement) -> str:

@@ -41,10 +41,13 @@ from review import (
     rank_candidates,
     skipped_gaps,
 )
+from review.model import Meeting
 from sync.pull import SKIPPED
 from sync.state import StateStore
 
 Resolver = Callable[[Sequence[Person]], tuple[Person, ...]]
+# The selected services' review meetings, as their tickets show them (sync.meeting).
+MeetingSource = Callable[[Sequence[Service]], Mapping[str, Meeting]]
 
 
 @dataclass
@@ -103,6 +106,7 @@ def build_review(
     resolve: Resolver | None = None,
     carried: Sequence[Material] = (),
     last_reviewed: Mapping[str, date] | None = None,
+    meetings: MeetingSource | None = None,
 ) -> ReviewBuild:
     """The cycle, every service as a candidate, and the packs of the selected services.
 
@@ -110,6 +114,8 @@ def build_review(
     the selected services and the configured role holders. `carried`: materials from earlier
     cycles (the previous review, open improvement actions); `last_reviewed`: each service's last
     review date (earlier cycles' review tickets), ranked as "months since the last review".
+    `meetings`: asked once, with the selected services, for their review meetings; a service
+    it names gets the meeting sections in its pack (a local report asks for none).
     """
     review = settings.review
     cycle = current_cycle(settings, today)
@@ -152,9 +158,10 @@ def build_review(
     build.unplaced = unplaced_gaps(skipped, {s.key for s in services})
     materials = [Material.model_validate(r.body) for r in store.mirrored("material")]
     materials += carried  # previous review and its open improvement tickets
-    for service in services:
-        if service.key in selection:
-            _add_pack(build, service, attainments, materials)
+    chosen = [s for s in services if s.key in selection]
+    held = meetings(chosen) if meetings is not None and chosen else {}
+    for service in chosen:
+        _add_pack(build, service, attainments, materials, held.get(service.key))
     return build
 
 
@@ -163,6 +170,7 @@ def _add_pack(
     service: Service,
     attainments: Mapping[str, Attainment],
     materials: Sequence[Material],
+    meeting: Meeting | None,
 ) -> None:
     name = chart_name(service.key)
     build.packs[service.key] = build_pack(
@@ -175,6 +183,7 @@ def _add_pack(
         materials=[m for m in materials if m.service_key == service.key],
         csat=build.csat.get(service.key),
         chart_name=name,
+        meeting=meeting,
     )
     series = [
         (agreement_label(a), attainments[a.key])

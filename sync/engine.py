@@ -36,16 +36,24 @@ from review import (
     ReviewPack,
     TicketKind,
     TicketSpec,
+    activity_ticket_key,
     build_plan,
     review_ticket_key,
 )
 from review import document as doc
+from review.cycle_summary import (
+    LESSONS_ACTIVITY,
+    POLICIES_ACTIVITY,
+    lessons_learned_document,
+    update_policies_document,
+)
 from sync.build import ReviewBuild, build_review, chart_name, current_cycle, role_holders
 from sync.closing import close_finished
-from sync.cycle_flow import CycleFlow, CyclePhase
+from sync.cycle_flow import CycleFlow, CyclePhase, CycleState, closing_activities
 from sync.duplicates import Duplicate, DuplicateAudit
 from sync.history import History, carried_over
 from sync.leases import LeaseLost, WorkLeases, units
+from sync.meeting import CycleRecord, MeetingReader
 from sync.metrics import Metrics
 from sync.pull import PullSummary, pull
 from sync.reconcile import Action, ApplySummary, ChangeNote, Outcome, Reconciler, leased
@@ -188,6 +196,7 @@ class Engine:
         cycle = current_cycle(self.settings, now.date())
         phase = flow.phase(cycle)
         history = self._carried_over(cycle)
+        reader = self._meeting_reader(cycle, phase)
         build = build_review(
             self.store,
             self.settings,
@@ -196,6 +205,7 @@ class Engine:
             resolve=self._unresolved,
             carried=history.materials,
             last_reviewed=history.last_reviewed,
+            meetings=reader.meetings,
         )
         plan = build_plan(
             build.cycle,
@@ -205,10 +215,12 @@ class Engine:
             phase.selection,
             packs=build.packs,
             candidates=build.candidates,
+            activity_bodies=self._closing_bodies(build, phase, reader.record),
         )
-        tickets = tuple(flow.wanted(build.cycle, phase, plan.tickets))
+        wanted = flow.wanted(build.cycle, phase, plan.tickets)
+        tickets = tuple(_readable(wanted, phase, reader.record))
         if not dry_run:
-            for key in phase.frozen_reviews:
+            for key in (*phase.frozen_reviews, *_finished_closing(self.raci, cycle, phase)):
                 self.store.freeze(self.target.system, key)
         self._check_stop()
         followups = FollowUps.load(self.target, self.store)
@@ -298,6 +310,48 @@ class Engine:
         """Each service's previous review (from the ledger, else the target), the months since
         it, and the open improvement tickets linked to it."""
         return carried_over(self.store, self.target, self.settings, cycle)
+
+    def _meeting_reader(self, cycle: Cycle, phase: CyclePhase) -> MeetingReader:
+        """Reads the meetings of the reviews whose pack still changes (while reviewing: the
+        ones not frozen; while closing: all of them, for the closing activities' content)."""
+        rows = self.store.ledger_rows(self.target.system)
+        refs = {
+            key: TicketRef(key=row.ticket_key or "", id=row.ticket_id or "", url=row.ticket_url)
+            for key, row in rows.items()
+            if row.state == "created" and row.ticket_key
+        }
+        read: set[str] = set()
+        if phase.state is CycleState.CLOSING:
+            read = set(phase.selection)
+        elif phase.state is CycleState.REVIEWING:
+            read = {
+                key
+                for key in phase.selection
+                if (review := review_ticket_key(cycle.id, key)) not in phase.frozen_reviews
+                and not (review in rows and rows[review].frozen)
+            }
+        return MeetingReader(
+            self.target,
+            self.raci,
+            role_holders(self.settings),
+            cycle,
+            refs,
+            read,
+            dates=phase.state is CycleState.CLOSING,
+        )
+
+    def _closing_bodies(
+        self, build: ReviewBuild, phase: CyclePhase, record: CycleRecord
+    ) -> dict[str, Document]:
+        """While the cycle closes: the lessons-learned summary and the policy changes, from the
+        cycle's packs and the sub-tasks' dates (none when a read failed: see `_readable`)."""
+        if phase.state is not CycleState.CLOSING or record.unread or record.dates_unread:
+            return {}
+        packs = [build.packs[k] for k in phase.selection if k in build.packs]
+        return {
+            LESSONS_ACTIVITY: lessons_learned_document(build.cycle.id, packs, record.timings),
+            POLICIES_ACTIVITY: update_policies_document(self.settings.review.policy_url, packs),
+        }
 
     def _check_stop(self) -> None:
         if self.stop.is_set():
@@ -391,6 +445,32 @@ def _start_people_cycle(target: TargetConnector) -> None:
     start = getattr(getattr(target, "people", None), "start_cycle", None)
     if callable(start):
         start()
+
+
+def _readable(
+    tickets: Sequence[TicketSpec], phase: CyclePhase, record: CycleRecord
+) -> list[TicketSpec]:
+    """The tickets to apply: a review whose meeting could not be read, and the closing
+    activities when the cycle's reviews or dates could not be read, keep what they show this
+    cycle (their content would lose the meeting); the next cycle reads them again."""
+    if not record.unread and not record.dates_unread:
+        return list(tickets)
+    closing = phase.state is CycleState.CLOSING
+    kept = []
+    for spec in tickets:
+        if spec.kind is TicketKind.REVIEW and spec.service_key in record.unread:
+            continue
+        if closing and spec.activity_id in (LESSONS_ACTIVITY, POLICIES_ACTIVITY):
+            continue
+        kept.append(spec)
+    return kept
+
+
+def _finished_closing(raci: RaciMatrix, cycle: Cycle, phase: CyclePhase) -> list[str]:
+    """The closing activities' sub-tasks once the cycle is closed: their content is final."""
+    if phase.state is not CycleState.CLOSED:
+        return []
+    return [activity_ticket_key(cycle.id, a) for a in closing_activities(raci)]
 
 
 def source_mappings(settings: Settings) -> tuple[ConnectorPlugin, SystemMapping]:

@@ -1,0 +1,294 @@
+"""The review meetings and the cycle's dates, read back from the target every cycle.
+
+The tickets are the record of the process: the meeting date (the due date of the done
+"Schedule service review" sub-task), attendance (each responsible person's "Participate in
+service review" sub-task done), decisions (people's `Decision:` comments on the review ticket
+and its sub-tasks; slm-sync's own notes are never read as decisions) and improvement actions
+(tickets linked to the review) are read from the target, never from the state store: all this
+needs is the ticket refs of the cycle's tickets, which the ledger finds by key when the state
+file was lost.
+
+Comments are the costly part of a read, so they are read only where they still matter, in bulk
+(`state(refs, comments=True)` over many tickets at once):
+- while reviewing: the review tickets (and their sub-tasks) of the selected services whose pack
+  is not frozen yet; a frozen pack keeps what it showed when the review happened;
+- while closing: every review of the cycle (the closing activities sum up all the decisions),
+  plus the cycle's own activity sub-tasks without comments (their dates, for lateness).
+A review whose tickets could not be read is `unread`: its ticket keeps what it shows this cycle
+rather than lose its meeting; the next cycle reads it again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import structlog
+
+from connectors import (
+    ConnectorError,
+    FatalError,
+    LinkedTicket,
+    TargetConnector,
+    TicketRef,
+    TicketState,
+)
+from review import (
+    Cycle,
+    Material,
+    MaterialKind,
+    Person,
+    RaciMatrix,
+    RoleHolders,
+    Service,
+    TicketKind,
+    TicketSpec,
+    build_plan,
+    identity,
+)
+from review.cycle_summary import ActivityTiming
+from review.meeting import (
+    PARTICIPATE_ACTIVITY,
+    SCHEDULE_ACTIVITY,
+    activity_name,
+    decision_from,
+    invitees,
+)
+from review.model import Attendance, Decision, Invitee, Meeting
+
+log = structlog.get_logger("slm_sync.meeting")
+
+
+@dataclass
+class CycleRecord:
+    """What the target shows of this cycle's reviews: each review's meeting (by service key),
+    the activity sub-tasks' dates (read while closing), and what could not be read."""
+
+    meetings: dict[str, Meeting] = field(default_factory=dict)
+    timings: list[ActivityTiming] = field(default_factory=list)
+    unread: set[str] = field(default_factory=set)  # service keys
+    dates_unread: bool = False
+
+
+@dataclass
+class MeetingReader:
+    """Reads the meetings of `read` (service keys) and, with `dates`, every activity's dates.
+
+    `refs`: the cycle's tickets by idempotency key. Called by the review build with the selected
+    services (`meetings`), after which `record` holds everything read."""
+
+    target: TargetConnector
+    matrix: RaciMatrix
+    holders: RoleHolders
+    cycle: Cycle
+    refs: Mapping[str, TicketRef]
+    read: Collection[str]
+    dates: bool = False
+    record: CycleRecord = field(default_factory=CycleRecord)
+
+    def meetings(self, services: Sequence[Service]) -> dict[str, Meeting]:
+        """Each readable selected service's meeting, as its tickets show it now."""
+        tickets = build_plan(
+            self.cycle, self.matrix, self.holders, services, [s.key for s in services]
+        ).tickets
+        self.record = read_cycle(
+            self.target,
+            tickets,
+            self.refs,
+            [s for s in services if s.key in self.read],
+            matrix=self.matrix,
+            holders=self.holders,
+            dates=self.dates,
+        )
+        return self.record.meetings
+
+
+def read_cycle(
+    target: TargetConnector,
+    tickets: Sequence[TicketSpec],
+    refs: Mapping[str, TicketRef],
+    services: Sequence[Service],
+    *,
+    matrix: RaciMatrix,
+    holders: RoleHolders,
+    dates: bool = False,
+) -> CycleRecord:
+    """The meetings of `services` (their review tickets and sub-tasks, with comments, and the
+    tickets linked to the reviews) and, with `dates`, the dates of every activity sub-task."""
+    record = CycleRecord()
+    units = _review_units(tickets, refs, services)
+    states, links = _read_reviews(target, units, refs, record)
+    for service in services:
+        if service.key in units and service.key not in record.unread:
+            review, children = units[service.key]
+            record.meetings[service.key] = meeting_of(
+                service, review, children, refs, states, links, matrix=matrix, holders=holders
+            )
+    if dates:
+        record.timings = _timings(target, tickets, refs, states, record)
+    return record
+
+
+def meeting_of(
+    service: Service,
+    review: TicketSpec,
+    children: Sequence[TicketSpec],
+    refs: Mapping[str, TicketRef],
+    states: Mapping[str, TicketState],
+    links: Mapping[str, Sequence[LinkedTicket]],
+    *,
+    matrix: RaciMatrix,
+    holders: RoleHolders,
+) -> Meeting:
+    """One review's meeting from its tickets' states (by ticket key) and linked tickets."""
+    invited = invitees(matrix, service, holders)
+
+    def state(spec: TicketSpec) -> TicketState | None:
+        ref = refs.get(spec.key)
+        return states.get(ref.key) if ref is not None else None
+
+    scheduled = next(
+        (found.due for c in children
+         if c.activity_id == SCHEDULE_ACTIVITY and (found := state(c)) is not None and found.done),
+        None,
+    )  # fmt: skip
+    attendance = tuple(
+        Attendance(person=c.assignee, attended=bool((found := state(c)) and found.done))
+        for c in children
+        if c.activity_id == PARTICIPATE_ACTIVITY and c.assignee is not None
+    )
+    decisions = [
+        decision
+        for spec in (review, *children)
+        for decision in _decisions(spec, refs.get(spec.key), state(spec), invited)
+    ]
+    review_ref = refs[review.key]
+    return Meeting(
+        scheduled=scheduled,
+        schedule_activity=activity_name(matrix, SCHEDULE_ACTIVITY, "Schedule service review"),
+        participate_activity=activity_name(
+            matrix, PARTICIPATE_ACTIVITY, "Participate in service review"
+        ),
+        invitees=invited,
+        attendance=attendance,
+        decisions=tuple(sorted(decisions, key=lambda d: (d.recorded, d.ticket, d.text))),
+        improvements=_improvements(service, links.get(review_ref.key, ())),
+    )
+
+
+def _review_units(
+    tickets: Sequence[TicketSpec], refs: Mapping[str, TicketRef], services: Sequence[Service]
+) -> dict[str, tuple[TicketSpec, list[TicketSpec]]]:
+    """Per service to read whose review ticket exists: the review spec and its sub-task specs."""
+    wanted = {s.key for s in services}
+    units: dict[str, tuple[TicketSpec, list[TicketSpec]]] = {}
+    for spec in tickets:
+        if spec.kind is TicketKind.REVIEW and spec.service_key in wanted and spec.key in refs:
+            units[spec.service_key] = (spec, [t for t in tickets if t.parent_key == spec.key])
+    return units
+
+
+def _read_reviews(
+    target: TargetConnector,
+    units: Mapping[str, tuple[TicketSpec, list[TicketSpec]]],
+    refs: Mapping[str, TicketRef],
+    record: CycleRecord,
+) -> tuple[dict[str, TicketState], dict[str, tuple[LinkedTicket, ...]]]:
+    """The review tickets and their sub-tasks with comments, and the reviews' linked tickets:
+    two bulk reads. A failed read leaves every review unread (logged), never half-read."""
+    wanted = [
+        refs[spec.key]
+        for review, children in units.values()
+        for spec in (review, *children)
+        if spec.key in refs
+    ]
+    if not wanted:
+        return {}, {}
+    try:
+        states = target.state(wanted, comments=True)
+        links = target.linked([refs[review.key] for review, _children in units.values()])
+    except FatalError:
+        raise
+    except ConnectorError as error:
+        record.unread.update(units)
+        log.warning("meeting.read_failed", reviews=len(units), error=str(error))
+        return {}, {}
+    log.info("meeting.read", reviews=len(units), tickets=len(wanted))
+    return states, links
+
+
+def _timings(
+    target: TargetConnector,
+    tickets: Sequence[TicketSpec],
+    refs: Mapping[str, TicketRef],
+    states: dict[str, TicketState],
+    record: CycleRecord,
+) -> list[ActivityTiming]:
+    """Planned due date and done date of every activity sub-task of the cycle that exists."""
+    activities = [t for t in tickets if t.kind is TicketKind.ACTIVITY and t.key in refs]
+    missing = [refs[t.key] for t in activities if refs[t.key].key not in states]
+    if missing:
+        try:
+            states = {**states, **target.state(missing)}
+        except FatalError:
+            raise
+        except ConnectorError as error:
+            record.dates_unread = True
+            log.warning("meeting.dates_read_failed", tickets=len(missing), error=str(error))
+            return []
+    timings = []
+    for spec in activities:
+        found = states.get(refs[spec.key].key)
+        if found is not None:
+            due = spec.due or found.due  # the plan's date: a moved due date hides no lateness
+            timings.append(ActivityTiming(title=spec.title, due=due, resolved=found.resolved))
+    return timings
+
+
+def _decisions(
+    spec: TicketSpec,
+    ref: TicketRef | None,
+    state: TicketState | None,
+    invited: Sequence[Invitee],
+) -> list[Decision]:
+    """People's `Decision:` comments on one ticket (slm-sync's own notes are skipped)."""
+    if ref is None or state is None:
+        return []
+    found = (
+        decision_from(
+            comment.text,
+            author=author_name(comment.author, [i.person for i in invited]),
+            recorded=comment.created,
+            ticket=ref.key,
+            url=ref.url,
+            service_key=spec.service_key,
+        )
+        for comment in state.comments
+        if not comment.ours
+    )
+    return [decision for decision in found if decision is not None]
+
+
+def author_name(author: str, people: Sequence[Person]) -> str:
+    """A comment's author as people know them: the name of the invitee with that e-mail (or
+    name), else what the target showed."""
+    wanted = author.strip().lower()
+    for person in people:
+        if wanted in (identity(person), person.name.strip().lower()):
+            return person.name
+    return author
+
+
+def _improvements(service: Service, linked: Sequence[LinkedTicket]) -> tuple[Material, ...]:
+    """Tickets linked to the review: its improvement actions, open or done."""
+    return tuple(
+        Material(
+            key=f"improvement:{ticket.key}",
+            kind=MaterialKind.IMPROVEMENT,
+            title=f"{ticket.key} {ticket.title}",
+            service_key=service.key,
+            url=ticket.url,
+            open=not ticket.done,
+        )
+        for ticket in sorted(linked, key=lambda t: t.key)
+    )
