@@ -1,4 +1,5 @@
-"""The neutral review document as Atlassian Document Format (Jira Cloud, REST v3).
+"""The neutral review document as Atlassian Document Format (Jira Cloud, REST v3), and back
+to plain text (`plain_text`) for what people write in comments.
 
 Headings, paragraphs, bullet lists and tables map to their ADF nodes; mentions become ADF
 mention nodes by accountId (which notify the person) when the person was found in Jira, and
@@ -8,7 +9,9 @@ plain "@Name" text otherwise; status lozenges become ADF status nodes.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from review import Document
@@ -108,3 +111,68 @@ def _status(node: Status) -> AdfNode:
             "localId": local_id,
         },
     }
+
+
+# ---- reading back: ADF -> plain text -----------------------------------------------------------
+_TEXT_BLOCKS = frozenset({"paragraph", "heading"})
+_WIKI_ESCAPE = re.compile(r"\\([\\*_+^~?{}\[\]|!#\-])")
+_SKIPPED = frozenset({"rule", "media", "mediaSingle", "mediaGroup", "extension"})
+
+
+def plain_text(body: Any) -> str:
+    """The text people wrote, from an ADF document (Cloud v3) or a wiki string (v2).
+
+    Line breaks are kept: each paragraph, heading, list item and table row is a line, and a
+    hardBreak is a line break, so "Decision: ..." written on its own line starts a line here.
+    Mentions, emoji and status lozenges read as their text; media and rules are dropped. Wiki
+    text keeps its markup, except backslash escapes (`slm\\-sync` reads "slm-sync").
+    """
+    if isinstance(body, str):
+        return _WIKI_ESCAPE.sub(r"\1", body.replace("\r\n", "\n")).strip()
+    if not isinstance(body, dict):
+        return ""
+    return "\n".join(_lines(body)).strip()
+
+
+def _lines(node: AdfNode) -> list[str]:
+    kind = node.get("type")
+    children = [child for child in node.get("content") or [] if isinstance(child, dict)]
+    if kind in _SKIPPED:
+        return []
+    if kind in _TEXT_BLOCKS:
+        return ["".join(_inline(child) for child in children)]
+    if kind == "tableRow":
+        cells = [" ".join(_lines(cell)) for cell in children]
+        return [" | ".join(cells)]
+    if kind in _INLINE_KINDS:
+        return [_inline(node)]
+    return [line for child in children for line in _lines(child)]
+
+
+_INLINE_KINDS = frozenset({"text", "hardBreak", "mention", "emoji", "status", "inlineCard", "date"})
+
+
+def _inline(node: AdfNode) -> str:
+    kind = node.get("type")
+    attrs = node.get("attrs") or {}
+    if kind == "text":
+        return str(node.get("text") or "")
+    if kind == "hardBreak":
+        return "\n"
+    if kind in ("mention", "status"):
+        return str(attrs.get("text") or "")
+    if kind == "emoji":
+        return str(attrs.get("text") or attrs.get("shortName") or "")
+    if kind == "inlineCard":
+        return str(attrs.get("url") or "")
+    if kind == "date":
+        return _day(attrs.get("timestamp"))
+    return "".join(_inline(child) for child in node.get("content") or [] if isinstance(child, dict))
+
+
+def _day(timestamp: Any) -> str:
+    """An ADF date node's day (its timestamp is milliseconds since the epoch, UTC)."""
+    try:
+        return datetime.fromtimestamp(int(timestamp) / 1000, UTC).date().isoformat()
+    except (TypeError, ValueError, OverflowError):
+        return ""

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, date, datetime
 from functools import partial
 from typing import Any
 
@@ -26,6 +27,7 @@ from connectors.base import (
     AttachedFile,
     CreateResult,
     LinkedTicket,
+    TicketComment,
     TicketRef,
     TicketState,
     create_settle_seconds,
@@ -33,6 +35,7 @@ from connectors.base import (
 )
 from connectors.crashpoints import crash_point
 from connectors.errors import ConnectorError, FatalError, RequestRejected, TransientError
+from connectors.jira.adf import plain_text
 from connectors.jira.client import (
     FIELD_CONFIG_KEYS,
     BulkOutcome,
@@ -51,6 +54,10 @@ log = structlog.get_logger("slm_sync.jira.target")
 BULK_LIMIT = 50
 KEY_PREFIX = "slm:"  # idempotency keys: slm:<cycle>:<service>:<activity>
 LOOKUP_CHUNK = 50
+STATE_FIELDS = ("status", "labels", "duedate", "resolutiondate", "assignee")
+COMMENT_PAGE = 100  # Cloud's most per page of GET issue/{key}/comment
+IDENTITY_KEYS = ("accountId", "name", "key")  # how /myself and comment authors name a user
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # a comment without a readable time sorts first
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
@@ -79,6 +86,7 @@ class JiraTarget:
         self._started = clock()
         self._fields: TicketFields | None = None
         self._known: dict[str, TicketRef] = {}
+        self._me: dict[str, str] | None = None  # the integration account (/myself), read once
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JiraTarget:
@@ -356,16 +364,17 @@ class JiraTarget:
         )
 
     def comment_texts(self, ref: TicketRef, latest: int) -> list[str]:
-        """Plain text of the ticket's latest comments (ADF text nodes, or wiki markup)."""
+        """Plain text of the ticket's latest comments, oldest first: one page, newest first
+        (`orderBy=-created`), so a long discussion costs no more than a short one."""
         page = self.api.call(
             "GET",
             f"issue/{ref.key}/comment",
             what=f"comments of {ref.key}",
             permission=Permission.BROWSE,
-            params={"maxResults": 5000},
+            params={"startAt": 0, "maxResults": max(latest, 1), "orderBy": "-created"},
         )
-        comments = list((page or {}).get("comments") or [])[-latest:]
-        return [_plain(comment.get("body")) for comment in comments]
+        newest = [c for c in (page or {}).get("comments") or [] if isinstance(c, dict)][:latest]
+        return [plain_text(comment.get("body")) for comment in reversed(newest)]
 
     def transition(self, ref: TicketRef, name: str) -> bool:
         """Move the ticket by transition (or target status) name; False if none matches."""
@@ -464,32 +473,40 @@ class JiraTarget:
 
     # ---- state -----------------------------------------------------------------------------
     def state(self, refs: Sequence[TicketRef], *, comments: bool = False) -> dict[str, TicketState]:
-        """Status and labels of our tickets. The search index lags behind new issues and
-        every change: Cloud reads these ids through it (`reconcileIssues`, 50 at most), and a
-        ticket the search still misses is read by key."""
+        """Status, labels, due date, resolution date and assignee of our tickets (one search
+        per 50), and with `comments` what people wrote in them.
+
+        The search index lags behind new issues and every change: Cloud reads these ids
+        through it (`reconcileIssues`, 50 at most), and a ticket the search still misses is
+        read by key. Search embeds only a page of an issue's comments (`comment.total` says how
+        many there are); the rest are read from GET issue/{key}/comment, page by page.
+        """
+        fields = [*STATE_FIELDS, "comment"] if comments else list(STATE_FIELDS)
         states: dict[str, TicketState] = {}
         by_key = {ref.key: ref for ref in refs}
         for chunk in _chunks(list(by_key), LOOKUP_CHUNK):
-            ids = [int(by_key[key].id) for key in chunk if by_key[key].id.isdigit()]
-            try:
-                issues = [
-                    i
-                    for page in search(
-                        self.api, keys_in(chunk), ["status", "labels"], reconcile=ids
-                    )
-                    for i in page
-                ]
-            except RequestRejected:  # a deleted key fails the whole query: read one by one
-                issues = []
-            seen = {str(issue["key"]) for issue in issues}
-            issues += [i for i in (self._issue(k) for k in chunk if k not in seen) if i]
-            for issue in issues:
+            for issue in self._state_issues(chunk, by_key, fields):
                 ref = by_key.get(str(issue["key"]))
                 if ref is not None:
-                    states[ref.key] = _state(ref, issue["fields"])
+                    found = _state(ref, issue["fields"])
+                    if comments:
+                        found = replace(found, comments=self._comments(ref, issue["fields"]))
+                    states[ref.key] = found
         return states
 
-    def _issue(self, key: str) -> dict[str, Any] | None:
+    def _state_issues(
+        self, chunk: Sequence[str], by_key: Mapping[str, TicketRef], fields: list[str]
+    ) -> list[dict[str, Any]]:
+        ids = [int(by_key[key].id) for key in chunk if by_key[key].id.isdigit()]
+        try:
+            pages = search(self.api, keys_in(chunk), fields, reconcile=ids, what="ticket states")
+            issues = [issue for page in pages for issue in page]
+        except RequestRejected:  # a deleted key fails the whole query: read one by one
+            issues = []
+        seen = {str(issue["key"]) for issue in issues}
+        return issues + [i for i in (self._issue(k, fields) for k in chunk if k not in seen) if i]
+
+    def _issue(self, key: str, fields: Sequence[str] = STATE_FIELDS) -> dict[str, Any] | None:
         try:
             return dict(
                 self.api.call(
@@ -497,11 +514,78 @@ class JiraTarget:
                     f"issue/{key}",
                     what=f"issue {key}",
                     permission=Permission.BROWSE,
-                    params={"fields": "status,labels"},
+                    params={"fields": ",".join(fields)},
                 )
             )
         except RequestRejected:
             return None
+
+    # ---- comments people wrote -------------------------------------------------------------
+    def _comments(self, ref: TicketRef, fields: Mapping[str, Any]) -> tuple[TicketComment, ...]:
+        """Every comment of the ticket, oldest first: the page search embedded, and the rest
+        read by key when `total` says there are more."""
+        embedded = fields.get("comment") or {}
+        raw = list(embedded.get("comments") or [])
+        total = embedded.get("total")
+        if isinstance(total, int) and total > len(raw):
+            raw = _merged(raw, self._comment_pages(ref.key, _rest_from(embedded, len(raw))))
+        comments = [self._comment(item) for item in raw if isinstance(item, dict)]
+        return tuple(sorted(comments, key=lambda c: c.created))
+
+    def _comment_pages(self, key: str, start: int = 0) -> Iterator[list[dict[str, Any]]]:
+        """Pages of GET issue/{key}/comment from `start`, oldest first, until `total`."""
+        while True:
+            page = self.api.call(
+                "GET",
+                f"issue/{key}/comment",
+                what=f"comments of {key}",
+                permission=Permission.BROWSE,
+                params={"startAt": start, "maxResults": COMMENT_PAGE, "orderBy": "created"},
+            )
+            items = [c for c in (page or {}).get("comments") or [] if isinstance(c, dict)]
+            if not items:
+                return
+            yield items
+            start += len(items)
+            total = (page or {}).get("total")
+            if isinstance(total, int) and start >= total:
+                return
+
+    def _comment(self, item: Mapping[str, Any]) -> TicketComment:
+        author = item.get("author") or {}
+        return TicketComment(
+            author=_person(author),
+            created=_moment(item.get("created")) or EPOCH,
+            text=plain_text(item.get("body")),
+            ours=self._is_me(author),
+        )
+
+    def _is_me(self, user: Mapping[str, Any]) -> bool:
+        """Whether `user` is the integration account (Cloud: accountId; DC: name or key)."""
+        if self._me is None:
+            me = self.api.call("GET", "myself", what="own profile", permission=Permission.BROWSE)
+            self._me = {k: str(v) for k, v in dict(me or {}).items() if k in IDENTITY_KEYS}
+        keys = ("accountId",) if self.api.deployment.value == "cloud" else ("name", "key")
+        return any(self._me.get(k) and str(user.get(k, "")) == self._me[k] for k in keys)
+
+
+def _rest_from(embedded: Mapping[str, Any], count: int) -> int:
+    """Where the comments search left out begin: after the embedded page if it is the first,
+    else from the start (a page from elsewhere is read again; duplicates are dropped)."""
+    return count if embedded.get("startAt", 0) == 0 else 0
+
+
+def _merged(
+    known: list[dict[str, Any]], pages: Iterable[list[dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """`known` comments and those of `pages`, each comment once (by id)."""
+    seen = {str(c.get("id")) for c in known if isinstance(c, dict)}
+    merged = list(known)
+    for page in pages:
+        fresh = [c for c in page if str(c.get("id")) not in seen]
+        seen.update(str(c.get("id")) for c in fresh)
+        merged += fresh
+    return merged
 
 
 def _state(ref: TicketRef, fields: Mapping[str, Any]) -> TicketState:
@@ -513,18 +597,41 @@ def _state(ref: TicketRef, fields: Mapping[str, Any]) -> TicketState:
         done=category == "done",
         labels=tuple(fields.get("labels") or ()),
         fields={"status_category": category},
+        due=_day(fields.get("duedate")),
+        resolved=_moment(fields.get("resolutiondate")),
+        assignee=_person(fields.get("assignee")),
     )
 
 
-def _plain(body: Any) -> str:
-    """The text of an ADF node tree (Cloud v3) or a wiki string (v2)."""
-    if isinstance(body, str):
-        return body
-    if isinstance(body, dict):
-        text = body.get("text") if body.get("type") == "text" else None
-        inner = " ".join(_plain(child) for child in body.get("content") or [])
-        return " ".join(part for part in (text, inner) if part)
+def _person(user: Any) -> str:
+    """A user as the sync names people: e-mail where Jira shows it (Cloud often hides it),
+    else display name, else accountId / name; "" for nobody."""
+    if not isinstance(user, dict):
+        return ""
+    for key in ("emailAddress", "displayName", "accountId", "name"):
+        if user.get(key):
+            return str(user[key])
     return ""
+
+
+def _day(value: Any) -> date | None:
+    """A Jira date field ("2026-03-01"), or None if empty or unreadable."""
+    try:
+        return date.fromisoformat(str(value)[:10]) if value else None
+    except ValueError:
+        return None
+
+
+def _moment(value: Any) -> datetime | None:
+    """A Jira timestamp ("2026-03-01T10:00:00.000+0000", any offset) as an aware datetime."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        log.warning("jira.unreadable_time", value=str(value)[:40])
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _same(current: Any, desired: Any) -> bool:
