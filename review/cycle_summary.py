@@ -159,8 +159,8 @@ def _late(timings: Sequence[ActivityTiming]) -> list[doc.Block]:
     done = [t for t in timings if t.resolved is not None and t.due is not None]
     heading = doc.heading(3, "Activities done late")
     summary = doc.paragraph(
-        f"{len(late)} of {len(done)} activity sub-task(s) done were done after their planned "
-        "due date."
+        f"{len(late)} of {len(done)} finished activity sub-task(s) were done after their "
+        "planned due date."
     )
     if not late:
         return [heading, summary]

@@ -47,6 +47,7 @@ from review.cycle_summary import (
     lessons_learned_document,
     update_policies_document,
 )
+from review.model import Meeting
 from sync.build import ReviewBuild, build_review, chart_name, current_cycle, role_holders
 from sync.closing import close_finished
 from sync.cycle_flow import CycleFlow, CyclePhase, CycleState, closing_activities
@@ -62,6 +63,7 @@ from sync.steps import FollowUps
 
 log = structlog.get_logger("slm_sync.engine")
 PACK_STATE = "pack_state"
+MEETING_STATE = "meeting_state"  # what the last change note knew of each review's meeting
 # Units (root tickets with their sub-tasks) leased and applied together: 50 review tickets fill
 # one Jira bulk call, their sub-tasks a few more.
 UNITS_PER_APPLY = 50
@@ -367,6 +369,7 @@ class Engine:
 
     def _change_note(self, build: ReviewBuild) -> ChangeNote:
         previous = {r.key: r.body for r in self.store.mirrored(PACK_STATE)}
+        meetings = {r.key: r.body for r in self.store.mirrored(MEETING_STATE)}
         names = {a.key: a.name for a in build.agreements}
 
         def note(spec: TicketSpec, row: LedgerRow) -> Document | None:
@@ -376,7 +379,8 @@ class Engine:
             pack = build.packs.get(service_key)
             if pack is None:
                 return None
-            return _change_document(previous.get(spec.key), _pack_state(pack, names))
+            lines = _meeting_changes(meetings.get(spec.key, {}), _meeting_state(pack.meeting))
+            return _change_document(previous.get(spec.key), _pack_state(pack, names), lines)
 
         return note
 
@@ -392,6 +396,17 @@ class Engine:
             for key, pack in build.packs.items()
         ]
         self.store.store_page(self.target.system, PACK_STATE, records, None)
+        meetings = [  # a review whose meeting was not read this cycle keeps what was known
+            MirrorRecord(
+                stream=MEETING_STATE,
+                key=review_ticket_key(build.cycle.id, key),
+                body=_meeting_state(pack.meeting),
+                service_key=key,
+            )
+            for key, pack in build.packs.items()
+            if pack.meeting is not None
+        ]
+        self.store.store_page(self.target.system, MEETING_STATE, meetings, None)
 
     def _attach_charts(
         self, build: ReviewBuild, summary: ApplySummary, followups: FollowUps
@@ -500,10 +515,49 @@ def _pack_state(pack: ReviewPack, names: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def _change_document(old: dict[str, Any] | None, new: dict[str, Any]) -> Document | None:
+def _meeting_state(meeting: Meeting | None) -> dict[str, Any]:
+    """What a change note compares of a meeting: date, who attended, decisions, improvements."""
+    if meeting is None:
+        return {}
+    return {
+        "scheduled": meeting.scheduled.isoformat() if meeting.scheduled else None,
+        "attended": [a.person.name for a in meeting.attendance if a.attended],
+        "decisions": [f"{d.ticket} {d.recorded.isoformat()} {d.text}" for d in meeting.decisions],
+        "improvements": [m.title for m in meeting.improvements],
+    }
+
+
+def _meeting_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """The meeting's news since the last note: its date, attendance, decisions, improvements."""
+    if not new:
+        return []
+    lines: list[str] = []
+    if new["scheduled"] != old.get("scheduled"):
+        lines.append(
+            f"Meeting scheduled for {new['scheduled']}"
+            if new["scheduled"]
+            else "The meeting is no longer scheduled"
+        )
+    attended = [name for name in new["attended"] if name not in old.get("attended", [])]
+    if attended:
+        lines.append(f"Attended: {', '.join(attended)}")
+    decided = [d for d in new["decisions"] if d not in old.get("decisions", [])]
+    if decided:
+        lines.append(f"{len(decided)} decision(s) recorded")
+    lines += [
+        f"Improvement ticket linked: {title}"
+        for title in new["improvements"]
+        if title not in old.get("improvements", [])
+    ]
+    return lines
+
+
+def _change_document(
+    old: dict[str, Any] | None, new: dict[str, Any], meeting: Sequence[str] = ()
+) -> Document | None:
     if old is None:
         return None
-    lines: list[str] = []
+    lines: list[str] = list(meeting)
     for key, now in sorted(new.items()):
         before = old.get(key)
         if before is None:

@@ -116,9 +116,10 @@ def read_cycle(
     """The meetings of `services` (their review tickets and sub-tasks, with comments, and the
     tickets linked to the reviews) and, with `dates`, the dates of every activity sub-task."""
     record = CycleRecord()
-    units = _review_units(tickets, refs, services)
-    states, links = _read_reviews(target, units, refs, record)
-    for service in services:
+    units = _review_units(tickets, services)
+    existing = {key: unit for key, unit in units.items() if unit[0].key in refs}
+    states, links = _read_reviews(target, existing, refs, record)
+    for service in services:  # a review not created yet has an empty record: nothing to read
         if service.key in units and service.key not in record.unread:
             review, children = units[service.key]
             record.meetings[service.key] = meeting_of(
@@ -162,7 +163,8 @@ def meeting_of(
         for spec in (review, *children)
         for decision in _decisions(spec, refs.get(spec.key), state(spec), invited)
     ]
-    review_ref = refs[review.key]
+    review_ref = refs.get(review.key)
+    linked = links.get(review_ref.key, ()) if review_ref is not None else ()
     return Meeting(
         scheduled=scheduled,
         schedule_activity=activity_name(matrix, SCHEDULE_ACTIVITY, "Schedule service review"),
@@ -172,18 +174,18 @@ def meeting_of(
         invitees=invited,
         attendance=attendance,
         decisions=tuple(sorted(decisions, key=lambda d: (d.recorded, d.ticket, d.text))),
-        improvements=_improvements(service, links.get(review_ref.key, ())),
+        improvements=_improvements(service, linked),
     )
 
 
 def _review_units(
-    tickets: Sequence[TicketSpec], refs: Mapping[str, TicketRef], services: Sequence[Service]
+    tickets: Sequence[TicketSpec], services: Sequence[Service]
 ) -> dict[str, tuple[TicketSpec, list[TicketSpec]]]:
-    """Per service to read whose review ticket exists: the review spec and its sub-task specs."""
+    """Per service to read: its review spec and its sub-task specs."""
     wanted = {s.key for s in services}
     units: dict[str, tuple[TicketSpec, list[TicketSpec]]] = {}
     for spec in tickets:
-        if spec.kind is TicketKind.REVIEW and spec.service_key in wanted and spec.key in refs:
+        if spec.kind is TicketKind.REVIEW and spec.service_key in wanted:
             units[spec.service_key] = (spec, [t for t in tickets if t.parent_key == spec.key])
     return units
 
