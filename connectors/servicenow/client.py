@@ -34,6 +34,7 @@ ROLE_HINTS: Mapping[str, str] = {
     "kb_knowledge": "knowledge",
     "problem": "itil",
     "incident": "itil",
+    "sys_journal_field": "admin, or a read ACL on sys_journal_field for its role",
 }
 
 Record = dict[str, Any]

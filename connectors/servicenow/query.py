@@ -25,6 +25,7 @@ SYS_ID = re.compile(r"^[0-9a-f]{32}$")
 TICKET_KEY = re.compile(r"^[A-Za-z0-9:_.-]{1,200}$")
 FIELD = re.compile(r"^[a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)*$")
 ORDER = "ORDERBYsys_updated_on^ORDERBYsys_id"
+CREATION_ORDER = "ORDERBYsys_created_on^ORDERBYsys_id"  # tables without sys_updated_on
 
 
 class UnsafeQueryValue(RequestRejected):
@@ -103,6 +104,12 @@ def after(updated: str, last_id: str) -> str:
     return f"sys_updated_on>={stamp}^sys_id>{sys_id(last_id)}^ORsys_updated_on>{stamp}"
 
 
+def created_after(created: str, last_id: str) -> str:
+    """Rows strictly after the keyset cursor (created, id), as `after` for sys_created_on."""
+    stamp = safe_value(created, field="sys_created_on")
+    return f"sys_created_on>={stamp}^sys_id>{sys_id(last_id)}^ORsys_created_on>{stamp}"
+
+
 def since_stamp(updated: str) -> str:
     """Rows updated at or after a stamp (a cursor without an id: the whole second)."""
     return f"sys_updated_on>={safe_value(updated, field='sys_updated_on')}"
@@ -121,3 +128,8 @@ def conjoin(parts: Sequence[str]) -> str:
 def ordered(condition: str) -> str:
     """The condition in keyset order (sys_updated_on, then sys_id)."""
     return conjoin([condition, ORDER])
+
+
+def ordered_by_creation(condition: str) -> str:
+    """The condition in creation keyset order (sys_created_on, then sys_id)."""
+    return conjoin([condition, CREATION_ORDER])

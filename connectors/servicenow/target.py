@@ -13,12 +13,20 @@ and `correlation_display = "slm-sync"`; one POST creates a ticket with everythin
 insert is sent once: if it fails after leaving (timeout, reset, 5xx) its key is in doubt and is
 quarantined for `quarantine_seconds` (the create settle time; the Table API reads committed rows
 at once, so no index lag is added) before a lookup may prove it absent.
+
+Reading back (`state`): state / active, `due_date`, `closed_at` and the assignee (dot-walked
+`assigned_to.email`), and with `comments=True` the tasks' work notes and additional comments
+from `sys_journal_field` (see `connectors.servicenow.journal`), one query per 50 tasks. Times
+are read as stored (`sysparm_display_value=false`): UTC; `due` is the UTC date of `due_date`.
+An entry is ours when its `sys_created_by` is the integration user (`servicenow.username`, or
+with an OAuth token the user `javascript:gs.getUserID()` names, looked up once).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, date, datetime
 from functools import partial
 from typing import Any
 
@@ -27,6 +35,7 @@ from connectors.base import (
     AttachedFile,
     CreateResult,
     LinkedTicket,
+    TicketComment,
     TicketRef,
     TicketState,
     create_settle_seconds,
@@ -37,6 +46,7 @@ from connectors.errors import ConnectorError, FatalError
 from connectors.servicenow import query
 from connectors.servicenow.client import SYSTEM, Record, TableClient, TableResult, log
 from connectors.servicenow.guard import Guard
+from connectors.servicenow.journal import JournalReader
 from connectors.servicenow.paging import KeysetPager
 from connectors.servicenow.people import PeopleDirectory
 from connectors.servicenow.render import render_text
@@ -49,7 +59,10 @@ MANAGED_FIELDS = (
     "short_description", "description", "assigned_to", "watch_list", "due_date", "parent",
     "correlation_id", "correlation_display",
 )  # fmt: skip
-STATE_FIELDS = ("sys_id", "number", "state", "active", "correlation_id", "correlation_display")
+STATE_FIELDS = (
+    "sys_id", "number", "state", "active", "correlation_id", "correlation_display", "due_date",
+    "closed_at", "assigned_to", "assigned_to.email", "assigned_to.user_name",
+)  # fmt: skip
 LINK_FIELDS = (
     "sys_id", "number", "short_description", "state", "active", "parent", "sys_class_name",
     "sys_updated_on",
@@ -58,6 +71,7 @@ CLOSED_STATES = frozenset({"3", "4", "7"})  # task: Closed Complete / Incomplete
 SKIPPED = "7"
 CLOSED_COMPLETE = "3"
 MARKER = "slm-sync"
+STAMP = "%Y-%m-%d %H:%M:%S"
 KEYS_PER_LOOKUP = 50
 
 
@@ -82,6 +96,8 @@ class ServiceNowTarget:
         self.people = people
         self.table = settings.tables.review_tasks
         self.base_url = base_url.rstrip("/")
+        self.journal = JournalReader(client, guard, settings.page_size, settings.tables.people)
+        self._me: str | None = None  # the integration user's user_name, once known
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ServiceNowTarget:
@@ -137,7 +153,9 @@ class ServiceNowTarget:
         ids = list(by_id)
         for start in range(0, len(ids), KEYS_PER_LOOKUP):
             condition = query.sys_ids_in("parent", ids[start : start + KEYS_PER_LOOKUP])
-            condition += f"^correlation_display!={MARKER}"
+            # `!=` may leave out rows whose field is empty: name those explicitly (^OR binds
+            # tighter than ^, so this reads parent AND (display != marker OR display empty)).
+            condition += f"^correlation_display!={MARKER}^ORcorrelation_displayISEMPTY"
             for page in KeysetPager(self.client, self.guard, spec, 1000, extra=condition).pages():
                 for row in page.records:
                     parent = by_id.get(str(row.get("parent", "")))
@@ -156,7 +174,9 @@ class ServiceNowTarget:
         )
 
     def state(self, refs: Sequence[TicketRef], *, comments: bool = False) -> dict[str, TicketState]:
-        """Status and done-ness of tickets by ticket key (number); labels: marker and key."""
+        """Status, done-ness, due date, closing time and assignee of tickets by ticket key
+        (number); labels: marker and key. With `comments`, people's work notes and comments
+        (see the module docstring)."""
         states: dict[str, TicketState] = {}
         ids = [ref.id for ref in refs]
         spec = StreamSpec(self.table, STATE_FIELDS)
@@ -165,10 +185,64 @@ class ServiceNowTarget:
             for page in KeysetPager(self.client, self.guard, spec, 1000, extra=condition).pages():
                 for row in page.records:
                     ref = self._ref(row)
-                    labels = tuple(x for x in (MARKER, row.get("correlation_id", "")) if x)
-                    done = row.get("active") == "false" or row.get("state") in CLOSED_STATES
-                    states[ref.key] = TicketState(ref, row.get("state", ""), done, labels, row)
+                    states[ref.key] = _state(ref, row)
+        if comments and states:
+            self._with_comments(states)
         return states
+
+    def _with_comments(self, states: dict[str, TicketState]) -> None:
+        """Put each ticket's journal entries, oldest first, into its state."""
+        keys = {state.ref.id: key for key, state in states.items()}
+        entries = self.journal.entries(list(keys))
+        self._learn_writers(e.user_name for found in entries.values() for e in found)
+        me = self.integration_user().casefold()
+        for sys_id, key in keys.items():
+            comments = tuple(
+                TicketComment(
+                    author=self.journal.email(entry.user_name),
+                    created=entry.created,
+                    text=entry.text,
+                    ours=bool(me) and entry.user_name.casefold() == me,
+                )
+                for entry in entries.get(sys_id, [])
+            )
+            states[key] = replace(states[key], comments=comments)
+
+    def _learn_writers(self, user_names: Iterable[str]) -> None:
+        """E-mails of the writers; without them, writers are named by user name."""
+        try:
+            self.journal.learn_emails(user_names)
+        except FatalError:
+            raise
+        except ConnectorError as error:
+            log.warning("servicenow.writer_lookup_failed", error=str(error))
+
+    def integration_user(self) -> str:
+        """The user_name slm-sync writes as: `servicenow.username`, or (OAuth) the user the
+        instance names for `javascript:gs.getUserID()`, read once; "" if it cannot be told."""
+        if self._me is None:
+            self._me = self.settings.username or self._token_user()
+        return self._me
+
+    def _token_user(self) -> str:
+        table = self.settings.tables.people
+        result = self.guard.call(
+            lambda: self.client.list(
+                table,
+                query="sys_id=javascript:gs.getUserID()",
+                fields=("sys_id", "user_name"),
+                limit=1,
+            ),
+            what=f"table {table} (own user)",
+        )
+        name = str(result.records[0].get("user_name", "")) if result.records else ""
+        if not name:
+            log.warning(
+                "servicenow.integration_user_unknown",
+                hint="set servicenow.username to the integration user's user_name, so its own "
+                "work notes are not read as people's",
+            )
+        return name
 
     # --- duplicate audit ----------------------------------------------------------------------
 
@@ -375,6 +449,40 @@ class ServiceNowTarget:
         sys_id = str(row.get("sys_id", ""))
         url = f"{self.base_url}/{self.table}.do?sys_id={sys_id}" if self.base_url else None
         return TicketRef(key=str(row.get("number") or sys_id), id=sys_id, url=url)
+
+
+def _state(ref: TicketRef, row: Record) -> TicketState:
+    labels = tuple(x for x in (MARKER, row.get("correlation_id", "")) if x)
+    done = row.get("active") == "false" or row.get("state") in CLOSED_STATES
+    assignee = (
+        row.get("assigned_to.email") or row.get("assigned_to.user_name") or row.get("assigned_to")
+    )
+    return TicketState(
+        ref,
+        row.get("state", ""),
+        done,
+        labels,
+        row,
+        due=_day(row.get("due_date")),
+        resolved=_utc(row.get("closed_at")) if done else None,
+        assignee=str(assignee or ""),
+    )
+
+
+def _utc(value: Any) -> datetime | None:
+    """A stored date-time ("YYYY-MM-DD HH:MM:SS", UTC as read by value), or None."""
+    try:
+        return datetime.strptime(str(value), STAMP).replace(tzinfo=UTC) if value else None
+    except ValueError:
+        return None
+
+
+def _day(value: Any) -> date | None:
+    """The UTC date of a stored date or date-time, or None."""
+    try:
+        return date.fromisoformat(str(value)[:10]) if value else None
+    except ValueError:
+        return None
 
 
 def _people_of(specs: Iterable[TicketSpec]) -> list[Any]:
