@@ -488,7 +488,10 @@ class JiraTarget:
             for issue in self._state_issues(chunk, by_key, fields):
                 ref = by_key.get(str(issue["key"]))
                 if ref is not None:
-                    found = _state(ref, issue["fields"])
+                    found = replace(
+                        _state(ref, issue["fields"]),
+                        assignee=self._name(issue["fields"].get("assignee")),
+                    )
                     if comments:
                         found = replace(found, comments=self._comments(ref, issue["fields"]))
                     states[ref.key] = found
@@ -554,11 +557,26 @@ class JiraTarget:
     def _comment(self, item: Mapping[str, Any]) -> TicketComment:
         author = item.get("author") or {}
         return TicketComment(
-            author=_person(author),
+            author=self._name(author),
             created=_moment(item.get("created")) or EPOCH,
             text=plain_text(item.get("body")),
             ours=self._is_me(author),
         )
+
+    def _name(self, user: Any) -> str:
+        """A user as the sync names people: their e-mail where Jira shows it, or where the
+        people directory knows their accountId / user name (Cloud often hides e-mails), else
+        display name, else id; "" for nobody."""
+        if isinstance(user, dict) and not user.get("emailAddress"):
+            identity = str(user.get("accountId") or user.get("name") or "")
+            known = [
+                email
+                for email, found in {**self.people.cache, **self.people.overrides}.items()
+                if found and found == identity
+            ]
+            if len(known) == 1:
+                return known[0]
+        return _person(user)
 
     def _is_me(self, user: Mapping[str, Any]) -> bool:
         """Whether `user` is the integration account (Cloud: accountId; DC: name or key)."""

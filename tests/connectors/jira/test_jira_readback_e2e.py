@@ -184,6 +184,30 @@ def test_a_hidden_email_author_is_named_by_display_name(
     assert (comment.author, comment.ours, comment.text) == (expected, False, "Decision: retire")
 
 
+def test_a_hidden_email_author_the_directory_knows_is_named_by_e_mail(
+    fresh_site: Sandbox,
+    jira_settings: Callable[..., Settings],
+    review_plan: Callable[..., list[TicketSpec]],
+) -> None:
+    """Where review.people maps a person's e-mail to their Jira account, their comment and
+    their assignment are named by that e-mail, even where Cloud hides it."""
+    estate = fresh_site.estate
+    hidden = estate.person(estate.deliberate["person_email_hidden"])
+    override = (
+        {"jira_account_id": hidden.jira_account_id}
+        if fresh_site.jira_flavor == "cloud"
+        else {"jira_name": hidden.jira_name}
+    )
+    settings = jira_settings(fresh_site, people={hidden.email: override})
+    target, (ref,) = _tickets(fresh_site, settings, review_plan(fresh_site, 1))
+    people = People(fresh_site, "jira")
+    people.comment(ref, "Decision: retire", as_person=hidden.email)
+    people.assign(ref, hidden.email)
+    state = target.state([ref], comments=True)[ref.key]
+    assert [c.author for c in state.comments] == [hidden.email]
+    assert state.assignee == hidden.email
+
+
 def test_a_ticket_the_search_misses_is_read_by_key_with_the_same_fields(
     sandbox_lagging: Sandbox,
     jira_settings: Callable[..., Settings],
@@ -200,3 +224,19 @@ def test_a_ticket_the_search_misses_is_read_by_key_with_the_same_fields(
     assert state is not None
     assert state.due == date(2026, 5, 1)
     assert [c.text for c in state.comments] == ["Decision: go"]
+
+
+def test_an_improvement_people_link_is_listed_under_the_ticket(
+    fresh_site: Sandbox,
+    jira_settings: Callable[..., Settings],
+    review_plan: Callable[..., list[TicketSpec]],
+) -> None:
+    """A person creates an improvement ticket and links it ("Relates"): linked() lists it,
+    open, then done once they close it."""
+    target, (ref,) = _tickets(fresh_site, jira_settings(fresh_site), review_plan(fresh_site, 1))
+    people = People(fresh_site, "jira")
+    key = people.link(ref, "Shorten the restore runbook")
+    (linked,) = target.linked([ref])[ref.key]
+    assert (linked.key, linked.title, linked.done) == (key, "Shorten the restore runbook", False)
+    people.close(TicketRef(key, ""))
+    assert [t.done for t in target.linked([ref])[ref.key]] == [True]

@@ -200,3 +200,17 @@ def test_writers_are_named_by_user_name_when_they_have_no_e_mail(
     sandbox_small.servicenow.update_as("system", "vtb_task", ref.id, {"work_notes": "auto"})
     (comment,) = target.state([ref], comments=True)[ref.key].comments
     assert (comment.author, comment.ours) == ("system", False)
+
+
+def test_an_improvement_people_link_is_listed_under_the_ticket(sandbox_small: Sandbox) -> None:
+    """A person creates a child task of the review task: linked() lists it (it carries no
+    slm-sync marker), and reads it done once closed."""
+    target, _ = _target(sandbox_small)
+    ref = _ticket(target)
+    people = People(sandbox_small, "servicenow")
+    number = people.link(ref, "Shorten the restore runbook")
+    (linked,) = target.linked([ref])[ref.key]
+    assert (linked.key, linked.title, linked.done) == (number, "Shorten the restore runbook", False)
+    row = next(r for r in sandbox_small.servicenow.store.rows("vtb_task") if r["number"] == number)
+    people.close(TicketRef(number, row["sys_id"]))
+    assert [t.done for t in target.linked([ref])[ref.key]] == [True]
