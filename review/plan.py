@@ -50,7 +50,14 @@ from review.roles import (
     responsible_parts,
     service_role_holders,
 )
-from review.selection import Candidate, select_label, selection_document
+from review.selection import (
+    Candidate,
+    SelectionStatus,
+    Unmatched,
+    assign_tokens,
+    selection_activities,
+    selection_document,
+)
 
 SYNC_LABEL = "slm-sync"
 MAX_KEY_LENGTH = 200
@@ -202,28 +209,36 @@ def build_plan(
     packs: Mapping[str, ReviewPack] | None = None,
     candidates: Sequence[Candidate] = (),
     activity_bodies: Mapping[str, doc.Document] | None = None,
+    selection_status: SelectionStatus | None = None,
 ) -> ReviewPlan:
     """The tickets of a cycle: cycle ticket and sub-tasks, then each selected service's review.
 
     `activity_bodies`: content appended to a cycle activity's sub-task by activity id (the cycle
-    summary of lessons learned, the policy changes of update policies)."""
+    summary of lessons learned, the policy changes of update policies). `selection_status`:
+    what the tickets say about the selection (tokens as remembered, entries that name no
+    service, ...); without it the tokens come from the services' names.
+
+    The cycle ticket carries no selection labels of ours: the LT's labels are read, never
+    written, so a label someone removed is never put back."""
     by_key = {s.key: s for s in services}
+    names = {s.key: s.name for s in services}
+    status = selection_status or SelectionStatus(tokens=assign_tokens(names))
     chosen = list(dict.fromkeys(selection))
     selected = [by_key[k] for k in chosen if k in by_key]
     gaps = [_unknown_selection(k) for k in chosen if k not in by_key]
+    gaps += [_unmatched_gap(entry) for entry in status.unmatched]
     tickets = _cycle_tickets(cycle, matrix, holders, selected or list(services), gaps)
+    opening = selection_activities(matrix)
+    bodies = dict(activity_bodies or {})
+    bodies.update((activity.id, _selection_how_to(status)) for activity in opening)
     for index, ticket in enumerate(tickets):
-        extra = (activity_bodies or {}).get(ticket.activity_id or "")
+        extra = bodies.get(ticket.activity_id or "")
         if extra is not None and extra.blocks:
             blocks = (*ticket.body.blocks, *extra.blocks)
             tickets[index] = ticket.model_copy(update={"body": doc.Document(blocks=blocks)})
-    cycle_ticket = tickets[0].model_copy(
-        update={
-            "body": selection_document(candidates, chosen, {s.key: s.name for s in services}),
-            "labels": (*tickets[0].labels, *(select_label(k) for k in chosen)),
-        }
-    )
-    tickets[0] = cycle_ticket
+    task = opening[0].name if opening else "Select services for review"
+    body = selection_document(candidates, chosen, names, status, task=task)
+    tickets[0] = tickets[0].model_copy(update={"body": body})
     for service in selected:
         pack = (packs or {}).get(service.key)
         tickets.extend(_service_tickets(cycle, matrix, holders, service, pack, gaps))
@@ -436,10 +451,39 @@ def _unknown_selection(service_key: str) -> Gap:
     return Gap(
         kind=GapKind.UNKNOWN_SELECTION,
         service_key=service_key,
-        subject=select_label(service_key),
-        detail="selected, but no service with this key came from the source; check the label "
-        "or review.selection in the settings",
+        subject=service_key,
+        detail="selected (its review ticket exists), but no service with this key came from "
+        "the source any more; check the service in the source",
     )
+
+
+def _unmatched_gap(entry: Unmatched) -> Gap:
+    """Something the LT wrote (or review.selection holds) that names no service: a gap of
+    the cycle, ignored for the selection."""
+    nearest = f"; nearest: {', '.join(entry.nearest)}" if entry.nearest else ""
+    return Gap(
+        kind=GapKind.UNKNOWN_SELECTION,
+        subject=entry.written,
+        detail=f"{entry.where}: {entry.problem}{nearest}",
+    )
+
+
+def _selection_how_to(status: SelectionStatus) -> doc.Document:
+    """What the selection sub-task adds to its body: how the LT selects, and when reviews open."""
+    if status.configured:
+        text = (
+            "The selection is set by the administrator (review.selection in the settings); "
+            "the cycle ticket lists the services."
+        )
+    else:
+        text = (
+            "How to select: the cycle ticket lists the ranked candidates with their tokens. "
+            "Add a token as a label to the cycle ticket (Jira), or write tokens or exact "
+            "service names in a comment / work note here or on the cycle ticket, one per line "
+            "(a line \u201cremove: <token or name>\u201d takes one back). Close this sub-task "
+            "when the selection is complete: review tickets open at the first sync after that."
+        )
+    return doc.Document(blocks=(doc.paragraph(text),))
 
 
 def _latest(tickets: Sequence[TicketSpec]) -> date | None:

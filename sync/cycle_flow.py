@@ -5,36 +5,54 @@
     closing   ──(the closing cycle activities are done)──► closed
 
 - selecting: the cycle ticket and its opening activities (those before the first service-scoped
-  activity in the matrix: "Select services …") exist; the LT adds `slm-select-<service-key>`
-  labels to the cycle ticket and closes the selection sub-task.
+  activity in the matrix: "Select services …") exist; the LT selects by tokens as labels on the
+  cycle ticket or in notes (`sync.selection`) and closes the selection sub-task. The selection
+  is read, never written: slm-sync adds no label, so a label someone removed stays removed.
 - reviewing: a review ticket per selected service with a sub-task per service-scoped activity;
   its pack is refreshed until "Participate in service review" is done, then frozen.
 - closing: the closing cycle activities (after the last service-scoped one: lessons learned,
   update process policies) are opened.
 - Each phase also says which review tickets (every sub-task done) and whether the cycle ticket
   (cycle closed) may be closed; `sync.closing` closes them, respecting what people did.
+
+The tickets win over the state file. While the cycle is selecting or reviewing, the selection
+is read from the tickets every cycle: a service selected after the selection sub-task was done
+gets its review at the next sync; a service whose review ticket exists stays selected whatever
+the labels say (tickets are never deleted). `review.selection` in the settings, when set, wins
+over the tickets. Tickets the ledger does not know (a lost or stale state file) are looked up by
+their idempotency keys and adopted into the ledger (`adopt_tickets`) before they are read, so a
+new state file finds the same cycle, selection and progress.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 import structlog
 
-from connectors import TargetConnector, TicketRef, TicketState
+from connectors import TargetConnector, TicketComment, TicketRef, TicketState
 from review import (
     Cycle,
     RaciMatrix,
     Scope,
+    TicketKind,
     TicketSpec,
     activity_ticket_key,
     cycle_ticket_key,
+    review_keys,
     review_ticket_key,
-    selection_from_labels,
 )
+from review.selection import Selectable, SelectionStatus, selection_activities
 from sync.closing import CloseCheck
+from sync.selection import (
+    Choice,
+    configured_choice,
+    read_choice,
+    remembered_selectable,
+    tell_unmatched,
+)
 from sync.state import LedgerRow, StateStore
 
 log = structlog.get_logger("slm_sync.cycle")
@@ -51,25 +69,64 @@ class CycleState(StrEnum):
     CLOSED = "closed"
 
 
+OPEN_STATES = (CycleState.SELECTING, CycleState.REVIEWING)  # the selection is still read
+
+
 @dataclass(frozen=True)
 class CyclePhase:
-    """The cycle's state, its selection, and review tickets whose review has happened."""
+    """The cycle's state, its selection, and review tickets whose review has happened.
+
+    `selection_status`: what the cycle ticket says about the selection (tokens, what the LT
+    wrote that names no service, reviews kept although unselected): `build_plan` renders it."""
 
     state: CycleState
     selection: tuple[str, ...] = ()
     frozen_reviews: frozenset[str] = field(default_factory=frozenset)
     # review and cycle tickets with whether they may be closed (sync.closing applies the rule)
     closable: tuple[CloseCheck, ...] = ()
+    selection_status: SelectionStatus | None = None
+
+
+@dataclass(frozen=True)
+class Expected:
+    """A ticket the cycle should have by now: its idempotency key, kind and parent key."""
+
+    key: str
+    kind: TicketKind
+    parent_key: str | None = None
+
+
+def adopt_tickets(
+    target: TargetConnector, store: StateStore, expected: Iterable[Expected]
+) -> dict[str, TicketRef]:
+    """Tickets the target has for expected keys the ledger does not know, recorded in the
+    ledger as created, the way the reconciler adopts them; returns what was adopted.
+
+    Only keys without any ledger row are looked up (one `find` for all): a row in another state
+    (intent, sending, in doubt) is the reconciler's to settle. The adopted row's applied hash is
+    empty, so the next apply brings the ticket to its spec (people's changes to fields we do not
+    own stay). A lost or stale state file thus finds the cycle's tickets before they are read."""
+    ledger = store.ledger_rows(target.system)
+    unknown = {e.key: e for e in expected if e.key not in ledger}
+    if not unknown:
+        return {}
+    found = target.find(list(unknown))
+    for key, ref in found.items():
+        if key not in unknown:
+            continue
+        wanted = unknown[key]
+        system = target.system
+        store.record_intent(system, key, parent_key=wanted.parent_key, kind=wanted.kind,
+                            spec_hash="")  # fmt: skip
+        store.record_created(system, key, ticket_key=ref.key, ticket_id=ref.id,
+                             ticket_url=ref.url, applied_hash="")  # fmt: skip
+        log.info("ticket.adopted", key=key, ticket=ref.key, by="cycle")
+    return {key: ref for key, ref in found.items() if key in unknown}
 
 
 def opening_activities(matrix: RaciMatrix) -> tuple[str, ...]:
     """Cycle activities before the first service-scoped one (select services)."""
-    ids: list[str] = []
-    for activity in matrix.activities:
-        if activity.scope is Scope.SERVICE:
-            break
-        ids.append(activity.id)
-    return tuple(ids)
+    return tuple(a.id for a in selection_activities(matrix))
 
 
 def closing_activities(matrix: RaciMatrix) -> tuple[str, ...]:
@@ -86,6 +143,9 @@ class CycleFlow:
     target: TargetConnector
     matrix: RaciMatrix
     configured_selection: Sequence[str] = ()
+    # the cycle ticket's comments read by `phase`, for `tell_unmatched` (told once)
+    _seen: tuple[TicketComment, ...] = field(default=(), init=False, repr=False)
+    _adopted: set[str] = field(default_factory=set, init=False, repr=False)
 
     def phase(self, cycle: Cycle) -> CyclePhase:
         """The cycle's phase now, advancing it when the tickets say a step is done."""
@@ -93,17 +153,38 @@ class CycleFlow:
         state = CycleState(saved[0]) if saved else CycleState.SELECTING
         # Sorted everywhere: the selection shows in the cycle ticket, whose content must not
         # change between runs just because the selection was read back in another order.
-        selection = tuple(sorted(saved[1] or ())) if saved else ()
-        configured = tuple(sorted(dict.fromkeys(self.configured_selection)))
-        if configured and configured != selection:  # the admin's list is authoritative
-            if state is CycleState.SELECTING:
-                state = CycleState.REVIEWING
-            selection = configured
-            self._save(cycle, state, selection)
+        before = tuple(sorted(saved[1] or ())) if saved else ()
+        selectable = remembered_selectable(self.store, self.target.system)
+        lost = self._adopt(self._cycle_expected(cycle))
         ledger = self.store.ledger_rows(self.target.system)
-        states = self._ticket_states(cycle, ledger, selection)
-        if state is CycleState.SELECTING:
-            state, selection = self._after_selection(cycle, states, state, selection)
+        reading = not self.configured_selection and state in OPEN_STATES
+        states = self._states(ledger, self._opening_keys(cycle), comments=reading)
+        cycle_ticket = _state_of(states, ledger, cycle_ticket_key(cycle.id))
+        self._seen = cycle_ticket.comments if cycle_ticket else ()
+        done = self._selection_done(cycle, states, ledger)
+        if self.configured_selection:
+            choice = configured_choice(selectable, self.configured_selection)
+        elif reading:
+            tasks = [_state_of(states, ledger, k) for k in self._opening_keys(cycle)[1:]]
+            choice = read_choice(selectable, cycle_ticket, [t for t in tasks if t is not None])
+        else:
+            choice = Choice(selected=before)
+        # A cycle ticket found only by lookup: the state file was lost, so was which services
+        # have review tickets; look them all up once (they are adopted, so once is enough).
+        everyone = selectable.names if cycle_ticket_key(cycle.id) in lost else ()
+        reviewed = self._reviewed(cycle, {*choice.selected, *before, *everyone}, selectable)
+        ledger = self.store.ledger_rows(self.target.system)
+        closed = done or bool(self.configured_selection)
+        state, selection = _selected(state, choice, reviewed, before, closed)
+        status = SelectionStatus(
+            tokens=selectable.tokens,
+            chosen=tuple(sorted(choice.selected)),
+            kept=tuple(sorted(set(reviewed) - set(choice.selected))) if reading else (),
+            unmatched=choice.unmatched,
+            closed=closed,
+            configured=bool(self.configured_selection),
+        )
+        states.update(self._states(ledger, self._progress_keys(cycle, ledger, selection)))
         frozen = frozenset(
             review_ticket_key(cycle.id, key)
             for key in selection
@@ -115,15 +196,17 @@ class CycleFlow:
             and self._reviews_done(cycle, states, ledger, selection)
         ):
             state = CycleState.CLOSING
-            self._save(cycle, state, selection)
         if state is CycleState.CLOSING and all(
             _done(states, ledger, activity_ticket_key(cycle.id, a))
             for a in closing_activities(self.matrix)
         ):
             state = CycleState.CLOSED
+        if saved is None or (state.value, selection) != (saved[0], before):
+            if selection != before:
+                log.info("cycle.selection_read", cycle=cycle.id, services=list(selection))
             self._save(cycle, state, selection)
-        closable = _close_checks(cycle, state, states, ledger, selection)
-        return CyclePhase(state, selection, frozen, closable)
+        closable = _close_checks(cycle, state, states, ledger, selection, self._adopted)
+        return CyclePhase(state, selection, frozen, closable, status)
 
     def wanted(
         self, cycle: Cycle, phase: CyclePhase, tickets: Sequence[TicketSpec]
@@ -134,22 +217,85 @@ class CycleFlow:
             hidden = {activity_ticket_key(cycle.id, a) for a in closing_activities(self.matrix)}
         return [t for t in tickets if t.key not in hidden]
 
-    def _after_selection(
-        self,
-        cycle: Cycle,
-        states: dict[str, TicketState],
-        state: CycleState,
-        selection: tuple[str, ...],
-    ) -> tuple[CycleState, tuple[str, ...]]:
+    def tell_unmatched(self, cycle: Cycle, phase: CyclePhase) -> None:
+        """Comment once on the cycle ticket about selection entries that name no service (call
+        after the apply, never in a dry run). Entries of review.selection are only listed in
+        the cycle ticket: the settings are not fixed in a ticket."""
+        status = phase.selection_status
+        row = self.store.ledger_rows(self.target.system).get(cycle_ticket_key(cycle.id))
+        if status is None or status.configured or not status.unmatched:
+            return
+        if row is None or row.state != "created":
+            return
+        tell_unmatched(self.target, self.store, row.key, _ref(row), status.unmatched, self._seen)
+
+    # ---- reading the tickets ---------------------------------------------------------------
+    def _adopt(self, expected: Iterable[Expected]) -> dict[str, TicketRef]:
+        adopted = adopt_tickets(self.target, self.store, expected)
+        self._adopted.update(adopted)
+        return adopted
+
+    def _cycle_expected(self, cycle: Cycle) -> list[Expected]:
+        parent = cycle_ticket_key(cycle.id)
+        return [
+            Expected(parent, TicketKind.CYCLE),
+            *(
+                Expected(activity_ticket_key(cycle.id, a.id), TicketKind.ACTIVITY, parent)
+                for a in self.matrix.in_scope(Scope.CYCLE)
+            ),
+        ]
+
+    def _opening_keys(self, cycle: Cycle) -> list[str]:
+        """The cycle ticket, then the selection sub-tasks: where the LT selects."""
+        selecting = [activity_ticket_key(cycle.id, a) for a in opening_activities(self.matrix)]
+        return [cycle_ticket_key(cycle.id), *selecting]
+
+    def _selection_done(
+        self, cycle: Cycle, states: dict[str, TicketState], ledger: dict[str, LedgerRow]
+    ) -> bool:
+        keys = self._opening_keys(cycle)[1:]
+        return bool(keys) and all(_done(states, ledger, k) for k in keys)
+
+    def _reviewed(self, cycle: Cycle, looked: Iterable[str], selectable: Selectable) -> list[str]:
+        """Services whose review ticket of this cycle exists: known to the ledger, or found by
+        lookup for the services in `looked` (then adopted, with their activity sub-tasks)."""
+        wanted = review_keys([cycle.id], sorted(set(looked)))
+        found = self._adopt(Expected(key, TicketKind.REVIEW) for key in wanted)
+        self._adopt(
+            Expected(activity_ticket_key(cycle.id, a.id, wanted[key][1]), TicketKind.ACTIVITY, key)
+            for key in found
+            for a in self.matrix.in_scope(Scope.SERVICE)
+        )
         ledger = self.store.ledger_rows(self.target.system)
-        select_keys = [activity_ticket_key(cycle.id, a) for a in opening_activities(self.matrix)]
-        if not select_keys or not all(_done(states, ledger, k) for k in select_keys):
-            return state, selection
-        cycle_ticket = _state_of(states, ledger, cycle_ticket_key(cycle.id))
-        chosen = tuple(sorted(selection_from_labels(cycle_ticket.labels if cycle_ticket else ())))
-        log.info("cycle.selection_read", cycle=cycle.id, services=list(chosen))
-        self._save(cycle, CycleState.REVIEWING, chosen)
-        return CycleState.REVIEWING, chosen
+        known = review_keys([cycle.id], [*selectable.names, *looked])
+        return sorted(
+            service
+            for key, (_, service) in known.items()
+            if key in ledger and ledger[key].state == "created"
+        )
+
+    def _progress_keys(
+        self, cycle: Cycle, ledger: dict[str, LedgerRow], selection: Sequence[str]
+    ) -> list[str]:
+        """The tickets whose done-ness moves the cycle on: closing activities, each selected
+        service's review and sub-tasks."""
+        keys = [activity_ticket_key(cycle.id, a) for a in closing_activities(self.matrix)]
+        for service in selection:
+            keys += [
+                activity_ticket_key(cycle.id, a.id, service)
+                for a in self.matrix.in_scope(Scope.SERVICE)
+            ]
+            review = review_ticket_key(cycle.id, service)
+            keys += [review, *(r.key for r in _children(ledger, review))]
+        return list(dict.fromkeys(keys))
+
+    def _states(
+        self, ledger: dict[str, LedgerRow], keys: Sequence[str], *, comments: bool = False
+    ) -> dict[str, TicketState]:
+        refs = [_ref(ledger[k]) for k in keys if k in ledger and ledger[k].state == "created"]
+        if not refs:
+            return {}
+        return self.target.state(refs, comments=True) if comments else self.target.state(refs)
 
     def _reviews_done(
         self,
@@ -165,25 +311,28 @@ class CycleFlow:
             for a in service_activities
         )
 
-    def _ticket_states(
-        self, cycle: Cycle, ledger: dict[str, LedgerRow], selection: Sequence[str]
-    ) -> dict[str, TicketState]:
-        keys = [cycle_ticket_key(cycle.id)]
-        keys += [activity_ticket_key(cycle.id, a.id) for a in self.matrix.in_scope(Scope.CYCLE)]
-        for service in selection:
-            keys += [
-                activity_ticket_key(cycle.id, a.id, service)
-                for a in self.matrix.in_scope(Scope.SERVICE)
-            ]
-            review = review_ticket_key(cycle.id, service)
-            keys += [review, *(r.key for r in _children(ledger, review))]
-        keys = list(dict.fromkeys(keys))
-        refs = [_ref(ledger[k]) for k in keys if k in ledger and ledger[k].state == "created"]
-        return self.target.state(refs) if refs else {}
-
     def _save(self, cycle: Cycle, state: CycleState, selection: Sequence[str]) -> None:
         self.store.save_cycle(cycle.id, state.value, selection)
         log.info("cycle.state", cycle=cycle.id, state=state.value, selection=list(selection))
+
+
+def _selected(
+    state: CycleState,
+    choice: Choice,
+    reviewed: Sequence[str],
+    before: Sequence[str],
+    closed: bool,
+) -> tuple[CycleState, tuple[str, ...]]:
+    """The state and the selection the tickets say: services with a review ticket always; what
+    the LT selects once the selection sub-task is done; while closing, what was selected."""
+    picked = set(reviewed)
+    if state in OPEN_STATES and closed:
+        picked |= set(choice.selected)
+    elif state not in OPEN_STATES:
+        picked |= set(before)
+    if state is CycleState.SELECTING and (closed or picked):
+        state = CycleState.REVIEWING
+    return state, tuple(sorted(picked))
 
 
 def _close_checks(
@@ -192,11 +341,15 @@ def _close_checks(
     states: dict[str, TicketState],
     ledger: dict[str, LedgerRow],
     selection: Sequence[str],
+    adopted: set[str],
 ) -> tuple[CloseCheck, ...]:
     """Each review ticket (ready: every sub-task it has is done) and the cycle ticket (ready:
-    the cycle is closed), as far as the target showed them to us this cycle."""
+    the cycle is closed), as far as the target showed them to us this cycle. A review whose
+    sub-tasks were adopted this cycle is not ready yet: its further parts are found by the
+    apply that follows, and the next cycle decides."""
     wanted = [
-        (key, _subtasks_done(review_ticket_key(cycle.id, key), states, ledger)) for key in selection
+        (key, _subtasks_done(review_ticket_key(cycle.id, key), states, ledger, adopted))
+        for key in selection
     ]
     checks: list[CloseCheck] = []
     for key, ready in [
@@ -214,10 +367,15 @@ def _children(ledger: dict[str, LedgerRow], parent: str) -> list[LedgerRow]:
 
 
 def _subtasks_done(
-    review: str, states: dict[str, TicketState], ledger: dict[str, LedgerRow]
+    review: str,
+    states: dict[str, TicketState],
+    ledger: dict[str, LedgerRow],
+    adopted: set[str],
 ) -> bool:
     """The review has sub-tasks, all created, all done (one not created yet keeps it open)."""
     children = _children(ledger, review)
+    if any(row.key in adopted for row in children):
+        return False
     return bool(children) and all(_done(states, ledger, row.key) for row in children)
 
 
