@@ -50,7 +50,14 @@ from review.cycle_summary import (
 from review.model import Meeting
 from sync.build import ReviewBuild, build_review, chart_name, current_cycle, role_holders
 from sync.closing import close_finished
-from sync.cycle_flow import CycleFlow, CyclePhase, CycleState, closing_activities
+from sync.cycle_flow import (
+    CycleFlow,
+    CyclePhase,
+    CycleState,
+    Expected,
+    adopt_tickets,
+    closing_activities,
+)
 from sync.duplicates import Duplicate, DuplicateAudit
 from sync.history import History, carried_over
 from sync.leases import LeaseLost, WorkLeases, units
@@ -340,7 +347,14 @@ class Engine:
             refs,
             read,
             dates=phase.state is CycleState.CLOSING,
+            adopt=self._adopt,
         )
+
+    def _adopt(self, specs: Sequence[TicketSpec]) -> dict[str, TicketRef]:
+        """Tickets of these specs the ledger does not know, found by key and recorded (each
+        further R person's Participate sub-task, after a lost state file)."""
+        expected = [Expected(s.key, s.kind, s.parent_key) for s in specs]
+        return adopt_tickets(self.target, self.store, expected)
 
     def _closing_bodies(
         self, build: ReviewBuild, phase: CyclePhase, record: CycleRecord

@@ -20,7 +20,7 @@ rather than lose its meeting; the next cycle reads it again.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import structlog
@@ -57,6 +57,8 @@ from review.meeting import (
 from review.model import Attendance, Decision, Invitee, Meeting
 
 log = structlog.get_logger("slm_sync.meeting")
+# Finds tickets by their idempotency keys and records them in the ledger (a lost state file).
+Adopt = Callable[[Sequence[TicketSpec]], Mapping[str, TicketRef]]
 
 
 @dataclass
@@ -84,6 +86,7 @@ class MeetingReader:
     refs: Mapping[str, TicketRef]
     read: Collection[str]
     dates: bool = False
+    adopt: Adopt | None = None
     record: CycleRecord = field(default_factory=CycleRecord)
 
     def meetings(self, services: Sequence[Service]) -> dict[str, Meeting]:
@@ -99,6 +102,7 @@ class MeetingReader:
             matrix=self.matrix,
             holders=self.holders,
             dates=self.dates,
+            adopt=self.adopt,
         )
         return self.record.meetings
 
@@ -112,13 +116,19 @@ def read_cycle(
     matrix: RaciMatrix,
     holders: RoleHolders,
     dates: bool = False,
+    adopt: Adopt | None = None,
 ) -> CycleRecord:
     """The meetings of `services` (their review tickets and sub-tasks, with comments, and the
-    tickets linked to the reviews) and, with `dates`, the dates of every activity sub-task."""
+    tickets linked to the reviews) and, with `dates`, the dates of every activity sub-task.
+
+    `adopt` finds the sub-tasks of existing reviews that `refs` lacks (a lost state file: each
+    further R person's Participate sub-task has its own key) and records them in the ledger."""
     record = CycleRecord()
     units = _review_units(tickets, services)
     existing = {key: unit for key, unit in units.items() if unit[0].key in refs}
-    states, links = _read_reviews(target, existing, refs, record)
+    refs = _with_adopted(existing, refs, adopt, record)
+    readable = {key: unit for key, unit in existing.items() if key not in record.unread}
+    states, links = _read_reviews(target, readable, refs, record)
     for service in services:  # a review not created yet has an empty record: nothing to read
         if service.key in units and service.key not in record.unread:
             review, children = units[service.key]
@@ -176,6 +186,29 @@ def meeting_of(
         decisions=tuple(sorted(decisions, key=lambda d: (d.recorded, d.ticket, d.text))),
         improvements=_improvements(service, linked),
     )
+
+
+def _with_adopted(
+    units: Mapping[str, tuple[TicketSpec, list[TicketSpec]]],
+    refs: Mapping[str, TicketRef],
+    adopt: Adopt | None,
+    record: CycleRecord,
+) -> Mapping[str, TicketRef]:
+    """`refs` plus the sub-tasks of `units` found by key; a failed lookup leaves those reviews
+    unread (their attendance would be wrong)."""
+    missing = [c for _review, children in units.values() for c in children if c.key not in refs]
+    if not missing or adopt is None:
+        return refs
+    try:
+        found = adopt(missing)
+    except FatalError:
+        raise
+    except ConnectorError as error:
+        keys = {c.key for c in missing}
+        record.unread.update(k for k, (_r, kids) in units.items() if keys & {c.key for c in kids})
+        log.warning("meeting.lookup_failed", tickets=len(missing), error=str(error))
+        return refs
+    return {**refs, **found}
 
 
 def _review_units(

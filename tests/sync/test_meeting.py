@@ -265,3 +265,49 @@ def test_an_author_is_named_as_the_invitee_with_that_email_or_name() -> None:
     assert author_name("SAM.OWNER@example.com", [OWNER]) == "Sam Owner"
     assert author_name("sam owner", [OWNER]) == "Sam Owner"
     assert author_name("5b10a2844c20165700ede21g", [OWNER]) == "5b10a2844c20165700ede21g"
+
+
+def test_sub_tasks_the_ledger_lost_are_adopted_before_the_read() -> None:
+    """A lost state file: the review is known, a further R person's Participate sub-task is
+    not; it is found by key (adopted) and its done state counts as attendance."""
+    target = Target()
+    part = _spec("payroll", "participate_review", OWNER)
+    target.set(part, done=True)
+    known = {k: r for k, r in REFS.items() if k != part.key}
+    asked: list[list[str]] = []
+
+    def adopt(specs: Sequence[TicketSpec]) -> dict[str, TicketRef]:
+        asked.append([s.key for s in specs])
+        return {s.key: REFS[s.key] for s in specs}
+
+    record = read_cycle(
+        target,  # type: ignore[arg-type]
+        TICKETS,
+        known,
+        [PAYROLL],
+        matrix=MATRIX,
+        holders=HOLDERS,
+        adopt=adopt,
+    )
+    assert asked == [[part.key]]
+    attended = [a.person for a in record.meetings["payroll"].attendance if a.attended]
+    assert attended == [OWNER]
+
+
+def test_a_failed_lookup_of_lost_sub_tasks_leaves_the_review_unread() -> None:
+    target = Target()
+    part = _spec("payroll", "participate_review", OWNER)
+
+    def adopt(specs: Sequence[TicketSpec]) -> dict[str, TicketRef]:
+        raise TransientError("jira answered 503")
+
+    record = read_cycle(
+        target,  # type: ignore[arg-type]
+        TICKETS,
+        {k: r for k, r in REFS.items() if k != part.key},
+        [PAYROLL, EMAIL],
+        matrix=MATRIX,
+        holders=HOLDERS,
+        adopt=adopt,
+    )
+    assert record.unread == {"payroll"} and list(record.meetings) == ["email"]

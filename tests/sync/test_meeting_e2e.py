@@ -225,3 +225,34 @@ def settings_po(settings: Settings) -> str:
     owner = settings.review.roles.slm_process_owner
     assert owner is not None
     return owner.name or owner.email
+
+
+@pytest.mark.parametrize("target", ["jira", "servicenow"])
+def test_the_meeting_is_read_from_the_tickets_also_after_the_state_file_is_lost(
+    site: Sandbox, tmp_path: Path, target: Target
+) -> None:
+    """The state file is deleted mid-review: the next sync shows the same meeting date,
+    attendance and decisions (they are read from the tickets, not the state store)."""
+    service = _chosen(site, tmp_path)
+    settings = _settings(site, tmp_path, target, service.key)
+    people = People(site, target)
+    store = open_store(settings.sync.resolved_state_url())
+    first = _run(settings, store)
+    review_key = next(t.key for t in first.tickets if t.kind.value == "review")
+    review = _ref(store, target, review_key)
+    schedule = _ref(store, target, _spec(first, service.key, "schedule_review").key)
+    people.set_due(schedule, MEETING_DAY)
+    people.close(schedule)
+    people.close(_ref(store, target, _parts(first, service.key)[1].key))
+    people.comment(review, "Decision: keep the P1 resolution target at 95 %")
+    _run(settings, store)
+    before = _text(site, target, review)
+    assert f"Date: {MEETING_DAY.isoformat()}" in before and "keep the P1 resolution" in before
+    store.close()
+    for path in (tmp_path / "data").glob("state.db*"):
+        path.unlink()
+    store = open_store(settings.sync.resolved_state_url())
+    again = _run(settings, store)
+    store.close()
+    assert again.summary.as_counts()["created"] == 0
+    assert _text(site, target, review) == before
