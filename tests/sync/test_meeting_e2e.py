@@ -256,3 +256,31 @@ def test_the_meeting_is_read_from_the_tickets_also_after_the_state_file_is_lost(
     store.close()
     assert again.summary.as_counts()["created"] == 0
     assert _text(site, target, review) == before
+
+
+def test_decisions_freeze_with_the_pack(site: Sandbox, tmp_path: Path) -> None:
+    """Once "Participate in service review" is done the pack is frozen: a decision recorded
+    afterwards no longer changes the review ticket (its comments are not even read)."""
+    service = _chosen(site, tmp_path)
+    settings = _settings(site, tmp_path, "jira", service.key)
+    people = People(site, "jira")
+    store = open_store(settings.sync.resolved_state_url())
+    first = _run(settings, store)
+    review_key = next(t.key for t in first.tickets if t.kind.value == "review")
+    review = _ref(store, "jira", review_key)
+    people.comment(review, "Decision: move backups to the second site")
+    _run(settings, store)
+    for part in _parts(first, service.key):
+        people.close(_ref(store, "jira", part.key))
+    frozen = _run(settings, store)
+    assert review_key in frozen.phase.frozen_reviews
+    before = _text(site, "jira", review)
+    assert "move backups to the second site" in before
+    people.comment(review, "Decision: buy a third datacentre")
+    after = _run(settings, store)
+    store.close()
+    assert next(o for o in after.summary.outcomes if o.key == review_key).action.value == (
+        "unchanged"
+    )
+    assert _text(site, "jira", review) == before
+    assert "buy a third datacentre" not in before
