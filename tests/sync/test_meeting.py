@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
-from config import load_raci
+from config import ConfigError, load_raci, load_settings
 from connectors import (
     ConnectorError,
     LinkedTicket,
@@ -311,3 +312,17 @@ def test_a_failed_lookup_of_lost_sub_tasks_leaves_the_review_unread() -> None:
         adopt=adopt,
     )
     assert record.unread == {"payroll"} and list(record.meetings) == ["email"]
+
+
+def test_a_policy_url_without_scheme_is_refused_naming_file_key_and_line(tmp_path: Path) -> None:
+    """review.policy_url is the link "Update process policies" shows: an http(s) URL; a blank
+    value means not configured."""
+    config = tmp_path / "slm-sync.yaml"
+    config.write_text("review:\n  policy_url: intranet/slm-policy\n")
+    with pytest.raises(ConfigError) as refused:
+        load_settings(config)
+    message = str(refused.value)
+    assert "review.policy_url" in message and "slm-sync.yaml" in message and "slm-sync.yaml:2:" in message
+    assert "https://intranet/slm-policy" in message
+    config.write_text("review:\n  policy_url: ''\n")
+    assert load_settings(config).review.policy_url is None
