@@ -217,7 +217,19 @@ def test_meeting_attendance_decisions_and_the_cycle_summary(
     assert "Decisions marked as policy changes in the reviews: 1." in policies
     assert "review tier 1 services twice a year" in policies
     assert "keep the P1 resolution target" not in policies
+
+    people.close(_ref(store, target, f"{cycle}:lessons_learned"))
+    people.comment(review, "Decision: recorded once the cycle was over")
+    _run(settings, store)  # still closing: update policies is open, the summary follows
+    people.close(_ref(store, target, f"{cycle}:update_policies"))
+    assert _run(settings, store).phase.state.value == "closed"
+    summed_up = _text(site, target, _ref(store, target, f"{cycle}:lessons_learned"))
+    assert "recorded once the cycle was over" in summed_up
+    people.comment(review, "Decision: too late for this cycle")
+    _run(settings, store)
+    final = _text(site, target, _ref(store, target, f"{cycle}:lessons_learned"))
     store.close()
+    assert final == summed_up, "a closed cycle's summary stays as it was"
 
 
 def settings_po(settings: Settings) -> str:
