@@ -28,6 +28,8 @@ from review import (
     build_plan,
     cycle_for,
 )
+from review.document import document_text
+from sync.engine import _change_document, _meeting_changes
 from sync.meeting import CycleRecord, MeetingReader, author_name, read_cycle
 
 MATRIX = load_raci()
@@ -322,7 +324,33 @@ def test_a_policy_url_without_scheme_is_refused_naming_file_key_and_line(tmp_pat
     with pytest.raises(ConfigError) as refused:
         load_settings(config)
     message = str(refused.value)
-    assert "review.policy_url" in message and "slm-sync.yaml" in message and "slm-sync.yaml:2:" in message
+    assert (
+        "review.policy_url" in message
+        and "slm-sync.yaml" in message
+        and "slm-sync.yaml:2:" in message
+    )
     assert "https://intranet/slm-policy" in message
     config.write_text("review:\n  policy_url: ''\n")
     assert load_settings(config).review.policy_url is None
+
+
+def test_the_change_note_names_the_meeting_s_news() -> None:
+    """The comment slm-sync adds when it refreshes a review says what changed in the meeting,
+    not just "new data"."""
+    before = {"scheduled": None, "attended": [], "decisions": [], "improvements": []}
+    now = {
+        "scheduled": "2026-04-02",
+        "attended": ["Sam Owner"],
+        "decisions": ["SLM-2 2026-03-20T10:00:00+00:00 keep the target"],
+        "improvements": ["SLM-90 Add an OLA"],
+    }
+    assert _meeting_changes(before, now) == [
+        "Meeting scheduled for 2026-04-02",
+        "Attended: Sam Owner",
+        "1 decision(s) recorded",
+        "Improvement ticket linked: SLM-90 Add an OLA",
+    ]
+    assert _meeting_changes(now, now) == []
+    assert _meeting_changes(now, {}) == [], "a meeting not read says nothing"
+    note = _change_document({}, {}, _meeting_changes(before, now))
+    assert note is not None and "Meeting scheduled for 2026-04-02" in document_text(note)
