@@ -155,26 +155,13 @@ class CycleFlow:
         # change between runs just because the selection was read back in another order.
         before = tuple(sorted(saved[1] or ())) if saved else ()
         selectable = remembered_selectable(self.store, self.target.system)
-        lost = self._adopt(self._cycle_expected(cycle))
-        ledger = self.store.ledger_rows(self.target.system)
+        adopted = self._adopt(self._expected(cycle, opening_activities(self.matrix)))
         reading = not self.configured_selection and state in OPEN_STATES
-        states = self._states(ledger, self._opening_keys(cycle), comments=reading)
-        cycle_ticket = _state_of(states, ledger, cycle_ticket_key(cycle.id))
-        self._seen = cycle_ticket.comments if cycle_ticket else ()
-        done = self._selection_done(cycle, states, ledger)
-        if self.configured_selection:
-            choice = configured_choice(selectable, self.configured_selection)
-        elif reading:
-            tasks = [_state_of(states, ledger, k) for k in self._opening_keys(cycle)[1:]]
-            choice = read_choice(selectable, cycle_ticket, [t for t in tasks if t is not None])
-        else:
-            choice = Choice(selected=before)
-        # A cycle ticket found only by lookup: the state file was lost, so was which services
-        # have review tickets; look them all up once (they are adopted, so once is enough).
-        everyone = selectable.names if cycle_ticket_key(cycle.id) in lost else ()
-        reviewed = self._reviewed(cycle, {*choice.selected, *before, *everyone}, selectable)
-        ledger = self.store.ledger_rows(self.target.system)
-        closed = done or bool(self.configured_selection)
+        states, choice, closed = self._choice(cycle, selectable, reading, before)
+        # A cycle ticket found only by lookup: the state file was lost, and with it which
+        # services have review tickets; they are all looked up once (and adopted).
+        lost = cycle_ticket_key(cycle.id) in adopted
+        reviewed = self._reviewed(cycle, selectable, [*before, *choice.selected], lookup=lost)
         state, selection = _selected(state, choice, reviewed, before, closed)
         status = SelectionStatus(
             tokens=selectable.tokens,
@@ -184,23 +171,13 @@ class CycleFlow:
             closed=closed,
             configured=bool(self.configured_selection),
         )
-        states.update(self._states(ledger, self._progress_keys(cycle, ledger, selection)))
+        state = self._advance(cycle, state, states, selection)
+        ledger = self.store.ledger_rows(self.target.system)
         frozen = frozenset(
             review_ticket_key(cycle.id, key)
             for key in selection
             if _done(states, ledger, activity_ticket_key(cycle.id, FREEZE_ACTIVITY, key))
         )
-        if (
-            state is CycleState.REVIEWING
-            and selection
-            and self._reviews_done(cycle, states, ledger, selection)
-        ):
-            state = CycleState.CLOSING
-        if state is CycleState.CLOSING and all(
-            _done(states, ledger, activity_ticket_key(cycle.id, a))
-            for a in closing_activities(self.matrix)
-        ):
-            state = CycleState.CLOSED
         if saved is None or (state.value, selection) != (saved[0], before):
             if selection != before:
                 log.info("cycle.selection_read", cycle=cycle.id, services=list(selection))
@@ -230,56 +207,103 @@ class CycleFlow:
         tell_unmatched(self.target, self.store, row.key, _ref(row), status.unmatched, self._seen)
 
     # ---- reading the tickets ---------------------------------------------------------------
+    def _choice(
+        self, cycle: Cycle, selectable: Selectable, reading: bool, before: Sequence[str]
+    ) -> tuple[dict[str, TicketState], Choice, bool]:
+        """The cycle ticket's and selection sub-tasks' states (with people's notes while the
+        selection is read), what they select, and whether the selection sub-task is done."""
+        ledger = self.store.ledger_rows(self.target.system)
+        keys = self._opening_keys(cycle)
+        states = self._states(ledger, keys, comments=reading)
+        cycle_ticket = _state_of(states, ledger, keys[0])
+        tasks = [t for t in (_state_of(states, ledger, k) for k in keys[1:]) if t is not None]
+        self._seen = cycle_ticket.comments if cycle_ticket else ()
+        if self.configured_selection:
+            return states, configured_choice(selectable, self.configured_selection), True
+        done = bool(keys[1:]) and all(_done(states, ledger, k) for k in keys[1:])
+        if not reading:
+            return states, Choice(selected=tuple(before)), done
+        return states, read_choice(selectable, cycle_ticket, tasks), done
+
+    def _advance(
+        self,
+        cycle: Cycle,
+        state: CycleState,
+        states: dict[str, TicketState],
+        selection: Sequence[str],
+    ) -> CycleState:
+        """Reviewing -> closing when every selected review's sub-tasks are done; closing ->
+        closed when the closing activities are (looked up only from closing on: they are
+        created then). `states` gains what is read here."""
+        ledger = self.store.ledger_rows(self.target.system)
+        states.update(self._states(ledger, self._progress_keys(cycle, ledger, selection)))
+        if (
+            state is CycleState.REVIEWING
+            and selection
+            and self._reviews_done(cycle, states, ledger, selection)
+        ):
+            state = CycleState.CLOSING
+        if state not in (CycleState.CLOSING, CycleState.CLOSED):
+            return state
+        closing = closing_activities(self.matrix)
+        self._adopt(self._expected(cycle, closing)[1:])
+        ledger = self.store.ledger_rows(self.target.system)
+        keys = [activity_ticket_key(cycle.id, a) for a in closing]
+        states.update(self._states(ledger, keys))
+        if state is CycleState.CLOSING and all(_done(states, ledger, k) for k in keys):
+            state = CycleState.CLOSED
+        return state
+
     def _adopt(self, expected: Iterable[Expected]) -> dict[str, TicketRef]:
         adopted = adopt_tickets(self.target, self.store, expected)
         self._adopted.update(adopted)
         return adopted
 
-    def _cycle_expected(self, cycle: Cycle) -> list[Expected]:
+    def _expected(self, cycle: Cycle, activities: Sequence[str]) -> list[Expected]:
+        """The cycle ticket and the sub-tasks of these cycle activities."""
         parent = cycle_ticket_key(cycle.id)
         return [
             Expected(parent, TicketKind.CYCLE),
             *(
-                Expected(activity_ticket_key(cycle.id, a.id), TicketKind.ACTIVITY, parent)
-                for a in self.matrix.in_scope(Scope.CYCLE)
+                Expected(activity_ticket_key(cycle.id, a), TicketKind.ACTIVITY, parent)
+                for a in activities
             ),
         ]
 
     def _opening_keys(self, cycle: Cycle) -> list[str]:
         """The cycle ticket, then the selection sub-tasks: where the LT selects."""
-        selecting = [activity_ticket_key(cycle.id, a) for a in opening_activities(self.matrix)]
-        return [cycle_ticket_key(cycle.id), *selecting]
+        return [e.key for e in self._expected(cycle, opening_activities(self.matrix))]
 
-    def _selection_done(
-        self, cycle: Cycle, states: dict[str, TicketState], ledger: dict[str, LedgerRow]
-    ) -> bool:
-        keys = self._opening_keys(cycle)[1:]
-        return bool(keys) and all(_done(states, ledger, k) for k in keys)
-
-    def _reviewed(self, cycle: Cycle, looked: Iterable[str], selectable: Selectable) -> list[str]:
-        """Services whose review ticket of this cycle exists: known to the ledger, or found by
-        lookup for the services in `looked` (then adopted, with their activity sub-tasks)."""
-        wanted = review_keys([cycle.id], sorted(set(looked)))
-        found = self._adopt(Expected(key, TicketKind.REVIEW) for key in wanted)
-        self._adopt(
-            Expected(activity_ticket_key(cycle.id, a.id, wanted[key][1]), TicketKind.ACTIVITY, key)
-            for key in found
-            for a in self.matrix.in_scope(Scope.SERVICE)
-        )
+    def _reviewed(
+        self, cycle: Cycle, selectable: Selectable, known: Sequence[str], *, lookup: bool
+    ) -> list[str]:
+        """Services whose review ticket of this cycle exists, as the ledger knows them; with
+        `lookup` every service's review ticket is looked up first (and adopted, with its
+        activity sub-tasks)."""
+        everyone = sorted({*selectable.names, *known})
+        wanted = review_keys([cycle.id], everyone)
+        if lookup:
+            found = self._adopt(Expected(key, TicketKind.REVIEW) for key in wanted)
+            self._adopt(
+                Expected(
+                    activity_ticket_key(cycle.id, a.id, wanted[key][1]), TicketKind.ACTIVITY, key
+                )
+                for key in found
+                for a in self.matrix.in_scope(Scope.SERVICE)
+            )
         ledger = self.store.ledger_rows(self.target.system)
-        known = review_keys([cycle.id], [*selectable.names, *looked])
         return sorted(
             service
-            for key, (_, service) in known.items()
+            for key, (_, service) in wanted.items()
             if key in ledger and ledger[key].state == "created"
         )
 
     def _progress_keys(
         self, cycle: Cycle, ledger: dict[str, LedgerRow], selection: Sequence[str]
     ) -> list[str]:
-        """The tickets whose done-ness moves the cycle on: closing activities, each selected
-        service's review and sub-tasks."""
-        keys = [activity_ticket_key(cycle.id, a) for a in closing_activities(self.matrix)]
+        """The tickets whose done-ness moves the cycle on: each selected service's review and
+        sub-tasks."""
+        keys: list[str] = []
         for service in selection:
             keys += [
                 activity_ticket_key(cycle.id, a.id, service)

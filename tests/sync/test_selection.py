@@ -12,7 +12,15 @@ from structlog.testing import capture_logs
 
 from config import load_raci
 from connectors import ConnectorError, TicketComment, TicketRef, TicketState
-from review import Cycle, Document, Scope, activity_ticket_key, cycle_for, review_ticket_key
+from review import (
+    Cycle,
+    Document,
+    Scope,
+    TicketKind,
+    activity_ticket_key,
+    cycle_for,
+    review_ticket_key,
+)
 from review.document import document_text
 from review.selection import Selectable, Unmatched
 from sync.cycle_flow import CycleFlow, CycleState
@@ -274,10 +282,19 @@ def _flow(target: _Target, store: StateStore, configured: Sequence[str] = ()) ->
     return CycleFlow(store, target, load_raci(), configured)  # type: ignore[arg-type]
 
 
-def _open_review(target: _Target, service: str) -> None:
-    target.add(review_ticket_key(CYCLE.id, service))
-    for activity in load_raci().in_scope(Scope.SERVICE):
-        target.add(activity_ticket_key(CYCLE.id, activity.id, service))
+def _open_review(target: _Target, store: StateStore, service: str) -> None:
+    """The review ticket and its sub-tasks, created and recorded as the apply would."""
+    review = review_ticket_key(CYCLE.id, service)
+    keys: list[tuple[str, str | None, TicketKind]] = [(review, None, TicketKind.REVIEW)]
+    keys += [
+        (activity_ticket_key(CYCLE.id, a.id, service), review, TicketKind.ACTIVITY)
+        for a in load_raci().in_scope(Scope.SERVICE)
+    ]
+    for key, parent, kind in keys:
+        ref = target.add(key).ref
+        store.record_intent("fake", key, parent_key=parent, kind=kind, spec_hash="h")
+        store.record_created("fake", key, ticket_key=ref.key, ticket_id=ref.id, ticket_url=None,
+                             applied_hash="h")  # fmt: skip
 
 
 def test_the_lt_selects_freely_until_the_sub_task_is_done(
@@ -291,10 +308,12 @@ def test_the_lt_selects_freely_until_the_sub_task_is_done(
     assert (phase.state, phase.selection) == (CycleState.SELECTING, ())
     assert phase.selection_status is not None
     assert phase.selection_status.chosen == ("k-crm", "k-pay")
+    finds = target.finds
     target.tickets[CYCLE_KEY].labels.remove("slm-select-crm")
     target.tickets[SELECT_KEY].done = True
     phase = _flow(target, store).phase(CYCLE)
     assert (phase.state, phase.selection) == (CycleState.REVIEWING, ("k-pay",))
+    assert target.finds == finds, "known tickets and not-yet-due ones are not looked up"
 
 
 def test_a_typo_never_stalls_the_cycle_and_is_told_once(
@@ -313,7 +332,7 @@ def test_a_typo_never_stalls_the_cycle_and_is_told_once(
     assert [u.written for u in phase.selection_status.unmatched] == ["slm-select-payrol"]
     told = [n.text for n in target.tickets[CYCLE_KEY].notes if "slm-select-payrol" in n.text]
     assert len(told) == 1 and "slm-select-payroll (Payroll)" in told[0]
-    _open_review(target, "k-pay")
+    _open_review(target, store, "k-pay")
     for ticket in target.tickets.values():
         ticket.done = ticket is not target.tickets[CYCLE_KEY]
     phase = _flow(target, store).phase(CYCLE)
@@ -329,7 +348,7 @@ def test_a_reviewed_service_stays_and_a_later_token_gets_its_review(
     target.tickets[CYCLE_KEY].labels.append("slm-select-payroll")
     target.tickets[SELECT_KEY].done = True
     _flow(target, store).phase(CYCLE)
-    _open_review(target, "k-pay")
+    _open_review(target, store, "k-pay")
     target.tickets[CYCLE_KEY].labels = ["slm-select-crm"]
     phase = _flow(target, store).phase(CYCLE)
     assert phase.selection == ("k-crm", "k-pay")
@@ -345,8 +364,8 @@ def test_a_lost_state_file_finds_the_same_selection_from_the_tickets(
     target.tickets[CYCLE_KEY].labels += ["slm-select-payroll", "slm-select-crm"]
     target.tickets[SELECT_KEY].done = True
     first = _flow(target, store).phase(CYCLE)
-    _open_review(target, "k-pay")
-    _open_review(target, "k-crm")
+    _open_review(target, store, "k-pay")
+    _open_review(target, store, "k-crm")
     target.tickets[CYCLE_KEY].labels.remove("slm-select-crm")
     fresh = open_store(f"sqlite:///{tmp_path}/fresh/state.db")
     _mirror(fresh, NAMES)
