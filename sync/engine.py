@@ -227,7 +227,7 @@ class Engine:
             activity_bodies=self._closing_bodies(build, phase, reader.record),
         )
         wanted = flow.wanted(build.cycle, phase, plan.tickets)
-        tickets = tuple(_readable(wanted, phase, reader.record))
+        tickets = tuple(_with_people_due(_readable(wanted, phase, reader.record), reader.record))
         if not dry_run:
             for key in (*phase.frozen_reviews, *_finished_closing(self.raci, cycle, phase)):
                 self.store.freeze(self.target.system, key)
@@ -347,6 +347,7 @@ class Engine:
             refs,
             read,
             dates=phase.state is CycleState.CLOSING,
+            due_dates=phase.state is not CycleState.SELECTING,
             adopt=self._adopt,
         )
 
@@ -479,20 +480,33 @@ def _start_people_cycle(target: TargetConnector) -> None:
 def _readable(
     tickets: Sequence[TicketSpec], phase: CyclePhase, record: CycleRecord
 ) -> list[TicketSpec]:
-    """The tickets to apply: a review whose meeting could not be read, and the closing
-    activities when the cycle's reviews or dates could not be read, keep what they show this
-    cycle (their content would lose the meeting); the next cycle reads them again."""
+    """The tickets to apply: a review whose tickets could not be read (with its sub-tasks: the
+    due dates people set are not known), and the closing activities when the cycle's reviews
+    or dates could not be read, keep what they show this cycle (their content would lose the
+    meeting); the next cycle reads them again."""
     if not record.unread and not record.dates_unread:
         return list(tickets)
     closing = phase.state is CycleState.CLOSING
     kept = []
     for spec in tickets:
-        if spec.kind is TicketKind.REVIEW and spec.service_key in record.unread:
+        if spec.service_key is not None and spec.service_key in record.unread:
             continue
         if closing and spec.activity_id in (LESSONS_ACTIVITY, POLICIES_ACTIVITY):
             continue
         kept.append(spec)
     return kept
+
+
+def _with_people_due(tickets: Sequence[TicketSpec], record: CycleRecord) -> list[TicketSpec]:
+    """A done sub-task keeps the due date its ticket shows: on "Schedule service review" it is
+    the meeting date people set, which an update (or adopting the ticket after a lost state
+    file) must not put back to the planned date."""
+    return [
+        spec.model_copy(update={"due": record.people_due[spec.key]})
+        if spec.key in record.people_due
+        else spec
+        for spec in tickets
+    ]
 
 
 def _finished_closing(raci: RaciMatrix, cycle: Cycle, phase: CyclePhase) -> list[str]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 
 import structlog
 
@@ -70,11 +71,15 @@ class CycleRecord:
     timings: list[ActivityTiming] = field(default_factory=list)
     unread: set[str] = field(default_factory=set)  # service keys
     dates_unread: bool = False
+    # Done sub-tasks of the reviews read: the due date their ticket shows (people's, such as the
+    # meeting date on "Schedule service review"), by idempotency key; updates keep it.
+    people_due: dict[str, date | None] = field(default_factory=dict)
 
 
 @dataclass
 class MeetingReader:
-    """Reads the meetings of `read` (service keys) and, with `dates`, every activity's dates.
+    """Reads the meetings of `read` (service keys) and, with `dates`, every activity's dates;
+    with `due_dates`, the done sub-tasks' due dates of the other selected reviews (no comments).
 
     `refs`: the cycle's tickets by idempotency key. Called by the review build with the selected
     services (`meetings`), after which `record` holds everything read."""
@@ -86,6 +91,7 @@ class MeetingReader:
     refs: Mapping[str, TicketRef]
     read: Collection[str]
     dates: bool = False
+    due_dates: bool = False
     adopt: Adopt | None = None
     record: CycleRecord = field(default_factory=CycleRecord)
 
@@ -103,6 +109,7 @@ class MeetingReader:
             holders=self.holders,
             dates=self.dates,
             adopt=self.adopt,
+            dated=[s for s in services if s.key not in self.read] if self.due_dates else (),
         )
         return self.record.meetings
 
@@ -117,24 +124,35 @@ def read_cycle(
     holders: RoleHolders,
     dates: bool = False,
     adopt: Adopt | None = None,
+    dated: Sequence[Service] = (),
 ) -> CycleRecord:
     """The meetings of `services` (their review tickets and sub-tasks, with comments, and the
     tickets linked to the reviews) and, with `dates`, the dates of every activity sub-task.
 
     `adopt` finds the sub-tasks of existing reviews that `refs` lacks (a lost state file: each
-    further R person's Participate sub-task has its own key) and records them in the ledger."""
+    further R person's Participate sub-task has its own key) and records them in the ledger.
+    `dated`: reviews whose meeting is not read (frozen, or the cycle closed) but whose done
+    sub-tasks' due dates are (no comments), so updates keep the dates people set."""
     record = CycleRecord()
     units = _review_units(tickets, services)
-    existing = {key: unit for key, unit in units.items() if unit[0].key in refs}
+    others = _review_units(tickets, dated)
+    existing = {key: unit for key, unit in {**units, **others}.items() if unit[0].key in refs}
     refs = _with_adopted(existing, refs, adopt, record)
     readable = {key: unit for key, unit in existing.items() if key not in record.unread}
-    states, links = _read_reviews(target, readable, refs, record)
+    states, links = _read_reviews(
+        target, {k: u for k, u in readable.items() if k in units}, refs, record
+    )
+    states.update(_read_due_dates(target, {k: u for k, u in readable.items() if k in others},
+                                  refs, record))  # fmt: skip
     for service in services:  # a review not created yet has an empty record: nothing to read
         if service.key in units and service.key not in record.unread:
             review, children = units[service.key]
             record.meetings[service.key] = meeting_of(
                 service, review, children, refs, states, links, matrix=matrix, holders=holders
             )
+    for key, (_review, children) in {**units, **others}.items():
+        if key not in record.unread:
+            record.people_due.update(_people_due(children, refs, states))
     if dates:
         record.timings = _timings(target, tickets, refs, states, record)
     return record
@@ -211,6 +229,21 @@ def _with_adopted(
     return {**refs, **found}
 
 
+def _people_due(
+    children: Sequence[TicketSpec],
+    refs: Mapping[str, TicketRef],
+    states: Mapping[str, TicketState],
+) -> dict[str, date | None]:
+    """The due date each done sub-task shows: what people settled (the meeting date) stays."""
+    kept: dict[str, date | None] = {}
+    for child in children:
+        ref = refs.get(child.key)
+        found = states.get(ref.key) if ref is not None else None
+        if found is not None and found.done:
+            kept[child.key] = found.due
+    return kept
+
+
 def _review_units(
     tickets: Sequence[TicketSpec], services: Sequence[Service]
 ) -> dict[str, tuple[TicketSpec, list[TicketSpec]]]:
@@ -250,6 +283,28 @@ def _read_reviews(
         return {}, {}
     log.info("meeting.read", reviews=len(units), tickets=len(wanted))
     return states, links
+
+
+def _read_due_dates(
+    target: TargetConnector,
+    units: Mapping[str, tuple[TicketSpec, list[TicketSpec]]],
+    refs: Mapping[str, TicketRef],
+    record: CycleRecord,
+) -> dict[str, TicketState]:
+    """The sub-tasks of reviews whose meeting is not read, without comments (their dates)."""
+    wanted = [
+        refs[c.key] for _review, children in units.values() for c in children if c.key in refs
+    ]
+    if not wanted:
+        return {}
+    try:
+        return target.state(wanted)
+    except FatalError:
+        raise
+    except ConnectorError as error:
+        record.unread.update(units)
+        log.warning("meeting.dates_read_failed", tickets=len(wanted), error=str(error))
+        return {}
 
 
 def _timings(

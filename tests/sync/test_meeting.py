@@ -354,3 +354,28 @@ def test_the_change_note_names_the_meeting_s_news() -> None:
     assert _meeting_changes(now, {}) == [], "a meeting not read says nothing"
     note = _change_document({}, {}, _meeting_changes(before, now))
     assert note is not None and "Meeting scheduled for 2026-04-02" in document_text(note)
+
+
+def test_done_sub_tasks_keep_the_due_date_people_set_also_on_frozen_reviews() -> None:
+    """The meeting date people set on the done Schedule sub-task is what the next update
+    writes back: read with the meeting (comments) for a review being read, and without
+    comments for one whose meeting is no longer read (frozen)."""
+    target = Target()
+    for service in ("payroll", "email"):
+        target.set(_spec(service, "schedule_review"), done=True, due=date(2026, 4, 2))
+    record = read_cycle(
+        target,  # type: ignore[arg-type]
+        TICKETS,
+        REFS,
+        [PAYROLL],
+        matrix=MATRIX,
+        holders=HOLDERS,
+        dated=[EMAIL],
+    )
+    assert record.people_due == {
+        _spec("payroll", "schedule_review").key: date(2026, 4, 2),
+        _spec("email", "schedule_review").key: date(2026, 4, 2),
+    }
+    plain = [c for c in target.calls if c[0] == "state" and not c[2]]
+    email = {REFS[t.key].key for t in TICKETS if t.parent_key == _review("email").key}
+    assert [set(c[1]) for c in plain] == [email] and list(record.meetings) == ["payroll"]

@@ -131,6 +131,17 @@ def _words(text: str) -> str:
     return " ".join(w for w in text.split() if w.strip("|+-=") or not w)
 
 
+def _jira_due(site: Sandbox, ref: TicketRef) -> str | None:
+    response = requests.get(
+        f"{site.jira_url}/rest/api/3/issue/{ref.key}",
+        params={"fields": "duedate"},
+        auth=JIRA_AUTH,
+        timeout=5,
+    )
+    due = response.json()["fields"]["duedate"]
+    return str(due) if due else None
+
+
 def _parts(result: RunResult, service: str) -> list[TicketSpec]:
     return [
         t
@@ -265,9 +276,11 @@ def test_the_meeting_is_read_from_the_tickets_also_after_the_state_file_is_lost(
         path.unlink()
     store = open_store(settings.sync.resolved_state_url())
     again = _run(settings, store)
-    store.close()
     assert again.summary.as_counts()["created"] == 0
     assert _text(site, target, review) == before
+    _run(settings, store)  # the sync after: the adopted tickets were brought to their spec
+    store.close()
+    assert _text(site, target, review) == before, "the meeting date people set stays"
 
 
 def test_decisions_freeze_with_the_pack(site: Sandbox, tmp_path: Path) -> None:
@@ -280,6 +293,9 @@ def test_decisions_freeze_with_the_pack(site: Sandbox, tmp_path: Path) -> None:
     first = _run(settings, store)
     review_key = next(t.key for t in first.tickets if t.kind.value == "review")
     review = _ref(store, "jira", review_key)
+    schedule = _ref(store, "jira", _spec(first, service.key, "schedule_review").key)
+    people.set_due(schedule, MEETING_DAY)
+    people.close(schedule)
     people.comment(review, "Decision: move backups to the second site")
     _run(settings, store)
     for part in _parts(first, service.key):
@@ -296,3 +312,12 @@ def test_decisions_freeze_with_the_pack(site: Sandbox, tmp_path: Path) -> None:
     )
     assert _text(site, "jira", review) == before
     assert "buy a third datacentre" not in before
+
+    for path in (tmp_path / "data").glob("state.db*"):
+        path.unlink()  # the tickets adopted again are brought to their spec: people's dates stay
+    store = open_store(settings.sync.resolved_state_url())
+    _run(settings, store)
+    _run(settings, store)
+    store.close()
+    assert _text(site, "jira", review) == before
+    assert _jira_due(site, schedule) == MEETING_DAY.isoformat()
