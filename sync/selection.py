@@ -59,8 +59,8 @@ MAX_NAME_LINE = 120  # longer unprefixed lines are conversation
 _VERB = re.compile(r"^(select|unselect|deselect|remove)\s*:\s*(.*)$", re.IGNORECASE)
 _LIST_MARK = re.compile(r"^(?:[-*\u2022\u00b7]|\d+[.)])\s+")
 _TOKEN = re.compile(r"slm-select-[^\s,;]+", re.IGNORECASE)
-_TOKENS_ONLY = re.compile(r"^(?:slm-select-[^\s,;]+[\s,;]*)+$", re.IGNORECASE)
 _QUOTES = "\"'`\u201c\u201d\u2018\u2019\u00ab\u00bb"
+_TOKENS_ONLY = re.compile(rf"^(?:[{_QUOTES}]?slm-select-[^\s,;]+[\s,;]*)+$", re.IGNORECASE)
 _WIKI_ESCAPE = re.compile(r"\\([\\*_+^~?{}\[\]|!#-])")  # Jira wiki markup's escaped characters
 _QUOTED = re.compile(r"\u201c([^\u201d]*)\u201d")
 
@@ -127,7 +127,8 @@ def note_marks(text: str, where: str) -> list[Mark]:
         if not subject:
             continue
         if _TOKENS_ONLY.match(subject):
-            marks += [Mark(_unquoted(t), select, where) for t in _TOKEN.findall(subject)]
+            tokens = (t.strip(_QUOTES + ".:!?") for t in _TOKEN.findall(subject))
+            marks += [Mark(token, select, where) for token in tokens]
         elif verb is not None or len(subject) <= MAX_NAME_LINE:
             marks.append(Mark(subject.rstrip(".,;"), select, where, explicit=verb is not None))
     return marks

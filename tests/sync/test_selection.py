@@ -72,7 +72,7 @@ def test_a_note_selects_by_token_or_name_and_remove_takes_one_back() -> None:
         "Our picks for this year:\n"
         "- slm-select-email-and-calendar\n"
         "* select: “Payroll”\n"
-        "slm-select-crm, slm-select-archive\n"
+        "slm-select-crm, `slm-select-archive`.\n"
         "I think we should look at the numbers again next month.",
         "note on S-2",
     )
