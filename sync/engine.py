@@ -225,6 +225,7 @@ class Engine:
             packs=build.packs,
             candidates=build.candidates,
             activity_bodies=self._closing_bodies(build, phase, reader.record),
+            selection_status=phase.selection_status,
         )
         wanted = flow.wanted(build.cycle, phase, plan.tickets)
         tickets = tuple(_with_people_due(_readable(wanted, phase, reader.record), reader.record))
@@ -238,6 +239,7 @@ class Engine:
         if not dry_run:
             self._attach_charts(build, summary, followups)
             close_finished(self.target, self.store, phase.closable, followups.rows)
+            flow.tell_unmatched(build.cycle, phase)
             duplicates = self._audit_duplicates()
             self._remember_packs(build)
             if directory is not None:
