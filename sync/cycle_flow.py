@@ -51,7 +51,9 @@ from sync.selection import (
     configured_choice,
     read_choice,
     remembered_selectable,
-    tell_unmatched,
+)
+from sync.selection import (
+    tell_unmatched as comment_once,
 )
 from sync.state import LedgerRow, StateStore
 
@@ -204,7 +206,7 @@ class CycleFlow:
             return
         if row is None or row.state != "created":
             return
-        tell_unmatched(self.target, self.store, row.key, _ref(row), status.unmatched, self._seen)
+        comment_once(self.target, self.store, row.key, _ref(row), status.unmatched, self._seen)
 
     # ---- reading the tickets ---------------------------------------------------------------
     def _choice(
