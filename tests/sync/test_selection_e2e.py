@@ -8,7 +8,6 @@ what people see: the cycle ticket's labels, text and comments."""
 
 from __future__ import annotations
 
-import inspect
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,11 +30,6 @@ pytestmark = pytest.mark.usefixtures("no_retry_waits")
 
 Target = Literal["jira", "servicenow"]
 TOKEN = re.compile(r"slm-select-[a-z0-9][a-z0-9-]*")
-# The engine renders the selection status and tells typos once these calls are in Engine._run.
-WIRED = "tell_unmatched" in inspect.getsource(Engine)
-needs_wiring = pytest.mark.skipif(
-    not WIRED, reason="sync/engine.py does not pass selection_status / call tell_unmatched yet"
-)
 
 
 class Cycle:
@@ -146,7 +140,6 @@ def test_reviews_open_at_the_first_sync_after_the_sub_task_and_a_removed_token_s
         assert second not in cycle.people.labels(ticket)
 
 
-@needs_wiring
 def test_a_typo_token_is_told_once_with_the_nearest_match_and_the_cycle_goes_on(
     cycle: Cycle,
 ) -> None:
