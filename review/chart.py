@@ -68,6 +68,12 @@ FILL = {
     AttainmentStatus.AT_RISK: "#f2b04f",
     AttainmentStatus.MISSED: "#a7222f",
 }
+# Hatching of low-volume cells: visible on each fill without hiding the text.
+HATCH = {
+    AttainmentStatus.MET: "#8dc283",
+    AttainmentStatus.AT_RISK: "#fff3df",
+    AttainmentStatus.MISSED: "#e8a0a7",
+}
 INK, MUTED, GRID, NO_DATA_FILL = "#1b1b1b", "#6b6b6b", "#ffffff", "#f4f4f4"
 ON_DARK = {AttainmentStatus.MISSED}
 
@@ -76,8 +82,7 @@ _STYLE: Any = {
     "font.size": 8,
     "path.simplify": False,
     "text.usetex": False,
-    "hatch.linewidth": 0.6,
-    "hatch.color": "#ffffff",
+    "hatch.linewidth": 0.7,
 }
 
 # Fonts tried after matplotlib's bundled DejaVu Sans, first found wins per glyph. Noto CJK is the
@@ -354,7 +359,9 @@ def _cell(
         return
     few = cell.measured < LOW_VOLUME
     fill = FILL[status]
-    text.axes.add_patch(_box(x, top, width, fill, hatch=LOW_HATCH if few else None))
+    text.axes.add_patch(_box(x, top, width, fill))
+    if few:
+        text.axes.add_patch(_hatching(x, top, width, HATCH[status]))
     ink = "#ffffff" if status in ON_DARK else INK
     halo = [patheffects.withStroke(linewidth=2.2, foreground=fill)] if few else None
     middle, centre = top + ROW_HEIGHT / 2, x + width / 2
@@ -371,17 +378,25 @@ def _no_data(text: _Writer, box: tuple[float, float, float], words: str) -> None
     text(x + width / 2, top + ROW_HEIGHT / 2, words, size=6.5, ha="center", color=MUTED)
 
 
-def _box(x: float, top: float, width: float, fill: str, hatch: str | None = None) -> Rectangle:
+def _box(x: float, top: float, width: float, fill: str) -> Rectangle:
+    return Rectangle((x, top), width, ROW_HEIGHT, facecolor=fill, edgecolor=GRID, linewidth=1.5)
+
+
+def _hatching(x: float, top: float, width: float, color: str) -> Rectangle:
+    """Hatch lines over a cell, inside its white border (the edge colour sets the hatch's)."""
+    inset = 0.02
     return Rectangle(
-        (x, top), width, ROW_HEIGHT, facecolor=fill, edgecolor=GRID, linewidth=1.5, hatch=hatch
-    )
+        (x + inset, top + inset), width - 2 * inset, ROW_HEIGHT - 2 * inset,
+        facecolor="none", edgecolor=color, linewidth=0, hatch=LOW_HATCH,
+    )  # fmt: skip
 
 
 def _footer(figure: Figure, text: _Writer, grid: _Grid, height: float, margin: float) -> None:
     """The legend (outside the grid, so it hides nothing) and the notes on partial months."""
     handles = [  # filled column by column: met, at risk, missed on the first line
         Patch(facecolor=FILL[AttainmentStatus.MET], label="met"),
-        Patch(facecolor=FILL[AttainmentStatus.MET], hatch=LOW_HATCH, edgecolor="#8a8a8a",
+        Patch(facecolor=FILL[AttainmentStatus.MET], hatch=LOW_HATCH,
+              edgecolor=HATCH[AttainmentStatus.MET],
               label=f"hatched: under {LOW_VOLUME} records, too few to judge"),
         Patch(facecolor=FILL[AttainmentStatus.AT_RISK],
               label=f"at risk: under {margin:g} points above target"),
