@@ -19,9 +19,13 @@ RUN /opt/slm-sync/bin/pip install --no-cache-dir --upgrade "pip>=24" \
 
 FROM ${BASE_IMAGE}
 # libmagic1: pysnow imports python-magic, which loads it at import time.
+# fonts-wqy-microhei (5 MB: Chinese, Japanese, Korean) and fonts-symbola (3 MB: emoji in
+# monochrome) let the attainment chart draw the service names estates hold; matplotlib brings
+# DejaVu Sans for Latin, Greek, Cyrillic. Not fonts-noto-cjk (90 MB; the chart uses it when
+# present) nor fonts-noto-color-emoji (a colour bitmap font matplotlib cannot draw).
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libmagic1 \
+    && apt-get install -y --no-install-recommends libmagic1 fonts-wqy-microhei fonts-symbola \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --user-group --home-dir /var/lib/slm-sync --no-create-home slm \
     && mkdir -p /etc/slm-sync /var/lib/slm-sync \
