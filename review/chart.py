@@ -91,6 +91,7 @@ _STYLE: Any = {
 # monochrome. Colour emoji fonts (Noto Color Emoji) are bitmap fonts Agg cannot draw.
 FALLBACK_FONTS = (
     "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc",
     "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
     "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf",
     "/usr/share/fonts/truetype/ancient-scripts/Symbola_hint.ttf",
@@ -490,11 +491,12 @@ def _fonts() -> _Fonts:
     covered: set[int] = set()
     for path in paths:
         family, charmap = _read_font(path)
-        if family is None or family in families:
+        if family is None:
             continue
         if path not in known:
             font_manager.fontManager.addfont(path)
-        families.append(family)
+        if family not in families:
+            families.append(family)
         covered |= charmap
     return _Fonts(tuple(families), frozenset(covered))
 
