@@ -35,6 +35,9 @@ PARTICIPATE_ACTIVITY = "participate_review"
 BUSINESS_OWNER = "Business owner"
 DECISION_PREFIX = "Decision:"
 POLICY_PREFIX = "Decision (policy):"
+# Our comment on a review ticket when its pack is frozen: read back, it says the pack was given
+# its last version (a lost state file then never renders the pack again).
+FROZEN_NOTE = "The review pack is frozen"
 MAX_DECISION_LENGTH = 500  # a decision is a line in a table, not an essay
 INVITED_LETTERS = (Letter.A, Letter.R, Letter.C)  # shown in the seed's order: A/R, A/C
 _DECISION = re.compile(
@@ -133,8 +136,14 @@ def decisions_blocks(meeting: Meeting) -> list[doc.Block]:
             " (",
             doc.text(POLICY_PREFIX, strong=True),
             " for a change to the process policies). Link improvement tickets to this ticket "
-            "(ServiceNow: make this task their parent). The sync lists both here until "
-            f'"{meeting.participate_activity}" is done, when the pack is frozen.',
+            "(ServiceNow: make this task their parent). "
+            + (
+                f'"{meeting.participate_activity}" is done: this pack is frozen as the record of '
+                "the review; decisions recorded from now on show in the cycle's lessons learned."
+                if meeting.frozen
+                else "The sync lists both here until "
+                f'"{meeting.participate_activity}" is done, when the pack is frozen.'
+            ),
         ),
     ]
     if meeting.decisions:
@@ -154,6 +163,20 @@ def decisions_blocks(meeting: Meeting) -> list[doc.Block]:
     )
     blocks.append(doc.BulletList(items=items))
     return blocks
+
+
+def frozen_note(meeting: Meeting) -> doc.Document:
+    """Our comment on a review ticket whose pack was just given its last version."""
+    held = f" of {meeting.scheduled.isoformat()}" if meeting.scheduled else ""
+    return doc.Document(
+        blocks=(
+            doc.paragraph(
+                f"{FROZEN_NOTE}: it stays as the record of the review{held} "
+                f'("{meeting.participate_activity}" is done). Decisions and improvement tickets '
+                "recorded from now on show in the cycle's lessons learned, not in this pack."
+            ),
+        )
+    )
 
 
 def decision_table(

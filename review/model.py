@@ -275,6 +275,10 @@ class Meeting(Frozen):
     attendance: tuple[Attendance, ...] = ()
     decisions: tuple[Decision, ...] = ()
     improvements: tuple[Material, ...] = ()
+    frozen: bool = Field(
+        default=False,
+        description="the participation sub-task is done: this is the pack's last version",
+    )
 
 
 class ReviewPack(Frozen):

@@ -87,6 +87,9 @@ class CyclePhase:
     # review and cycle tickets with whether they may be closed (sync.closing applies the rule)
     closable: tuple[CloseCheck, ...] = ()
     selection_status: SelectionStatus | None = None
+    # review tickets whose sub-tasks were adopted this cycle (a lost state file): not closable
+    # before the apply has found all their sub-tasks; `closable_after_apply` checks them again
+    deferred: frozenset[str] = field(default_factory=frozenset)
 
 
 @dataclass(frozen=True)
@@ -185,7 +188,34 @@ class CycleFlow:
                 log.info("cycle.selection_read", cycle=cycle.id, services=list(selection))
             self._save(cycle, state, selection)
         closable = _close_checks(cycle, state, states, ledger, selection, self._adopted)
-        return CyclePhase(state, selection, frozen, closable, status)
+        reviews = [review_ticket_key(cycle.id, key) for key in selection]
+        deferred = frozenset(
+            review
+            for review in reviews
+            if any(row.key in self._adopted for row in _children(ledger, review))
+        )
+        return CyclePhase(state, selection, frozen, closable, status, deferred)
+
+    def closable_after_apply(self, cycle: Cycle, phase: CyclePhase) -> tuple[CloseCheck, ...]:
+        """`phase.closable`, with the reviews whose sub-tasks were adopted this cycle checked
+        again now that the apply found all of them (each further R person's sub-task has its
+        own key): after a lost state file, a finished review still closes in this cycle. Reads
+        the states of those reviews' tickets only (none in a steady cycle)."""
+        if not phase.deferred:
+            return phase.closable
+        ledger = self.store.ledger_rows(self.target.system)
+        keys = [
+            k for r in sorted(phase.deferred) for k in (r, *(c.key for c in _children(ledger, r)))
+        ]
+        states = self._states(ledger, keys)
+        checks = []
+        for check in phase.closable:
+            if check.key in phase.deferred:
+                ready = _subtasks_done(check.key, states, ledger, set())
+                found = _state_of(states, ledger, check.key)
+                check = CloseCheck(check.key, check.ref, ready, found.done if found else check.done)
+            checks.append(check)
+        return tuple(checks)
 
     def wanted(
         self, cycle: Cycle, phase: CyclePhase, tickets: Sequence[TicketSpec]

@@ -47,6 +47,7 @@ from review.cycle_summary import (
     lessons_learned_document,
     update_policies_document,
 )
+from review.meeting import frozen_note
 from review.model import Meeting
 from sync.build import ReviewBuild, build_review, chart_name, current_cycle, role_holders
 from sync.closing import close_finished
@@ -229,16 +230,23 @@ class Engine:
         )
         wanted = flow.wanted(build.cycle, phase, plan.tickets)
         tickets = tuple(_with_people_due(_readable(wanted, phase, reader.record), reader.record))
+        # Frozen now: packs whose ticket says so, and packs done with but not read this cycle
+        # (their last version is taken below, once their ticket has it: `_freeze_packs`).
+        last = {review_ticket_key(cycle.id, key) for key in reader.freezing}
+        noted = {review_ticket_key(cycle.id, key) for key in reader.record.frozen_noted}
+        frozen = sorted(noted | (phase.frozen_reviews - last))
         if not dry_run:
-            for key in (*phase.frozen_reviews, *_finished_closing(self.raci, cycle, phase)):
+            for key in (*frozen, *_finished_closing(self.raci, cycle, phase)):
                 self.store.freeze(self.target.system, key)
         self._check_stop()
         followups = FollowUps.load(self.target, self.store)
         summary = self._apply(tickets, build, followups, dry_run=dry_run)
         duplicates: list[Duplicate] = []
         if not dry_run:
+            self._freeze_packs(build, summary, reader)
             self._attach_charts(build, summary, followups)
-            close_finished(self.target, self.store, phase.closable, followups.rows)
+            closable = flow.closable_after_apply(build.cycle, phase)
+            close_finished(self.target, self.store, closable, followups.rows)
             flow.tell_unmatched(build.cycle, phase)
             duplicates = self._audit_duplicates()
             self._remember_packs(build)
@@ -334,13 +342,20 @@ class Engine:
         read: set[str] = set()
         if phase.state is CycleState.CLOSING:
             read = set(phase.selection)
-        elif phase.state is CycleState.REVIEWING:
+        elif phase.state is CycleState.REVIEWING:  # a pack freezing now is read a last time
             read = {
                 key
                 for key in phase.selection
-                if (review := review_ticket_key(cycle.id, key)) not in phase.frozen_reviews
-                and not (review in rows and rows[review].frozen)
+                if not (
+                    (review := review_ticket_key(cycle.id, key)) in rows and rows[review].frozen
+                )
             }
+        freezing = {
+            key
+            for key in read
+            if (review := review_ticket_key(cycle.id, key)) in phase.frozen_reviews
+            and not (review in rows and rows[review].frozen)
+        }
         return MeetingReader(
             self.target,
             self.raci,
@@ -351,7 +366,35 @@ class Engine:
             dates=phase.state is CycleState.CLOSING,
             due_dates=phase.state is not CycleState.SELECTING,
             adopt=self._adopt,
+            freezing=freezing,
         )
+
+    def _freeze_packs(
+        self, build: ReviewBuild, summary: ApplySummary, reader: MeetingReader
+    ) -> None:
+        """Packs given their last version this cycle: once their review ticket took it, a note
+        on the ticket says so (read back, it keeps a lost state file from rendering the pack
+        again) and the ledger stops refreshing it. A failed note is tried again next cycle."""
+        applied = {o.key for o in summary.outcomes if o.error is None and o.action in _APPLIED}
+        rows = self.store.ledger_rows(self.target.system)
+        for service_key in sorted(reader.freezing):
+            pack = build.packs.get(service_key)
+            key = review_ticket_key(build.cycle.id, service_key)
+            row = rows.get(key)
+            if pack is None or pack.meeting is None or key not in applied or row is None:
+                continue
+            if service_key in reader.record.frozen_noted or not row.ticket_key:
+                continue
+            ref = TicketRef(key=row.ticket_key, id=row.ticket_id or "", url=row.ticket_url)
+            try:
+                self.target.comment(ref, frozen_note(pack.meeting))
+            except FatalError:
+                raise
+            except ConnectorError as error:
+                log.warning("pack.freeze_note_failed", ticket=ref.key, error=str(error))
+                continue
+            self.store.freeze(self.target.system, key)
+            log.info("pack.frozen", ticket=ref.key, service=service_key)
 
     def _adopt(self, specs: Sequence[TicketSpec]) -> dict[str, TicketRef]:
         """Tickets of these specs the ledger does not know, found by key and recorded (each
@@ -477,6 +520,10 @@ def _start_people_cycle(target: TargetConnector) -> None:
     start = getattr(getattr(target, "people", None), "start_cycle", None)
     if callable(start):
         start()
+
+
+# A review ticket that took (or already showed) its pack's last version.
+_APPLIED = frozenset({Action.CREATE, Action.UPDATE, Action.UNCHANGED, Action.ADOPT})
 
 
 def _readable(

@@ -11,7 +11,9 @@ file was lost.
 Comments are the costly part of a read, so they are read only where they still matter, in bulk
 (`state(refs, comments=True)` over many tickets at once):
 - while reviewing: the review tickets (and their sub-tasks) of the selected services whose pack
-  is not frozen yet; a frozen pack keeps what it showed when the review happened;
+  is not frozen yet, including the cycle its "Participate" sub-task is found done, when the
+  pack gets its last version and our `FROZEN_NOTE` comment; a frozen pack keeps what it showed
+  when the review happened, and the note on its ticket says so after a lost state file;
 - while closing: every review of the cycle (the closing activities sum up all the decisions),
   plus the cycle's own activity sub-tasks without comments (their dates, for lateness).
 A review whose tickets could not be read is `unread`: its ticket keeps what it shows this cycle
@@ -49,6 +51,7 @@ from review import (
 )
 from review.cycle_summary import ActivityTiming
 from review.meeting import (
+    FROZEN_NOTE,
     PARTICIPATE_ACTIVITY,
     SCHEDULE_ACTIVITY,
     activity_name,
@@ -74,6 +77,9 @@ class CycleRecord:
     # Done sub-tasks of the reviews read: the due date their ticket shows (people's, such as the
     # meeting date on "Schedule service review"), by idempotency key; updates keep it.
     people_due: dict[str, date | None] = field(default_factory=dict)
+    # Reviews (service keys) whose ticket carries our FROZEN_NOTE: their pack had its last
+    # version already, whatever the state file says.
+    frozen_noted: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -81,8 +87,9 @@ class MeetingReader:
     """Reads the meetings of `read` (service keys) and, with `dates`, every activity's dates;
     with `due_dates`, the done sub-tasks' due dates of the other selected reviews (no comments).
 
-    `refs`: the cycle's tickets by idempotency key. Called by the review build with the selected
-    services (`meetings`), after which `record` holds everything read."""
+    `refs`: the cycle's tickets by idempotency key. `freezing`: services whose pack is given its
+    last version this cycle (their meeting says `frozen`). Called by the review build with the
+    selected services (`meetings`), after which `record` holds everything read."""
 
     target: TargetConnector
     matrix: RaciMatrix
@@ -93,6 +100,7 @@ class MeetingReader:
     dates: bool = False
     due_dates: bool = False
     adopt: Adopt | None = None
+    freezing: Collection[str] = ()
     record: CycleRecord = field(default_factory=CycleRecord)
 
     def meetings(self, services: Sequence[Service]) -> dict[str, Meeting]:
@@ -111,7 +119,10 @@ class MeetingReader:
             adopt=self.adopt,
             dated=[s for s in services if s.key not in self.read] if self.due_dates else (),
         )
-        return self.record.meetings
+        return {
+            key: meeting.model_copy(update={"frozen": True}) if key in self.freezing else meeting
+            for key, meeting in self.record.meetings.items()
+        }
 
 
 def read_cycle(
@@ -150,6 +161,9 @@ def read_cycle(
             record.meetings[service.key] = meeting_of(
                 service, review, children, refs, states, links, matrix=matrix, holders=holders
             )
+            shown = states.get(refs[review.key].key) if review.key in refs else None
+            if shown is not None and any(c.ours and FROZEN_NOTE in c.text for c in shown.comments):
+                record.frozen_noted.add(service.key)
     for key, (_review, children) in {**units, **others}.items():
         if key not in record.unread:
             record.people_due.update(_people_due(children, refs, states))

@@ -177,13 +177,13 @@ def _wait_until_searchable(site: Sandbox, label: str) -> None:
     raise AssertionError(f"label {label} never became searchable")
 
 
-def _breach_one(site: Sandbox, service_key: str, agreement_keys: set[str]) -> None:
-    """Turn one met SLA record of the service into a breach, stamped a few seconds ago."""
-    record = next(
+def _breach_one(site: Sandbox, service_key: str, agreement_keys: set[str], *, nth: int = 0) -> None:
+    """Turn the `nth` met SLA record of the service into a breach, stamped a few seconds ago."""
+    record = [
         r
         for r in site.estate.sla_records
         if r.sla in agreement_keys and not r.has_breached and r.stage == "completed"
-    )
+    ][nth]
     site.servicenow.clock = datetime.now(UTC) - timedelta(seconds=5)
     site.servicenow.update("task_sla", record.sys_id, has_breached="true", stage="breached")
 
@@ -207,7 +207,8 @@ def test_changed_sla_record_updates_that_pack_with_a_comment(site: Sandbox, tmp_
 
 
 def test_review_marked_done_freezes_its_pack(site: Sandbox, tmp_path: Path) -> None:
-    """After 'Participate in service review' is done, new data no longer changes that pack."""
+    """The first sync after 'Participate in service review' is done gives the pack its last
+    version and says so on the ticket; new data no longer changes that pack afterwards."""
     selection = _selection(site, tmp_path, count=1)
     settings = _settings(site, tmp_path / "data", selection=selection)
     store = open_store(settings.sync.resolved_state_url())
@@ -217,9 +218,15 @@ def test_review_marked_done_freezes_its_pack(site: Sandbox, tmp_path: Path) -> N
     _jira(site, "POST", f"issue/{participate.ticket_key}/transitions", {"transition": {"id": "31"}})
     slas = {a.key for a in first.build.agreements if a.service_key == service}
     _breach_one(site, service, slas)
-    second = _engine(settings, store).run_once()
+    last = _engine(settings, store).run_once()
+    review = next(o for o in last.summary.outcomes if o.kind == "review")
+    assert review.action.value == "update", "the pack's last version has the meeting's news"
+    ticket = next(t for t in _created(site) if t["key"] == review.ticket)
+    assert sum("The review pack is frozen" in str(c) for c in ticket["comments"]) == 1
+    _breach_one(site, service, slas, nth=1)
+    after = _engine(settings, store).run_once()
     store.close()
-    review = next(o for o in second.summary.outcomes if o.kind == "review")
+    review = next(o for o in after.summary.outcomes if o.kind == "review")
     assert review.action.value == "unchanged"
 
 
