@@ -127,6 +127,7 @@ class MaterialKind(StrEnum):
     KNOWLEDGE = "knowledge"
     PROBLEM = "problem"
     PREVIOUS_REVIEW = "previous_review"
+    PREVIOUS_DECISION = "previous_decision"  # recorded in the previous review's tickets
     IMPROVEMENT = "improvement"
 
 

@@ -53,6 +53,7 @@ STATUS_LOZENGE = {
 }
 MATERIAL_SECTIONS = (
     (MaterialKind.PREVIOUS_REVIEW, "Previous review"),
+    (MaterialKind.PREVIOUS_DECISION, "Decisions of the previous review"),
     (MaterialKind.IMPROVEMENT, "Open improvement actions carried over"),
     (MaterialKind.PROBLEM, "Problems"),
     (MaterialKind.KNOWLEDGE, "Knowledge articles"),
@@ -354,6 +355,9 @@ def _materials(materials: Sequence[Material]) -> list[doc.Block]:
 
 
 def _material_item(material: Material) -> tuple[doc.Inline, ...]:
+    if material.kind is MaterialKind.PREVIOUS_DECISION:  # "2026-01-05 Decision … (Ann, SLM-3)"
+        return (doc.Link(text=material.title, url=material.url) if material.url
+                else doc.text(material.title),)  # fmt: skip
     label = f"{material.key}: {material.title}"
     first: doc.Inline = doc.Link(text=label, url=material.url) if material.url else doc.text(label)
     state = (

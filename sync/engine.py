@@ -205,7 +205,7 @@ class Engine:
         flow = CycleFlow(self.store, self.target, self.raci, self.settings.review.selection)
         cycle = current_cycle(self.settings, now.date())
         phase = flow.phase(cycle)
-        history = self._carried_over(cycle)
+        history = self._carried_over(cycle, phase)
         reader = self._meeting_reader(cycle, phase)
         build = build_review(
             self.store,
@@ -325,10 +325,13 @@ class Engine:
             self.on_page(stream.value, count)
         self._safe_point()
 
-    def _carried_over(self, cycle: Cycle) -> History:
+    def _carried_over(self, cycle: Cycle, phase: CyclePhase) -> History:
         """Each service's previous review (from the ledger, else the target), the months since
-        it, and the open improvement tickets linked to it."""
-        return carried_over(self.store, self.target, self.settings, cycle)
+        it, the open improvement tickets linked to it, and (selected services) its decisions."""
+        return carried_over(
+            self.store, self.target, self.settings, cycle,
+            selection=phase.selection, matrix=self.raci,
+        )  # fmt: skip
 
     def _meeting_reader(self, cycle: Cycle, phase: CyclePhase) -> MeetingReader:
         """Reads the meetings of the reviews whose pack still changes (while reviewing: the

@@ -28,12 +28,17 @@ from review import (
     Cycle,
     Material,
     MaterialKind,
+    RaciMatrix,
+    Scope,
     TicketKind,
+    activity_ticket_key,
     cycle_ticket_key,
     earlier_cycles,
     months_between,
     review_keys,
 )
+from review.meeting import decision_from
+from review.model import Decision
 from sync.state import LedgerRow, MirrorRecord, StateStore
 
 log = structlog.get_logger("slm_sync.history")
@@ -61,15 +66,25 @@ class History:
 
 
 def carried_over(
-    store: StateStore, target: TargetConnector, settings: Settings, cycle: Cycle
+    store: StateStore,
+    target: TargetConnector,
+    settings: Settings,
+    cycle: Cycle,
+    *,
+    selection: Sequence[str] = (),
+    matrix: RaciMatrix | None = None,
 ) -> History:
-    """Each service's latest earlier review (materials and date) and its open improvements."""
+    """Each service's latest earlier review (materials and date) and its open improvements;
+    for the `selection` (with the `matrix`), the decisions recorded in that review's tickets."""
     services = [str(r.body.get("key") or r.key) for r in store.mirrored("service")]
     latest = latest_reviews(store, target, settings, cycle, services)
     held = _held_on(store, target, list(latest.values()))
     history = History(last_reviewed={k: held.get(r.key, r.opens) for k, r in latest.items()})
     if not latest:
         return history
+    if matrix is not None:
+        chosen = [latest[k] for k in sorted(set(selection)) if k in latest]
+        history.materials += _past_decisions(store, target, matrix, chosen)
     try:
         links = target.linked([r.ref for r in latest.values()])
     except ConnectorError as error:
@@ -231,6 +246,102 @@ def _held_on(
     if records:
         store.store_page(target.system, HISTORY, records, None)
     return cached
+
+
+def _past_decisions(
+    store: StateStore, target: TargetConnector, matrix: RaciMatrix, reviews: Sequence[PastReview]
+) -> list[Material]:
+    """The decisions people recorded in these earlier reviews' tickets (the review ticket and
+    its activity sub-tasks, as the meeting reads them), as materials of the new packs.
+
+    A done review's decisions are read once and kept in the history cache; an open one's are
+    read again each cycle (one bulk read with comments for all of them)."""
+    prefix = f"{target.system}:decided:"
+    cached = {
+        r.key[len(prefix) :]: list(r.body.get("decisions") or [])
+        for r in store.mirrored(HISTORY)
+        if r.key.startswith(prefix)
+    }
+    unknown = [r for r in reviews if r.key not in cached]
+    if unknown:
+        try:
+            cached.update(_read_decisions(store, target, matrix, unknown, prefix))
+        except FatalError:
+            raise
+        except ConnectorError as error:
+            log.warning("history.decisions_read_failed", error=str(error))
+    materials: list[Material] = []
+    for past in reviews:
+        for number, row in enumerate(cached.get(past.key, ())):
+            recorded, author, text, policy, ticket, url = row
+            marked = "(policy) " if policy else ""
+            materials.append(
+                Material(
+                    key=f"decision:{past.key}:{number}",
+                    kind=MaterialKind.PREVIOUS_DECISION,
+                    title=f"{recorded[:10]} {marked}{text} ({author}, {ticket})",
+                    service_key=past.service_key,
+                    url=url,
+                    open=False,
+                )
+            )
+    return materials
+
+
+def _read_decisions(
+    store: StateStore,
+    target: TargetConnector,
+    matrix: RaciMatrix,
+    reviews: Sequence[PastReview],
+    prefix: str,
+) -> dict[str, list[list[Any]]]:
+    """Read the reviews' tickets with comments; cache the decisions of the done ones."""
+    ledger = store.ledger_rows(target.system)
+    activities = [a.id for a in matrix.in_scope(Scope.SERVICE)]
+    tickets: dict[str, list[str]] = {  # review key -> its tickets' keys, review first
+        past.key: [past.key, *(activity_ticket_key(past.cycle, a, past.service_key)
+                               for a in activities)]
+        for past in reviews
+    }  # fmt: skip
+    refs = {past.key: past.ref for past in reviews}
+    for keys in tickets.values():
+        for key in keys[1:]:
+            row = ledger.get(key)
+            if row is not None and row.state == "created" and row.ticket_key:
+                refs[key] = TicketRef(row.ticket_key, row.ticket_id or "", row.ticket_url)
+    missing = [k for keys in tickets.values() for k in keys if k not in refs]
+    if missing:
+        refs.update(target.find(missing))
+    states = target.state(list(refs.values()), comments=True)
+    found: dict[str, list[list[Any]]] = {}
+    records: list[MirrorRecord] = []
+    for past in reviews:
+        decisions: list[Decision] = []
+        for key in tickets[past.key]:
+            ref = refs.get(key)
+            state = states.get(ref.key) if ref is not None else None
+            if ref is None or state is None:
+                continue
+            for comment in state.comments:
+                made = None if comment.ours else decision_from(
+                    comment.text, author=comment.author, recorded=comment.created,
+                    ticket=ref.key, url=ref.url,
+                )  # fmt: skip
+                if made is not None:
+                    decisions.append(made)
+        decisions.sort(key=lambda d: (d.recorded, d.ticket, d.text))
+        rows = [
+            [d.recorded.isoformat(), d.author, d.text, d.policy, d.ticket, d.url] for d in decisions
+        ]
+        found[past.key] = rows
+        review = states.get(past.ref.key)
+        if review is not None and review.done:
+            body = {"decisions": rows}
+            records.append(MirrorRecord(HISTORY, f"{prefix}{past.key}", body, past.service_key))
+    if records:
+        store.store_page(target.system, HISTORY, records, None)
+    log.info("history.decisions_read", reviews=len(reviews), cached=len(records))
+    return found
 
 
 def _previous_review(past: PastReview, cycle: Cycle) -> Material:

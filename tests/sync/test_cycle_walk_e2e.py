@@ -302,4 +302,7 @@ def test_two_review_years_walked_in_the_tickets(walk: Walk) -> None:
     new_review_key = next(t.key for t in second_year.tickets if t.kind is TicketKind.REVIEW)
     pack = walk.text(walk.ref(second_year, new_review_key))
     assert review.key in pack, "the pack links the previous review"
+    assert "12 months" in pack, "and says how long ago it was"
     assert improvement in pack, "and its open improvement"
+    assert "raise the e-mail availability target" in pack, "and its decisions"
+    assert "move the review to the second quarter" in pack
