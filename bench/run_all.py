@@ -38,6 +38,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "servicenow_read": ("servicenow_read.py", [], ["--records", "10000"]),
     "sandbox_throughput": ("sandbox.py", [], ["--seconds", "2"]),
     "webhook_latency": ("webhook_latency.py", [], ["--rounds", "2"]),
+    "chart": ("chart.py", ["--charts", "20"], ["--charts", "5"]),
 }
 
 

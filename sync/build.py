@@ -161,7 +161,8 @@ def build_review(
     chosen = [s for s in services if s.key in selection]
     held = meetings(chosen) if meetings is not None and chosen else {}
     for service in chosen:
-        _add_pack(build, service, attainments, materials, held.get(service.key))
+        _add_pack(build, service, attainments, materials, held.get(service.key),
+                  margin=settings.review.at_risk_margin_percent)  # fmt: skip
     return build
 
 
@@ -171,6 +172,8 @@ def _add_pack(
     attainments: Mapping[str, Attainment],
     materials: Sequence[Material],
     meeting: Meeting | None,
+    *,
+    margin: float,
 ) -> None:
     name = chart_name(service.key)
     build.packs[service.key] = build_pack(
@@ -190,7 +193,12 @@ def _add_pack(
         for a in build.agreements
         if a.service_key == service.key and not a.component_key and a.key in attainments
     ]
-    build.charts[service.key] = attainment_chart(f"{service.name}: monthly attainment", series)
+    build.charts[service.key] = attainment_chart(
+        f"{service.name}: monthly attainment",
+        series,
+        at_risk_margin_percent=margin,
+        period=build.cycle.period,
+    )
 
 
 def unplaced_gaps(skipped: Sequence[SkippedRecord], service_keys: set[str]) -> tuple[Gap, ...]:
