@@ -46,6 +46,13 @@ def _parser() -> argparse.ArgumentParser:
         help="ServiceNow: a customised instance whose stock tables also serve the seeded u_ fields",
     )
     serve.add_argument(
+        "--servicenow-denied-tables",
+        default="",
+        metavar="TABLES",
+        help="ServiceNow: comma-separated tables the integration user has no read ACL on (403), "
+        "e.g. sys_journal_field",
+    )
+    serve.add_argument(
         "--jira-subtask-name",
         default="Sub-task",
         help="the sub-task issue type's name, as a localized site shows it (e.g. Unteraufgabe)",
@@ -76,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         {
             "invalid_query_returns_no_rows": args.invalid_query_returns_no_rows,
             "servicenow_custom_fields": args.servicenow_custom_fields,
+            "servicenow_denied_tables": args.servicenow_denied_tables,
         }
     )
     stopping = threading.Event()

@@ -90,6 +90,9 @@ class Knobs:
     # no row instead of dropping the condition), and whether stock tables serve `u_` fields.
     invalid_query_returns_no_rows: bool = False
     servicenow_custom_fields: bool = False
+    # ServiceNow: tables whose read ACL the integration user lacks (403 "Failed API level ACL
+    # Validation", as an instance answers), e.g. {"sys_journal_field"}.
+    servicenow_denied_tables: frozenset[str] = frozenset()
     generation: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -99,6 +102,7 @@ class Knobs:
         unknown = set(changes) - {
             "latency_ms", "jitter_ms", "latency", "rate_limit", "faults", "index_lag_ms",
             "rejected_password", "invalid_query_returns_no_rows", "servicenow_custom_fields",
+            "servicenow_denied_tables",
         }  # fmt: skip
         if unknown:
             raise KnobError(f"unknown knob(s): {', '.join(sorted(unknown))}")
@@ -116,6 +120,8 @@ class Knobs:
             for flag in ("invalid_query_returns_no_rows", "servicenow_custom_fields"):
                 if flag in changes:
                     setattr(self, flag, _flag(flag, changes[flag]))
+            if "servicenow_denied_tables" in changes:
+                self.servicenow_denied_tables = _tables(changes["servicenow_denied_tables"])
             self.generation += 1
 
     def describe(self) -> dict[str, Any]:
@@ -131,7 +137,18 @@ class Knobs:
             "index_lag_ms": self.index_lag_ms,
             "invalid_query_returns_no_rows": self.invalid_query_returns_no_rows,
             "servicenow_custom_fields": self.servicenow_custom_fields,
+            "servicenow_denied_tables": sorted(self.servicenow_denied_tables),
         }
+
+
+def _tables(value: Any) -> frozenset[str]:
+    """A list of table names, or one string of them joined by commas."""
+    names = value.split(",") if isinstance(value, str) else value
+    if not isinstance(names, list | tuple | set | frozenset) or not all(
+        isinstance(n, str) for n in names
+    ):
+        raise KnobError(f"servicenow_denied_tables {value!r}: expected table names")
+    return frozenset(n.strip() for n in names if n.strip())
 
 
 def _flag(name: str, value: Any) -> bool:

@@ -159,6 +159,8 @@ class ServiceNowApp:
         table = values.get("table")
         if table is not None and not self._table_ok(table, endpoint == "create"):
             return failure(400, f"Invalid table {table}")
+        if table is not None and table in self.knobs.servicenow_denied_tables and actor != "admin":
+            return failure(403, "User Not Authorized", "Failed API level ACL Validation")
         handler = getattr(self, f"_{endpoint}")
         response: Response = handler(request, **values)
         return response

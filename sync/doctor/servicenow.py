@@ -1,5 +1,6 @@
 """Doctor checks for ServiceNow: reach, auth, each configured table readable, relation type,
-and (as a source) every field the mapping and the connector read against `sys_dictionary`.
+(as a source) every field the mapping and the connector read against `sys_dictionary`, and (as
+the target) that work notes can be read back from `sys_journal_field`.
 
 Every read is one `sysparm_limit=1` Table API request through the connector's own client, so
 what the doctor sees is what the daemon will see. Nothing is written: the review task table is
@@ -15,6 +16,8 @@ from functools import partial
 from config import ConfigError, Settings, env_name, secrets_dir
 from connectors import AuthError, ConnectorError, Pacer, RequestRejected, RetryPolicy
 from connectors.servicenow import Guard, TableClient, TableResult, build_client
+from connectors.servicenow.journal import FIELDS as JOURNAL_FIELDS
+from connectors.servicenow.journal import JOURNAL_TABLE
 from mapping import load_mappings
 from sync.doctor.check import Check, CheckList, Verdict, failed, passed, unreachable
 from sync.doctor.sn_schema import Schema, check_connector, check_mapping, unreadable
@@ -36,6 +39,9 @@ SOURCE_TABLES = (
 # Plugins behind stock tables an instance may not have.
 PLUGINS = {"asmt_metric_result": "Assessment", "kb_knowledge": "Knowledge Management"}
 SCHEMA_CHECKS = ("mapping fields exist (sys_dictionary)", "connector fields exist (sys_dictionary)")
+# As the target: people's work notes and comments (the LT's selection, decisions) are journal
+# entries, read from this stock table, which needs its own read ACL.
+JOURNAL_CHECK = f"work notes readable ({JOURNAL_TABLE})"
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,8 @@ def servicenow_checks(
     rest = ["auth", *(use.check_name for use in uses)]
     if settings.sync.source == SYSTEM:
         rest += [f"relation type {settings.servicenow.relation_type}", *SCHEMA_CHECKS]
+    if settings.sync.target == SYSTEM:
+        rest.append(JOURNAL_CHECK)
     try:
         client = client_factory(settings)
     except ConfigError as error:
@@ -86,6 +94,8 @@ def servicenow_checks(
     if settings.sync.source == SYSTEM:
         checks.run(f"relation type {settings.servicenow.relation_type}", probe.relation_type)
         _schema_checks(checks, Schema(client, guard), settings)
+    if settings.sync.target == SYSTEM:
+        checks.run(JOURNAL_CHECK, probe.journal)
     return checks.checks
 
 
@@ -192,6 +202,19 @@ class Probe:
         if not rows and use.expect_rows:
             return passed(f"readable, but no rows visible ({keys}): empty, or ACLs hide its rows")
         return passed(f"readable ({keys})")
+
+    def journal(self) -> Verdict:
+        """The integration user can read journal entries (work notes, comments)."""
+        why = "the LT's selection notes and the decisions people record in work notes"
+        try:
+            self._list(JOURNAL_TABLE, "element=work_notes", JOURNAL_FIELDS)
+        except AuthError:
+            return failed(
+                f"the integration user may not read {JOURNAL_TABLE}: {why} cannot be read",
+                f"grant the integration user's role read access to {JOURNAL_TABLE} (all "
+                "fields); without it, set review.selection (decisions are then not read)",
+            )
+        return passed(f"readable: {why} are read back every cycle")
 
     def relation_type(self) -> Verdict:
         """The configured CMDB relation type exists (the component walk follows it)."""

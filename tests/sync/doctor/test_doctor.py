@@ -144,6 +144,25 @@ def test_servicenow_target_checks_task_table_without_writing(
     assert not any(created["records"].values())
 
 
+def test_servicenow_target_without_journal_access_names_the_acl(
+    site: Sandbox, settings_for: Build
+) -> None:
+    """An instance whose ACLs keep the integration user from sys_journal_field (as stock ones
+    may): the LT's notes and decisions could not be read back, and doctor says which grant."""
+    settings = settings_for(site, sync={"source": "servicenow", "target": "servicenow"})
+    assert by_name(run_doctor(settings), "servicenow")["work notes readable (sys_journal_field)"].ok
+    site.knobs.update({"servicenow_denied_tables": ["sys_journal_field"]})
+    try:
+        checks = by_name(run_doctor(settings), "servicenow")
+    finally:
+        site.knobs.update({"servicenow_denied_tables": []})
+    journal = checks["work notes readable (sys_journal_field)"]
+    assert not journal.ok
+    assert "may not read sys_journal_field" in journal.detail
+    assert "grant the integration user's role read access to sys_journal_field" in journal.fix
+    assert checks["table vtb_task readable"].ok, "only the journal check fails"
+
+
 def test_connector_plugin_without_checks_is_named(site: Sandbox, settings_for: Build) -> None:
     """A connector plugin the doctor has no checks for is listed as such; the rest still run."""
     checks = run_doctor(settings_for(site, sync={"source": "acme-itsm", "target": "jira"}))
