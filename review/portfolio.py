@@ -147,7 +147,7 @@ def portfolio_rows(
     for service in sorted(services, key=lambda s: (rank.get(s.key, len(rank)), s.name, s.key)):
         strips = tuple(
             (f"{agreement_label(a)}", attainments[a.key])
-            for a in own.get(service.key, [])
+            for a in sorted(own.get(service.key, []), key=agreement_label)
             if a.key in attainments
         )
         last = last_reviewed.get(service.key)
@@ -282,12 +282,13 @@ def _filter_css() -> str:
 
 
 def _services_table(rows: Sequence[PortfolioRow], months: list[str], margin: float) -> str:
+    span = f" ({months[0]} to {months[-1]})" if months else ""
     head = "".join(
         f"<th>{_h(h)}</th>"
         for h in (
             "Service",
             "Tier",
-            "Monthly attainment",
+            f"Monthly attainment{span}",
             "Missed targets",
             "Infeasible targets",
             "Gaps",
@@ -349,7 +350,7 @@ def _strips(strips: Sequence[tuple[str, Attainment]], months: list[str], margin:
             f'<span class="cells">{"".join(cells)}</span>'
             f'<span class="word {attainment.status.value}">{_h(word + overall)}</span></div>'
         )
-    return "".join(lines)
+    return f'<div class="strips">{"".join(lines)}</div>'
 
 
 def _word_list(items: Sequence[str], css: str) -> str:
@@ -443,24 +444,30 @@ input.filter { position: absolute; opacity: 0; pointer-events: none; }
 .filters label { display: inline-block; border: 1px solid #c1c7d0; border-radius: 3px;
   padding: 0.1rem 0.5rem; margin: 0 0.15rem; cursor: pointer; }
 table { border-collapse: collapse; }
+table.portfolio { font-size: 0.9em; }
+.table { overflow-x: auto; }
 th, td { border: 1px solid #c1c7d0; padding: 0.3rem 0.5rem; text-align: left; vertical-align: top; }
 th { background: #f4f5f7; }
-.strip { display: flex; align-items: center; gap: 0.4rem; white-space: nowrap; }
-.strip .label { display: inline-block; min-width: 7rem; font-size: 0.85em; }
+.strips { display: grid; grid-template-columns: max-content max-content max-content;
+  gap: 1px 0.4rem; align-items: center; white-space: nowrap; }
+.strip { display: contents; }
+.strip .label { font-size: 0.85em; }
+.service-name { font-weight: bold; }
 .cells { display: inline-flex; gap: 1px; }
-.cell { display: inline-block; width: 0.9rem; height: 0.9rem; border-radius: 2px; }
+.cell { display: inline-block; width: 0.75rem; height: 0.9rem; border-radius: 2px; }
 .cell.met, .word.met { background: #36b37e; }
 .cell.at_risk, .word.at_risk { background: #ffab00; }
 .cell.missed, .word.missed { background: #de350b; }
 .cell.no_data, .word.no_data { background: #dfe1e6; }
 .word { font-size: 0.8em; padding: 0 0.3rem; border-radius: 3px; color: #172b4d; }
 .word.missed { color: #fff; }
-.tag { display: inline-block; font-size: 0.85em; padding: 0 0.3rem; margin: 0.1rem;
-  border-radius: 3px; background: #ffebe6; color: #bf2600; }
+.tag { display: inline-block; font-size: 0.85em; padding: 0 0.3rem; margin: 0.1rem 0;
+  border-radius: 3px; background: #ffebe6; color: #bf2600; white-space: nowrap; }
 .tag.infeasible { background: #fffae6; color: #974f0c; }
 .none { color: #6b778c; font-size: 0.85em; }
 .score { font-weight: bold; }
-.reasons { margin: 0.2rem 0 0; padding-left: 1rem; font-size: 0.8em; color: #42526e; }
+.reasons { margin: 0.2rem 0 0; padding-left: 1rem; font-size: 0.75em; color: #42526e;
+  min-width: 9rem; }
 .badge { font-size: 0.75em; padding: 0 0.3rem; border-radius: 3px; background: #deebff;
   color: #0747a6; }
 .progress-word { font-weight: bold; padding: 0 0.3rem; border-radius: 3px; }
