@@ -466,6 +466,7 @@ th { background: #f4f5f7; }
 .tag.infeasible { background: #fffae6; color: #974f0c; }
 .none { color: #6b778c; font-size: 0.85em; }
 .score { font-weight: bold; }
+.activities td:nth-child(n+2) { white-space: nowrap; }
 .reasons { margin: 0.2rem 0 0; padding-left: 1rem; font-size: 0.75em; color: #42526e;
   min-width: 9rem; }
 .badge { font-size: 0.75em; padding: 0 0.3rem; border-radius: 3px; background: #deebff;
