@@ -65,6 +65,9 @@ class ReviewBuild:
     charts: dict[str, bytes] = field(default_factory=dict)
     # skipped records and read problems no known service can be named for (cycle-wide list)
     unplaced: tuple[Gap, ...] = ()
+    # every agreement's attainment and each service's last review (the portfolio page shows all)
+    attainments: dict[str, Attainment] = field(default_factory=dict)
+    last_reviewed: dict[str, date] = field(default_factory=dict)
 
 
 def chart_name(service_key: str) -> str:
@@ -156,6 +159,7 @@ def build_review(
     )
     build = ReviewBuild(cycle, services, agreements, candidates, findings, gaps, summaries)
     build.unplaced = unplaced_gaps(skipped, {s.key for s in services})
+    build.attainments, build.last_reviewed = dict(attainments), dict(last_reviewed or {})
     materials = [Material.model_validate(r.body) for r in store.mirrored("material")]
     materials += carried  # previous review and its open improvement tickets
     chosen = [s for s in services if s.key in selection]

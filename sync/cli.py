@@ -42,6 +42,7 @@ from sync.engine import Engine, RunResult, dumps, source_mappings
 from sync.health import Health, HealthServer
 from sync.logs import Redactor, configure_logging
 from sync.metrics import Metrics
+from sync.portfolio import PortfolioPage, write_portfolio
 from sync.progress import TerminalProgress
 from sync.report import preview_records, write_report
 from sync.state import StateStore, open_store
@@ -269,7 +270,10 @@ def sync_command(
 
 
 HttpPortOption = Annotated[
-    int | None, typer.Option("--http-port", help="serve /healthz, /readyz, /metrics on this port")
+    int | None,
+    typer.Option(
+        "--http-port", help="serve /healthz, /readyz, /metrics and the portfolio page (/)"
+    ),
 ]
 
 
@@ -288,9 +292,11 @@ def run_command(
         observe_retries(metrics.on_retry)
         health = Health(interval_seconds=settings.sync.interval_seconds)
         port = http_port if http_port is not None else settings.sync.http_port
+        page = PortfolioPage(settings) if port is not None else None
         daemon = Daemon(
-            _engine(settings, store, metrics), settings.sync.interval_seconds, health, metrics
-        )
+            _engine(settings, store, metrics), settings.sync.interval_seconds, health, metrics,
+            portfolio=page,
+        )  # fmt: skip
         receiver = None
         if settings.webhooks.enabled:
             receiver = WebhookReceiver(settings.webhooks, daemon.enqueue)
@@ -302,7 +308,9 @@ def run_command(
         server = None
         if port is not None:
             host = http_host or settings.sync.http_host
-            server = HealthServer(health, metrics, host=host, port=port, webhooks=receiver)
+            server = HealthServer(
+                health, metrics, host=host, port=port, webhooks=receiver, portfolio=page
+            )
             server.start()
             log.info("http.listening", host=host, port=server.port, webhooks=receiver is not None)
         daemon.install_signal_handlers()
@@ -369,12 +377,22 @@ def _print_demo(result: DemoResult) -> None:
 
 @app.command("report")
 def report_command(
-    service: Annotated[str, typer.Option("--service", help="service key (e.g. its sys_id)")],
+    service: Annotated[
+        str | None, typer.Option("--service", help="service key (e.g. its sys_id)")
+    ] = None,
+    portfolio: Annotated[
+        bool,
+        typer.Option("--portfolio", help="every service and the cycle's progress: portfolio.html"),
+    ] = False,
     fmt: Annotated[str, typer.Option("--format", help="md or html")] = "md",
     output: Annotated[Path, typer.Option("--output", help="directory for the files")] = Path("."),
     config: ConfigOption = None,
 ) -> None:
-    """Render one service's review pack locally (with its chart) from the configured source."""
+    """Render one service's review pack (with its chart), or with --portfolio the portfolio
+    page, locally from the configured source (nothing is written to the target)."""
+    if portfolio == (service is not None):
+        Console(stderr=True).print("give either --service KEY or --portfolio")
+        raise typer.Exit(EXIT_CONFIG)
     if fmt not in ("md", "html"):
         Console(stderr=True).print(f"--format must be md or html, not {fmt!r}")
         raise typer.Exit(EXIT_CONFIG)
@@ -382,7 +400,10 @@ def report_command(
     def body() -> int:
         settings, store = _open(config)
         try:
-            written = write_report(settings, store, service, fmt, output)
+            if service is None:
+                written = [write_portfolio(settings, store, output)]
+            else:
+                written = write_report(settings, store, service, fmt, output)
         finally:
             store.close()
         for path in written:

@@ -26,6 +26,7 @@ from sync.engine import Engine, Interrupted
 from sync.health import Health
 from sync.leases import LeaseWatch
 from sync.metrics import Metrics
+from sync.portfolio import PortfolioPage
 from sync.webhooks import WorkItem
 
 log = structlog.get_logger("slm_sync.daemon")
@@ -44,6 +45,7 @@ class Daemon:
     max_cycles: int | None = None
     pending: deque[WorkItem] = field(default_factory=deque)
     watch: LeaseWatch | None = None
+    portfolio: PortfolioPage | None = None  # rendered after every successful cycle
 
     def __post_init__(self) -> None:
         if self.watch is None and isinstance(self.engine, Engine):
@@ -119,4 +121,6 @@ class Daemon:
         self.health.cycle_finished(True, reachable=True)
         self.metrics.cycles.labels(status="ok" if ok else "partial").inc()
         self.metrics.last_success.set(time.time())
+        if self.portfolio is not None and isinstance(self.engine, Engine):
+            self.portfolio.refresh(self.engine, result)
         log.info("cycle.done", seconds=round(time.monotonic() - started, 2), **counts)

@@ -40,6 +40,7 @@ from review.document import document_text
 from sandbox import Sandbox
 from sync.build import chart_name
 from sync.engine import Engine, RunResult
+from sync.portfolio import PAGE_NAME, portfolio_html
 from sync.state import open_store
 
 DEMO_SELECTION_SIZE = 3
@@ -164,6 +165,8 @@ def run_demo(
             second = engine.run_once()
             steps.append(_step("sync: nothing changed", second))
             files = write_packs(second, output_dir)
+            page = portfolio_html(second, store, engine.target, settings)
+            (output_dir / PAGE_NAME).write_text(page, encoding="utf-8")
         finally:
             store.close()
     return DemoResult(first, second, output_dir, files, source, opening, steps, tuple(tokens))

@@ -1,4 +1,5 @@
-"""The daemon's HTTP surface: /healthz (alive), /readyz (working), /metrics (Prometheus), and
+"""The daemon's HTTP surface: /healthz (alive), /readyz (working), /metrics (Prometheus),
+`/` and `/portfolio` (the last cycle's portfolio page, GET only), and
 `POST /webhooks/{jira,servicenow}` when webhooks are enabled.
 
 Off unless `--http-port` (or `sync.http_port`) is given; nothing else listens. Readiness means
@@ -11,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -19,6 +20,22 @@ from werkzeug.wrappers import Request, Response
 
 from sync.metrics import Metrics
 from sync.webhooks import WebhookReceiver
+
+# The page may only style itself: no scripts, no fetches, no frames, no forms posting anywhere.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+}
+PAGE_PATHS = ("/", "/portfolio")
+
+
+class PageSource(Protocol):
+    """Where the server takes the portfolio page from (`sync.portfolio.PortfolioPage`)."""
+
+    @property
+    def html(self) -> str | None: ...
 
 
 @dataclass
@@ -64,8 +81,10 @@ class HealthServer:
         host: str,
         port: int,
         webhooks: WebhookReceiver | None = None,
+        portfolio: PageSource | None = None,
     ) -> None:
         self.health = health
+        self.portfolio = portfolio
         self.metrics = metrics
         self.webhooks = webhooks
         if webhooks is not None and metrics.on_webhook not in webhooks.observers:
@@ -93,9 +112,21 @@ class HealthServer:
         request = Request(environ)
         if request.path.startswith("/webhooks/") and self.webhooks is not None:
             response = self.webhooks.respond(request)
+        elif request.path in PAGE_PATHS and self.portfolio is not None:
+            response = self._page(request.method)
         else:
             response = self._route(request.path)
         return response(environ, start_response)
+
+    def _page(self, method: str) -> Response:
+        """The portfolio page, read-only: GET (and HEAD) only."""
+        if method not in ("GET", "HEAD"):
+            return Response("method not allowed\n", status=405, headers={"Allow": "GET, HEAD"})
+        assert self.portfolio is not None
+        page = self.portfolio.html
+        if page is None:
+            return Response("no cycle has finished yet\n", status=503, mimetype="text/plain")
+        return Response(page, mimetype="text/html", headers=PAGE_HEADERS)
 
     def _route(self, path: str) -> Response:
         if path == "/healthz":

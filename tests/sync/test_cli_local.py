@@ -82,6 +82,29 @@ def test_report_for_an_unknown_service_exits_2_with_examples(
     assert _a_service(site)[0][:8] in err
 
 
+def test_report_portfolio_writes_every_service_and_no_ticket(
+    site: Sandbox, config: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`report --portfolio` runs a dry cycle and writes portfolio.html with a row per service;
+    nothing is created in the target."""
+    out = tmp_path / "portfolio"
+    assert main(["report", "--portfolio", "--output", str(out), "--config", config]) == 0
+    assert capsys.readouterr().out.split() == [str(out / "portfolio.html")]
+    page = (out / "portfolio.html").read_text(encoding="utf-8")
+    assert page.count('<tr class="service ') == len(site.estate.services)
+    assert "<script" not in page
+    assert not list(site.jira.created()["tickets"])
+
+
+def test_report_needs_a_service_or_the_portfolio(
+    config: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Neither or both of --service and --portfolio is a usage error (exit 2)."""
+    assert main(["report", "--config", config]) == 2
+    assert main(["report", "--portfolio", "--service", "x", "--config", config]) == 2
+    assert "either --service KEY or --portfolio" in capsys.readouterr().err
+
+
 def test_mapping_preview_shows_raw_and_mapped_side_by_side(
     config: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

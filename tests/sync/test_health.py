@@ -67,3 +67,37 @@ def test_metrics_expose_calls_retries_and_tickets(
     assert 'slm_sync_api_calls_total{status="201",system="jira"} 1.0' in text
     assert 'slm_sync_api_retries_total{status="429",system="jira"} 1.0' in text
     assert 'slm_sync_tickets_total{action="created"} 3.0' in text
+
+
+class _Page:
+    def __init__(self) -> None:
+        self.html: str | None = None
+
+
+def test_portfolio_page_is_served_read_only() -> None:
+    """`/` and `/portfolio` serve the last rendered page (503 before one) to GET and HEAD only,
+    under a policy that allows inline styles and nothing else; without a page source, 404."""
+    page = _Page()
+    server = HealthServer(
+        Health(interval_seconds=60), Metrics(), host="127.0.0.1", port=0, portfolio=page
+    ).start()
+    url = f"http://127.0.0.1:{server.port}"
+    try:
+        assert requests.get(f"{url}/", timeout=5).status_code == 503
+        page.html = "<!DOCTYPE html><title>p</title>"
+        for path in ("/", "/portfolio"):
+            answer = requests.get(url + path, timeout=5)
+            assert answer.status_code == 200 and answer.text == page.html
+            assert answer.headers["Content-Type"].startswith("text/html")
+            assert answer.headers["Content-Security-Policy"].startswith("default-src 'none'")
+        assert requests.head(f"{url}/", timeout=5).status_code == 200
+        for method in ("POST", "PUT", "DELETE"):
+            refused = requests.request(method, f"{url}/portfolio", timeout=5)
+            assert refused.status_code == 405 and refused.headers["Allow"] == "GET, HEAD"
+    finally:
+        server.stop()
+    bare = HealthServer(Health(interval_seconds=60), Metrics(), host="127.0.0.1", port=0).start()
+    try:
+        assert requests.get(f"http://127.0.0.1:{bare.port}/", timeout=5).status_code == 404
+    finally:
+        bare.stop()
