@@ -362,9 +362,9 @@ def _print_demo(result: DemoResult) -> None:
     again = second.summary.as_counts()
     if again["created"] or again["updated"]:
         console.print("[yellow]the last sync changed tickets: it should have changed nothing[/]")
-    console.print(f"review packs written to {result.output_dir}/:")
-    for path in result.files:
-        console.print(f"  {path}")
+    console.print(f"review packs written to {result.output_dir}/ (open review.html):")
+    for key, folder in result.folders.items():
+        console.print(f"  {result.names.get(key, key)}: {folder}/")
 
 
 @app.command("report")
