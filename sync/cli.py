@@ -330,6 +330,11 @@ def demo_command(
     if source not in DEMO_SOURCES:
         Console(stderr=True).print(f"--source must be servicenow or jira, not {source!r}")
         raise typer.Exit(EXIT_CONFIG)
+    try:  # before the walk: the packs are written at its end, a folder per service
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        Console(stderr=True).print(f"--output {output}: cannot use it as a folder ({error})")
+        raise typer.Exit(EXIT_CONFIG) from None
 
     def body() -> int:
         configure_logging(level="WARNING", fmt="json" if as_json else "auto")

@@ -10,6 +10,7 @@ from review import (
     Agreement,
     AgreementKind,
     AttainmentAccumulator,
+    AttainmentStatus,
     CsatAccumulator,
     GapKind,
     Metric,
@@ -23,6 +24,7 @@ from review import (
     render_markdown,
 )
 from review.document import document_text
+from review.pack import headline_status
 
 PERIOD = cycle_for(date(2026, 3, 1)).period
 OWNER = Person(email="sam.owner@example.com", name="Sam Owner")
@@ -110,8 +112,8 @@ def test_the_headline_is_the_worst_measured_target_and_unmeasured_ones_are_gaps(
 
 
 def test_a_missing_business_owner_and_lt_sponsor_are_gaps_the_summary_points_at() -> None:
-    """ "LT sponsor: not named (see gaps)" only with an LT sponsor gap in the list, which says
-    what to do (name one on the service record, or map its field)."""
+    """A missing business owner and LT sponsor are gaps saying what to do (name one on the
+    service record, or map its field), and the summary's "(see gaps)" points at them."""
     pack = _pack()
     text = document_text(pack.body)
     assert "Business owner: not named (see gaps)" in text
@@ -175,3 +177,15 @@ def test_a_gap_kind_has_a_title_in_the_cycle_summary() -> None:
     from review.cycle_summary import GAP_TITLES
 
     assert set(GAP_TITLES) == set(GapKind)
+
+
+def test_the_headline_is_the_worst_measured_status() -> None:
+    """MISSED beats AT RISK beats MET; targets without records do not count; none: NO DATA."""
+    missed, at_risk, met, none = (
+        AttainmentStatus.MISSED, AttainmentStatus.AT_RISK, AttainmentStatus.MET,
+        AttainmentStatus.NO_DATA,
+    )  # fmt: skip
+    assert headline_status([met, none, missed, at_risk]) is missed
+    assert headline_status([none, at_risk, met]) is at_risk
+    assert headline_status([none, met]) is met
+    assert headline_status([none, none]) is none and headline_status([]) is none

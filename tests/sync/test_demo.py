@@ -8,7 +8,10 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 from review import Service, build_pack, cycle_for, slug
+from sync.cli import main
 from sync.demo import PACK_FILES, lt_tokens, run_demo, write_packs
 
 
@@ -85,3 +88,14 @@ def test_pack_folders_fall_back_to_a_stable_name_when_the_slug_is_empty_or_taken
         assert (folder / "review.md").exists() and (folder / "review.html").exists()
     again = write_packs(_result(list(reversed(services))), tmp_path / "b")
     assert {k: f.name for k, f in again.items()} == names
+
+
+def test_an_output_that_is_a_file_is_refused_before_the_walk(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--output` naming a file exits 2 at once, saying why, with no traceback."""
+    taken = tmp_path / "demo-output"
+    taken.write_text("not a folder", encoding="utf-8")
+    assert main(["demo", "--output", str(taken)]) == 2
+    err = capsys.readouterr().err
+    assert "--output" in err and "cannot use it as a folder" in err and "Traceback" not in err
