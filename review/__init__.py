@@ -82,6 +82,8 @@ from review.selection import (
     select_label,
     selection_document,
     selection_from_labels,
+    service_slugs,
+    slug,
 )
 
 __all__ = [
@@ -165,7 +167,9 @@ __all__ = [
     "selection_document",
     "selection_from_labels",
     "service_role_holders",
+    "service_slugs",
     "skipped_gaps",
+    "slug",
     "status_of",
     "target_text",
     "ticket_key",

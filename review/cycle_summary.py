@@ -30,7 +30,10 @@ SUMMARY_HEADING = "Cycle summary"
 POLICY_HEADING = "Policy changes"
 GAP_TITLES = {
     GapKind.NO_OWNER: "services without an owner",
+    GapKind.NO_BUSINESS_OWNER: "services without a business owner",
+    GapKind.NO_LT_SPONSOR: "services without an LT sponsor",
     GapKind.NO_AGREEMENT: "services without a service level agreement",
+    GapKind.TARGET_WITHOUT_DATA: "targets without records in the period",
     GapKind.COMPONENT_WITHOUT_OLA: "components without an OLA or underpinning contract",
     GapKind.NO_CSAT: "services without customer satisfaction answers",
     GapKind.UNRESOLVED_PERSON: "people the target could not find",

@@ -3,6 +3,9 @@
 "Maturing service level management is iterative and incremental; service reviews will inevitably
 involve missing content that is created over time." Each gap names what is missing and what to do
 about it, so the next review has it.
+
+Every target of the service without records in the period is a gap too
+(`target_without_data_gap`): no data is not a met target, and the pack says so.
 """
 
 from __future__ import annotations
@@ -23,11 +26,17 @@ def find_gaps(
     skipped: Iterable[SkippedRecord] = (),
     unresolved: Iterable[Person] = (),
 ) -> tuple[Gap, ...]:
-    """Every gap of one service: owner, agreements, OLAs, CSAT, people, skipped records."""
+    """Every gap of one service: owner, business owner, LT sponsor, agreements, OLAs, CSAT,
+    people, skipped records. (Targets without records: `target_without_data_gap`, added by the
+    pack, which has the attainment.)"""
     agreements = tuple(agreements)
     gaps: list[Gap] = []
     if service.owner is None:
         gaps.append(_gap(service, GapKind.NO_OWNER, "service owner", _NO_OWNER))
+    if service.business_owner is None:
+        gaps.append(_gap(service, GapKind.NO_BUSINESS_OWNER, "business owner", _NO_BUSINESS_OWNER))
+    if service.lt_sponsor is None:
+        gaps.append(_gap(service, GapKind.NO_LT_SPONSOR, "LT sponsor", _NO_LT_SPONSOR))
     if not any(a.service_key == service.key and not a.component_key for a in agreements):
         gaps.append(_gap(service, GapKind.NO_AGREEMENT, "service level agreement", _NO_SLA))
     covered = {a.component_key for a in agreements if a.component_key}
@@ -39,6 +48,21 @@ def find_gaps(
     gaps.extend(unresolved_gaps(service, unresolved))
     gaps.extend(skipped_gaps(service.key, skipped))
     return tuple(gaps)
+
+
+def target_without_data_gap(agreement: Agreement, label: str, target: str) -> Gap:
+    """The gap of a target with no records in the period: nobody can tell whether it is met.
+
+    `label` and `target` are how the pack names it ("Resolution P1", "95 % within 4 h")."""
+    return Gap(
+        kind=GapKind.TARGET_WITHOUT_DATA,
+        service_key=agreement.service_key,
+        subject=f"{label} ({target})",
+        detail=f"no records of {agreement.name!r} in the period, so nobody can say whether its "
+        "target is met; check that the source attaches this agreement to its tasks (task SLAs, "
+        "outages) and that the mapping reads them (slm-sync mapping preview --entity "
+        "sla_record), or retire the agreement if it no longer applies",
+    )
 
 
 def unresolved_gaps(service: Service | None, people: Iterable[Person]) -> list[Gap]:
@@ -108,6 +132,17 @@ def _gap(service: Service, kind: GapKind, subject: str, detail: str) -> Gap:
 
 _NO_OWNER = (
     "the service record names no owner (Service Level Manager); the catalog owner assigns one"
+)
+_NO_BUSINESS_OWNER = (
+    "the service record names no business owner (who the service owner partners with to deliver "
+    "value; invited to the review meeting); name one on the service record, or map the field "
+    "that holds it (service.business_owner in the field mapping)"
+)
+_NO_LT_SPONSOR = (
+    "the service record names no LT sponsor (the leadership team member accountable for the "
+    "service); the review's accountable is the default LT sponsor (review.roles."
+    "default_lt_sponsor) if one is set; name the sponsor on the service record, or map the field "
+    "that holds it (service.lt_sponsor in the field mapping)"
 )
 _NO_SLA = "no SLA with a measurable target applies to the service; agree targets with the business"
 _NO_OLA = "no OLA or underpinning contract applies to this component; agree one with its owner"

@@ -226,7 +226,10 @@ def _date(meeting: Meeting) -> doc.Paragraph:
 
 def _invitee_list(people: Sequence[Invitee]) -> doc.Block:
     if not people:
-        return doc.paragraph("Nobody is named for this service's review yet (see gaps).")
+        return doc.paragraph(
+            "Nobody is named for this service's review yet: name the service owner on the "
+            "service record and the process roles under review.roles in the settings."
+        )
     return doc.BulletList(
         items=tuple(
             (

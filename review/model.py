@@ -218,7 +218,10 @@ class GapKind(StrEnum):
     """Kinds of missing content a review lists instead of failing (seed policy)."""
 
     NO_OWNER = "no_owner"
+    NO_BUSINESS_OWNER = "no_business_owner"
+    NO_LT_SPONSOR = "no_lt_sponsor"
     NO_AGREEMENT = "no_agreement"
+    TARGET_WITHOUT_DATA = "target_without_data"
     COMPONENT_WITHOUT_OLA = "component_without_ola"
     NO_CSAT = "no_csat"
     UNRESOLVED_PERSON = "unresolved_person"

@@ -7,6 +7,11 @@ review, knowledge articles, problems, open improvement actions carried over). A 
 pack (one with a `Meeting`) opens with the meeting (date, invitees, attendance, an agenda that
 follows these sections) and ends with "Decisions and actions" (`review.meeting`). Tables stay at
 four or five columns so Jira shows them without scrolling.
+
+The status summary's headline is the worst status of the targets that have records, and NO DATA
+when none has: a target without records is never counted as met. Each such target is a gap of
+the pack (`target_without_data_gap`), and a "(see gaps)" is written only beside a gap the list
+holds.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from datetime import timedelta
 from review import document as doc
 from review.csat import CsatSummary
 from review.feasibility import duration_text
+from review.gaps import target_without_data_gap
 from review.meeting import DECISIONS_HEADING, decisions_blocks, meeting_blocks
 from review.model import (
     Agreement,
@@ -25,6 +31,7 @@ from review.model import (
     Breach,
     FeasibilityFinding,
     Gap,
+    GapKind,
     Material,
     MaterialKind,
     Meeting,
@@ -51,6 +58,7 @@ STATUS_LOZENGE = {
     AttainmentStatus.MISSED: ("MISSED", doc.StatusColor.RED),
     AttainmentStatus.NO_DATA: ("NO DATA", doc.StatusColor.NEUTRAL),
 }
+_SEE_GAPS = " (see gaps)"
 MATERIAL_SECTIONS = (
     (MaterialKind.PREVIOUS_REVIEW, "Previous review"),
     (MaterialKind.PREVIOUS_DECISION, "Decisions of the previous review"),
@@ -75,12 +83,15 @@ def build_pack(
     meeting: Meeting | None = None,
 ) -> ReviewPack:
     """The pack of one service: its SLAs' attainment, findings, gaps, materials, and the body;
-    with a `meeting` (a review ticket's pack) also the meeting and its decisions."""
+    with a `meeting` (a review ticket's pack) also the meeting and its decisions.
+
+    `gaps` are the service's (`find_gaps`); the pack adds one per target without records."""
     slas = sorted(
         (a for a in agreements if a.service_key == service.key and not a.component_key),
         key=lambda a: (a.metric.value, a.priority or "", a.key),
     )
     measured = tuple(attainments[a.key] for a in slas if a.key in attainments)
+    gaps = with_target_gaps(gaps, slas, attainments)
     breaches = tuple(
         sorted(
             (b for a in measured for b in a.top_breaches),
@@ -89,12 +100,12 @@ def build_pack(
     )
     own_materials = tuple(m for m in materials if m.service_key in (None, service.key))
     sections = (
-        *_summary(service, period, measured),
+        *_summary(service, period, [_status(a, attainments) for a in slas], gaps),
         *_targets(slas, attainments),
         *_chart(chart_name, slas, attainments),
         *_feasibility(findings, {a.key: a for a in slas}),
         *_breaches(measured, breaches, {a.key: a for a in slas}),
-        *_csat(csat),
+        *_csat(csat, gaps),
         *_gaps(gaps),
         *_materials(own_materials),
     )
@@ -116,6 +127,34 @@ def build_pack(
         meeting=meeting,
         body=body,
     )
+
+
+def with_target_gaps(
+    gaps: Sequence[Gap], slas: Sequence[Agreement], attainments: Mapping[str, Attainment]
+) -> tuple[Gap, ...]:
+    """`gaps` and a gap per target without records, each once, in `GapKind` order (stable)."""
+    missing = [
+        target_without_data_gap(a, agreement_label(a), target_text(a))
+        for a in slas
+        if _status(a, attainments) is AttainmentStatus.NO_DATA
+    ]
+    order = list(GapKind)
+    return tuple(sorted(dict.fromkeys((*gaps, *missing)), key=lambda g: order.index(g.kind)))
+
+
+def headline_status(statuses: Iterable[AttainmentStatus]) -> AttainmentStatus:
+    """The pack's headline: the worst status of the targets with records; NO_DATA when none
+    has records (no data is not a met target)."""
+    known = {s for s in statuses if s is not AttainmentStatus.NO_DATA}
+    for status in (AttainmentStatus.MISSED, AttainmentStatus.AT_RISK, AttainmentStatus.MET):
+        if status in known:
+            return status
+    return AttainmentStatus.NO_DATA
+
+
+def _status(agreement: Agreement, attainments: Mapping[str, Attainment]) -> AttainmentStatus:
+    result = attainments.get(agreement.key)
+    return result.status if result is not None else AttainmentStatus.NO_DATA
 
 
 def agenda_items(
@@ -174,37 +213,44 @@ def status_lozenge(status: AttainmentStatus) -> doc.Status:
 
 
 def _summary(
-    service: Service, period: ReviewPeriod, measured: Sequence[Attainment]
+    service: Service,
+    period: ReviewPeriod,
+    statuses: Sequence[AttainmentStatus],
+    gaps: Sequence[Gap],
 ) -> list[doc.Block]:
-    counts = {s: sum(a.status is s for a in measured) for s in AttainmentStatus}
-    worst = next(
-        (s for s in (AttainmentStatus.MISSED, AttainmentStatus.AT_RISK) if counts[s]),
-        AttainmentStatus.MET if measured else AttainmentStatus.NO_DATA,
-    )
+    counts = {s: statuses.count(s) for s in AttainmentStatus}
+    headline = headline_status(statuses)
     last_day = (period.end - timedelta(days=1)).date()
     span = f"{period.start.date().isoformat()} to {last_day.isoformat()}"
+    text = (
+        f" {service.name}, tier {service.tier if service.tier is not None else 'unknown'}, "
+        f"period {span}: {len(statuses)} targets, {counts[AttainmentStatus.MET]} met, "
+        f"{counts[AttainmentStatus.AT_RISK]} at risk, {counts[AttainmentStatus.MISSED]} "
+        f"missed, {counts[AttainmentStatus.NO_DATA]} without data."
+    )
+    if statuses and headline is AttainmentStatus.NO_DATA:  # each target is a gap, so listed
+        text += f" No target has records in the period, so none can be judged{_SEE_GAPS}."
+    kinds = {g.kind for g in gaps}
+    roles = (
+        ("Service owner", service.owner, GapKind.NO_OWNER),
+        ("Business owner", service.business_owner, GapKind.NO_BUSINESS_OWNER),
+        ("LT sponsor", service.lt_sponsor, GapKind.NO_LT_SPONSOR),
+    )
     return [
         doc.heading(2, "Status summary"),
-        doc.paragraph(
-            status_lozenge(worst),
-            f" {service.name}, tier {service.tier if service.tier is not None else 'unknown'}, "
-            f"period {span}: {len(measured)} targets, {counts[AttainmentStatus.MET]} met, "
-            f"{counts[AttainmentStatus.AT_RISK]} at risk, {counts[AttainmentStatus.MISSED]} "
-            f"missed, {counts[AttainmentStatus.NO_DATA]} without data.",
-        ),
+        doc.paragraph(status_lozenge(headline), text),
         doc.BulletList(
-            items=(
-                (doc.text("Service owner: "), _person(service.owner)),
-                (doc.text("Business owner: "), _person(service.business_owner)),
-                (doc.text("LT sponsor: "), _person(service.lt_sponsor)),
+            items=tuple(
+                (doc.text(f"{role}: "), _person(person, kind in kinds))
+                for role, person, kind in roles
             )
         ),
     ]
 
 
-def _person(person: Person | None) -> doc.Inline:
+def _person(person: Person | None, gap_listed: bool) -> doc.Inline:
     if person is None:
-        return doc.text("not named (see gaps)")
+        return doc.text(f"not named{_SEE_GAPS}" if gap_listed else "not named")
     return doc.Mention(name=person.name, email=person.email)
 
 
@@ -312,10 +358,11 @@ def _late_text(breach: Breach) -> str:
     return f"{took} ({breach.overrun:.1f}x target)" if breach.overrun else took
 
 
-def _csat(summary: CsatSummary | None) -> list[doc.Block]:
+def _csat(summary: CsatSummary | None, gaps: Sequence[Gap]) -> list[doc.Block]:
     heading = doc.heading(2, "Customer satisfaction")
     if summary is None or summary.average is None:
-        return [heading, doc.paragraph("No satisfaction answers in the period (see gaps).")]
+        see = _SEE_GAPS if any(g.kind is GapKind.NO_CSAT for g in gaps) else ""
+        return [heading, doc.paragraph(f"No satisfaction answers in the period{see}.")]
     spread = ", ".join(f"{score}: {count}" for score, count in summary.distribution)
     text = (
         f"Average {summary.average:.2f} of 5 from {summary.responses} answer(s) "

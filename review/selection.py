@@ -105,6 +105,15 @@ def assign_tokens(
     return tokens
 
 
+def service_slugs(names: Mapping[str, str]) -> dict[str, str]:
+    """Service key -> a slug naming it among `names`, for folders and files people open
+    (`email-and-calendar`): the token without `slm-select-`, so the same fallback
+    (`service-<8 hex>`) and the same `-<4 hex>` where two names slug alike."""
+    return {
+        key: token.removeprefix(SELECT_LABEL_PREFIX) for key, token in assign_tokens(names).items()
+    }
+
+
 def _suffixed(base: str, key: str, taken: set[str]) -> str:
     """`base-<4 hex>`, longer hex in the unlikely case that is taken too."""
     for length in range(4, 65, 4):

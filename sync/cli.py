@@ -338,6 +338,11 @@ def demo_command(
     if source not in DEMO_SOURCES:
         Console(stderr=True).print(f"--source must be servicenow or jira, not {source!r}")
         raise typer.Exit(EXIT_CONFIG)
+    try:  # before the walk: the packs are written at its end, a folder per service
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        Console(stderr=True).print(f"--output {output}: cannot use it as a folder ({error})")
+        raise typer.Exit(EXIT_CONFIG) from None
 
     def body() -> int:
         configure_logging(level="WARNING", fmt="json" if as_json else "auto")
@@ -370,9 +375,9 @@ def _print_demo(result: DemoResult) -> None:
     again = second.summary.as_counts()
     if again["created"] or again["updated"]:
         console.print("[yellow]the last sync changed tickets: it should have changed nothing[/]")
-    console.print(f"review packs written to {result.output_dir}/:")
-    for path in result.files:
-        console.print(f"  {path}")
+    console.print(f"review packs written to {result.output_dir}/ (open review.html):")
+    for key, folder in result.folders.items():
+        console.print(f"  {result.names.get(key, key)}: {folder}/")
 
 
 @app.command("report")

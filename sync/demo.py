@@ -11,8 +11,11 @@ the cycle's opening through the tickets, as the people would:
    selected service, with its sub-tasks and pack;
 4. a last sync must change nothing.
 
-The source is ServiceNow, or with `--source jira` the JSM project; the target is Jira. The review
-packs (Markdown, HTML, charts) are written to the output directory.
+The source is ServiceNow, or with `--source jira` the JSM project; the target is Jira. Each
+review pack is written to a folder named for its service, `<output>/<service slug>/` holding
+`review.md`, `review.html` and `chart.png` (the slug is that of the service's selection token:
+`email-and-calendar`; `service-<8 hex>` for a name with no ASCII letters, `-<4 hex>` added where
+two names slug alike).
 """
 
 from __future__ import annotations
@@ -34,11 +37,10 @@ from review import (
     TicketSpec,
     render_html,
     render_markdown,
-    review_ticket_key,
+    service_slugs,
 )
 from review.document import document_text
 from sandbox import Sandbox
-from sync.build import chart_name
 from sync.engine import Engine, RunResult
 from sync.portfolio import PAGE_NAME, portfolio_html
 from sync.state import open_store
@@ -46,6 +48,7 @@ from sync.state import open_store
 DEMO_SELECTION_SIZE = 3
 TOKEN = re.compile(r"slm-select-[a-z0-9][a-z0-9-]*")
 JIRA_DONE_TRANSITION = "31"  # the sandbox's (and a stock Jira Software workflow's) "Done"
+PACK_FILES = ("review.md", "review.html", "chart.png")  # in each service's folder
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,8 @@ class DemoResult:
     opening: RunResult | None = None
     steps: list[DemoStep] = field(default_factory=list)
     tokens: tuple[str, ...] = ()
+    folders: dict[str, Path] = field(default_factory=dict)  # service key -> its pack's folder
+    names: dict[str, str] = field(default_factory=dict)  # service key -> name, of the packs
 
     def as_json(self) -> dict[str, Any]:
         """`demo --json`: the steps, and the last two syncs' summaries with integer counts."""
@@ -85,6 +90,10 @@ class DemoResult:
             "source": self.source,
             "output_dir": str(self.output_dir),
             "files": [str(f) for f in self.files],
+            "packs": [
+                {"service": self.names.get(key, key), "key": key, "folder": str(folder)}
+                for key, folder in self.folders.items()
+            ],
         }
 
 
@@ -164,12 +173,16 @@ def run_demo(
             steps.append(_step("sync: the selection is read back, the reviews open", first))
             second = engine.run_once()
             steps.append(_step("sync: nothing changed", second))
-            files = write_packs(second, output_dir)
+            folders = write_packs(second, output_dir)
             page = portfolio_html(second, store, engine.target, settings)
             (output_dir / PAGE_NAME).write_text(page, encoding="utf-8")
         finally:
             store.close()
-    return DemoResult(first, second, output_dir, files, source, opening, steps, tuple(tokens))
+    files = [folder / name for folder in folders.values() for name in PACK_FILES]
+    files.append(output_dir / PAGE_NAME)
+    names = {key: pack.service.name for key, pack in second.build.packs.items()}
+    return DemoResult(first, second, output_dir, files, source, opening, steps, tuple(tokens),
+                      folders, names)  # fmt: skip
 
 
 def lt_tokens(result: RunResult) -> list[str]:
@@ -209,22 +222,26 @@ def _step(what: str, result: RunResult) -> DemoStep:
     return DemoStep(what, result.phase.state.value, result.phase.selection, counts)
 
 
-def write_packs(result: RunResult, output_dir: Path) -> list[Path]:
-    """Each selected service's pack as Markdown and HTML, with its chart beside them."""
-    output_dir.mkdir(parents=True, exist_ok=True)
-    files: list[Path] = []
-    names = {s.key: s.name for s in result.build.services}
-    for key, pack in result.build.packs.items():
-        title = f"Service review {result.build.cycle.id}: {names.get(key, key)}"
-        chart = chart_name(key)
-        (output_dir / chart).write_bytes(result.build.charts[key])
-        stem = review_ticket_key(result.build.cycle.id, key).replace(":", "_")
-        markdown = output_dir / f"{stem}.md"
-        markdown.write_text(render_markdown(pack.body, title=title, chart=chart), encoding="utf-8")
-        html = output_dir / f"{stem}.html"
-        html.write_text(render_html(pack.body, title=title, chart=chart), encoding="utf-8")
-        files += [markdown, html, output_dir / chart]
-    return files
+def write_packs(result: RunResult, output_dir: Path) -> dict[str, Path]:
+    """Each selected service's pack in a folder named for the service (`PACK_FILES`: Markdown,
+    HTML and the chart they show); service key -> folder, in the order of the names."""
+    packs = result.build.packs
+    names = {key: pack.service.name for key, pack in packs.items()}
+    slugs = service_slugs(names)
+    folders: dict[str, Path] = {}
+    markdown, html, chart = PACK_FILES
+    for key in sorted(packs, key=lambda k: (names[k].casefold(), k)):
+        folder = output_dir / slugs[key]
+        folder.mkdir(parents=True, exist_ok=True)
+        title = f"Service review {result.build.cycle.id}: {names[key]}"
+        body = packs[key].body
+        (folder / chart).write_bytes(result.build.charts[key])
+        (folder / markdown).write_text(
+            render_markdown(body, title=title, chart=chart), encoding="utf-8"
+        )
+        (folder / html).write_text(render_html(body, title=title, chart=chart), encoding="utf-8")
+        folders[key] = folder
+    return folders
 
 
 def ticket_tree(result: RunResult) -> Tree:

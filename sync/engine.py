@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ from connectors import (
 from connectors.registry import ConnectorPlugin, make_target, plugin
 from mapping import SystemMapping, load_mappings
 from review import (
+    Agreement,
+    AttainmentStatus,
     Cycle,
     Document,
     Person,
@@ -37,6 +40,7 @@ from review import (
     TicketKind,
     TicketSpec,
     activity_ticket_key,
+    agreement_label,
     build_plan,
     review_ticket_key,
 )
@@ -72,6 +76,19 @@ from sync.steps import FollowUps
 log = structlog.get_logger("slm_sync.engine")
 PACK_STATE = "pack_state"
 MEETING_STATE = "meeting_state"  # what the last change note knew of each review's meeting
+# A target's status in a change note, as people say it: now (in full) and before (short).
+STATUS_NOW = {
+    AttainmentStatus.MET.value: "meets its target",
+    AttainmentStatus.AT_RISK.value: "at risk of missing its target",
+    AttainmentStatus.MISSED.value: "missed its target",
+    AttainmentStatus.NO_DATA.value: "has no records in the period",
+}
+STATUS_BEFORE = {
+    AttainmentStatus.MET.value: "met",
+    AttainmentStatus.AT_RISK.value: "at risk",
+    AttainmentStatus.MISSED.value: "missed",
+    AttainmentStatus.NO_DATA.value: "no records",
+}
 # Units (root tickets with their sub-tasks) leased and applied together: 50 review tickets fill
 # one Jira bulk call, their sub-tasks a few more.
 UNITS_PER_APPLY = 50
@@ -433,7 +450,7 @@ class Engine:
     def _change_note(self, build: ReviewBuild) -> ChangeNote:
         previous = {r.key: r.body for r in self.store.mirrored(PACK_STATE)}
         meetings = {r.key: r.body for r in self.store.mirrored(MEETING_STATE)}
-        names = {a.key: a.name for a in build.agreements}
+        names = target_names(build.agreements)
 
         def note(spec: TicketSpec, row: LedgerRow) -> Document | None:
             if spec.kind is not TicketKind.REVIEW:
@@ -448,7 +465,7 @@ class Engine:
         return note
 
     def _remember_packs(self, build: ReviewBuild) -> None:
-        names = {a.key: a.name for a in build.agreements}
+        names = target_names(build.agreements)
         records = [
             MirrorRecord(
                 stream=PACK_STATE,
@@ -582,6 +599,14 @@ def _service_of(spec: TicketSpec) -> str:
     return spec.service_key or ""
 
 
+def target_names(agreements: Sequence[Agreement]) -> dict[str, str]:
+    """Each agreement as the pack's targets table names it ("Availability", "Resolution P1"),
+    or by its own name where two agreements of one service would read the same."""
+    labels = {a.key: (a.service_key, agreement_label(a)) for a in agreements}
+    uses = Counter(labels.values())
+    return {a.key: a.name if uses[labels[a.key]] > 1 else labels[a.key][1] for a in agreements}
+
+
 def _pack_state(pack: ReviewPack, names: dict[str, str]) -> dict[str, Any]:
     """What a change note compares: per agreement its name, status and breach count."""
     return {
@@ -623,7 +648,7 @@ def _meeting_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         lines.append(f"Attended: {', '.join(attended)}")
     decided = [d for d in new["decisions"] if d not in old.get("decisions", [])]
     if decided:
-        lines.append(f"{len(decided)} decision(s) recorded")
+        lines.append(_count(len(decided), "decision", "decisions") + " recorded")
     lines += [
         f"Improvement ticket linked: {title}"
         for title in new["improvements"]
@@ -635,6 +660,8 @@ def _meeting_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 def _change_document(
     old: dict[str, Any] | None, new: dict[str, Any], meeting: Sequence[str] = ()
 ) -> Document | None:
+    """The comment on a refreshed review: the meeting's news, new breaches and status changes
+    in words ("Availability: missed its target (was: at risk)"); None for a first version."""
     if old is None:
         return None
     lines: list[str] = list(meeting)
@@ -644,15 +671,26 @@ def _change_document(
             continue
         added = int(now["breached"]) - int(before["breached"])
         if added > 0:
-            lines.append(f"{added} new breach(es) of {now['name']}")
+            lines.append(f"{_count(added, 'new breach', 'new breaches')} of {now['name']}")
         if now["status"] != before["status"]:
-            lines.append(f"{now['name']}: {before['status']} → {now['status']}")
+            now_words = STATUS_NOW.get(now["status"], _words(now["status"]))
+            was = STATUS_BEFORE.get(before["status"], _words(before["status"]))
+            lines.append(f"{now['name']}: {now_words} (was: {was})")
     if not lines:
         return Document(blocks=(doc.paragraph("The review pack was refreshed with new data."),))
     items = tuple((doc.text(line),) for line in lines)
     return Document(
         blocks=(doc.paragraph("The review pack was refreshed:"), doc.BulletList(items=items))
     )
+
+
+def _count(number: int, one: str, many: str) -> str:
+    return f"{number} {one if number == 1 else many}"
+
+
+def _words(value: str) -> str:
+    """A status value this version does not know (a later one wrote it), as words."""
+    return str(value).replace("_", " ")
 
 
 def dumps(value: Any) -> str:

@@ -204,6 +204,9 @@ def test_changed_sla_record_updates_that_pack_with_a_comment(site: Sandbox, tmp_
     assert [o.key for o in reviews] == [f"slm:{first.build.cycle.id}:{changed}:review"]
     ticket = next(t for t in _created(site) if t["key"] == reviews[0].ticket)
     assert any("breach" in str(c) for c in ticket["comments"])
+    said = " ".join(str(c) for c in ticket["comments"])
+    assert "new breach of " in said, "the comment counts the breach in words"
+    assert "→" not in said and "at_risk" not in said and "no_data" not in said
 
 
 def test_review_marked_done_freezes_its_pack(site: Sandbox, tmp_path: Path) -> None:

@@ -347,7 +347,7 @@ def test_the_change_note_names_the_meeting_s_news() -> None:
     assert _meeting_changes(before, now) == [
         "Meeting scheduled for 2026-04-02",
         "Attended: Sam Owner",
-        "1 decision(s) recorded",
+        "1 decision recorded",
         "Improvement ticket linked: SLM-90 Add an OLA",
     ]
     assert _meeting_changes(now, now) == []
