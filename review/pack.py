@@ -33,6 +33,7 @@ from review.model import (
     ReviewPeriod,
     Service,
 )
+from review.references import material_reference, reference
 
 CHART_HEADING = "Monthly attainment"
 SECTION_TITLES = (
@@ -294,7 +295,7 @@ def _breaches(
     if top:
         rows = tuple(
             (
-                (doc.Link(text=b.task_ref, url=b.url) if b.url else doc.text(b.task_ref),),
+                reference(b.task_ref, "", b.url),
                 (doc.text(_label(slas, b.agreement_key)),),
                 (doc.text(b.start.date().isoformat()),),
                 (doc.text(_late_text(b)),),
@@ -358,11 +359,10 @@ def _material_item(material: Material) -> tuple[doc.Inline, ...]:
     if material.kind is MaterialKind.PREVIOUS_DECISION:  # "2026-01-05 Decision … (Ann, SLM-3)"
         return (doc.Link(text=material.title, url=material.url) if material.url
                 else doc.text(material.title),)  # fmt: skip
-    label = f"{material.key}: {material.title}"
-    first: doc.Inline = doc.Link(text=label, url=material.url) if material.url else doc.text(label)
     state = (
         ""
         if material.kind is MaterialKind.KNOWLEDGE
         else (" (open)" if material.open else " (closed)")
     )
-    return (first, doc.text(state)) if state else (first,)
+    shown = material_reference(material)
+    return (*shown, doc.text(state)) if state else shown

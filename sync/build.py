@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from typing import TypeVar
 
 from config import Settings
 from mapping import ComponentDraft, ServiceDraft, assemble
@@ -17,6 +18,7 @@ from review import (
     Agreement,
     Attainment,
     AttainmentAccumulator,
+    Breach,
     Candidate,
     CsatAccumulator,
     CsatResponse,
@@ -31,6 +33,7 @@ from review import (
     Service,
     SkippedRecord,
     SlaRecord,
+    SourceRef,
     agreement_label,
     attainment_chart,
     build_pack,
@@ -46,6 +49,8 @@ from sync.pull import SKIPPED
 from sync.state import StateStore
 
 Resolver = Callable[[Sequence[Person]], tuple[Person, ...]]
+# Where people open a source record (`connectors.record_links`): breaches, problems, articles.
+RecordLinks = Callable[[SourceRef], str | None]
 # The selected services' review meetings, as their tickets show them (sync.meeting).
 MeetingSource = Callable[[Sequence[Service]], Mapping[str, Meeting]]
 
@@ -110,6 +115,7 @@ def build_review(
     carried: Sequence[Material] = (),
     last_reviewed: Mapping[str, date] | None = None,
     meetings: MeetingSource | None = None,
+    links: RecordLinks | None = None,
 ) -> ReviewBuild:
     """The cycle, every service as a candidate, and the packs of the selected services.
 
@@ -119,6 +125,7 @@ def build_review(
     review date (earlier cycles' review tickets), ranked as "months since the last review".
     `meetings`: asked once, with the selected services, for their review meetings; a service
     it names gets the meeting sections in its pack (a local report asks for none).
+    `links`: the source's record URLs, for the packs' breaches and materials (none without).
     """
     review = settings.review
     cycle = current_cycle(settings, today)
@@ -130,7 +137,7 @@ def build_review(
     )
     for record in store.mirrored("sla_record"):
         accumulator.add(SlaRecord.model_validate(record.body))
-    attainments = accumulator.results()
+    attainments = _linked_breaches(accumulator.results(), links)
     csat = CsatAccumulator(cycle.period)
     for record in store.mirrored("csat_response"):
         csat.add(CsatResponse.model_validate(record.body))
@@ -160,7 +167,9 @@ def build_review(
     build = ReviewBuild(cycle, services, agreements, candidates, findings, gaps, summaries)
     build.unplaced = unplaced_gaps(skipped, {s.key for s in services})
     build.attainments, build.last_reviewed = dict(attainments), dict(last_reviewed or {})
-    materials = [Material.model_validate(r.body) for r in store.mirrored("material")]
+    materials = [
+        _linked(Material.model_validate(r.body), links) for r in store.mirrored("material")
+    ]
     materials += carried  # previous review and its open improvement tickets
     chosen = [s for s in services if s.key in selection]
     held = meetings(chosen) if meetings is not None and chosen else {}
@@ -203,6 +212,31 @@ def _add_pack(
         at_risk_margin_percent=margin,
         period=build.cycle.period,
     )
+
+
+def _linked_breaches(
+    attainments: dict[str, Attainment], links: RecordLinks | None
+) -> dict[str, Attainment]:
+    """Attainments whose kept breaches link to their record in the source."""
+    if links is None:
+        return attainments
+    return {
+        key: result.model_copy(
+            update={"top_breaches": tuple(_linked(b, links) for b in result.top_breaches)}
+        )
+        for key, result in attainments.items()
+    }
+
+
+Linkable = TypeVar("Linkable", Material, Breach)
+
+
+def _linked(item: Linkable, links: RecordLinks | None) -> Linkable:
+    """`item` with the URL of its source record, unless it has one or the source gives none."""
+    if links is None or item.url or item.source is None:
+        return item
+    url = links(item.source)
+    return item.model_copy(update={"url": url}) if url else item
 
 
 def unplaced_gaps(skipped: Sequence[SkippedRecord], service_keys: set[str]) -> tuple[Gap, ...]:
