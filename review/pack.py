@@ -241,7 +241,8 @@ def _chart(
 ) -> list[doc.Block]:
     blocks: list[doc.Block] = [doc.heading(2, CHART_HEADING)]
     if chart_name:
-        blocks.append(doc.paragraph("Chart of attainment per month: ", doc.text(chart_name)))
+        # Not its file name: that holds the service's key, which may be a sys_id.
+        blocks.append(doc.paragraph("Chart of attainment per month: the attached image."))
     lines = []
     for agreement in slas:
         result = attainments.get(agreement.key)
@@ -346,7 +347,7 @@ def _materials(materials: Sequence[Material]) -> list[doc.Block]:
         found = [m for m in materials if m.kind is kind]
         if kind is MaterialKind.IMPROVEMENT:
             found = [m for m in found if m.open]
-        found.sort(key=lambda m: (m.title, m.key))
+        found.sort(key=lambda m: (m.title, m.number or "", m.key))
         blocks.append(doc.heading(3, title))
         if not found:
             blocks.append(doc.paragraph("None found."))
