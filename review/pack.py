@@ -25,6 +25,7 @@ from review.model import (
     Breach,
     FeasibilityFinding,
     Gap,
+    GapKind,
     Material,
     MaterialKind,
     Meeting,
@@ -93,10 +94,10 @@ def build_pack(
         *_summary(service, period, measured),
         *_targets(slas, attainments),
         *_chart(chart_name, slas, attainments),
-        *_feasibility(findings, {a.key: a for a in slas}),
+        *_feasibility(findings, {a.key: a for a in slas}, _component_urls(service)),
         *_breaches(measured, breaches, {a.key: a for a in slas}),
         *_csat(csat),
-        *_gaps(gaps),
+        *_gaps(gaps, _component_urls(service)),
         *_materials(own_materials),
     )
     if meeting is not None:
@@ -188,7 +189,9 @@ def _summary(
         doc.heading(2, "Status summary"),
         doc.paragraph(
             status_lozenge(worst),
-            f" {service.name}, tier {service.tier if service.tier is not None else 'unknown'}, "
+            " ",
+            _service_name(service),
+            f", tier {service.tier if service.tier is not None else 'unknown'}, "
             f"period {span}: {len(measured)} targets, {counts[AttainmentStatus.MET]} met, "
             f"{counts[AttainmentStatus.AT_RISK]} at risk, {counts[AttainmentStatus.MISSED]} "
             f"missed, {counts[AttainmentStatus.NO_DATA]} without data.",
@@ -201,6 +204,12 @@ def _summary(
             )
         ),
     ]
+
+
+def _service_name(service: Service) -> doc.Inline:
+    """The service's name, linking to its record in the source (the CMDB) where there is one."""
+    url = service.source.url if service.source else None
+    return doc.Link(text=service.name, url=url) if url else doc.text(service.name)
 
 
 def _person(person: Person | None) -> doc.Inline:
@@ -258,8 +267,30 @@ def _chart(
     return blocks
 
 
+def _component_urls(service: Service) -> dict[str, str]:
+    """Component name -> the URL of its record, for components the source links (the first
+    by key where two share a name, so the pack stays the same)."""
+    urls: dict[str, str] = {}
+    for component in sorted(service.components, key=lambda c: c.key):
+        if component.source is not None and component.source.url:
+            urls.setdefault(component.name, component.source.url)
+    return urls
+
+
+def _named(names: Sequence[str], urls: Mapping[str, str]) -> tuple[doc.Inline, ...]:
+    """Names separated by commas, each linking to its record where it has one."""
+    nodes: list[doc.Inline] = []
+    for number, name in enumerate(names):
+        if number:
+            nodes.append(doc.text(", "))
+        nodes.append(doc.Link(text=name, url=urls[name]) if name in urls else doc.text(name))
+    return tuple(nodes)
+
+
 def _feasibility(
-    findings: Sequence[FeasibilityFinding], slas: Mapping[str, Agreement]
+    findings: Sequence[FeasibilityFinding],
+    slas: Mapping[str, Agreement],
+    components: Mapping[str, str],
 ) -> list[doc.Block]:
     if not findings:
         return [
@@ -271,7 +302,7 @@ def _feasibility(
             (doc.text(_label(slas, f.agreement_key)),),
             (doc.text(f.service_target),),
             (doc.text(f.achievable),),
-            (doc.text(", ".join(f.components)),),
+            _named(f.components, components),
         )
         for f in findings
     )
@@ -329,11 +360,11 @@ def _csat(summary: CsatSummary | None) -> list[doc.Block]:
     return [heading, doc.paragraph(text)]
 
 
-def _gaps(gaps: Sequence[Gap]) -> list[doc.Block]:
+def _gaps(gaps: Sequence[Gap], components: Mapping[str, str]) -> list[doc.Block]:
     heading = doc.heading(2, "Gaps")
     if not gaps:
         return [heading, doc.paragraph("Nothing is missing.")]
-    items = tuple((doc.text(f"{gap.subject}: ", strong=True), doc.text(gap.detail)) for gap in gaps)
+    items = tuple(_gap_item(gap, components) for gap in gaps)
     return [
         heading,
         doc.paragraph("Missing content is expected while SLM matures; fill it before next time."),
@@ -354,6 +385,14 @@ def _materials(materials: Sequence[Material]) -> list[doc.Block]:
             continue
         blocks.append(doc.BulletList(items=tuple(_material_item(m) for m in found)))
     return blocks
+
+
+def _gap_item(gap: Gap, components: Mapping[str, str]) -> tuple[doc.Inline, ...]:
+    """A gap's subject (linking to the component it is about) and what to do."""
+    url = components.get(gap.subject) if gap.kind is GapKind.COMPONENT_WITHOUT_OLA else None
+    if url is None:
+        return (doc.text(f"{gap.subject}: ", strong=True), doc.text(gap.detail))
+    return (doc.Link(text=gap.subject, url=url), doc.text(f": {gap.detail}"))
 
 
 def _material_item(material: Material) -> tuple[doc.Inline, ...]:

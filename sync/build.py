@@ -130,7 +130,7 @@ def build_review(
     review = settings.review
     cycle = current_cycle(settings, today)
     skipped = [SkippedRecord.model_validate(r.body) for r in store.mirrored(SKIPPED)]
-    services = _services(store, skipped)
+    services = tuple(_linked_service(s, links) for s in _services(store, skipped))
     agreements = tuple(Agreement.model_validate(r.body) for r in store.mirrored("agreement"))
     accumulator = AttainmentAccumulator(
         agreements, cycle.period, at_risk_margin_percent=review.at_risk_margin_percent
@@ -226,6 +226,24 @@ def _linked_breaches(
         )
         for key, result in attainments.items()
     }
+
+
+def _linked_service(service: Service, links: RecordLinks | None) -> Service:
+    """`service` and its components with the URLs of their records (CMDB CIs)."""
+    if links is None:
+        return service
+    components = tuple(
+        c.model_copy(update={"source": _linked_ref(c.source, links)}) for c in service.components
+    )
+    source = _linked_ref(service.source, links)
+    return service.model_copy(update={"source": source, "components": components})
+
+
+def _linked_ref(ref: SourceRef | None, links: RecordLinks) -> SourceRef | None:
+    if ref is None or ref.url:
+        return ref
+    url = links(ref)
+    return ref.model_copy(update={"url": url}) if url else ref
 
 
 Linkable = TypeVar("Linkable", Material, Breach)

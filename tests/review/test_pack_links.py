@@ -12,6 +12,10 @@ from review import (
     Attainment,
     AttainmentStatus,
     Breach,
+    Component,
+    FeasibilityFinding,
+    Gap,
+    GapKind,
     Metric,
     Service,
     SlaRecord,
@@ -164,3 +168,36 @@ def test_a_kept_breach_remembers_its_sla_record() -> None:
     )  # fmt: skip
     (breach,) = compute_attainment([SLA], [record], PERIOD)[SLA.key].top_breaches
     assert (breach.source, breach.task_ref) == (ref, "INC0010001")
+
+
+def test_service_and_components_link_to_their_records() -> None:
+    """The service's name and the components a feasibility finding or a gap names link to
+    their CMDB records; a component without a link stays plain text."""
+    db_id, app_id = "aa" * 16, "bb" * 16
+
+    def ci(key: str, name: str, url: str | None) -> Component:
+        source = SourceRef(system="servicenow", table="cmdb_ci_db_instance", id=key, url=url)
+        return Component(key=key, name=name, source=source)
+
+    service = SERVICE.model_copy(
+        update={
+            "source": SourceRef(system="servicenow", table="cmdb_ci_service", id=SERVICE.key,
+                                url=f"{SN}/cmdb_ci_service.do?sys_id={SERVICE.key}"),
+            "components": (ci(db_id, "payroll-db", f"{SN}/cmdb_ci_db_instance.do?sys_id={db_id}"),
+                           ci(app_id, "payroll-app", None)),
+        }
+    )  # fmt: skip
+    finding = FeasibilityFinding(
+        service_key=SERVICE.key, agreement_key=SLA.key, metric=Metric.RESOLUTION,
+        service_target="within 4 h", achievable="within 8 h",
+        components=("payroll-db", "payroll-app"), explanation="-",
+    )  # fmt: skip
+    gap = Gap(kind=GapKind.COMPONENT_WITHOUT_OLA, service_key=SERVICE.key,
+              subject="payroll-db", detail="no OLA")  # fmt: skip
+    pack = build_pack(service, PERIOD, [SLA], {SLA.key: MISSED}, findings=[finding], gaps=[gap])
+    links = _links(pack.body)
+    assert links["Payroll"] == f"{SN}/cmdb_ci_service.do?sys_id={SERVICE.key}"
+    assert links["payroll-db"] == f"{SN}/cmdb_ci_db_instance.do?sys_id={db_id}"
+    assert "payroll-app" not in links
+    text = doc.document_text(pack.body)
+    assert "payroll-db, payroll-app" in text and "payroll-db: no OLA" in text

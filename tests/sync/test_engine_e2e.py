@@ -353,19 +353,27 @@ def _adf_nodes(node: Any) -> Iterator[dict[str, Any]]:
             yield from _adf_nodes(child)
 
 
-def test_pack_links_records_by_their_numbers(site: Sandbox, tmp_path: Path) -> None:
-    """The review ticket's pack, read back from Jira: problems, knowledge articles and breaches
-    link to the record in the ServiceNow stand-in with their number as the link text; no
-    sys_id is shown as text outside the gaps (which name the records an admin must fix); no
-    ADF text node holds a raw line break or tab."""
+@pytest.mark.parametrize("proxied", [False, True], ids=["api-url", "public-url"])
+def test_pack_links_records_by_their_numbers(site: Sandbox, tmp_path: Path, proxied: bool) -> None:
+    """The review ticket's pack, read back from Jira: problems, knowledge articles, breaches and
+    the service link to the record in the ServiceNow stand-in with their number (or name) as the
+    link text, at `servicenow.public_url` when set (tickets at `jira.public_url`); no sys_id is
+    shown as text outside the gaps (which name the records an admin must fix); no ADF text node
+    holds a raw line break or tab."""
     estate = site.estate
     with_problems = Counter(p.business_service for p in estate.problems)
     service = with_problems.most_common(1)[0][0]
     settings = _settings(site, tmp_path / "data", selection=[service])
+    if proxied:
+        settings.servicenow.public_url = "https://sn.proxy.example"
+        settings.jira.public_url = "https://jira.proxy.example"
+    base = settings.servicenow.public_url or site.servicenow_url
     store = open_store(settings.sync.resolved_state_url())
     result = _engine(settings, store).run_once()
     review = store.ledger_rows("jira")[f"slm:{result.build.cycle.id}:{service}:review"]
     store.close()
+    jira = settings.jira.public_url or site.jira_url
+    assert review.ticket_url == f"{jira}/browse/{review.ticket_key}"
     pack = result.build.packs[service]
     response = requests.get(
         f"{site.jira_url}/rest/api/3/issue/{review.ticket_key}",
@@ -390,14 +398,16 @@ def test_pack_links_records_by_their_numbers(site: Sandbox, tmp_path: Path) -> N
     for material in shown:
         assert material.source is not None
         table = material.source.table
-        url = f"{site.servicenow_url}/{table}.do?sys_id={material.key}"
+        url = f"{base}/{table}.do?sys_id={material.key}"
         assert links[numbers[material.key]] == url, material
     assert pack.breaches, "the seeded estate breaches its agreements"
     incidents = {i.sys_id: i.number for i in estate.incidents}
     tasks = {r.sys_id: incidents[r.task] for r in estate.sla_records}
     for breach in pack.breaches:
-        url = f"{site.servicenow_url}/task_sla.do?sys_id={breach.record_key}"
+        url = f"{base}/task_sla.do?sys_id={breach.record_key}"
         assert links[tasks[breach.record_key]] == url
+    named = estate.service(service)
+    assert links[named.name] == f"{base}/{named.sys_class_name}.do?sys_id={service}"
     texts = [n["text"] for n in nodes if n["type"] == "text"]
     assert not [t for t in texts if "\n" in t or "\t" in t]
     words = plain_text(description)
