@@ -13,6 +13,7 @@ from datetime import date
 from typing import TypeVar
 
 from config import Settings
+from connectors import RecordLinks
 from mapping import ComponentDraft, ServiceDraft, assemble
 from review import (
     Agreement,
@@ -49,8 +50,6 @@ from sync.pull import SKIPPED
 from sync.state import StateStore
 
 Resolver = Callable[[Sequence[Person]], tuple[Person, ...]]
-# Where people open a source record (`connectors.record_links`): breaches, problems, articles.
-RecordLinks = Callable[[SourceRef], str | None]
 # The selected services' review meetings, as their tickets show them (sync.meeting).
 MeetingSource = Callable[[Sequence[Service]], Mapping[str, Meeting]]
 

@@ -3,7 +3,9 @@ to plain text (`plain_text`) for what people write in comments.
 
 Headings, paragraphs, bullet lists and tables map to their ADF nodes; mentions become ADF
 mention nodes by accountId (which notify the person) when the person was found in Jira, and
-plain "@Name" text otherwise; status lozenges become ADF status nodes.
+plain "@Name" text otherwise; status lozenges become ADF status nodes. A line break in text is
+a hardBreak node (a link's text stays on one line); text nodes never carry a raw line break,
+tab or other control character.
 """
 
 from __future__ import annotations
