@@ -76,7 +76,10 @@ class Page:
 
 @runtime_checkable
 class SourceConnector(Protocol):
-    """Reads services, agreements, SLA records, CSAT and materials from an ITSM tool."""
+    """Reads services, agreements, SLA records, CSAT and materials from an ITSM tool.
+
+    Optional (see `record_links`): `record_url(ref: SourceRef) -> str | None`, where people
+    open a mapped record; the packs link breaches, materials, services and components there."""
 
     system: str
 

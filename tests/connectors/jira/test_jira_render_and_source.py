@@ -148,3 +148,19 @@ def test_incremental_read_overlaps_and_never_loses_an_update(
     every = {r["key"]: r for page in pages for r in page.records}
     expected = {k for k, r in every.items() if parse_jira_time(r["updated"]) >= cutoff}
     assert expected <= recent
+
+
+def test_wiki_links_show_the_number_as_text() -> None:
+    """Data Center: a material reads `[PRB0040001|url]: title`; a link's text on one line."""
+    url = "https://sn.example/problem.do?sys_id=d7296d02c0a801670085e737da016e70"
+    document = Document(
+        blocks=(
+            BulletList(
+                items=((Link(text="PRB0040001", url=url), text(": Mail queue stalls (open)")),)
+            ),
+            paragraph(Link(text="SLM-5\nreview", url="https://jira.example/browse/SLM-5")),
+        )
+    )
+    lines = to_wiki(document, lambda m: None).splitlines()
+    assert lines[0] == f"* [PRB0040001|{url}]: Mail queue stalls (open)"
+    assert lines[-1] == "[SLM\\-5 review|https://jira.example/browse/SLM-5]"
