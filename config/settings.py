@@ -91,6 +91,10 @@ class ServiceNowSettings(Section):
         None, description="instance name: 'acme' for acme.service-now.com"
     )
     url: OptionalText = Field(None, description="full base URL; wins over instance")
+    public_url: OptionalText = Field(
+        None,
+        description="base URL people open records at (behind a proxy); default: the API URL",
+    )
     username: str | None = None
     password: Secret = None
     oauth_token: Secret = None
@@ -132,7 +136,7 @@ class ServiceNowSettings(Section):
     def _instance_name(cls, value: str | None) -> str | None:
         return None if value is None else instance_name(value)
 
-    @field_validator("url")
+    @field_validator("url", "public_url")
     @classmethod
     def _web_url(cls, value: str | None) -> str | None:
         return None if value is None else web_url(value)
@@ -145,11 +149,19 @@ class ServiceNowSettings(Section):
             return f"https://{self.instance}.service-now.com"
         return None
 
+    def record_base_url(self) -> str | None:
+        """The base URL of links to records people click: `public_url`, else the API's."""
+        return self.public_url.rstrip("/") if self.public_url else self.base_url()
+
 
 class JiraSettings(Section):
     """A Jira Cloud or Data Center site, as the target for review tickets or a JSM source."""
 
     url: OptionalText = None
+    public_url: OptionalText = Field(
+        None,
+        description="base URL people open issues at (behind a proxy); default: the API URL",
+    )
     deployment: Literal["auto", "cloud", "datacenter"] = "auto"
     email: str | None = Field(None, description="Cloud: the account's email for API-token auth")
     api_token: Secret = None
@@ -178,7 +190,7 @@ class JiraSettings(Section):
     overlap_seconds: int = Field(120, ge=0)
     index_lag_seconds: float = Field(2.0, ge=0)
 
-    @field_validator("url")
+    @field_validator("url", "public_url")
     @classmethod
     def _web_url(cls, value: str | None) -> str | None:
         return None if value is None else web_url(value)

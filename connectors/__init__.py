@@ -15,6 +15,7 @@ from connectors.base import (
     Page,
     RawRecord,
     ReadError,
+    RecordLinks,
     SourceConnector,
     Stream,
     TargetConnector,
@@ -23,6 +24,7 @@ from connectors.base import (
     TicketState,
     create_settle_seconds,
     outcome_unknown,
+    record_links,
 )
 from connectors.errors import (
     AuthError,
@@ -52,6 +54,7 @@ __all__ = [
     "RawRecord",
     "ReadError",
     "RecordError",
+    "RecordLinks",
     "RequestRejected",
     "RetryEvent",
     "RetryPolicy",
@@ -65,5 +68,6 @@ __all__ = [
     "create_settle_seconds",
     "observe_retries",
     "outcome_unknown",
+    "record_links",
     "set_testing",
 ]

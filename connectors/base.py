@@ -17,7 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from config import Settings
 from connectors.errors import ConnectorError, RateLimited, TransientError
-from review import Document, Person, TicketSpec
+from review import Document, Person, SourceRef, TicketSpec
 
 RawRecord = Mapping[str, Any]
 
@@ -76,7 +76,10 @@ class Page:
 
 @runtime_checkable
 class SourceConnector(Protocol):
-    """Reads services, agreements, SLA records, CSAT and materials from an ITSM tool."""
+    """Reads services, agreements, SLA records, CSAT and materials from an ITSM tool.
+
+    Optional (see `record_links`): `record_url(ref: SourceRef) -> str | None`, where people
+    open a mapped record; the packs link breaches, materials, services and components there."""
 
     system: str
 
@@ -85,6 +88,17 @@ class SourceConnector(Protocol):
     ) -> Iterator[Page]:
         """Pages of `stream` updated after `since` (all if None) and not after `until`."""
         ...
+
+
+# Where people open a source record (a ServiceNow form, a Jira issue page), None if nowhere.
+RecordLinks = Callable[[SourceRef], str | None]
+
+
+def record_links(source: object) -> RecordLinks | None:
+    """The source's `record_url(ref)`, for the links of review packs; None for sources (such
+    as older plugins) that have none, whose records are then shown without links."""
+    found = getattr(source, "record_url", None)
+    return found if callable(found) else None
 
 
 @dataclass(frozen=True)

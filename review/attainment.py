@@ -118,6 +118,7 @@ class AttainmentAccumulator:
             elapsed=record.elapsed,
             overrun=overrun,
             url=record.source.url if record.source else None,
+            source=record.source,
         )
         # Rank by overrun, ties by record key: the same input keeps the same breaches.
         entry = ((overrun or 0.0, _reverse(record.key)), breach)

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict
 from review import document as doc
 from review.meeting import decision_table
 from review.model import AttainmentStatus, Decision, GapKind, ReviewPack
+from review.references import material_reference
 
 LESSONS_ACTIVITY = "lessons_learned"
 POLICIES_ACTIVITY = "update_policies"
@@ -184,9 +185,9 @@ def _improvements(packs: Sequence[ReviewPack]) -> list[doc.Block]:
     items: list[tuple[doc.Inline, ...]] = []
     for pack in packs:
         for m in pack.meeting.improvements if pack.meeting else ():
-            title: doc.Inline = doc.Link(text=m.title, url=m.url) if m.url else doc.text(m.title)
             state = "open" if m.open else "done"
-            items.append((doc.text(f"{pack.service.name}: "), title, doc.text(f" ({state})")))
+            shown = material_reference(m)
+            items.append((doc.text(f"{pack.service.name}: "), *shown, doc.text(f" ({state})")))
     if not items:
         return [heading, doc.paragraph("No improvement ticket was linked to the reviews.")]
     opened = sum(m.open for p in packs if p.meeting for m in p.meeting.improvements)

@@ -25,6 +25,7 @@ from datetime import datetime
 from review import document as doc
 from review.model import Decision, Invitee, Meeting, Person, Service
 from review.raci import Letter, RaciMatrix
+from review.references import material_reference
 from review.roles import RoleHolders, identity, service_role_holders
 
 MEETING_HEADING = "Meeting"
@@ -156,7 +157,7 @@ def decisions_blocks(meeting: Meeting) -> list[doc.Block]:
         return blocks
     items = tuple(
         (
-            doc.Link(text=f"{m.title}", url=m.url) if m.url else doc.text(m.title),
+            *material_reference(m),
             doc.text(" (open)" if m.open else " (done)"),
         )
         for m in meeting.improvements

@@ -132,11 +132,17 @@ class MaterialKind(StrEnum):
 
 
 class Material(Frozen):
-    """An existing artifact linked to a service: knowledge article, problem, earlier review."""
+    """An existing artifact linked to a service: knowledge article, problem, earlier review.
+
+    `key` identifies it (a sys_id, `review:<ticket key>`): never shown. People know it by its
+    `number` (KB0010001, PRB0040001, SLM-12), the text of its link in the pack."""
 
     key: str
     kind: MaterialKind
     title: str
+    number: str | None = Field(
+        default=None, description="the number people know it by (KB…, PRB…, an issue key)"
+    )
     service_key: str | None = None
     url: str | None = None
     open: bool = True
@@ -179,6 +185,9 @@ class Breach(Frozen):
     elapsed: timedelta | None = None
     overrun: float | None = Field(default=None, description="elapsed / window; 1.5 = 50 % late")
     url: str | None = None
+    source: SourceRef | None = Field(
+        default=None, description="the SLA record it comes from (its link is built from it)"
+    )
 
 
 class Attainment(Frozen):

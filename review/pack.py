@@ -40,6 +40,7 @@ from review.model import (
     ReviewPeriod,
     Service,
 )
+from review.references import material_reference, reference
 
 CHART_HEADING = "Monthly attainment"
 SECTION_TITLES = (
@@ -103,10 +104,10 @@ def build_pack(
         *_summary(service, period, [_status(a, attainments) for a in slas], gaps),
         *_targets(slas, attainments),
         *_chart(chart_name, slas, attainments),
-        *_feasibility(findings, {a.key: a for a in slas}),
+        *_feasibility(findings, {a.key: a for a in slas}, _component_urls(service)),
         *_breaches(measured, breaches, {a.key: a for a in slas}),
         *_csat(csat, gaps),
-        *_gaps(gaps),
+        *_gaps(gaps, _component_urls(service)),
         *_materials(own_materials),
     )
     if meeting is not None:
@@ -223,7 +224,7 @@ def _summary(
     last_day = (period.end - timedelta(days=1)).date()
     span = f"{period.start.date().isoformat()} to {last_day.isoformat()}"
     text = (
-        f" {service.name}, tier {service.tier if service.tier is not None else 'unknown'}, "
+        f", tier {service.tier if service.tier is not None else 'unknown'}, "
         f"period {span}: {len(statuses)} targets, {counts[AttainmentStatus.MET]} met, "
         f"{counts[AttainmentStatus.AT_RISK]} at risk, {counts[AttainmentStatus.MISSED]} "
         f"missed, {counts[AttainmentStatus.NO_DATA]} without data."
@@ -238,7 +239,7 @@ def _summary(
     )
     return [
         doc.heading(2, "Status summary"),
-        doc.paragraph(status_lozenge(headline), text),
+        doc.paragraph(status_lozenge(headline), " ", _service_name(service), text),
         doc.BulletList(
             items=tuple(
                 (doc.text(f"{role}: "), _person(person, kind in kinds))
@@ -246,6 +247,12 @@ def _summary(
             )
         ),
     ]
+
+
+def _service_name(service: Service) -> doc.Inline:
+    """The service's name, linking to its record in the source (the CMDB) where there is one."""
+    url = service.source.url if service.source else None
+    return doc.Link(text=service.name, url=url) if url else doc.text(service.name)
 
 
 def _person(person: Person | None, gap_listed: bool) -> doc.Inline:
@@ -286,7 +293,8 @@ def _chart(
 ) -> list[doc.Block]:
     blocks: list[doc.Block] = [doc.heading(2, CHART_HEADING)]
     if chart_name:
-        blocks.append(doc.paragraph("Chart of attainment per month: ", doc.text(chart_name)))
+        # Not its file name: that holds the service's key, which may be a sys_id.
+        blocks.append(doc.paragraph("Chart of attainment per month: the attached image."))
     lines = []
     for agreement in slas:
         result = attainments.get(agreement.key)
@@ -302,8 +310,30 @@ def _chart(
     return blocks
 
 
+def _component_urls(service: Service) -> dict[str, str]:
+    """Component name -> the URL of its record, for components the source links (the first
+    by key where two share a name, so the pack stays the same)."""
+    urls: dict[str, str] = {}
+    for component in sorted(service.components, key=lambda c: c.key):
+        if component.source is not None and component.source.url:
+            urls.setdefault(component.name, component.source.url)
+    return urls
+
+
+def _named(names: Sequence[str], urls: Mapping[str, str]) -> tuple[doc.Inline, ...]:
+    """Names separated by commas, each linking to its record where it has one."""
+    nodes: list[doc.Inline] = []
+    for number, name in enumerate(names):
+        if number:
+            nodes.append(doc.text(", "))
+        nodes.append(doc.Link(text=name, url=urls[name]) if name in urls else doc.text(name))
+    return tuple(nodes)
+
+
 def _feasibility(
-    findings: Sequence[FeasibilityFinding], slas: Mapping[str, Agreement]
+    findings: Sequence[FeasibilityFinding],
+    slas: Mapping[str, Agreement],
+    components: Mapping[str, str],
 ) -> list[doc.Block]:
     if not findings:
         return [
@@ -315,7 +345,7 @@ def _feasibility(
             (doc.text(_label(slas, f.agreement_key)),),
             (doc.text(f.service_target),),
             (doc.text(f.achievable),),
-            (doc.text(", ".join(f.components)),),
+            _named(f.components, components),
         )
         for f in findings
     )
@@ -340,7 +370,7 @@ def _breaches(
     if top:
         rows = tuple(
             (
-                (doc.Link(text=b.task_ref, url=b.url) if b.url else doc.text(b.task_ref),),
+                reference(b.task_ref, "", b.url),
                 (doc.text(_label(slas, b.agreement_key)),),
                 (doc.text(b.start.date().isoformat()),),
                 (doc.text(_late_text(b)),),
@@ -374,11 +404,11 @@ def _csat(summary: CsatSummary | None, gaps: Sequence[Gap]) -> list[doc.Block]:
     return [heading, doc.paragraph(text)]
 
 
-def _gaps(gaps: Sequence[Gap]) -> list[doc.Block]:
+def _gaps(gaps: Sequence[Gap], components: Mapping[str, str]) -> list[doc.Block]:
     heading = doc.heading(2, "Gaps")
     if not gaps:
         return [heading, doc.paragraph("Nothing is missing.")]
-    items = tuple((doc.text(f"{gap.subject}: ", strong=True), doc.text(gap.detail)) for gap in gaps)
+    items = tuple(_gap_item(gap, components) for gap in gaps)
     return [
         heading,
         doc.paragraph("Missing content is expected while SLM matures; fill it before next time."),
@@ -392,7 +422,7 @@ def _materials(materials: Sequence[Material]) -> list[doc.Block]:
         found = [m for m in materials if m.kind is kind]
         if kind is MaterialKind.IMPROVEMENT:
             found = [m for m in found if m.open]
-        found.sort(key=lambda m: (m.title, m.key))
+        found.sort(key=lambda m: (m.title, m.number or "", m.key))
         blocks.append(doc.heading(3, title))
         if not found:
             blocks.append(doc.paragraph("None found."))
@@ -401,15 +431,22 @@ def _materials(materials: Sequence[Material]) -> list[doc.Block]:
     return blocks
 
 
+def _gap_item(gap: Gap, components: Mapping[str, str]) -> tuple[doc.Inline, ...]:
+    """A gap's subject (linking to the component it is about) and what to do."""
+    url = components.get(gap.subject) if gap.kind is GapKind.COMPONENT_WITHOUT_OLA else None
+    if url is None:
+        return (doc.text(f"{gap.subject}: ", strong=True), doc.text(gap.detail))
+    return (doc.Link(text=gap.subject, url=url), doc.text(f": {gap.detail}"))
+
+
 def _material_item(material: Material) -> tuple[doc.Inline, ...]:
     if material.kind is MaterialKind.PREVIOUS_DECISION:  # "2026-01-05 Decision … (Ann, SLM-3)"
         return (doc.Link(text=material.title, url=material.url) if material.url
                 else doc.text(material.title),)  # fmt: skip
-    label = f"{material.key}: {material.title}"
-    first: doc.Inline = doc.Link(text=label, url=material.url) if material.url else doc.text(label)
     state = (
         ""
         if material.kind is MaterialKind.KNOWLEDGE
         else (" (open)" if material.open else " (closed)")
     )
-    return (first, doc.text(state)) if state else (first,)
+    shown = material_reference(material)
+    return (*shown, doc.text(state)) if state else shown

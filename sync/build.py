@@ -10,13 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from typing import TypeVar
 
 from config import Settings
+from connectors import RecordLinks
 from mapping import ComponentDraft, ServiceDraft, assemble
 from review import (
     Agreement,
     Attainment,
     AttainmentAccumulator,
+    Breach,
     Candidate,
     CsatAccumulator,
     CsatResponse,
@@ -31,6 +34,7 @@ from review import (
     Service,
     SkippedRecord,
     SlaRecord,
+    SourceRef,
     agreement_label,
     attainment_chart,
     build_pack,
@@ -110,6 +114,7 @@ def build_review(
     carried: Sequence[Material] = (),
     last_reviewed: Mapping[str, date] | None = None,
     meetings: MeetingSource | None = None,
+    links: RecordLinks | None = None,
 ) -> ReviewBuild:
     """The cycle, every service as a candidate, and the packs of the selected services.
 
@@ -119,18 +124,19 @@ def build_review(
     review date (earlier cycles' review tickets), ranked as "months since the last review".
     `meetings`: asked once, with the selected services, for their review meetings; a service
     it names gets the meeting sections in its pack (a local report asks for none).
+    `links`: the source's record URLs, for the packs' breaches and materials (none without).
     """
     review = settings.review
     cycle = current_cycle(settings, today)
     skipped = [SkippedRecord.model_validate(r.body) for r in store.mirrored(SKIPPED)]
-    services = _services(store, skipped)
+    services = tuple(_linked_service(s, links) for s in _services(store, skipped))
     agreements = tuple(Agreement.model_validate(r.body) for r in store.mirrored("agreement"))
     accumulator = AttainmentAccumulator(
         agreements, cycle.period, at_risk_margin_percent=review.at_risk_margin_percent
     )
     for record in store.mirrored("sla_record"):
         accumulator.add(SlaRecord.model_validate(record.body))
-    attainments = accumulator.results()
+    attainments = _linked_breaches(accumulator.results(), links)
     csat = CsatAccumulator(cycle.period)
     for record in store.mirrored("csat_response"):
         csat.add(CsatResponse.model_validate(record.body))
@@ -160,7 +166,9 @@ def build_review(
     build = ReviewBuild(cycle, services, agreements, candidates, findings, gaps, summaries)
     build.unplaced = unplaced_gaps(skipped, {s.key for s in services})
     build.attainments, build.last_reviewed = dict(attainments), dict(last_reviewed or {})
-    materials = [Material.model_validate(r.body) for r in store.mirrored("material")]
+    materials = [
+        _linked(Material.model_validate(r.body), links) for r in store.mirrored("material")
+    ]
     materials += carried  # previous review and its open improvement tickets
     chosen = [s for s in services if s.key in selection]
     held = meetings(chosen) if meetings is not None and chosen else {}
@@ -203,6 +211,49 @@ def _add_pack(
         at_risk_margin_percent=margin,
         period=build.cycle.period,
     )
+
+
+def _linked_breaches(
+    attainments: dict[str, Attainment], links: RecordLinks | None
+) -> dict[str, Attainment]:
+    """Attainments whose kept breaches link to their record in the source."""
+    if links is None:
+        return attainments
+    return {
+        key: result.model_copy(
+            update={"top_breaches": tuple(_linked(b, links) for b in result.top_breaches)}
+        )
+        for key, result in attainments.items()
+    }
+
+
+def _linked_service(service: Service, links: RecordLinks | None) -> Service:
+    """`service` and its components with the URLs of their records (CMDB CIs)."""
+    if links is None:
+        return service
+    components = tuple(
+        c.model_copy(update={"source": _linked_ref(c.source, links)}) for c in service.components
+    )
+    source = _linked_ref(service.source, links)
+    return service.model_copy(update={"source": source, "components": components})
+
+
+def _linked_ref(ref: SourceRef | None, links: RecordLinks) -> SourceRef | None:
+    if ref is None or ref.url:
+        return ref
+    url = links(ref)
+    return ref.model_copy(update={"url": url}) if url else ref
+
+
+Linkable = TypeVar("Linkable", Material, Breach)
+
+
+def _linked(item: Linkable, links: RecordLinks | None) -> Linkable:
+    """`item` with the URL of its source record, unless it has one or the source gives none."""
+    if links is None or item.url or item.source is None:
+        return item
+    url = links(item.source)
+    return item.model_copy(update={"url": url}) if url else item
 
 
 def unplaced_gaps(skipped: Sequence[SkippedRecord], service_keys: set[str]) -> tuple[Gap, ...]:

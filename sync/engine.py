@@ -26,6 +26,7 @@ from connectors import (
     Stream,
     TargetConnector,
     TicketRef,
+    record_links,
 )
 from connectors.registry import ConnectorPlugin, make_target, plugin
 from mapping import SystemMapping, load_mappings
@@ -233,6 +234,7 @@ class Engine:
             carried=history.materials,
             last_reviewed=history.last_reviewed,
             meetings=reader.meetings,
+            links=record_links(self.source),
         )
         plan = build_plan(
             build.cycle,

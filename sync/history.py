@@ -97,6 +97,7 @@ def carried_over(
                 key=f"improvement:{linked.key}",
                 kind=MaterialKind.IMPROVEMENT,
                 title=f"{linked.key} {linked.title}",
+                number=linked.key,
                 service_key=service_key,
                 url=linked.url,
                 open=True,
@@ -349,7 +350,8 @@ def _previous_review(past: PastReview, cycle: Cycle) -> Material:
     return Material(
         key=f"review:{past.key}",
         kind=MaterialKind.PREVIOUS_REVIEW,
-        title=f"Service review {past.cycle} ({past.ref.key}), {months} months before this cycle",
+        title=f"Service review {past.cycle}, {months} months before this cycle",
+        number=past.ref.key,
         service_key=past.service_key,
         url=past.ref.url,
         open=False,

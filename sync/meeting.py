@@ -390,6 +390,7 @@ def _improvements(service: Service, linked: Sequence[LinkedTicket]) -> tuple[Mat
             key=f"improvement:{ticket.key}",
             kind=MaterialKind.IMPROVEMENT,
             title=f"{ticket.key} {ticket.title}",
+            number=ticket.key,
             service_key=service.key,
             url=ticket.url,
             open=not ticket.done,

@@ -182,7 +182,7 @@ def _progress(
 
 def _record_url(settings: Settings) -> _RecordUrl:
     """Links to the services' records: ServiceNow's form URL (other sources: none)."""
-    base = settings.servicenow.base_url() if settings.sync.source == "servicenow" else None
+    base = settings.servicenow.record_base_url() if settings.sync.source == "servicenow" else None
     return _RecordUrl(base)
 
 

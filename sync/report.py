@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from config import ConfigError, Settings
-from connectors import Stream
+from connectors import Stream, record_links
 from connectors.registry import plugin
 from mapping import EntityMapping, PreviewRow, load_mappings, preview
 from review import render_html, render_markdown
@@ -26,8 +26,11 @@ def write_report(
     assert chosen.source is not None
     now = datetime.now(UTC)
     skew = timedelta(seconds=settings.servicenow.clock_skew_seconds)
-    pull(chosen.source(settings), mappings, store, until=now - skew)
-    build = build_review(store, settings, today=now.date(), selection=[service_key])
+    source = chosen.source(settings)
+    pull(source, mappings, store, until=now - skew)
+    build = build_review(
+        store, settings, today=now.date(), selection=[service_key], links=record_links(source)
+    )
     if service_key not in build.packs:
         known = ", ".join(f"{s.key} ({s.name})" for s in build.services[:5])
         raise ConfigError(

@@ -3,7 +3,9 @@ to plain text (`plain_text`) for what people write in comments.
 
 Headings, paragraphs, bullet lists and tables map to their ADF nodes; mentions become ADF
 mention nodes by accountId (which notify the person) when the person was found in Jira, and
-plain "@Name" text otherwise; status lozenges become ADF status nodes.
+plain "@Name" text otherwise; status lozenges become ADF status nodes. A line break in text is
+a hardBreak node (a link's text stays on one line); text nodes never carry a raw line break,
+tab or other control character.
 """
 
 from __future__ import annotations
@@ -78,23 +80,48 @@ class _AdfRenderer:
             marks = [{"type": "strong"}] if node.strong else []
             return _text(node.text, marks)
         if isinstance(node, Link):
-            return _text(node.text or node.url, [{"type": "link", "attrs": {"href": node.url}}])
+            link = [{"type": "link", "attrs": {"href": node.url}}]
+            return _text(node.text or node.url, link, breaks=False)
         if isinstance(node, Mention):
             account_id = self.resolve(node)
+            name = _one_line(node.name)
             if account_id is None:
-                return _text(f"@{node.name}", [])
-            return [{"type": "mention", "attrs": {"id": account_id, "text": f"@{node.name}"}}]
+                return _text(f"@{name}", [])
+            return [{"type": "mention", "attrs": {"id": account_id, "text": f"@{name}"}}]
         return [_status(node)]
 
 
-def _text(value: str, marks: list[AdfNode]) -> list[AdfNode]:
-    """A text node, or nothing: ADF refuses empty text nodes."""
-    if not value:
-        return []
-    node: AdfNode = {"type": "text", "text": value}
-    if marks:
-        node["marks"] = marks
-    return [node]
+def _text(value: str, marks: list[AdfNode], *, breaks: bool = True) -> list[AdfNode]:
+    """Text nodes with a hardBreak at each line break (none where ADF would refuse an empty
+    text node). Text nodes never hold a raw line break, tab or other control character: Jira
+    shows them literally or not at all. Without `breaks` (link text) a line break is a space."""
+    lines = _clean(value).split("\n")
+    if not breaks:
+        lines = [" ".join(lines)]
+    nodes: list[AdfNode] = []
+    for number, line in enumerate(lines):
+        if number:
+            nodes.append({"type": "hardBreak"})
+        if line:
+            node: AdfNode = {"type": "text", "text": line}
+            if marks:
+                node["marks"] = marks
+            nodes.append(node)
+    return nodes
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def _clean(value: str) -> str:
+    """`value` with line breaks as `\\n`, tabs as a space, other control characters dropped."""
+    text = value.replace("\r\n", "\n").replace("\r", "\n").replace("\t", " ")
+    return _CONTROL.sub("", text)
+
+
+def _one_line(value: str) -> str:
+    """`value` on one line, for attributes (a mention's or lozenge's text)."""
+    return " ".join(_clean(value).split("\n"))
 
 
 _STATUS_COLORS = {"green": "green", "yellow": "yellow", "red": "red", "neutral": "neutral"}
@@ -106,7 +133,7 @@ def _status(node: Status) -> AdfNode:
     return {
         "type": "status",
         "attrs": {
-            "text": node.text.upper(),
+            "text": _one_line(node.text).upper(),
             "color": _STATUS_COLORS[node.color.value],
             "localId": local_id,
         },

@@ -21,7 +21,9 @@ from connectors.errors import AuthError, ConnectorError, FatalError
 from connectors.jira import jsm
 from connectors.jira.client import JiraApi, JiraClient, Permission
 from connectors.jira.jql import jql_time, quote
+from connectors.jira.links import site_url, source_url
 from connectors.jira.search import search
+from review import SourceRef
 
 REGISTRY_PATH = "/rest/atlassian-connect/1/service-registry"
 REGISTRY_BATCH = 20  # serviceIds per call (maxItems in the platform spec)
@@ -65,6 +67,10 @@ class JiraSource:
                 list(listed or []), self.settings.service_field, self.settings.satisfaction_field
             )
         return self._fields
+
+    def record_url(self, ref: SourceRef) -> str | None:
+        """The request a record read from here belongs to (`jira.public_url` behind a proxy)."""
+        return source_url(site_url(self.settings, self.api.base_url), ref)
 
     def read(
         self, stream: Stream, *, since: Cursor | None = None, until: datetime | None = None

@@ -44,6 +44,7 @@ from connectors.jira.client import (
     Permission,
 )
 from connectors.jira.jql import keys_in, labels_in, quote
+from connectors.jira.links import browse_url, site_url
 from connectors.jira.people import PeopleDirectory
 from connectors.jira.search import search
 from connectors.jira.tickets import SYNC_LABEL, IssueTypes, TicketFields
@@ -99,6 +100,11 @@ class JiraTarget:
         return self.people.unresolved
 
     @property
+    def site(self) -> str:
+        """The base of links people open (`jira.public_url`, else the API's base URL)."""
+        return site_url(self.settings, self.api.base_url)
+
+    @property
     def fields(self) -> TicketFields:
         if self._fields is None:
             types = IssueTypes.discover(self.api, self.settings)
@@ -106,7 +112,7 @@ class JiraTarget:
         return self._fields
 
     def ref(self, key: str, issue_id: str) -> TicketRef:
-        return TicketRef(key=key, id=issue_id, url=f"{self.api.base_url}/browse/{key}")
+        return TicketRef(key=key, id=issue_id, url=browse_url(self.site, key))
 
     # ---- find ------------------------------------------------------------------------------
     def find(self, keys: Sequence[str], *, recent: bool = False) -> dict[str, TicketRef]:
@@ -429,7 +435,7 @@ class JiraTarget:
             key=key,
             title=str(fields.get("summary", key)),
             done=category == "done",
-            url=f"{self.api.base_url}/browse/{key}" if key else None,
+            url=browse_url(self.site, key),
         )
 
     # ---- duplicate audit -------------------------------------------------------------------

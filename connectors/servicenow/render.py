@@ -1,7 +1,8 @@
 """The neutral review document as readable plain text, for ServiceNow `description` and notes.
 
 Task descriptions and work notes are plain text fields: headings are underlined, lists get
-"- ", links read "text (url)", mentions are names, status lozenges read `[MET]`, and tables are
+"- ", links read "text (url)" (in tables the cell shows the text, the URL is listed below
+the table), mentions are names, status lozenges read `[MET]`, and tables are
 aligned in fixed-width columns (padded by display width, so umlauts do not shift columns).
 """
 
@@ -33,13 +34,14 @@ def _block(block: doc.Block) -> str:
     return _table(block)
 
 
-def _inline(nodes: Sequence[doc.Inline]) -> str:
-    return "".join(_node(node) for node in nodes)
+def _inline(nodes: Sequence[doc.Inline], *, urls: bool = True) -> str:
+    return "".join(_node(node, urls=urls) for node in nodes)
 
 
-def _node(node: doc.Inline) -> str:
+def _node(node: doc.Inline, *, urls: bool = True) -> str:
     if isinstance(node, doc.Link):
-        return node.text if node.text == node.url else f"{node.text} ({node.url})"
+        shown = node.text or node.url
+        return shown if not urls or shown == node.url else f"{shown} ({node.url})"
     if isinstance(node, doc.Mention):
         return node.name
     if isinstance(node, doc.Status):
@@ -48,11 +50,23 @@ def _node(node: doc.Inline) -> str:
 
 
 def _table(table: doc.Table) -> str:
-    rows = [list(table.header)] + [[_inline(cell) for cell in row] for row in table.rows]
+    """Aligned columns; links show their text in the cell and their URL in a list below, so a
+    long URL does not widen the column."""
+    cells = [[_inline(cell, urls=False) for cell in row] for row in table.rows]
+    rows = [list(table.header), *cells]
     rows = [[" ".join(cell.split()) for cell in row] for row in rows]  # one line per row
     widths = [max(_width(row[i]) for row in rows) for i in range(len(table.header))]
     lines = [_row(row, widths) for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))
+    links = [
+        node
+        for row in table.rows
+        for cell in row
+        for node in cell
+        if isinstance(node, doc.Link) and node.text and node.text != node.url
+    ]
+    if links:
+        lines += ["", *(f"{' '.join(link.text.split())}: {link.url}" for link in links)]
     return "\n".join(lines)
 
 

@@ -40,6 +40,7 @@ from connectors.base import Cursor, Page, ReadError, Stream
 from connectors.servicenow.client import Record, TableClient
 from connectors.servicenow.commitments import CommitmentReader
 from connectors.servicenow.guard import Guard
+from connectors.servicenow.links import source_url
 from connectors.servicenow.lookup import BatchLookup
 from connectors.servicenow.paging import KeysetPager, TablePage, later
 from connectors.servicenow.streams import (
@@ -53,6 +54,7 @@ from connectors.servicenow.streams import (
 )
 from connectors.servicenow.walk import DependencyWalk, relation_type_id
 from connectors.servicenow.wiring import build_client, build_guard
+from review import SourceRef
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
@@ -106,6 +108,10 @@ class ServiceNowSource:
         else:
             for page in self._pager(spec_for(self.settings, stream), since, bound).pages():
                 yield _page(stream, page)
+
+    def record_url(self, ref: SourceRef) -> str | None:
+        """Where people open a record read from here (`servicenow.public_url` behind a proxy)."""
+        return source_url(self.settings.record_base_url(), ref)
 
     def full_resync(self) -> None:
         """Forget cached lookups; the caller then reads with `since=None`."""

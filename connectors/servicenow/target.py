@@ -47,6 +47,7 @@ from connectors.servicenow import query
 from connectors.servicenow.client import SYSTEM, Record, TableClient, TableResult, log
 from connectors.servicenow.guard import Guard
 from connectors.servicenow.journal import JournalReader
+from connectors.servicenow.links import record_url
 from connectors.servicenow.paging import KeysetPager
 from connectors.servicenow.people import PeopleDirectory
 from connectors.servicenow.render import render_text
@@ -114,7 +115,7 @@ class ServiceNowTarget:
             settings.servicenow,
             guard,
             people,
-            settings.servicenow.base_url() or "",
+            settings.servicenow.record_base_url() or "",
             quarantine_seconds=create_settle_seconds(settings),
         )
 
@@ -170,7 +171,7 @@ class ServiceNowTarget:
             key=str(row.get("number") or sys_id),
             title=str(row.get("short_description") or row.get("number") or sys_id),
             done=row.get("active") == "false" or row.get("state") in CLOSED_STATES,
-            url=f"{self.base_url}/{table}.do?sys_id={sys_id}" if self.base_url else None,
+            url=record_url(self.base_url, table, sys_id),
         )
 
     def state(self, refs: Sequence[TicketRef], *, comments: bool = False) -> dict[str, TicketState]:
@@ -447,7 +448,7 @@ class ServiceNowTarget:
 
     def _ref(self, row: Record) -> TicketRef:
         sys_id = str(row.get("sys_id", ""))
-        url = f"{self.base_url}/{self.table}.do?sys_id={sys_id}" if self.base_url else None
+        url = record_url(self.base_url, self.table, sys_id)
         return TicketRef(key=str(row.get("number") or sys_id), id=sys_id, url=url)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from structlog.testing import capture_logs
 
 from mapping import SystemMapping
-from review import SkippedRecord, SlaRecord
+from review import Material, SkippedRecord, SlaRecord
 
 SERVICE = "27d32778c0a8000b00db970eeaa60f16"
 
@@ -113,11 +113,25 @@ def test_a_record_without_id_is_skipped(servicenow_mapping: SystemMapping) -> No
     assert result.skipped[0].record_id == "<no id>"
 
 
-def test_expression_type_errors_skip_the_record(servicenow_mapping: SystemMapping) -> None:
-    """A knowledge article whose number is not text fails join() in its title: skipped."""
+def test_a_number_that_is_not_text_skips_the_record(servicenow_mapping: SystemMapping) -> None:
+    """A knowledge article whose number is not text is skipped, naming the field."""
     row = {"sys_id": "kb1", "number": 7, "short_description": "x", "slm_kind": "knowledge"}
     result = servicenow_mapping.map("material", [row])
-    assert result.skipped[0].field == "title"
+    assert result.skipped[0].field == "number"
+
+
+def test_a_material_keeps_its_number_apart_from_its_title(
+    servicenow_mapping: SystemMapping,
+) -> None:
+    """A problem maps to its number (the pack's link text) and its title without the number;
+    its source names the table and sys_id its link is built from."""
+    sys_id = "d7296d02c0a801670085e737da016e70"
+    row = {"sys_id": sys_id, "number": "PRB0000011", "short_description": "Mail queue stalls",
+           "slm_kind": "problem", "sys_class_name": "problem", "active": "true"}  # fmt: skip
+    (material,) = servicenow_mapping.map("material", [row]).of(Material)
+    assert (material.number, material.title) == ("PRB0000011", "Mail queue stalls")
+    assert material.source is not None
+    assert (material.source.table, material.source.id) == ("problem", sys_id)
 
 
 def test_jsm_cycle_with_epoch_and_null_stop(jira_mapping: SystemMapping) -> None:

@@ -238,7 +238,7 @@ def test_material_matches_the_seed(mapped: Mapped, mapping_sandbox: Sandbox) -> 
     for problem in estate.problems:
         found = material[problem.sys_id]
         assert found.kind == MaterialKind.PROBLEM
-        assert found.title == f"{problem.number}: {problem.short_description}"
+        assert (found.number, found.title) == (problem.number, problem.short_description)
         assert found.open == (problem.state not in ("106", "107"))
         assert found.service_key == problem.business_service
     assert all(material[k.sys_id].kind == MaterialKind.KNOWLEDGE for k in estate.knowledge)

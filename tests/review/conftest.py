@@ -161,9 +161,10 @@ def _csat(raw: Estate) -> tuple[CsatResponse, ...]:
 def _materials(raw: Estate) -> tuple[Material, ...]:
     problems = [
         Material(
-            key=p.number,
+            key=p.sys_id,
             kind=MaterialKind.PROBLEM,
             title=p.short_description,
+            number=p.number,
             service_key=p.business_service,
             url=f"https://sn.example/problem.do?sys_id={p.sys_id}",
             open=p.state not in CLOSED_PROBLEM_STATES,
@@ -172,9 +173,10 @@ def _materials(raw: Estate) -> tuple[Material, ...]:
     ]
     articles = [
         Material(
-            key=k.number,
+            key=k.sys_id,
             kind=MaterialKind.KNOWLEDGE,
             title=k.short_description,
+            number=k.number,
             service_key=k.business_service,
             url=f"https://sn.example/kb_view.do?sys_kb_id={k.sys_id}",
         )

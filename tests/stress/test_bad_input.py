@@ -350,6 +350,7 @@ def test_other_services_tickets_are_what_a_clean_run_plans(hostile: HostileRun) 
 def _adf_text(node: Any) -> str:
     if isinstance(node, dict):
         own = node.get("text", "") if node.get("type") == "text" else ""
+        own = "\n" if node.get("type") == "hardBreak" else own
         return own + "".join(_adf_text(child) for child in node.get("content", []))
     return ""
 
@@ -369,13 +370,17 @@ def _review_ticket(hostile: HostileRun, name: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("name", ["query_metacharacters", "markup", "control_characters"])
 def test_the_stored_adf_holds_the_name_as_text(hostile: HostileRun, name: str) -> None:
-    """The review pack's ADF is valid and carries the name as plain text, no injected nodes."""
+    """The review pack's ADF is valid and carries the name as plain text, no injected nodes;
+    line breaks are hardBreak nodes, and no text node holds a control character (C0, DEL)."""
     ticket = _review_ticket(hostile, name)
     document = ticket["description"]
     assert document["type"] == "doc" and document["version"] == 1
     text = _adf_text(document)
-    expected = " ".join(HOSTILE[name].split())  # line breaks may become spaces
+    visible = re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", "", HOSTILE[name].replace("\t", " "))
+    expected = " ".join(visible.split())  # line breaks may become spaces
     assert expected in " ".join(text.split()), name
+    texts = [n["text"] for n in _adf_nodes(document) if n.get("type") == "text"]
+    assert not [t for t in texts if re.search(r"[\x00-\x1f\x7f]", t)], name
     for node in _adf_nodes(document):
         for mark in node.get("marks", []):
             if mark["type"] == "link":

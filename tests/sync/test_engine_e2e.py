@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ import pytest
 import requests
 
 from config import Settings, load_raci
+from connectors.jira.adf import plain_text
 from review import Letter, Role, Scope
 from sandbox import Sandbox
 from sync.demo import demo_settings
@@ -345,3 +347,73 @@ def test_cycle_closes_after_reviews_and_closing_activities_are_done(
     closed = _engine(settings, store).run_once()
     store.close()
     assert closed.phase.state.value == "closed"
+
+
+def _adf_nodes(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        yield node
+        for child in node.get("content") or []:
+            yield from _adf_nodes(child)
+
+
+@pytest.mark.parametrize("proxied", [False, True], ids=["api-url", "public-url"])
+def test_pack_links_records_by_their_numbers(site: Sandbox, tmp_path: Path, proxied: bool) -> None:
+    """The review ticket's pack, read back from Jira: problems, knowledge articles, breaches and
+    the service link to the record in the ServiceNow stand-in with their number (or name) as the
+    link text, at `servicenow.public_url` when set (tickets at `jira.public_url`); no sys_id is
+    shown as text outside the gaps (which name the records an admin must fix); no ADF text node
+    holds a raw line break or tab."""
+    estate = site.estate
+    with_problems = Counter(p.business_service for p in estate.problems)
+    service = with_problems.most_common(1)[0][0]
+    settings = _settings(site, tmp_path / "data", selection=[service])
+    if proxied:
+        settings.servicenow.public_url = "https://sn.proxy.example"
+        settings.jira.public_url = "https://jira.proxy.example"
+    base = settings.servicenow.public_url or site.servicenow_url
+    store = open_store(settings.sync.resolved_state_url())
+    result = _engine(settings, store).run_once()
+    review = store.ledger_rows("jira")[f"slm:{result.build.cycle.id}:{service}:review"]
+    store.close()
+    jira = settings.jira.public_url or site.jira_url
+    assert review.ticket_url == f"{jira}/browse/{review.ticket_key}"
+    pack = result.build.packs[service]
+    response = requests.get(
+        f"{site.jira_url}/rest/api/3/issue/{review.ticket_key}",
+        params={"fields": "description"},
+        auth=AUTH,
+        timeout=5,
+    )
+    description = response.json()["fields"]["description"]
+    nodes = list(_adf_nodes(description))
+    links = {
+        n["text"]: mark["attrs"]["href"]
+        for n in nodes
+        if n["type"] == "text"
+        for mark in n.get("marks", [])
+        if mark["type"] == "link"
+    }
+    numbers = {p.sys_id: p.number for p in estate.problems}
+    numbers |= {k.sys_id: k.number for k in estate.knowledge}
+    kinds = {"problem", "knowledge"}
+    shown = [m for m in pack.materials if m.kind.value in kinds]
+    assert any(m.kind.value == "problem" for m in shown)
+    for material in shown:
+        assert material.source is not None
+        table = material.source.table
+        url = f"{base}/{table}.do?sys_id={material.key}"
+        assert links[numbers[material.key]] == url, material
+    assert pack.breaches, "the seeded estate breaches its agreements"
+    incidents = {i.sys_id: i.number for i in estate.incidents}
+    tasks = {r.sys_id: incidents[r.task] for r in estate.sla_records}
+    for breach in pack.breaches:
+        url = f"{base}/task_sla.do?sys_id={breach.record_key}"
+        assert links[tasks[breach.record_key]] == url
+    named = estate.service(service)
+    assert links[named.name] == f"{base}/{named.sys_class_name}.do?sys_id={service}"
+    texts = [n["text"] for n in nodes if n["type"] == "text"]
+    assert not [t for t in texts if "\n" in t or "\t" in t]
+    words = plain_text(description)
+    before_gaps = words.split("\nGaps\n")[0] + words.split("\nExisting materials\n")[-1]
+    assert re.search(r"\b[0-9a-f]{32}\b", before_gaps) is None
+    assert "review:" not in words and "improvement:" not in words

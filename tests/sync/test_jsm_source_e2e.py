@@ -62,7 +62,8 @@ def test_packs_from_jsm_have_targets_attainment_breaches_and_a_chart(
 ) -> None:
     """With JSM as the source, each selected pack lists the SLA goals JSM reported for that
     service as targets with measured attainment and breaches, has CSAT, no "no agreement" gap,
-    and its review ticket (key hashed: JSM service ids hold "=") carries the chart."""
+    and its review ticket (key hashed: JSM service ids hold "=") carries the chart; breaches
+    link to their request."""
     selection = _selection(site, tmp_path)
     settings = _settings(site, tmp_path / "data", selection)
     store = open_store(settings.sync.resolved_state_url())
@@ -81,6 +82,9 @@ def test_packs_from_jsm_have_targets_attainment_breaches_and_a_chart(
         assert key.startswith("slm:h:"), "JSM ids are not label-safe, so the key is hashed"
         review = next(o for o in result.summary.outcomes if o.key == key)
         assert [a["filename"] for a in tickets[review.ticket]["attachments"]] == [pack.chart_name]
+        # A breach links to its request's page, its key as the link text.
+        assert pack.breaches
+        assert all(b.url == f"{site.jira_url}/browse/{b.task_ref}" for b in pack.breaches)
 
 
 def test_previous_review_with_a_hashed_key_carries_into_the_next_cycle(
@@ -98,7 +102,7 @@ def test_previous_review_with_a_hashed_key_carries_into_the_next_cycle(
     old_ticket = next(o.ticket for o in earlier.summary.outcomes if o.key == old_key)
     previous = [m for m in now.build.packs[selection[0]].materials if m.key.startswith("review:")]
     assert [(m.kind.value, m.key) for m in previous] == [("previous_review", f"review:{old_key}")]
-    assert old_ticket is not None and old_ticket in previous[0].title
+    assert old_ticket is not None and previous[0].number == old_ticket
 
 
 def test_service_registry_failure_is_a_gap_and_the_run_goes_on(

@@ -204,9 +204,9 @@ def test_meeting_attendance_decisions_and_the_cycle_summary(
     assert re.search(decided, text), "date, author (by name) and the decision"
     assert re.search(r"\[?POLICY\]? review tier 1 services twice a year", text)
     assert "Thanks, see you next year" not in text
-    # Jira shows the link as the ticket's text; ServiceNow's plain text adds the URL after it.
+    # The ticket's number is the link (Jira); ServiceNow's plain text adds the URL after it.
     assert re.search(
-        rf"{improvement} Add an OLA for the payroll database( \(\S+\))? \(open\)", text
+        rf"{improvement}( \(\S+\))?: Add an OLA for the payroll database \(open\)", text
     )
     meeting = third.build.packs[service.key].meeting
     assert meeting is not None and [d.policy for d in meeting.decisions] == [False, True]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
+from typing import Any
 
 from config import Settings
 from connectors import Cursor, Stream
 from connectors.jira import JiraSource, jql_quote, to_adf, to_wiki
+from connectors.jira.adf import plain_text
 from review.document import (
     BulletList,
     Document,
@@ -52,6 +54,39 @@ def test_adf_is_valid_and_mentions_by_account_id() -> None:
     assert "'type': 'mention', 'attrs': {'id': 'acc-1'" in flat
     assert "'type': 'status'" in flat and "'color': 'red'" in flat
     assert to_adf(DOC, lambda m: None) == to_adf(DOC, lambda m: None)  # stable: no spurious updates
+
+
+def _nodes(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        yield node
+        for child in node.get("content") or []:
+            yield from _nodes(child)
+
+
+def test_adf_line_breaks_are_hard_breaks_and_text_holds_no_control_characters() -> None:
+    """A line break in text becomes a hardBreak node (CRLF too); tabs become spaces; no text
+    node, mention or lozenge holds a raw newline, tab or other control character; link text
+    stays on one line; the result still passes Jira's document check."""
+    document = Document(
+        blocks=(
+            paragraph("first\tline\r\nsecond line\n\nthird\x07", text("bold\nend", strong=True)),
+            BulletList(items=((Link(text="PRB0040001\nMail", url="https://x.example/p"),),)),
+            paragraph(Mention(name="Ann\nLee"), Status(text="at\trisk")),
+        )
+    )
+    adf = to_adf(document, lambda m: None)
+    assert adf_error(adf) is None
+    nodes = list(_nodes(adf))
+    texts = [n["text"] for n in nodes if n["type"] == "text"]
+    texts += [n["attrs"]["text"] for n in nodes if n["type"] in ("mention", "status")]
+    assert not [t for t in texts if any(c in t for c in "\n\r\t\x07")], texts
+    first = adf["content"][0]["content"]
+    assert [n["type"] for n in first] == [
+        "text", "hardBreak", "text", "hardBreak", "hardBreak", "text", "text", "hardBreak", "text"
+    ]  # fmt: skip
+    assert first[0]["text"] == "first line" and first[-1]["marks"] == [{"type": "strong"}]
+    assert "PRB0040001 Mail" in texts
+    assert plain_text(adf).splitlines()[:4] == ["first line", "second line", "", "thirdbold"]
 
 
 def test_wiki_escapes_data_so_tables_and_links_hold() -> None:
@@ -113,3 +148,19 @@ def test_incremental_read_overlaps_and_never_loses_an_update(
     every = {r["key"]: r for page in pages for r in page.records}
     expected = {k for k, r in every.items() if parse_jira_time(r["updated"]) >= cutoff}
     assert expected <= recent
+
+
+def test_wiki_links_show_the_number_as_text() -> None:
+    """Data Center: a material reads `[PRB0040001|url]: title`; a link's text on one line."""
+    url = "https://sn.example/problem.do?sys_id=d7296d02c0a801670085e737da016e70"
+    document = Document(
+        blocks=(
+            BulletList(
+                items=((Link(text="PRB0040001", url=url), text(": Mail queue stalls (open)")),)
+            ),
+            paragraph(Link(text="SLM-5\nreview", url="https://jira.example/browse/SLM-5")),
+        )
+    )
+    lines = to_wiki(document, lambda m: None).splitlines()
+    assert lines[0] == f"* [PRB0040001|{url}]: Mail queue stalls (open)"
+    assert lines[-1] == "[SLM\\-5 review|https://jira.example/browse/SLM-5]"

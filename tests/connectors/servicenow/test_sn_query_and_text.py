@@ -73,3 +73,24 @@ def test_plain_text_aligns_tables_and_names_people_and_status() -> None:
     lines = text.splitlines()[-4:]
     assert lines[0].index("Attainment") == lines[2].index("97.5") == lines[3].index("99 %")
     assert lines[2].endswith("[MET]") and lines[3].endswith("[MISSED]")
+
+
+def test_links_show_their_number_and_tables_list_urls_below() -> None:
+    """A link reads "text (url)"; in a table the cell holds the number only (the column stays
+    narrow) and the URL is listed under the table, in row order."""
+    url = "https://sn.example/task_sla.do?sys_id=6b462e3acc2d7d507addf0510d62eff2"
+    document = Document(
+        blocks=(
+            doc.BulletList(
+                items=((doc.Link(text="PRB0040001", url="https://sn.example/p"), doc.text(": x")),)
+            ),
+            doc.Table(
+                header=("Task", "Took"),
+                rows=(((doc.Link(text="INC0010723", url=url),), (doc.text("4 h"),)),),
+            ),
+        )
+    )
+    lines = render_text(document).splitlines()
+    assert lines[0] == "- PRB0040001 (https://sn.example/p): x"
+    assert lines[1:] == ["", "Task        Took", "----------  ----", "INC0010723  4 h", "",
+                         f"INC0010723: {url}"]  # fmt: skip
