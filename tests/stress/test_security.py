@@ -167,7 +167,9 @@ def test_the_demo_prints_no_secret(tmp_path: Path) -> None:
         "slm-demo@example.com", "demo-api-token"
     ):
         assert secret not in output
-    packs = b"".join(p.read_bytes() for p in (tmp_path / "out").iterdir())
+    written = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    assert len(written) >= 4, "packs in folders per service and the portfolio page"
+    packs = b"".join(p.read_bytes() for p in written)
     assert b"demo-password" not in packs and b"demo-api-token" not in packs
 
 
