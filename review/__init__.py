@@ -17,6 +17,7 @@ from review.cycle import (
     PeriodKind,
     cycle_for,
     earlier_cycles,
+    live_period,
     months_between,
 )
 from review.document import Document
@@ -157,6 +158,7 @@ __all__ = [
     "earlier_cycles",
     "find_gaps",
     "identity",
+    "live_period",
     "months_between",
     "rank_candidates",
     "render_html",

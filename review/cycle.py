@@ -2,8 +2,10 @@
 
 A cycle opens on a fixed month-day (e.g. 01-15) once a year, twice a year or every quarter. Its id
 names the year of its yearly anchor and, below yearly, its half or quarter: `2026`, `2026-H2`,
-`2026-Q3`. The period a cycle reviews ends when the cycle opens, so the numbers a review shows do
-not move while the review runs (and the tickets built from them stay unchanged between syncs).
+`2026-Q3`. The period a cycle reviews ends when the cycle opens; while a review's pack is not
+frozen, `live_period` moves that end to the last whole month, once a month, so a review held
+months into the cycle sees recent data and the tickets still stay unchanged between the syncs of
+a month. A frozen pack keeps the period it was reviewed on.
 """
 
 from __future__ import annotations
@@ -74,6 +76,25 @@ def cycle_for(
         period=ReviewPeriod(start=_midnight(period_start), end=_midnight(opens)),
         frequency=frequency,
     )
+
+
+def live_period(
+    cycle: Cycle, today: date, period: PeriodKind | str = PeriodKind.TRAILING_12_MONTHS
+) -> ReviewPeriod:
+    """The period a review shows on `today`, while its pack is not frozen.
+
+    It ends at the first day of `today`'s month, once that is after the cycle opened (until
+    then: the day the cycle opened), so a review held months into the cycle sees the data up to
+    its last whole month. The end moves once a month, not with every sync: a pack changes for
+    its period at most monthly and the chart never has a partial last month. Trailing periods
+    reach 12 months back from the end; `since_last_review` still starts at the previous
+    opening."""
+    end = max(cycle.opens, today.replace(day=1))
+    if PeriodKind(period) is PeriodKind.SINCE_LAST_REVIEW:
+        start = cycle.period.start
+    else:
+        start = _midnight(_add_months(end, -12, end.day))
+    return ReviewPeriod(start=start, end=_midnight(end))
 
 
 def earlier_cycles(

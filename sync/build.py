@@ -42,6 +42,7 @@ from review import (
     check_feasibility,
     cycle_for,
     find_gaps,
+    live_period,
     rank_candidates,
     skipped_gaps,
 )
@@ -128,6 +129,8 @@ def build_review(
     """
     review = settings.review
     cycle = current_cycle(settings, today)
+    # Packs not frozen yet show data up to the last whole month (frozen ones are not rebuilt).
+    cycle = cycle.model_copy(update={"period": live_period(cycle, today, review.period)})
     skipped = [SkippedRecord.model_validate(r.body) for r in store.mirrored(SKIPPED)]
     services = tuple(_linked_service(s, links) for s in _services(store, skipped))
     agreements = tuple(Agreement.model_validate(r.body) for r in store.mirrored("agreement"))

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from review import PeriodKind, cycle_for, earlier_cycles
+from review import PeriodKind, cycle_for, earlier_cycles, live_period
 
 
 @pytest.mark.parametrize(
@@ -54,3 +54,32 @@ def test_earlier_cycles_walk_back_the_calendar() -> None:
     earlier = earlier_cycles(cycle, 5, "01-15")
     assert [c.id for c in earlier] == ["2026-Q4", "2026-Q3", "2026-Q2", "2026-Q1", "2025-Q4"]
     assert earlier[0].opens == date(2026, 10, 15)
+
+
+def _day(value: datetime) -> date:
+    return value.date()
+
+
+@pytest.mark.parametrize(
+    ("today", "start", "end"),
+    [
+        (date(2026, 1, 15), date(2025, 1, 15), date(2026, 1, 15)),  # the opening day
+        (date(2026, 1, 31), date(2025, 1, 15), date(2026, 1, 15)),  # its month not over yet
+        (date(2026, 2, 3), date(2025, 2, 1), date(2026, 2, 1)),  # January counts now
+        (date(2026, 4, 20), date(2025, 4, 1), date(2026, 4, 1)),  # a review held in April
+    ],
+)
+def test_live_period_ends_at_the_last_whole_month(today: date, start: date, end: date) -> None:
+    """A pack not frozen yet shows data up to its last whole month: a review held in April sees
+    March, not only what was known when the cycle opened in January; the end moves once a month."""
+    cycle = cycle_for(today, "yearly", "01-15")
+    period = live_period(cycle, today)
+    assert (_day(period.start), _day(period.end)) == (start, end)
+    assert live_period(cycle, today.replace(day=28)) == period, "the same all month"
+
+
+def test_live_period_since_last_review_keeps_its_start() -> None:
+    cycle = cycle_for(date(2026, 9, 10), "half-yearly", "01-15", PeriodKind.SINCE_LAST_REVIEW)
+    period = live_period(cycle, date(2026, 9, 10), PeriodKind.SINCE_LAST_REVIEW)
+    assert period.start == cycle.period.start
+    assert _day(period.end) == date(2026, 9, 1)

@@ -32,6 +32,7 @@ from typing import Any, Literal
 import requests
 
 from connectors import TicketRef
+from connectors.jira.adf import plain_text
 from sandbox import Sandbox
 from sandbox.estate.model import Person
 from sandbox.jira.adf import text_to_adf
@@ -67,6 +68,12 @@ class People:
             self._transition(ref, "new")
         else:
             self._patch(ref, {"state": SN_WORK_IN_PROGRESS})
+
+    def description(self, ref: TicketRef) -> str:
+        """The ticket's description as a person reads it (Jira ADF / wiki as plain text)."""
+        if self.target == "jira":
+            return plain_text(self._issue(ref, "description")["description"])
+        return str(self._row(ref, "description")["description"])
 
     def is_done(self, ref: TicketRef) -> bool:
         if self.target == "jira":
