@@ -35,13 +35,20 @@ TOP_PRIORITIES = 3
 def status_of(
     attainment: float | None, target_percent: float, margin_percent: float
 ) -> AttainmentStatus:
-    """MET, AT_RISK (at or above target but within `margin_percent` points) or MISSED."""
+    """MET, AT_RISK or MISSED.
+
+    At risk: at or above target, but within `margin_percent` points of it, and never a wider
+    band than half of what the target leaves to 100 % (half its error budget): a 95 % target
+    with a 2-point margin is at risk below 97 %, a 99.9 % target only below 99.95 %, so a
+    service meeting a strict target with room to spare reads "met" (a flat 2 points would keep
+    every target above 98 % "at risk" forever, even at 100 %)."""
     if attainment is None:
         return AttainmentStatus.NO_DATA
     percent = attainment * 100
     if percent < target_percent - 1e-9:
         return AttainmentStatus.MISSED
-    if percent < target_percent + margin_percent - 1e-9:
+    band = min(margin_percent, max(100.0 - target_percent, 0.0) / 2)
+    if percent < target_percent + band - 1e-9:
         return AttainmentStatus.AT_RISK
     return AttainmentStatus.MET
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -16,6 +17,7 @@ from review import (
     ReviewPeriod,
     SlaRecord,
     compute_attainment,
+    status_of,
 )
 
 PERIOD = ReviewPeriod(start=datetime(2024, 1, 1, tzinfo=UTC), end=datetime(2025, 1, 1, tzinfo=UTC))
@@ -79,6 +81,28 @@ def test_status_is_met_at_risk_or_missed_against_target_and_margin() -> None:
         result = compute_attainment([P1], records, PERIOD, at_risk_margin_percent=2.0)[P1.key]
         assert result.status is AttainmentStatus(expected), met
         assert result.measured == 100 and result.breached == 100 - met
+
+
+@pytest.mark.parametrize(
+    ("target", "percent", "expected"),
+    [
+        (99.9, 1.0, "met"),  # 100 % of a 99.9 % target is met, not "at risk" forever
+        (99.9, 0.9996, "met"),
+        (99.9, 0.9993, "at_risk"),  # more than half of the 0.1 % error budget used
+        (99.9, 0.998, "missed"),
+        (99.0, 0.996, "met"),
+        (99.0, 0.994, "at_risk"),
+        (95.0, 0.97, "met"),
+        (95.0, 0.969, "at_risk"),  # below target + 2 points
+        (100.0, 1.0, "met"),
+    ],
+)
+def test_at_risk_band_is_the_margin_but_at_most_half_the_error_budget(
+    target: float, percent: float, expected: str
+) -> None:
+    """A strict target met with room to spare reads "met"; the 2-point band applies only where
+    the target leaves room for it."""
+    assert status_of(percent, target, 2.0) is AttainmentStatus(expected)
 
 
 def test_a_million_records_stream_through_and_only_the_worst_breaches_are_kept() -> None:
