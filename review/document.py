@@ -2,7 +2,8 @@
 
 Target connectors render it: Atlassian Document Format on Jira Cloud, wiki markup on Jira Data
 Center, aligned plain text on ServiceNow. It holds only what all three can show: headings,
-paragraphs, tables, bullet lists, and inline text, links, mentions of people and status lozenges.
+paragraphs, tables, bullet lists, an attached image (the chart), and inline text, links, mentions
+of people and status lozenges.
 """
 
 from __future__ import annotations
@@ -91,7 +92,17 @@ class Table(_Node):
     rows: tuple[tuple[tuple[Inline, ...], ...], ...]
 
 
-Block = Annotated[Heading | Paragraph | BulletList | Table, Field(discriminator="type")]
+class Image(_Node):
+    """An image attached to the ticket, by its file name (the pack's chart). Targets that can
+    show an attachment inline by name do so (Jira Data Center wiki `!file!`); the others say
+    where it is (`alt` and that it is attached)."""
+
+    type: Literal["image"] = "image"
+    file: str
+    alt: str
+
+
+Block = Annotated[Heading | Paragraph | BulletList | Table | Image, Field(discriminator="type")]
 
 
 class Document(_Node):
@@ -124,6 +135,11 @@ def plain_text(node: Inline) -> str:
     return node.text
 
 
+def attached_text(image: Image) -> str:
+    """What a target that cannot show `image` inline says instead."""
+    return f"{image.alt}: the image attached to this ticket."
+
+
 def document_text(document: Document) -> str:
     """The visible words of a whole document, block by block (headings, paragraphs, list items,
     table headers and cells), as `plain_text` shows each inline node."""
@@ -133,6 +149,8 @@ def document_text(document: Document) -> str:
             lines.append("".join(plain_text(node) for node in block.content))
         elif isinstance(block, BulletList):
             lines += ["".join(plain_text(node) for node in item) for item in block.items]
+        elif isinstance(block, Image):
+            lines.append(attached_text(block))
         else:
             lines.append(" ".join(block.header))
             lines += [

@@ -292,9 +292,8 @@ def _chart(
     chart_name: str | None, slas: Sequence[Agreement], attainments: Mapping[str, Attainment]
 ) -> list[doc.Block]:
     blocks: list[doc.Block] = [doc.heading(2, CHART_HEADING)]
-    if chart_name:
-        # Not its file name: that holds the service's key, which may be a sys_id.
-        blocks.append(doc.paragraph("Chart of attainment per month: the attached image."))
+    if chart_name:  # Data Center shows it inline; elsewhere a line says it is attached
+        blocks.append(doc.Image(file=chart_name, alt="Chart of attainment per month"))
     lines = []
     for agreement in slas:
         result = attainments.get(agreement.key)

@@ -29,6 +29,8 @@ def render_markdown(
     parts: list[str] = [f"# {md_escape(title)}"] if title else []
     placed = False
     for block in document.blocks:
+        if isinstance(block, doc.Image):  # the report shows its own copy of the chart (`chart`)
+            continue
         parts.append(_md_block(block))
         if chart and not placed and _is_chart_heading(block):
             parts.append(_md_image(chart))
@@ -43,6 +45,8 @@ def render_html(document: doc.Document, *, title: str, chart: str | None = None)
     body: list[str] = [f"<h1>{_h(title)}</h1>"]
     placed = False
     for block in document.blocks:
+        if isinstance(block, doc.Image):  # the report shows its own copy of the chart (`chart`)
+            continue
         body.append(_html_block(block))
         if chart and not placed and _is_chart_heading(block):
             body.append(_html_image(chart))
@@ -87,6 +91,8 @@ def _md_block(block: doc.Block) -> str:
         return _md_inline(block.content)
     if isinstance(block, doc.BulletList):
         return "\n".join(f"- {_md_inline(item)}" for item in block.items)
+    if isinstance(block, doc.Image):
+        return md_escape(doc.attached_text(block))
     header = "| " + " | ".join(md_escape(h) for h in block.header) + " |"
     rule = "|" + "|".join("---" for _ in block.header) + "|"
     rows = ["| " + " | ".join(_md_inline(cell) for cell in row) + " |" for row in block.rows]
@@ -136,6 +142,8 @@ def _html_block(block: doc.Block) -> str:
     if isinstance(block, doc.BulletList):
         items = "".join(f"<li>{_html_inline(item)}</li>" for item in block.items)
         return f"<ul>{items}</ul>"
+    if isinstance(block, doc.Image):
+        return f"<p>{_h(doc.attached_text(block))}</p>"
     head = "".join(f"<th>{_h(h)}</th>" for h in block.header)
     rows = "".join(
         "<tr>" + "".join(f"<td>{_html_inline(cell)}</td>" for cell in row) + "</tr>"

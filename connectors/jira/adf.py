@@ -20,6 +20,7 @@ from review import Document
 from review.document import (
     BulletList,
     Heading,
+    Image,
     Inline,
     Link,
     Mention,
@@ -27,6 +28,7 @@ from review.document import (
     Status,
     Table,
     Text,
+    attached_text,
 )
 
 AdfNode = dict[str, Any]
@@ -43,7 +45,9 @@ class _AdfRenderer:
     def __init__(self, resolve: MentionResolver) -> None:
         self.resolve = resolve
 
-    def block(self, block: Heading | Paragraph | BulletList | Table) -> AdfNode:
+    def block(self, block: Heading | Paragraph | BulletList | Table | Image) -> AdfNode:
+        if isinstance(block, Image):  # ADF media needs a media id REST does not give: say where
+            return self.paragraph((Text(text=attached_text(block)),))
         if isinstance(block, Heading):
             return {
                 "type": "heading",

@@ -13,6 +13,7 @@ from review import Document
 from review.document import (
     BulletList,
     Heading,
+    Image,
     Inline,
     Link,
     Mention,
@@ -20,6 +21,7 @@ from review.document import (
     Status,
     Table,
     Text,
+    attached_text,
 )
 
 MentionResolver = Callable[[Mention], str | None]
@@ -38,7 +40,13 @@ def to_wiki(document: Document, resolve: MentionResolver) -> str:
     return "\n\n".join(_block(block, resolve) for block in document.blocks)
 
 
-def _block(block: Heading | Paragraph | BulletList | Table, resolve: MentionResolver) -> str:
+def _block(
+    block: Heading | Paragraph | BulletList | Table | Image, resolve: MentionResolver
+) -> str:
+    if isinstance(block, Image):  # the attachment of that name, shown inline
+        if _FILE_NAME.fullmatch(block.file):
+            return f"!{block.file}!"
+        return escape(attached_text(block))
     if isinstance(block, Heading):
         return f"h{block.level}. {_inlines(block.content, resolve)}"
     if isinstance(block, Paragraph):
@@ -77,6 +85,7 @@ def _status(node: Status) -> str:
 
 
 _SAFE_NAME = re.compile(r"^[^\]\[|~\s]+$")
+_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # shown inline as !file! (no markup in it)
 
 
 def _url(url: str) -> str:

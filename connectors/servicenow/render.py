@@ -31,6 +31,8 @@ def _block(block: doc.Block) -> str:
         return _inline(block.content)
     if isinstance(block, doc.BulletList):
         return "\n".join(f"- {_inline(item)}" for item in block.items)
+    if isinstance(block, doc.Image):
+        return doc.attached_text(block)
     return _table(block)
 
 

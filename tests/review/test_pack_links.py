@@ -118,8 +118,10 @@ def _links(document: doc.Document) -> dict[str, str]:
             lines: tuple[tuple[doc.Inline, ...], ...] = (block.content,)
         elif isinstance(block, doc.BulletList):
             lines = block.items
-        else:
+        elif isinstance(block, doc.Table):
             lines = tuple(cell for row in block.rows for cell in row)
+        else:
+            lines = ()
         found.update({n.text: n.url for line in lines for n in line if isinstance(n, doc.Link)})
     return found
 

@@ -13,6 +13,7 @@ from connectors.jira.adf import plain_text
 from review.document import (
     BulletList,
     Document,
+    Image,
     Link,
     Mention,
     Status,
@@ -164,3 +165,15 @@ def test_wiki_links_show_the_number_as_text() -> None:
     lines = to_wiki(document, lambda m: None).splitlines()
     assert lines[0] == f"* [PRB0040001|{url}]: Mail queue stalls (open)"
     assert lines[-1] == "[SLM\\-5 review|https://jira.example/browse/SLM-5]"
+
+
+def test_an_attached_image_is_inline_in_wiki_and_named_in_adf() -> None:
+    """Data Center wiki shows the attachment inline by its name (`!file!`), a name that wiki
+    markup could misread stays text; Cloud ADF says the image is attached (valid ADF)."""
+    chart = Image(file="attainment-4591b2.png", alt="Chart of attainment per month")
+    odd = Image(file="a|b!.png", alt="Chart")
+    assert to_wiki(Document(blocks=(chart,)), lambda m: None) == "!attainment-4591b2.png!"
+    assert "!a" not in to_wiki(Document(blocks=(odd,)), lambda m: None)
+    adf = to_adf(Document(blocks=(chart,)), lambda m: None)
+    assert adf_error(adf) is None
+    assert plain_text(adf) == "Chart of attainment per month: the image attached to this ticket."
