@@ -400,7 +400,8 @@ def _footer(figure: Figure, text: _Writer, grid: _Grid, height: float, margin: f
               edgecolor=HATCH[AttainmentStatus.MET],
               label=f"hatched: under {LOW_VOLUME} records, too few to judge"),
         Patch(facecolor=FILL[AttainmentStatus.AT_RISK],
-              label=f"at risk: under {margin:g} points above target"),
+              label=f"at risk: under {margin:g} points above target "
+                    "(at most half the room to 100 %)"),
         Patch(facecolor=NO_DATA_FILL, edgecolor="#c8c8c8", label="no data: no records"),
         Patch(facecolor=FILL[AttainmentStatus.MISSED], label="missed: below target"),
     ]  # fmt: skip
