@@ -361,23 +361,14 @@ class Engine:
             for key, row in rows.items()
             if row.state == "created" and row.ticket_key
         }
+        frozen = {key for key, row in rows.items() if row.frozen}
         read: set[str] = set()
         if phase.state is CycleState.CLOSING:
             read = set(phase.selection)
         elif phase.state is CycleState.REVIEWING:  # a pack freezing now is read a last time
-            read = {
-                key
-                for key in phase.selection
-                if not (
-                    (review := review_ticket_key(cycle.id, key)) in rows and rows[review].frozen
-                )
-            }
-        freezing = {
-            key
-            for key in read
-            if (review := review_ticket_key(cycle.id, key)) in phase.frozen_reviews
-            and not (review in rows and rows[review].frozen)
-        }
+            read = {k for k in phase.selection if review_ticket_key(cycle.id, k) not in frozen}
+        done = phase.frozen_reviews - frozen  # "Participate" done, the pack not frozen yet
+        freezing = {key for key in read if review_ticket_key(cycle.id, key) in done}
         return MeetingReader(
             self.target,
             self.raci,

@@ -157,7 +157,7 @@ def _from_cache(
     services: Sequence[str],
 ) -> list[PastReview]:
     """Earlier cycles the ledger does not know: from the history cache, else the target."""
-    cached = _cached(store, target)
+    cached = _cached(store, f"{target.system}:")
     found: list[PastReview] = []
     for cycle in earlier:
         if cycle.id in known:
@@ -165,7 +165,7 @@ def _from_cache(
         if f"looked:{cycle.id}" not in cached:
             if not _look_up(store, target, cycle, services):
                 continue
-            cached = _cached(store, target)
+            cached = _cached(store, f"{target.system}:")
         for key, body in cached.items():
             if body.get("cycle") == cycle.id and "ticket_key" in body:
                 ref = TicketRef(body["ticket_key"], body["ticket_id"], body.get("url"))
@@ -173,8 +173,8 @@ def _from_cache(
     return found
 
 
-def _cached(store: StateStore, target: TargetConnector) -> dict[str, dict[str, Any]]:
-    prefix = f"{target.system}:"
+def _cached(store: StateStore, prefix: str) -> dict[str, dict[str, Any]]:
+    """The history cache's entries whose key starts with `prefix`, by the rest of their key."""
     return {
         r.key[len(prefix) :]: r.body for r in store.mirrored(HISTORY) if r.key.startswith(prefix)
     }
@@ -222,9 +222,7 @@ def _held_on(
     """
     prefix = f"{target.system}:held:"
     cached = {
-        r.key[len(prefix) :]: date.fromisoformat(str(r.body["on"]))
-        for r in store.mirrored(HISTORY)
-        if r.key.startswith(prefix)
+        key: date.fromisoformat(str(body["on"])) for key, body in _cached(store, prefix).items()
     }
     unknown = [r for r in reviews if r.key not in cached]
     if not unknown:
@@ -259,9 +257,7 @@ def _past_decisions(
     read again each cycle (one bulk read with comments for all of them)."""
     prefix = f"{target.system}:decided:"
     cached = {
-        r.key[len(prefix) :]: list(r.body.get("decisions") or [])
-        for r in store.mirrored(HISTORY)
-        if r.key.startswith(prefix)
+        key: list(body.get("decisions") or []) for key, body in _cached(store, prefix).items()
     }
     unknown = [r for r in reviews if r.key not in cached]
     if unknown:
