@@ -42,7 +42,7 @@ from sync.engine import Engine, RunResult, dumps, source_mappings
 from sync.health import Health, HealthServer
 from sync.logs import Redactor, configure_logging
 from sync.metrics import Metrics
-from sync.portfolio import PortfolioPage, write_portfolio
+from sync.portfolio import PAGE_NAME, PortfolioPage, write_portfolio
 from sync.progress import TerminalProgress
 from sync.report import preview_records, write_report
 from sync.state import StateStore, open_store
@@ -378,6 +378,7 @@ def _print_demo(result: DemoResult) -> None:
     console.print(f"review packs written to {result.output_dir}/ (open review.html):")
     for key, folder in result.folders.items():
         console.print(f"  {result.names.get(key, key)}: {folder}/")
+    console.print(f"portfolio page: {result.output_dir / PAGE_NAME}")
 
 
 @app.command("report")

@@ -101,3 +101,14 @@ def test_an_output_that_is_a_file_is_refused_before_the_walk(
     assert main(["demo", "--output", str(taken)]) == 2
     err = capsys.readouterr().err
     assert "--output" in err and "cannot use it as a folder" in err and "Traceback" not in err
+
+
+def test_the_demo_tells_where_the_portfolio_page_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The printed summary names each pack's folder and the portfolio page beside them."""
+    out = tmp_path / "out"
+    assert main(["demo", "--output", str(out)]) == 0
+    printed = "".join(capsys.readouterr().out.split())  # the console wraps long paths
+    assert f"portfoliopage:{out / 'portfolio.html'}" in printed
+    assert (out / "portfolio.html").is_file()
