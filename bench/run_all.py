@@ -7,6 +7,9 @@
 Each benchmark prints one JSON object; this collects them under their names with the command
 line, exit code and seconds of each, plus the machine they ran on, and prints the whole file.
 A benchmark that fails is recorded with its exit code and the end of its stderr; the others run.
+`--only a,b` runs those and keeps the other figures already in the file (same `--quick`).
+The goals of issues 18 and 19 (`bench/goals.py`) are evaluated into `goals` (goal / measured /
+ratio / met) and printed as a Markdown table on stderr.
 """
 
 from __future__ import annotations
@@ -23,16 +26,39 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+sys.path[:] = [str(HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != HERE]
+
+from bench.goals import evaluate, table  # noqa: E402
+
+UNLIMITED = "servicenow=1000000/1s,jira=1000000/1s"
+QUICK_COLD = ["--services", "100", "--sla-records", "10000", "--reviews", "5"]
 
 # name -> (script, full arguments, quick arguments)
 BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
-    "write_economy": ("jira_write.py", ["--sizes", "10,100,1000"], ["--sizes", "10,100"]),
+    "write_economy": (
+        "jira_write.py",
+        ["--sizes", "10,100,1000", "--subtasks", "5"],
+        ["--sizes", "10,100", "--subtasks", "5"],
+    ),
     "cold_sync": (
         "cold_sync.py",
         [],
-        ["--services", "100", "--sla-records", "10000", "--reviews", "5"],
+        QUICK_COLD,
+    ),
+    # the same without latency or rate limits: our own work, records/s end to end
+    "cold_sync_cpu": (
+        "cold_sync.py",
+        ["--latency-ms", "0", "--rate-limit", UNLIMITED],
+        [*QUICK_COLD, "--latency-ms", "0", "--rate-limit", UNLIMITED],
     ),
     "idle_cycle": ("idle_cycle.py", [], ["--services", "20", "--sla-records", "2000"]),
+    # every service under review: what an idle cycle costs at estate size
+    "idle_cycle_estate": (
+        "idle_cycle.py",
+        ["--services", "1000", "--sla-records", "100000", "--reviews", "1000"],
+        ["--services", "100", "--sla-records", "10000", "--reviews", "100"],
+    ),
+    "scale": ("scale.py", [], ["--sizes", "50,200"]),
     "memory": ("memory.py", [], ["--quick"]),
     "mapping_throughput": ("mapping.py", [], ["--records", "20000", "--repeat", "1"]),
     "servicenow_read": ("servicenow_read.py", [], ["--records", "10000"]),
@@ -85,12 +111,19 @@ def main() -> None:
         },
         "benchmarks": {},
     }
+    if args.only and args.output.exists():  # a partial run updates the recorded figures
+        earlier = json.loads(args.output.read_text(encoding="utf-8"))
+        if earlier.get("quick") == args.quick:
+            results["benchmarks"] = earlier.get("benchmarks", {})
     for name in names:
         print(f"bench: {name} ...", file=sys.stderr, flush=True)
         results["benchmarks"][name] = run(name, args.quick)
+        results["benchmarks"][name]["ran_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    results["goals"] = evaluate(results)
     args.output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(results, indent=2))
-    failed = [n for n, r in results["benchmarks"].items() if r["exit"] != 0]
+    print(table(results["goals"]), file=sys.stderr)
+    failed = [n for n in names if results["benchmarks"][n]["exit"] != 0]
     if failed:
         print(f"bench: failed: {', '.join(failed)}", file=sys.stderr)
         raise SystemExit(1)
