@@ -177,6 +177,34 @@ def test_a_refreshed_chart_replaces_the_shown_one_even_through_a_kill(
 
 
 @pytest.mark.parametrize("rig", [("jira", "cloud")], indirect=True)
+def test_while_the_description_cannot_be_updated_the_old_chart_stays_shown(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Jira refuses the description update (503 on every PUT of the issue): the new chart is
+    uploaded but the old one is not removed, so the description still shows a file that is
+    there; once Jira accepts edits again the next run shows the new chart, without uploading it
+    a second time."""
+    reviews = rig.reviews(rig.run())
+    _refresh_charts(monkeypatch)
+    knobs = f"{rig.site.jira_url}/__sandbox/knobs"
+    only = "|".join(f"PUT /rest/api/3/issue/{key}" for key in reviews)
+    requests.post(knobs, json={"faults": f"5xx=1,only={only}"}, timeout=5).raise_for_status()
+    rig.run()
+    for key in reviews:
+        fields = _issue(rig.site, key)
+        assert len(fields["attachment"]) == 2, "the new chart is there, the old one kept"
+        (url,) = _media_urls(fields["description"])
+        assert requests.get(url, auth=AUTH, timeout=10).status_code == 200, "not a broken image"
+    requests.post(knobs, json={"faults": None}, timeout=5).raise_for_status()
+    rig.requests(rig.site.jira_url)
+    rig.run()
+    writes = _writes(rig.requests(rig.site.jira_url))
+    assert "POST /rest/api/3/issue/<key>/attachments" not in writes, writes
+    for key in reviews:
+        assert _assert_cloud_shows_its_only_chart(rig.site, key).endswith(b"\0refreshed")
+
+
+@pytest.mark.parametrize("rig", [("jira", "cloud")], indirect=True)
 def test_the_stand_in_refuses_a_description_showing_a_file_not_on_the_issue(rig: Rig) -> None:
     """Knob `media_attachments`: media showing another issue's attachment (or none) is refused
     with 400; with the knob off the same edit goes through."""
