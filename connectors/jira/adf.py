@@ -3,11 +3,12 @@ to plain text (`plain_text`) for what people write in comments.
 
 Headings, paragraphs, bullet lists and tables map to their ADF nodes; mentions become ADF
 mention nodes by accountId (which notify the person) when the person was found in Jira, and
-plain "@Name" text otherwise; status lozenges become ADF status nodes. The chart (an `Image`)
-is shown inline once the ticket carries it: a `mediaSingle` holding an *external* `media` node
-whose URL is the attachment's content URL (`/rest/api/3/attachment/content/{id}`); a `file`
-media node would need the Media Services id, which the REST API does not give. Until the
-attachment exists the Image reads as a sentence saying where it is. A line break in text is
+"@Name" text otherwise (linking to their source record when the pack knows it); status lozenges
+become ADF status nodes. The chart (an `Image`) is shown inline once the ticket carries it: a
+`mediaSingle` holding an *external* `media` node whose URL is the attachment's content URL
+(`/rest/api/3/attachment/content/{id}`); a `file` media node would need the Media Services id,
+which the REST API does not give. Until the attachment exists the Image reads as a sentence
+saying where it is. A line break in text is
 a hardBreak node (a link's text stays on one line); text nodes never carry a raw line break,
 tab or other control character.
 """
@@ -106,8 +107,9 @@ class _AdfRenderer:
         if isinstance(node, Mention):
             account_id = self.resolve(node)
             name = _one_line(node.name)
-            if account_id is None:
-                return _text(f"@{name}", [])
+            if account_id is None:  # not in Jira: their source record, where it is known
+                record = [{"type": "link", "attrs": {"href": node.url}}] if node.url else []
+                return _text(f"@{name}", record, breaks=False)
             return [{"type": "mention", "attrs": {"id": account_id, "text": f"@{name}"}}]
         return [_status(node)]
 

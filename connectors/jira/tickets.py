@@ -198,7 +198,8 @@ def _people_line(role: str, people: Sequence[Person]) -> Paragraph:
     for index, person in enumerate(people):
         if index:
             content.append(Text(text=", "))
-        content.append(Mention(name=person.name, email=person.email))
+        url = person.source.url if person.source is not None else None
+        content.append(Mention(name=person.name, email=person.email, url=url))
     return Paragraph(content=tuple(content))
 
 
