@@ -233,8 +233,9 @@ class TargetConnector(Protocol):
         """Add a comment / work note."""
         ...
 
-    def attach(self, ref: TicketRef, filename: str, content: bytes, content_type: str) -> None:
-        """Attach a file (the review pack's chart)."""
+    def attach(self, ref: TicketRef, filename: str, content: bytes, content_type: str) -> str:
+        """Attach a file (the review pack's chart); the new attachment's id ("" if the tool
+        did not say)."""
         ...
 
     def state(self, refs: Sequence[TicketRef], *, comments: bool = False) -> dict[str, TicketState]:

@@ -6,7 +6,8 @@ to prove that a kill at any boundary, followed by a restart, leaves exactly one 
 
 Boundaries: before_intent, after_intent, after_create, after_record, mid_bulk,
 between_parent_and_subtasks, mid_cursor_commit, after_step (a chart / note / watcher call made,
-not yet recorded done).
+not yet recorded done), after_upload (a chart uploaded, the description not yet pointed at it),
+after_show (the description points at the new chart, not yet recorded, older files still there).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ BOUNDARIES = (
     "between_parent_and_subtasks",
     "mid_cursor_commit",
     "after_step",
+    "after_upload",
+    "after_show",
 )
 _seen: dict[str, int] = {}
 

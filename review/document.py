@@ -11,7 +11,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 
 class _Node(BaseModel):
@@ -35,11 +35,26 @@ class Link(_Node):
 
 
 class Mention(_Node):
-    """A person, mentioned so the target notifies them (rendered as a name where it cannot)."""
+    """A person, mentioned so the target notifies them (rendered as a name where it cannot).
+
+    `url`: their record in the source (a ServiceNow `sys_user` form), which renderers link
+    where the person is not mentioned natively (not found in Jira, the HTML / Markdown report).
+    The link text is always the name, never the record's id.
+    """
 
     type: Literal["mention"] = "mention"
     name: str
     email: str | None = None
+    url: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _serialize(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        # Without a URL the node serializes as it did before it had one: the spec hash of a
+        # ticket without people links stays the same (no spurious update).
+        data: dict[str, object] = handler(self)
+        if data.get("url") is None:
+            data.pop("url", None)
+        return data
 
 
 class StatusColor(StrEnum):

@@ -25,7 +25,7 @@ from datetime import datetime
 from review import document as doc
 from review.model import Decision, Invitee, Meeting, Person, Service
 from review.raci import Letter, RaciMatrix
-from review.references import material_reference
+from review.references import material_reference, person_mention
 from review.roles import RoleHolders, identity, service_role_holders
 
 MEETING_HEADING = "Meeting"
@@ -234,7 +234,7 @@ def _invitee_list(people: Sequence[Invitee]) -> doc.Block:
     return doc.BulletList(
         items=tuple(
             (
-                doc.Mention(name=p.person.name, email=p.person.email),
+                person_mention(p.person),
                 doc.text(": " + ", ".join(p.roles)),
             )
             for p in people

@@ -40,7 +40,7 @@ from review.model import (
     ReviewPeriod,
     Service,
 )
-from review.references import material_reference, reference
+from review.references import material_reference, person_mention, reference
 
 CHART_HEADING = "Monthly attainment"
 SECTION_TITLES = (
@@ -258,7 +258,7 @@ def _service_name(service: Service) -> doc.Inline:
 def _person(person: Person | None, gap_listed: bool) -> doc.Inline:
     if person is None:
         return doc.text(f"not named{_SEE_GAPS}" if gap_listed else "not named")
-    return doc.Mention(name=person.name, email=person.email)
+    return person_mention(person)
 
 
 def _targets(slas: Sequence[Agreement], attainments: Mapping[str, Attainment]) -> list[doc.Block]:

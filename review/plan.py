@@ -41,6 +41,7 @@ from review.cycle import Cycle
 from review.gaps import unfilled_role_gap
 from review.model import Gap, GapKind, Person, ReviewPack, Service, TicketKind, TicketSpec
 from review.raci import Activity, Letter, RaciMatrix, Role, Scope
+from review.references import person_mention
 from review.roles import (
     SHARED_SERVICE_ROLES,
     ResponsiblePart,
@@ -426,7 +427,7 @@ def _people(persons: Sequence[Person | None]) -> tuple[doc.Inline, ...]:
     for index, person in enumerate(found):
         if index:
             mentions.append(doc.text(", "))
-        mentions.append(doc.Mention(name=person.name, email=person.email))
+        mentions.append(person_mention(person))
     return tuple(mentions)
 
 

@@ -9,7 +9,7 @@ SLM-12), never by an id they cannot use (a 32-hex sys_id, an internal key such a
 from __future__ import annotations
 
 from review import document as doc
-from review.model import Material
+from review.model import Material, Person
 
 _SEPARATORS = " :-\u2013"  # space, colon, hyphen, en dash
 
@@ -20,6 +20,12 @@ def reference(number: str | None, title: str, url: str | None) -> tuple[doc.Inli
         return (_link(title, url),)
     rest = _without_number(title, number)
     return (_link(number, url), doc.text(f": {rest}")) if rest else (_link(number, url),)
+
+
+def person_mention(person: Person) -> doc.Mention:
+    """A person as a mention, linking to their record in the source where it has a URL."""
+    url = person.source.url if person.source is not None else None
+    return doc.Mention(name=person.name, email=person.email, url=url)
 
 
 def material_reference(material: Material) -> tuple[doc.Inline, ...]:

@@ -3,7 +3,9 @@
 `slm-sync report` writes a review pack next to its chart so a service owner can read it without
 any ticket. Every piece of text is escaped: service names carry quotes, `<`, `^`, `|` and
 non-ASCII letters. The chart is referenced by the relative file name the caller gives and placed
-under the "Monthly attainment" heading (or at the end if the document has none).
+under the "Monthly attainment" heading (or at the end if the document has none). People read
+"@Name", linking to their record in the source (a ServiceNow `sys_user` form) where the pack
+knows it; the link text is the name, never the record's id.
 """
 
 from __future__ import annotations
@@ -118,7 +120,11 @@ def _md_node(node: doc.Inline) -> str:
             return md_escape(node.text)
         return f"[{md_escape(node.text)}](<{url.replace('>', '%3E').replace(' ', '%20')}>)"
     if isinstance(node, doc.Mention):
-        return f"@{md_escape(node.name)}"
+        return (
+            _md_node(doc.Link(text=f"@{node.name}", url=node.url))
+            if node.url
+            else (f"@{md_escape(node.name)}")
+        )
     return f"**\\[{md_escape(node.text)}\\]**"
 
 
@@ -163,9 +169,17 @@ def _html_node(node: doc.Inline) -> str:
         url = _safe_url(node.url)
         return f'<a href="{_h(url)}">{_h(node.text)}</a>' if url else _h(node.text)
     if isinstance(node, doc.Mention):
-        title = f' title="{_h(node.email)}"' if node.email else ""
-        return f'<span class="mention"{title}>@{_h(node.name)}</span>'
+        return _html_mention(node)
     return f'<span class="status status-{node.color.value}">{_h(node.text)}</span>'
+
+
+def _html_mention(node: doc.Mention) -> str:
+    """`@Name`, a link to the person's source record where known; the e-mail as its title."""
+    title = f' title="{_h(node.email)}"' if node.email else ""
+    url = _safe_url(node.url) if node.url else None
+    if url is None:
+        return f'<span class="mention"{title}>@{_h(node.name)}</span>'
+    return f'<a class="mention" href="{_h(url)}"{title}>@{_h(node.name)}</a>'
 
 
 def _html_image(chart: str) -> str:

@@ -231,14 +231,28 @@ def _linked_breaches(
 
 
 def _linked_service(service: Service, links: RecordLinks | None) -> Service:
-    """`service` and its components with the URLs of their records (CMDB CIs)."""
+    """`service` and its components with the URLs of their records (CMDB CIs), and the people
+    holding their roles with the URLs of theirs (ServiceNow `sys_user`)."""
     if links is None:
         return service
     components = tuple(
-        c.model_copy(update={"source": _linked_ref(c.source, links)}) for c in service.components
+        c.model_copy(
+            update={"source": _linked_ref(c.source, links), "owner": _linked_person(c.owner, links)}
+        )
+        for c in service.components
     )
     source = _linked_ref(service.source, links)
-    return service.model_copy(update={"source": source, "components": components})
+    people = {
+        role: _linked_person(getattr(service, role), links)
+        for role in ("owner", "business_owner", "lt_sponsor")
+    }
+    return service.model_copy(update={"source": source, "components": components, **people})
+
+
+def _linked_person(person: Person | None, links: RecordLinks) -> Person | None:
+    if person is None or person.source is None:
+        return person
+    return person.model_copy(update={"source": _linked_ref(person.source, links)})
 
 
 def _linked_ref(ref: SourceRef | None, links: RecordLinks) -> SourceRef | None:

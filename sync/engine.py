@@ -263,7 +263,7 @@ class Engine:
         duplicates: list[Duplicate] = []
         if not dry_run:
             self._freeze_packs(build, summary, reader)
-            self._attach_charts(build, summary, followups)
+            self._attach_charts(build, summary, followups, tickets)
             closable = flow.closable_after_apply(build.cycle, phase)
             close_finished(self.target, self.store, closable, followups.rows)
             flow.tell_unmatched(build.cycle, phase)
@@ -482,11 +482,17 @@ class Engine:
         self.store.store_page(self.target.system, MEETING_STATE, meetings, None)
 
     def _attach_charts(
-        self, build: ReviewBuild, summary: ApplySummary, followups: FollowUps
+        self,
+        build: ReviewBuild,
+        summary: ApplySummary,
+        followups: FollowUps,
+        tickets: Sequence[TicketSpec],
     ) -> None:
         """Each live review ticket carries its current chart once (a protocol step: a chart a
-        killed run may have uploaded is recognised by name and content, not uploaded again)."""
+        killed run may have uploaded is recognised by name and content, not uploaded again),
+        and its description shows that chart where the target shows it by attachment id."""
         ledger = self.store.ledger_rows(self.target.system)
+        specs = {spec.key: spec for spec in tickets}
         service_of_key = {review_ticket_key(build.cycle.id, k): k for k in build.packs}
         for outcome in summary.outcomes:
             if outcome.kind != TicketKind.REVIEW.value or outcome.error is not None:
@@ -501,7 +507,14 @@ class Engine:
             self._safe_point()
             ref = TicketRef(key=row.ticket_key or "", id=row.ticket_id or "", url=row.ticket_url)
             fresh = outcome.action is Action.CREATE
-            followups.attach(outcome.key, ref, chart_name(service_key), chart, fresh=fresh)
+            followups.attach(
+                outcome.key,
+                ref,
+                chart_name(service_key),
+                chart,
+                fresh=fresh,
+                spec=specs.get(outcome.key),
+            )
 
     def _count_reads(self, pulled: PullSummary) -> None:
         if self.metrics is not None:

@@ -10,6 +10,12 @@ no attachment or comment yet and needs no such check; a ticket found by lookup (
 A refreshed chart replaces its attachment: once the new file is there, older files of the same
 name on the ticket are removed (only that name: `attainment-<service>.png` is ours).
 
+Where the description shows the chart by its attachment id (Jira Cloud's inline ADF media,
+ServiceNow's attachment link) the order is: upload (or recognise) the new file, update the
+description to point at it, record that id (`chart_shown`), then remove the older files. So the
+id a description is rendered with always names a file that is there: a description is never
+pointed at a removed file, and a killed run resumes from the file it uploaded.
+
 A failed step fails alone: it is logged, stays pending and is retried next cycle; the ticket
 and every other step go on.
 """
@@ -33,6 +39,7 @@ from sync.state import StateStore, StepRow
 
 log = structlog.get_logger("slm_sync.steps")
 CHART = "chart"
+CHART_SHOWN = "chart_shown"  # its digest is the id of the attachment the description shows
 NOTE = "note"
 WATCH = "watch:"  # + the person's email: one step per watcher slm-sync added
 RECENT_COMMENTS = 10  # a pending note is looked for among the ticket's latest comments
@@ -50,6 +57,20 @@ class RemovesAttachments(Protocol):
     """A target that can delete an attachment (an older version of our chart)."""
 
     def remove_attachment(self, ref: TicketRef, attached: AttachedFile) -> None: ...
+
+
+@runtime_checkable
+class ShowsAttachments(Protocol):
+    """A target whose description shows the chart by its attachment id."""
+
+    @property
+    def shows_attachments(self) -> bool: ...
+
+    def show_attachment(self, key: str, attachment_id: str) -> None: ...
+
+
+def _shows(target: object) -> bool:
+    return isinstance(target, ShowsAttachments) and target.shows_attachments
 
 
 @runtime_checkable
@@ -92,25 +113,51 @@ class FollowUps:
 
     @classmethod
     def load(cls, target: TargetConnector, store: StateStore) -> FollowUps:
-        """The steps recorded so far for `target` (one read per cycle)."""
-        return cls(target, store, store.steps(target.system))
+        """The steps recorded so far for `target` (one read per cycle); a target that shows
+        charts by attachment id is told which attachment each ticket shows."""
+        rows = store.steps(target.system)
+        if _shows(target):
+            assert isinstance(target, ShowsAttachments)
+            for (key, step), row in rows.items():
+                if step == CHART_SHOWN:
+                    target.show_attachment(key, row.digest)
+        return cls(target, store, rows)
 
     # ---- the chart -----------------------------------------------------------------------
     def attach(
-        self, key: str, ref: TicketRef, filename: str, content: bytes, *, fresh: bool
+        self,
+        key: str,
+        ref: TicketRef,
+        filename: str,
+        content: bytes,
+        *,
+        fresh: bool,
+        spec: TicketSpec | None = None,
     ) -> None:
-        """Attach `content` as `filename` unless this very content is there already, and remove
-        older versions of it (a refreshed chart replaces its attachment).
+        """Attach `content` as `filename` unless this very content is there already, point the
+        description at it where the target shows charts by attachment id (`spec`: what the
+        ticket must be), and remove older versions of it.
 
         `fresh`: the ticket was created by this run, so it has no attachment yet.
         """
         wanted = digest(content)
         row = self.rows.get((key, CHART))
-        if row is not None and row.state == "done" and row.digest == wanted:
+        unshown = _shows(self.target) and spec is not None and (key, CHART_SHOWN) not in self.rows
+        if row is not None and row.state == "done" and row.digest == wanted and not unshown:
             return
-        self._run(key, CHART, wanted, lambda: self._attach(ref, filename, content, fresh))
+        self._run(
+            key, CHART, wanted, lambda: self._attach(key, ref, filename, content, fresh, spec)
+        )
 
-    def _attach(self, ref: TicketRef, filename: str, content: bytes, fresh: bool) -> None:
+    def _attach(
+        self,
+        key: str,
+        ref: TicketRef,
+        filename: str,
+        content: bytes,
+        fresh: bool,
+        spec: TicketSpec | None,
+    ) -> None:
         target = self.target
         existing: list[AttachedFile] = []
         if not fresh and isinstance(target, ReadsAttachments):
@@ -120,14 +167,36 @@ class FollowUps:
             None,
         )
         if same is None:
-            target.attach(ref, filename, content, "image/png")
+            attachment_id = target.attach(ref, filename, content, "image/png")
             log.info("chart.attached", ticket=ref.key, filename=filename)
+            crash_point("after_upload")
         else:
+            attachment_id = same.id
             log.info("chart.recognised", ticket=ref.key, filename=filename)
+        if spec is not None and _shows(target):
+            self._show(key, ref, spec, attachment_id)
         if isinstance(target, RemovesAttachments):
             for older in (a for a in existing if a is not same):
                 target.remove_attachment(ref, older)
                 log.info("chart.replaced", ticket=ref.key, filename=filename, removed=older.id)
+
+    def _show(self, key: str, ref: TicketRef, spec: TicketSpec, attachment_id: str) -> None:
+        """Point the description at the attachment `attachment_id`, then remember it."""
+        if not attachment_id:  # next cycle recognises the file by its content, with its id
+            raise ConnectorError(
+                f"{self.target.system}: the upload of the chart on {ref.key} did not name the "
+                "attachment it created",
+                system=self.target.system,
+            )
+        assert isinstance(self.target, ShowsAttachments)
+        self.target.show_attachment(key, attachment_id)
+        self.target.update(ref, spec)
+        crash_point("after_show")
+        self.store.record_step(
+            self.target.system, key, CHART_SHOWN, state="done", digest=attachment_id
+        )
+        self.rows[key, CHART_SHOWN] = StepRow(key, CHART_SHOWN, "done", attachment_id)
+        log.info("chart.shown", ticket=ref.key, attachment=attachment_id)
 
     # ---- the change note -----------------------------------------------------------------
     def comment(self, key: str, ref: TicketRef, note: Document, spec_hash: str) -> None:

@@ -3,7 +3,12 @@ to plain text (`plain_text`) for what people write in comments.
 
 Headings, paragraphs, bullet lists and tables map to their ADF nodes; mentions become ADF
 mention nodes by accountId (which notify the person) when the person was found in Jira, and
-plain "@Name" text otherwise; status lozenges become ADF status nodes. A line break in text is
+"@Name" text otherwise (linking to their source record when the pack knows it); status lozenges
+become ADF status nodes. The chart (an `Image`) is shown inline once the ticket carries it: a
+`mediaSingle` holding an *external* `media` node whose URL is the attachment's content URL
+(`/rest/api/3/attachment/content/{id}`); a `file` media node would need the Media Services id,
+which the REST API does not give. Until the attachment exists the Image reads as a sentence
+saying where it is. A line break in text is
 a hardBreak node (a link's text stays on one line); text nodes never carry a raw line break,
 tab or other control character.
 """
@@ -33,21 +38,26 @@ from review.document import (
 
 AdfNode = dict[str, Any]
 MentionResolver = Callable[[Mention], str | None]
+ImageUrl = Callable[[Image], str | None]
 
 
-def to_adf(document: Document, resolve: MentionResolver) -> AdfNode:
-    """The ADF `doc` for `document`; `resolve` gives a mentioned person's accountId or None."""
-    renderer = _AdfRenderer(resolve)
+def to_adf(
+    document: Document, resolve: MentionResolver, image_url: ImageUrl | None = None
+) -> AdfNode:
+    """The ADF `doc` for `document`; `resolve` gives a mentioned person's accountId or None,
+    `image_url` the content URL of an image's attachment or None (not attached yet)."""
+    renderer = _AdfRenderer(resolve, image_url or (lambda image: None))
     return {"type": "doc", "version": 1, "content": [renderer.block(b) for b in document.blocks]}
 
 
 class _AdfRenderer:
-    def __init__(self, resolve: MentionResolver) -> None:
+    def __init__(self, resolve: MentionResolver, image_url: ImageUrl) -> None:
         self.resolve = resolve
+        self.image_url = image_url
 
     def block(self, block: Heading | Paragraph | BulletList | Table | Image) -> AdfNode:
-        if isinstance(block, Image):  # ADF media needs a media id REST does not give: say where
-            return self.paragraph((Text(text=attached_text(block)),))
+        if isinstance(block, Image):
+            return self.image(block)
         if isinstance(block, Heading):
             return {
                 "type": "heading",
@@ -63,6 +73,14 @@ class _AdfRenderer:
 
     def paragraph(self, content: tuple[Inline, ...]) -> AdfNode:
         return {"type": "paragraph", "content": self.inlines(content)}
+
+    def image(self, image: Image) -> AdfNode:
+        """The attached image inline, or where it is while the ticket does not carry it."""
+        url = self.image_url(image)
+        if url is None:
+            return self.paragraph((Text(text=attached_text(image)),))
+        media = {"type": "media", "attrs": {"type": "external", "url": url, "alt": image.alt}}
+        return {"type": "mediaSingle", "attrs": {"layout": "center"}, "content": [media]}
 
     def table(self, table: Table) -> AdfNode:
         header = [
@@ -89,8 +107,9 @@ class _AdfRenderer:
         if isinstance(node, Mention):
             account_id = self.resolve(node)
             name = _one_line(node.name)
-            if account_id is None:
-                return _text(f"@{name}", [])
+            if account_id is None:  # not in Jira: their source record, where it is known
+                record = [{"type": "link", "attrs": {"href": node.url}}] if node.url else []
+                return _text(f"@{name}", record, breaks=False)
             return [{"type": "mention", "attrs": {"id": account_id, "text": f"@{name}"}}]
         return [_status(node)]
 

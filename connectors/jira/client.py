@@ -133,8 +133,9 @@ class JiraApi(Protocol):
         """Create up to 50 issues in one call; one outcome per element, in order."""
         ...
 
-    def attach(self, issue: str, filename: str, content: bytes, content_type: str) -> None:
-        """Attach a file to an issue (multipart, X-Atlassian-Token: no-check)."""
+    def attach(self, issue: str, filename: str, content: bytes, content_type: str) -> str:
+        """Attach a file to an issue (multipart, X-Atlassian-Token: no-check); the new
+        attachment's id ("" if the answer does not name it)."""
         ...
 
     def download(self, url: str, *, what: str) -> bytes:
@@ -261,7 +262,7 @@ class JiraClient:
 
         return self._run(send, what="bulk create", permission=Permission.CREATE, idempotent=False)
 
-    def attach(self, issue: str, filename: str, content: bytes, content_type: str) -> None:
+    def attach(self, issue: str, filename: str, content: bytes, content_type: str) -> str:
         url = self.url(f"issue/{issue}/attachments")
         # Content-Type None lets requests write the multipart boundary instead of the
         # session's JSON default; Jira refuses attachments without the XSRF opt-out header.
@@ -272,9 +273,10 @@ class JiraClient:
                 "POST", url, files={"file": (filename, content, content_type)}, headers=headers
             )
 
-        self._run(
+        response = self._run(
             send, what=f"attachment on {issue}", permission=Permission.ATTACH, idempotent=False
         )
+        return _attachment_id(response)
 
     def download(self, url: str, *, what: str) -> bytes:
         if not url.startswith(self.base_url):
@@ -450,3 +452,14 @@ def _refused(entry: Mapping[str, Any]) -> BulkOutcome:
     messages = tuple(str(m) for m in details.get("errorMessages") or [])
     status = entry.get("status")
     return BulkOutcome(None, None, errors, status if isinstance(status, int) else 400, messages)
+
+
+def _attachment_id(response: requests.Response) -> str:
+    """The id of the attachment an upload created: its answer is the list of attachments
+    added (one per file sent)."""
+    try:
+        added = response.json()
+    except ValueError:
+        return ""
+    first = added[0] if isinstance(added, list) and added else {}
+    return str(first.get("id") or "") if isinstance(first, dict) else ""

@@ -1,4 +1,5 @@
-"""Links people click to open a Jira issue: `<site>/browse/<KEY>`.
+"""Links people click to open a Jira issue: `<site>/browse/<KEY>`, and the content URL of an
+attachment an inline image shows.
 
 The site is `jira.public_url` when people reach Jira through a proxy, else the API's base URL
 (with any Data Center context path).
@@ -25,6 +26,12 @@ def browse_url(site: str | None, key: str) -> str | None:
     if not site or not key:
         return None
     return f"{site.rstrip('/')}/browse/{quote(key, safe='')}"
+
+
+def attachment_content_url(site: str, attachment_id: str) -> str:
+    """Where an attachment's bytes are served to a person signed in to the site (REST v3
+    `GET /attachment/content/{id}`, a redirect to the file): what an inline chart shows."""
+    return f"{site.rstrip('/')}/rest/api/3/attachment/content/{quote(attachment_id, safe='')}"
 
 
 def source_url(site: str | None, ref: SourceRef) -> str | None:

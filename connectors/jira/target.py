@@ -88,6 +88,7 @@ class JiraTarget:
         self._fields: TicketFields | None = None
         self._known: dict[str, TicketRef] = {}
         self._me: dict[str, str] | None = None  # the integration account (/myself), read once
+        self._shown: dict[str, str] = {}  # ticket key -> attachment id its chart shows (Cloud)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JiraTarget:
@@ -108,7 +109,9 @@ class JiraTarget:
     def fields(self) -> TicketFields:
         if self._fields is None:
             types = IssueTypes.discover(self.api, self.settings)
-            self._fields = TicketFields(self.api, self.settings, self.people, types)
+            self._fields = TicketFields(
+                self.api, self.settings, self.people, types, self._shown, self.site
+            )
         return self._fields
 
     def ref(self, key: str, issue_id: str) -> TicketRef:
@@ -336,8 +339,19 @@ class JiraTarget:
             idempotent=False,
         )
 
-    def attach(self, ref: TicketRef, filename: str, content: bytes, content_type: str) -> None:
-        self.api.attach(ref.key, filename, content, content_type)
+    def attach(self, ref: TicketRef, filename: str, content: bytes, content_type: str) -> str:
+        return self.api.attach(ref.key, filename, content, content_type)
+
+    @property
+    def shows_attachments(self) -> bool:
+        """Cloud shows the chart inline by its attachment id (ADF media); Data Center's wiki
+        markup shows it by file name, whatever its id."""
+        return self.api.deployment.value == "cloud"
+
+    def show_attachment(self, key: str, attachment_id: str) -> None:
+        """The ticket `key` (idempotency key) shows its chart from attachment `attachment_id`
+        from now on: its description renders with it."""
+        self._shown[key] = attachment_id
 
     def attachments(self, ref: TicketRef, filename: str) -> list[AttachedFile]:
         """The ticket's attachments named `filename` (to recognise a chart already there)."""

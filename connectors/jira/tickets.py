@@ -9,12 +9,16 @@ ticket goes to the fallback assignee.
 Jira refuses text fields and comments longer than 32,767 characters. A body that would be
 longer keeps as many of its leading blocks as fit and ends with a note saying it was cut (for
 ADF the compact JSON is measured: at least as long as what Jira counts).
+
+On Cloud the review pack's chart is shown inline from the attachment the ticket carries
+(`shown`: ticket key -> attachment id, told by the sync's attach step); Data Center's wiki
+markup names the attachment by file name and needs no id.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,10 +27,11 @@ from connectors.base import TicketRef
 from connectors.errors import FatalError
 from connectors.jira.adf import to_adf
 from connectors.jira.client import JiraApi, Permission
+from connectors.jira.links import attachment_content_url
 from connectors.jira.people import PeopleDirectory
 from connectors.jira.wiki import to_wiki
 from review import Document, Person, TicketSpec
-from review.document import Block, Heading, Inline, Mention, Paragraph, Text
+from review.document import Block, Heading, Image, Inline, Mention, Paragraph, Text
 
 SYNC_LABEL = "slm-sync"
 TEXT_LIMIT = 32767  # characters Jira takes in a text field or comment
@@ -88,13 +93,21 @@ class TicketFields:
     """Builds create / edit payloads for one site."""
 
     def __init__(
-        self, api: JiraApi, settings: JiraSettings, people: PeopleDirectory, types: IssueTypes
+        self,
+        api: JiraApi,
+        settings: JiraSettings,
+        people: PeopleDirectory,
+        types: IssueTypes,
+        shown: Mapping[str, str] | None = None,
+        site: str = "",
     ) -> None:
         self.api = api
         self.settings = settings
         self.people = people
         self.types = types
         self.cloud = api.deployment.value == "cloud"
+        self.shown = shown if shown is not None else {}
+        self.site = site or api.base_url
 
     def create(self, spec: TicketSpec, parent: TicketRef | None) -> dict[str, Any]:
         """The `fields` of a create request for `spec` (under `parent` if a sub-task)."""
@@ -111,7 +124,7 @@ class TicketFields:
         """Fields an update may change: summary, body, assignee, accountable, due date."""
         fields: dict[str, Any] = {
             "summary": summary(spec.title),
-            "description": self.render(self.body(spec)),
+            "description": self.render(self.body(spec), spec.key),
             "assignee": self.user(self.assignee(spec)),
             "duedate": spec.due.isoformat() if spec.due else None,
         }
@@ -132,19 +145,27 @@ class TicketFields:
             return self.people.by_email(self.settings.fallback_assignee)
         return found
 
-    def render(self, document: Document) -> Any:
-        """The document as this site's rich text, cut to fit Jira's text limit."""
-        rendered = self._render(document)
+    def render(self, document: Document, key: str = "") -> Any:
+        """The document as this site's rich text, cut to fit Jira's text limit; `key` names
+        the ticket whose attachments its images show."""
+        rendered = self._render(document, key)
         if _length(rendered) <= TEXT_LIMIT:
             return rendered
         blocks = document.blocks
-        fits = _largest(len(blocks), lambda n: _length(self._render(_cut(blocks, n))) <= TEXT_LIMIT)
-        return self._render(_cut(blocks, fits))
+        fits = _largest(
+            len(blocks), lambda n: _length(self._render(_cut(blocks, n), key)) <= TEXT_LIMIT
+        )
+        return self._render(_cut(blocks, fits), key)
 
-    def _render(self, document: Document) -> Any:
+    def _render(self, document: Document, key: str) -> Any:
         if self.cloud:
-            return to_adf(document, self._resolve)
+            return to_adf(document, self._resolve, lambda image: self._image_url(key, image))
         return to_wiki(document, self._resolve)
+
+    def _image_url(self, key: str, image: Image) -> str | None:
+        """The content URL of the attachment ticket `key` shows `image` from (None: none yet)."""
+        attachment_id = self.shown.get(key) if key else None
+        return attachment_content_url(self.site, attachment_id) if attachment_id else None
 
     def _resolve(self, mention: Mention) -> str | None:
         return self.people.by_email(mention.email) if mention.email else None
@@ -177,7 +198,8 @@ def _people_line(role: str, people: Sequence[Person]) -> Paragraph:
     for index, person in enumerate(people):
         if index:
             content.append(Text(text=", "))
-        content.append(Mention(name=person.name, email=person.email))
+        url = person.source.url if person.source is not None else None
+        content.append(Mention(name=person.name, email=person.email, url=url))
     return Paragraph(content=tuple(content))
 
 

@@ -75,7 +75,11 @@ def _inline(node: Inline, resolve: MentionResolver) -> str:
         return f"[{escape(node.text or node.url)}|{_url(node.url)}]"
     if isinstance(node, Mention):
         name = resolve(node)
-        return f"[~{name}]" if name and _SAFE_NAME.match(name) else f"@{escape(node.name)}"
+        if name and _SAFE_NAME.match(name):
+            return f"[~{name}]"
+        if node.url:  # not in Jira: their source record
+            return f"[@{escape(node.name)}|{_url(node.url)}]"
+        return f"@{escape(node.name)}"
     return _status(node)
 
 

@@ -4,22 +4,34 @@ Task descriptions and work notes are plain text fields: headings are underlined,
 "- ", links read "text (url)" (in tables the cell shows the text, the URL is listed below
 the table), mentions are names, status lozenges read `[MET]`, and tables are
 aligned in fixed-width columns (padded by display width, so umlauts do not shift columns).
+An image (the chart) links its attachment once the record carries it ("Chart ...: <url>" with
+the instance's `sys_attachment.do?sys_id=` URL), and says it is attached until then.
 """
 
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from review import Document
 from review import document as doc
 
 UNDERLINE = {1: "=", 2: "-"}
+ImageUrl = Callable[[doc.Image], str | None]
 
 
-def render_text(document: Document) -> str:
-    """The whole document as plain text, blocks separated by a blank line."""
-    return "\n\n".join(_block(block) for block in document.blocks).rstrip() + "\n"
+def render_text(document: Document, image_url: ImageUrl | None = None) -> str:
+    """The whole document as plain text, blocks separated by a blank line; `image_url` gives
+    the URL of an image's attachment, or None while the record does not carry it."""
+    blocks = (_image(b, image_url) if isinstance(b, doc.Image) else b for b in document.blocks)
+    return "\n\n".join(_block(block) for block in blocks).rstrip() + "\n"
+
+
+def _image(image: doc.Image, image_url: ImageUrl | None) -> doc.Block:
+    url = image_url(image) if image_url is not None else None
+    if url is None:
+        return image
+    return doc.Paragraph(content=(doc.Text(text=f"{image.alt}: "), doc.Link(text=url, url=url)))
 
 
 def _block(block: doc.Block) -> str:

@@ -98,6 +98,7 @@ class ServiceNowTarget:
         self.table = settings.tables.review_tasks
         self.base_url = base_url.rstrip("/")
         self.journal = JournalReader(client, guard, settings.page_size, settings.tables.people)
+        self._shown: dict[str, str] = {}  # ticket key -> sys_id of the attachment it links
         self._me: str | None = None  # the integration user's user_name, once known
 
     @classmethod
@@ -364,13 +365,28 @@ class ServiceNowTarget:
             repeatable=False,
         )
 
-    def attach(self, ref: TicketRef, filename: str, content: bytes, content_type: str) -> None:
-        """Attach a file through the Attachment API."""
-        self.guard.call(
+    def attach(self, ref: TicketRef, filename: str, content: bytes, content_type: str) -> str:
+        """Attach a file through the Attachment API; the new attachment's sys_id."""
+        result = self.guard.call(
             lambda: self.client.upload(self.table, ref.id, filename, content, content_type),
             what=f"attachment {filename} on {ref.key}",
             repeatable=False,
         )
+        return str(result.records[0].get("sys_id") or "") if result.records else ""
+
+    @property
+    def shows_attachments(self) -> bool:
+        """The description links the chart by its attachment's sys_id."""
+        return True
+
+    def show_attachment(self, key: str, attachment_id: str) -> None:
+        """The record of ticket `key` (idempotency key) links its chart at `attachment_id`
+        from now on: its description renders with it."""
+        self._shown[key] = attachment_id
+
+    def _image_url(self, key: str) -> str | None:
+        attachment_id = self._shown.get(key)
+        return record_url(self.base_url, "sys_attachment", attachment_id) if attachment_id else None
 
     def attachments(self, ref: TicketRef, filename: str) -> list[AttachedFile]:
         """The record's attachments named `filename` (to recognise a chart already there)."""
@@ -437,7 +453,8 @@ class ServiceNowTarget:
             watchers.insert(0, spec.accountable)
         return {
             "short_description": spec.title[:160],
-            "description": render_text(spec.body) + _raci_footer(spec),
+            "description": render_text(spec.body, lambda image: self._image_url(spec.key))
+            + _raci_footer(spec),
             "correlation_id": query.ticket_key(spec.key),
             "correlation_display": MARKER,
             "assigned_to": self.people.sys_id(spec.assignee) if spec.assignee else "",

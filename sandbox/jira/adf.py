@@ -7,9 +7,10 @@ keeps text as written; these helpers convert when the other API version reads it
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-__all__ = ["adf_error", "adf_to_wiki", "text_to_adf"]
+__all__ = ["adf_error", "adf_to_wiki", "media_attachment_ids", "text_to_adf"]
 
 ADF_REQUIRED = "Operation value must be an Atlassian Document (see the Atlassian Document Format)"
 
@@ -35,6 +36,24 @@ _BLOCKS = {
 }
 _INLINES = {"text", "hardBreak", "mention", "emoji", "inlineCard", "status", "date"}
 _MARKS = {"strong", "em", "code", "link", "underline", "strike", "subsup", "textColor"}
+
+
+_CONTENT_URL = re.compile(r"/rest/api/[23]/attachment/content/(\d+)$")
+
+
+def media_attachment_ids(value: Any) -> list[int]:
+    """The attachment ids the external media nodes of an ADF document show (by their URL
+    `.../rest/api/3/attachment/content/{id}`), in document order."""
+    found: list[int] = []
+    if isinstance(value, dict):
+        attrs = value.get("attrs") or {}
+        if value.get("type") == "media" and isinstance(attrs, dict):
+            match = _CONTENT_URL.search(str(attrs.get("url") or ""))
+            if attrs.get("type") == "external" and match:
+                found.append(int(match.group(1)))
+        for child in value.get("content") or []:
+            found.extend(media_attachment_ids(child))
+    return found
 
 
 def adf_error(value: Any) -> str | None:

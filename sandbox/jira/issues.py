@@ -11,6 +11,7 @@ from typing import Any
 from werkzeug.wrappers import Request, Response
 
 from sandbox.http import json_response
+from sandbox.jira.adf import media_attachment_ids
 from sandbox.jira.directory import LINK_TYPES, STATUSES, JiraUser
 from sandbox.jira.fields import FieldErrors, FieldReader, cannot_set, label_error
 from sandbox.jira.render import Dialect, status_by_id
@@ -114,6 +115,7 @@ class IssueWriter:
         if "summary" not in fields:
             reader.problems.errors["summary"] = "You must specify a summary of the issue."
         self._apply_updates(values, body.get("update") or {}, reader)
+        self._check_media(values, fields, None, reader.problems)
         if project and type_id:
             self._check_hierarchy(project, type_id, values.get("parent"), reader.problems)
         if reader.problems:
@@ -121,6 +123,28 @@ class IssueWriter:
         assert project is not None and type_id is not None
         values.setdefault("reporter", self.actor.account_id)
         return self.site.store.add(project, type_id, "10000", values)
+
+    def _check_media(
+        self,
+        values: dict[str, Any],
+        sent: dict[str, Any],
+        issue: StoredIssue | None,
+        problems: FieldErrors,
+    ) -> None:
+        """A description sent now may show only attachments of this issue (knob
+        `media_attachments`); one created with the issue has none yet."""
+        if not self.site.realism.media_attachments or "description" not in sent:
+            return
+        if self.dialect.version != "3" or "description" in problems.errors:
+            return
+        present = {a.id for a in issue.attachments} if issue is not None else set()
+        missing = [i for i in media_attachment_ids(values.get("description")) if i not in present]
+        if missing:
+            where = f"issue {issue.key}" if issue is not None else "the new issue"
+            problems.errors["description"] = (
+                f"Media in the description refers to attachment {missing[0]}, "
+                f"which is not attached to {where}."
+            )
 
     def _project(self, raw: Any, problems: FieldErrors) -> str | None:
         wanted = (raw.get("id") or raw.get("key")) if isinstance(raw, dict) else raw
@@ -180,6 +204,7 @@ class IssueWriter:
                 reader.problems.errors[locked] = cannot_set(locked)
         values = {**issue.fields, **reader.read(fields)}
         self._apply_updates(values, body.get("update") or {}, reader, issue)
+        self._check_media(values, fields, issue, reader.problems)
         if reader.problems:
             return json_response(reader.problems.body(), 400)
         issue.fields = values

@@ -14,6 +14,9 @@
 - ``embedded_comments`` (20): the ``comment`` field of an issue (GET issue, search results)
   embeds at most this many comments, the oldest, with ``total`` saying how many there are; a
   client reads the rest with GET ``issue/{key}/comment``.
+- ``media_attachments`` (on): a v3 description whose media node shows an attachment by its
+  content URL (``/rest/api/3/attachment/content/{id}``) is refused with 400 unless that
+  attachment is on the issue (an image that would show nothing in Jira's viewer).
 - ``comment_page_max`` (100): GET ``issue/{key}/comment`` returns at most this many comments
   per page, whatever ``maxResults`` asks for (Cloud caps its pages; Data Center returns all
   when ``maxResults`` is not given).
@@ -50,6 +53,7 @@ class JiraRealism:
     denied_permissions: frozenset[str] = field(default_factory=frozenset)
     embedded_comments: int = 20
     comment_page_max: int = 100
+    media_attachments: bool = True
 
     def __post_init__(self) -> None:
         self.zone = _zone(self.time_zone)

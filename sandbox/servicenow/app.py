@@ -9,6 +9,7 @@ Routes (Basic auth with any user and password except `knobs.rejected_password`, 
     GET                     /api/now/attachment              (attachment records)
     GET                     /api/now/attachment/<sys_id>/file
     DELETE                  /api/now/attachment/<sys_id>
+    GET                     /sys_attachment.do?sys_id=<sys_id>  (what a person's browser opens)
 
 Who acts: Basic auth names the user. A login that is a `sys_user`'s `user_name` or `email` acts
 as that person (`sys_created_by` of their records and journal entries is their `user_name`);
@@ -85,6 +86,7 @@ class ServiceNowApp:
                 Rule(
                     "/api/now/attachment/<sys_id>", methods=["DELETE"], endpoint="delete_attachment"
                 ),
+                Rule("/sys_attachment.do", methods=["GET"], endpoint="attachment_form"),
             ],
             strict_slashes=False,
         )
@@ -316,6 +318,11 @@ class ServiceNowApp:
         if row is None or sys_id not in self.files:
             return _no_record()
         return Response(self.files[sys_id], 200, content_type=row.get("content_type"))
+
+    def _attachment_form(self, request: Request) -> Response:
+        """`sys_attachment.do?sys_id=`: the file itself, as an instance serves the link a
+        description shows (404 once the attachment is gone)."""
+        return self._download(request, request.args.get("sys_id", ""))
 
     def _delete_attachment(self, request: Request, sys_id: str) -> Response:
         if self.store.find("sys_attachment", sys_id) is None:

@@ -1,5 +1,6 @@
 """Links in the pack: every record people may open is shown by its number (INC…, KB…, PRB…,
-SLM-12) linking to it, never by a sys_id or an internal key; the same data gives the same text."""
+SLM-12) linking to it, never by a sys_id or an internal key; people by their name, linking to
+their source record where known; the same data gives the same text."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from review import (
     Gap,
     GapKind,
     Metric,
+    Person,
     Service,
     SlaRecord,
     SourceRef,
@@ -26,6 +28,7 @@ from review import (
 from review import document as doc
 from review.model import Material, MaterialKind, Meeting, ReviewPack
 from review.pack import build_pack
+from review.report import render_html, render_markdown
 
 PERIOD = cycle_for(date(2026, 3, 1)).period
 SN = "https://sn.example"
@@ -203,3 +206,56 @@ def test_service_and_components_link_to_their_records() -> None:
     assert "payroll-app" not in links
     text = doc.document_text(pack.body)
     assert "payroll-db, payroll-app" in text and "payroll-db: no OLA" in text
+
+
+OWNER_ID = "cc" * 16
+OWNER_URL = f"{SN}/sys_user.do?sys_id={OWNER_ID}"
+
+
+def _owned(url: str | None) -> ReviewPack:
+    owner = Person(
+        email="ann.lee@example.com", name="Ann <Lee>",
+        source=SourceRef(system="servicenow", table="sys_user", id=OWNER_ID, url=url),
+    )  # fmt: skip
+    service = SERVICE.model_copy(update={"owner": owner})
+    return build_pack(service, PERIOD, [SLA], {SLA.key: MISSED}, meeting=Meeting())
+
+
+def test_people_link_to_their_source_record_by_name_in_the_reports() -> None:
+    """The service owner (status summary, invitees) links to their sys_user record in the HTML
+    and Markdown report, the link text their name; the sys_id is in no visible text."""
+    body = _owned(OWNER_URL).body
+    mentions = [
+        n
+        for b in body.blocks
+        if isinstance(b, doc.BulletList)
+        for item in b.items
+        for n in item
+        if isinstance(n, doc.Mention)
+    ]
+    assert mentions and {m.url for m in mentions} == {OWNER_URL}
+    page = render_html(body, title="Payroll")
+    assert (
+        f'<a class="mention" href="{OWNER_URL}" title="ann.lee@example.com">@Ann &lt;Lee&gt;</a>'
+        in page
+    )
+    assert HEX.search(re.sub(r'href="[^"]*"', "", page)) is None
+    assert f"[@Ann \\<Lee\\>](<{OWNER_URL}>)" in render_markdown(body)
+    assert HEX.search(doc.document_text(body)) is None
+
+
+def test_a_person_without_a_known_record_is_a_plain_mention() -> None:
+    body = _owned(None).body
+    assert '<a class="mention"' not in render_html(body, title="Payroll")
+    assert '<span class="mention" title="ann.lee@example.com">@Ann &lt;Lee&gt;</span>' in (
+        render_html(body, title="Payroll")
+    )
+
+
+def test_a_mention_without_a_link_hashes_as_before() -> None:
+    """Tickets whose people have no link keep their spec hash: no spurious update."""
+    plain = doc.Mention(name="Ann", email="a@example.com")
+    assert plain.model_dump() == {"type": "mention", "name": "Ann", "email": "a@example.com"}
+    linked = plain.model_copy(update={"url": OWNER_URL})
+    assert linked.model_dump()["url"] == OWNER_URL
+    assert doc.Mention.model_validate(linked.model_dump()) == linked

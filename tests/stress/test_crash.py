@@ -49,10 +49,14 @@ ARRIVAL = {
     "between_parent_and_subtasks": 1,
     "mid_cursor_commit": 4,  # page_size 400: inside the paged streams, some cursors committed
     "after_step": 2,  # the second review's chart uploaded, not yet recorded
+    "after_upload": 2,  # the second review's chart uploaded, its description not yet updated
+    "after_show": 1,  # the first review's description shows its chart, not yet recorded
 }
 CI_CASES = {
     ("jira", "after_create"),
     ("jira", "after_step"),
+    ("jira", "after_show"),
+    ("servicenow", "after_upload"),
     ("jira", "mid_cursor_commit"),
     ("servicenow", "after_record"),
 }
@@ -184,6 +188,28 @@ class CrashRig:
             return {str(t["key"]): len(t["attachments"]) for t in created["tickets"]}
         return dict(Counter(str(a["table_sys_id"]) for a in created["attachments"]))
 
+    def unshown_charts(self, target: str) -> list[str]:
+        """Review tickets whose description does not show their one chart (Jira Cloud: media
+        with the attachment's content URL; ServiceNow: the `sys_attachment.do` link)."""
+        url = self.urls["jira" if target == "jira" else "servicenow"]
+        created = requests.get(f"{url}/__sandbox/created", timeout=10).json()
+        if target == "jira":
+            return [
+                str(t["key"])
+                for t in created["tickets"]
+                if t["attachments"] and not _jira_shows(url, str(t["key"]))
+            ]
+        unshown = []
+        for attachment in created["attachments"]:
+            record = attachment["table_sys_id"]
+            row = requests.get(
+                f"{url}/api/now/table/vtb_task/{record}",
+                params={"sysparm_fields": "description"}, auth=SN_AUTH, timeout=10,
+            ).json()["result"]  # fmt: skip
+            if f"sys_attachment.do?sys_id={attachment['sys_id']}" not in row["description"]:
+                unshown.append(record)
+        return unshown
+
     def _jira_tickets(self) -> list[tuple[str, str, str | None]]:
         created = requests.get(f"{self.urls['jira']}/__sandbox/created", timeout=10).json()
         found = []
@@ -206,6 +232,18 @@ class CrashRig:
             timeout=10,
         ).json()["result"]
         return [(r["correlation_id"], r["sys_id"], r["parent"] or None) for r in rows]
+
+
+def _jira_shows(url: str, key: str) -> bool:
+    fields = requests.get(
+        f"{url}/rest/api/3/issue/{key}",
+        params={"fields": "description,attachment"}, auth=("crash@example.com", "crash-tok-1"),
+        timeout=10,
+    ).json()["fields"]  # fmt: skip
+    ids = [a["id"] for a in fields["attachment"]]
+    return len(ids) == 1 and f"/rest/api/3/attachment/content/{ids[0]}" in json.dumps(
+        fields["description"]
+    )
 
 
 def _wide_raci(home: Path) -> Path:
@@ -305,6 +343,7 @@ def test_kill_at_a_write_boundary_then_restart_leaves_one_ticket_per_key(
     assert {key: charts.get(ticket, 0) for key, ticket, _ in tickets} == {
         key: int(key.endswith(":review")) for key, _, _ in tickets
     }, "every review ticket carries its chart exactly once"
+    assert rig.unshown_charts(target) == [], "and its description shows that chart"
 
 
 def _assert_children_under_their_parents(tickets: list[tuple[str, str, str | None]]) -> None:

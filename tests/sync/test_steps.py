@@ -1,12 +1,13 @@
-"""Follow-up steps: a change note an earlier run may have posted is recognised, not re-posted."""
+"""Follow-up steps: a change note an earlier run may have posted is recognised, not re-posted;
+a chart shown by attachment id is shown before its older file goes, and never uploaded twice."""
 
 from __future__ import annotations
 
-from connectors import TicketRef
-from review import Document
+from connectors import AttachedFile, TicketRef
+from review import Document, TicketKind, TicketSpec
 from review.document import BulletList, document_text, paragraph, text
 from sync.state import StateStore
-from sync.steps import NOTE, FollowUps
+from sync.steps import CHART, CHART_SHOWN, NOTE, FollowUps, digest
 
 
 class _Commenting:
@@ -56,3 +57,76 @@ def test_a_pending_note_already_in_the_ticket_is_not_posted_again(
     assert again.rows["k", NOTE].state == "done"
     again.comment("k", ref, NOTE_BODY, "hash-2")  # a new version of the pack: a new note
     assert len(target.posted) == 2
+
+
+class _Showing:
+    """A target whose description shows the chart by attachment id (as Jira Cloud's does):
+    it keeps files by id and the id each update left the description showing."""
+
+    system = "fake"
+    shows_attachments = True
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.told: dict[str, str] = {}
+        self.described = ""  # the attachment id the description shows
+        self.uploads = 0
+
+    def attach(self, ref: TicketRef, filename: str, content: bytes, content_type: str) -> str:
+        self.uploads += 1
+        attachment_id = str(100 + self.uploads)
+        self.files[attachment_id] = content
+        return attachment_id
+
+    def attachments(self, ref: TicketRef, filename: str) -> list[AttachedFile]:
+        return [
+            AttachedFile(filename, len(data), lambda data=data: data, attachment_id)  # type: ignore[misc]
+            for attachment_id, data in self.files.items()
+        ]
+
+    def remove_attachment(self, ref: TicketRef, attached: AttachedFile) -> None:
+        assert attached.id != self.described, "never remove the file the description shows"
+        del self.files[attached.id]
+
+    def show_attachment(self, key: str, attachment_id: str) -> None:
+        self.told[key] = attachment_id
+
+    def update(self, ref: TicketRef, spec: TicketSpec) -> None:
+        self.described = self.told[spec.key]
+
+
+SPEC = TicketSpec(key="k", kind=TicketKind.REVIEW, title="Review", body=Document())
+
+
+def test_a_chart_attached_before_charts_were_shown_is_shown_without_a_new_upload(
+    sqlite_store: StateStore,
+) -> None:
+    """A ticket whose chart step is done from a version that did not show charts inline: the
+    next cycle recognises the file, points the description at it and uploads nothing; the one
+    after that is told the id at load and does nothing."""
+    target = _Showing()
+    target.files["7"] = b"chart-1"
+    sqlite_store.record_step("fake", "k", CHART, state="done", digest=digest(b"chart-1"))
+    followups = FollowUps.load(target, sqlite_store)  # type: ignore[arg-type]
+    followups.attach("k", TicketRef("T-1", "1"), "c.png", b"chart-1", fresh=False, spec=SPEC)
+    assert (target.uploads, target.described) == (0, "7")
+    assert followups.rows["k", CHART_SHOWN].digest == "7"
+    later = _Showing()
+    FollowUps.load(later, sqlite_store).attach(  # type: ignore[arg-type]
+        "k", TicketRef("T-1", "1"), "c.png", b"chart-1", fresh=False, spec=SPEC
+    )
+    assert later.told == {"k": "7"} and later.described == "" and later.uploads == 0
+
+
+def test_a_refreshed_chart_is_shown_before_the_old_file_is_removed(
+    sqlite_store: StateStore,
+) -> None:
+    target = _Showing()
+    ref = TicketRef("T-1", "1")
+    FollowUps.load(target, sqlite_store).attach(  # type: ignore[arg-type]
+        "k", ref, "c.png", b"chart-1", fresh=True, spec=SPEC
+    )
+    FollowUps.load(target, sqlite_store).attach(  # type: ignore[arg-type]
+        "k", ref, "c.png", b"chart-2", fresh=False, spec=SPEC
+    )
+    assert target.files == {"102": b"chart-2"} and target.described == "102"

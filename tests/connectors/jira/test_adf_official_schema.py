@@ -1,6 +1,7 @@
 """What the Jira Cloud connector writes validates against Atlassian's own ADF JSON schema
 (`tests/data/adf/`, see its README): the review pack, the cycle ticket, sub-tasks and our
-comments, as the stand-in stores them after a sync, and every node kind the renderer emits."""
+comments, as the stand-in stores them after a sync (the review pack with its chart inline as a
+`mediaSingle` / external `media` node), and every node kind the renderer emits."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from connectors.jira import to_adf
 from review.document import (
     BulletList,
     Document,
+    Image,
     Link,
     Mention,
     Status,
@@ -94,6 +96,23 @@ def test_every_node_kind_the_renderer_emits_is_valid() -> None:
     assert schema_errors(adf) == []
 
 
+def test_the_inline_chart_is_valid_and_a_wrong_media_node_is_not() -> None:
+    """The chart as the renderer shows it once attached (mediaSingle > external media with the
+    attachment's content URL) validates; a file media node without its Media Services id and
+    collection, as one would write from a REST attachment id, does not."""
+    chart = Image(file="attainment-x.png", alt='Chart of "Zahlungsverkehr" ^ 📧')
+    url = "https://site.example/rest/api/3/attachment/content/10001"
+    adf = to_adf(Document(blocks=(chart,)), lambda m: None, lambda image: url)
+    assert adf["content"][0]["type"] == "mediaSingle"
+    assert adf["content"][0]["content"][0]["attrs"] == {
+        "type": "external", "url": url, "alt": chart.alt,
+    }  # fmt: skip
+    assert schema_errors(adf) == []
+    wrong = {"type": "media", "attrs": {"type": "file", "id": "10001"}}
+    refused = {**adf, "content": [{**adf["content"][0], "content": [wrong]}]}
+    assert schema_errors(refused)
+
+
 @pytest.fixture
 def synced(tmp_path: Path) -> Iterator[tuple[Sandbox, list[str]]]:
     """A Jira Cloud site after the cycle opened and two reviews were created and refreshed."""
@@ -134,6 +153,7 @@ def test_what_a_sync_writes_validates_against_the_official_schema(
     documents = [found for key in keys for found in _documents(site, key)]
     kinds = {node["type"] for _where, body in documents for node in _walk(body)}
     assert {"table", "status", "bulletList", "heading"} <= kinds, "a real pack was checked"
+    assert {"mediaSingle", "media"} <= kinds, "with its chart inline"
     invalid = {where: errors[:3] for where, body in documents if (errors := schema_errors(body))}
     assert invalid == {}
 

@@ -169,7 +169,8 @@ def test_wiki_links_show_the_number_as_text() -> None:
 
 def test_an_attached_image_is_inline_in_wiki_and_named_in_adf() -> None:
     """Data Center wiki shows the attachment inline by its name (`!file!`), a name that wiki
-    markup could misread stays text; Cloud ADF says the image is attached (valid ADF)."""
+    markup could misread stays text; Cloud ADF says the image is attached until the ticket
+    carries it (valid ADF), then shows it from its content URL."""
     chart = Image(file="attainment-4591b2.png", alt="Chart of attainment per month")
     odd = Image(file="a|b!.png", alt="Chart")
     assert to_wiki(Document(blocks=(chart,)), lambda m: None) == "!attainment-4591b2.png!"
@@ -177,3 +178,24 @@ def test_an_attached_image_is_inline_in_wiki_and_named_in_adf() -> None:
     adf = to_adf(Document(blocks=(chart,)), lambda m: None)
     assert adf_error(adf) is None
     assert plain_text(adf) == "Chart of attainment per month: the image attached to this ticket."
+
+    url = "https://site.example/rest/api/3/attachment/content/10001"
+    shown = to_adf(Document(blocks=(chart,)), lambda m: None, lambda image: url)
+    assert adf_error(shown) is None and plain_text(shown) == ""
+    assert shown["content"][0]["content"][0]["attrs"]["url"] == url
+
+
+def test_a_person_not_in_jira_links_to_their_source_record_and_one_in_jira_is_mentioned() -> None:
+    """A mention Jira can resolve stays a mention (it notifies; no link); one it cannot reads
+    "@Name" linking to the person's record in the source, in ADF and in wiki markup."""
+    record = "https://sn.example/sys_user.do?sys_id=" + "c" * 32
+    known = Mention(name="Ann Lee", email="ann@example.com", url=record)
+    unknown = Mention(name="Bo [Ops]", email="bo@example.com", url=record)
+    document = Document(blocks=(paragraph(known, " ", unknown),))
+    resolve: Callable[[Mention], str | None] = lambda m: "acc-1" if m is known else None  # noqa: E731
+    nodes = to_adf(document, resolve)["content"][0]["content"]
+    assert nodes[0] == {"type": "mention", "attrs": {"id": "acc-1", "text": "@Ann Lee"}}
+    assert nodes[2] == {"type": "text", "text": "@Bo [Ops]",
+                        "marks": [{"type": "link", "attrs": {"href": record}}]}  # fmt: skip
+    wiki = to_wiki(document, lambda m: "ann" if m is known else None)
+    assert wiki == f"[~ann] [@Bo \\[Ops\\]|{record}]"
