@@ -7,7 +7,7 @@ not grow with the number of records.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TypeVar
@@ -48,7 +48,7 @@ from review import (
 )
 from review.model import Meeting
 from sync.pull import SKIPPED
-from sync.state import StateStore
+from sync.state import MirrorRecord, StateStore
 
 Resolver = Callable[[Sequence[Person]], tuple[Person, ...]]
 # The selected services' review meetings, as their tickets show them (sync.meeting).
@@ -116,6 +116,7 @@ def build_review(
     last_reviewed: Mapping[str, date] | None = None,
     meetings: MeetingSource | None = None,
     links: RecordLinks | None = None,
+    only: Collection[str] | None = None,
 ) -> ReviewBuild:
     """The cycle, every service as a candidate, and the packs of the selected services.
 
@@ -126,6 +127,9 @@ def build_review(
     `meetings`: asked once, with the selected services, for their review meetings; a service
     it names gets the meeting sections in its pack (a local report asks for none).
     `links`: the source's record URLs, for the packs' breaches and materials (none without).
+    `only`: build the packs and charts of these selected services alone (a webhook's cycle);
+    SLA records and CSAT answers of other services are not read, so their attainments in the
+    build are not theirs (the candidates ranking and portfolio need a whole build).
     """
     review = settings.review
     cycle = current_cycle(settings, today)
@@ -137,15 +141,16 @@ def build_review(
     accumulator = AttainmentAccumulator(
         agreements, cycle.period, at_risk_margin_percent=review.at_risk_margin_percent
     )
-    for record in store.mirrored("sla_record"):
+    for record in _mirrored(store, "sla_record", only):
         accumulator.add(SlaRecord.model_validate(record.body))
     attainments = _linked_breaches(accumulator.results(), links)
     csat = CsatAccumulator(cycle.period)
-    for record in store.mirrored("csat_response"):
+    for record in _mirrored(store, "csat_response", only):
         csat.add(CsatResponse.model_validate(record.body))
     summaries = csat.summaries()
     findings = {s.key: check_feasibility(s, agreements) for s in services}
-    involved = _people_involved([s for s in services if s.key in selection], settings)
+    chosen = [s for s in services if s.key in selection and (only is None or s.key in only)]
+    involved = _people_involved(chosen, settings)
     unresolved = resolve(involved) if resolve is not None and involved else ()
     gaps = {
         s.key: find_gaps(
@@ -173,12 +178,22 @@ def build_review(
         _linked(Material.model_validate(r.body), links) for r in store.mirrored("material")
     ]
     materials += carried  # previous review and its open improvement tickets
-    chosen = [s for s in services if s.key in selection]
     held = meetings(chosen) if meetings is not None and chosen else {}
     for service in chosen:
         _add_pack(build, service, attainments, materials, held.get(service.key),
                   margin=settings.review.at_risk_margin_percent)  # fmt: skip
     return build
+
+
+def _mirrored(
+    store: StateStore, stream: str, only: Collection[str] | None
+) -> Iterator[MirrorRecord]:
+    """The stream's mirrored records, or only those of the `only` services."""
+    if only is None:
+        yield from store.mirrored(stream)
+        return
+    for service_key in sorted(set(only)):
+        yield from store.mirrored(stream, service_key=service_key)
 
 
 def _add_pack(
