@@ -31,7 +31,14 @@ from sync.engine import Engine, RunResult
 from sync.health import Health, HealthServer
 from sync.metrics import Metrics
 from sync.state import StateStore, open_store
-from sync.webhooks import SERVICENOW_PATH, WebhookReceiver, WorkItem, sign_servicenow
+from sync.webhooks import (
+    JIRA_PATH,
+    SERVICENOW_PATH,
+    WebhookReceiver,
+    WorkItem,
+    sign_jira,
+    sign_servicenow,
+)
 
 pytestmark = pytest.mark.usefixtures("no_retry_waits")
 SECRET = "sn-webhook-secret-e2e"
@@ -61,7 +68,9 @@ def _start(site: Sandbox, tmp_path: Path, reviews: int) -> Iterator[Running]:
     (tmp_path / "data").mkdir()
     settings = demo_settings(site, tmp_path / "data")
     assert settings.servicenow.clock_skew_seconds == 60, "the shipped default"
-    settings.webhooks = WebhookSettings(enabled=True, servicenow_secret=SecretStr(SECRET))
+    settings.webhooks = WebhookSettings(
+        enabled=True, servicenow_secret=SecretStr(SECRET), jira_secret=SecretStr(SECRET)
+    )
     store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
     probe = Engine.from_settings(settings, store).run_once(dry_run=True)
     settings.review.selection = [c.service_key for c in probe.build.candidates[:reviews]]
@@ -253,3 +262,47 @@ def test_a_burst_of_fifty_breaches_merges_into_the_next_prompted_cycle(
     assert calls["POST /rest/api/3/issue/<key>/comment"] == 50
     assert calls["GET /rest/api/3/issue/<key>"] <= 100
     assert calls["POST /rest/api/3/search/jql"] <= 40
+
+
+def _jira_update(url: str, key: str, delivery: str) -> int:
+    body = json.dumps(
+        {
+            "timestamp": int(time.time() * 1000),
+            "webhookEvent": "jira:issue_updated",
+            "issue": {"key": key, "fields": {"labels": ["slm-sync"]}},
+            "changelog": {"items": [{"field": "status", "toString": "In Progress"}]},
+        }
+    ).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "X-Hub-Signature": sign_jira(SECRET, body),
+        "X-Atlassian-Webhook-Identifier": delivery,
+    }
+    return requests.post(url + JIRA_PATH, data=body, headers=headers, timeout=10).status_code
+
+
+def test_jira_update_of_a_review_sub_task_rereads_that_review_only(one_review: Running) -> None:
+    """A review's sub-task changed in Jira: its review alone is rebuilt, nothing is read from
+    ServiceNow. An issue that is no review's (the cycle's ticket) gets a whole cycle."""
+    first = one_review.results[0]
+    service, _ = _review(first)
+    review_key = next(o.key for o in first.summary.outcomes if o.kind == "review")
+    sub_task = next(
+        o.ticket for o in first.summary.outcomes
+        if o.ticket and o.kind != "review" and o.key != review_key
+        and any(s.key == o.key and s.service_key == service for s in first.tickets)
+    )  # fmt: skip
+    site = one_review.site
+    site.servicenow_harness.reset()
+    assert _jira_update(one_review.url, str(sub_task), "j-1") == 202
+    one_review.wait_runs(2)
+    assert one_review.results[1].targeted == (service,)
+    assert list(one_review.results[1].build.packs) == [service]
+    assert site.servicenow_harness.requests()["total"] == 0
+    cycle_ticket = next(
+        o.ticket for o in first.summary.outcomes
+        if o.ticket and not any(s.key == o.key and s.service_key for s in first.tickets)
+    )  # fmt: skip
+    assert _jira_update(one_review.url, str(cycle_ticket), "j-2") == 202
+    one_review.wait_runs(3)
+    assert one_review.results[2].targeted is None, "a whole prompted cycle"
