@@ -127,17 +127,23 @@ def build_review(
     `meetings`: asked once, with the selected services, for their review meetings; a service
     it names gets the meeting sections in its pack (a local report asks for none).
     `links`: the source's record URLs, for the packs' breaches and materials (none without).
-    `only`: build the packs and charts of these selected services alone (a webhook's cycle);
-    SLA records and CSAT answers of other services are not read, so their attainments in the
-    build are not theirs (the candidates ranking and portfolio need a whole build).
+    `only`: build the packs and charts of these selected services alone (a webhook's cycle):
+    agreements, SLA records, CSAT answers and materials of other services are not read, and
+    findings, gaps and candidates cover these services only (a partial build: the candidates
+    ranking and the portfolio page need a whole one).
     """
     review = settings.review
     cycle = current_cycle(settings, today)
     # Packs not frozen yet show data up to the last whole month (frozen ones are not rebuilt).
     cycle = cycle.model_copy(update={"period": live_period(cycle, today, review.period)})
     skipped = [SkippedRecord.model_validate(r.body) for r in store.mirrored(SKIPPED)]
-    services = tuple(_linked_service(s, links) for s in _services(store, skipped))
-    agreements = tuple(Agreement.model_validate(r.body) for r in store.mirrored("agreement"))
+    services = tuple(
+        _linked_service(s, links) if only is None or s.key in only else s
+        for s in _services(store, skipped)
+    )
+    scope = services if only is None else tuple(s for s in services if s.key in only)
+    mirrored_agreements = _mirrored(store, "agreement", only)
+    agreements = tuple(Agreement.model_validate(r.body) for r in mirrored_agreements)
     accumulator = AttainmentAccumulator(
         agreements, cycle.period, at_risk_margin_percent=review.at_risk_margin_percent
     )
@@ -148,7 +154,7 @@ def build_review(
     for record in _mirrored(store, "csat_response", only):
         csat.add(CsatResponse.model_validate(record.body))
     summaries = csat.summaries()
-    findings = {s.key: check_feasibility(s, agreements) for s in services}
+    findings = {s.key: check_feasibility(s, agreements) for s in scope}
     chosen = [s for s in services if s.key in selection and (only is None or s.key in only)]
     involved = _people_involved(chosen, settings)
     unresolved = resolve(involved) if resolve is not None and involved else ()
@@ -160,11 +166,11 @@ def build_review(
             skipped=[k for k in skipped if k.service_key in (s.key, None)],
             unresolved=[p for p in unresolved if _involved(p, s)],
         )
-        for s in services
+        for s in scope
     }
     grouped = by_service(attainments, agreements)
     candidates = rank_candidates(
-        services,
+        scope,
         grouped,
         today=today,
         findings=[f for fs in findings.values() for f in fs],
@@ -175,7 +181,7 @@ def build_review(
     build.unplaced = unplaced_gaps(skipped, {s.key for s in services})
     build.attainments, build.last_reviewed = dict(attainments), dict(last_reviewed or {})
     materials = [
-        _linked(Material.model_validate(r.body), links) for r in store.mirrored("material")
+        _linked(Material.model_validate(r.body), links) for r in _mirrored(store, "material", only)
     ]
     materials += carried  # previous review and its open improvement tickets
     held = meetings(chosen) if meetings is not None and chosen else {}

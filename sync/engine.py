@@ -331,7 +331,9 @@ class Engine:
         for stream, keys in named.items():  # one call per batch of records (sys_idIN)
             assert read_records is not None
             for page in read_records(stream, keys):
-                services.update(store_announced(page, self.mappings, self.store, system, summary))
+                if self.mappings.has(page.stream.value):
+                    mirrored = store_announced(page, self.mappings, self.store, system, summary)
+                    services.update(mirrored)
         log.info("cycle.announced", read=dict(summary.read), services=len(services))
         return summary, tuple(sorted(services))
 

@@ -114,7 +114,8 @@ class ServiceNowSource:
 
     def read_records(self, stream: Stream, sys_ids: Sequence[str]) -> Iterator[Page]:
         """Records of a plain table stream (service, sla_record) named by sys_id: one call per
-        `lookup_batch_size` of them (`sys_idIN`), a page each.
+        `lookup_batch_size` of them (`sys_idIN`), a page each; for services, then a `person`
+        page of the people they name (as the people stream reads them, from its cache).
 
         The same table, fields (dot-walks included) and admin filter as the stream's read, so
         the mapping makes the same entities of them; a record that does not exist, that ACLs
@@ -126,9 +127,15 @@ class ServiceNowSource:
         spec = spec_for(self.settings, stream)
         wanted = list(dict.fromkeys(sys_ids))
         size = self.settings.lookup_batch_size
+        named: dict[str, None] = {}
         for start in range(0, len(wanted), size):
-            batch = wanted[start : start + size]
-            yield Page(stream, *self._by_sys_id(spec, batch))
+            page = Page(stream, *self._by_sys_id(spec, wanted[start : start + size]))
+            for row in page.records if stream is Stream.SERVICES else ():
+                named.update((row.get(f) or "", None) for f in person_references(self.settings))
+            yield page
+        if named:  # the people a changed service names (new owner): cached, else one call
+            people = list(self.people.fetch(named).values())
+            yield Page(Stream.PEOPLE, people, None, ())
 
     def _by_sys_id(
         self, spec: StreamSpec, batch: Sequence[str]
