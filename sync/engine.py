@@ -370,6 +370,15 @@ class Engine:
         chart); the cycle-wide steps (freezing, closing, duplicate audit) wait for the poll."""
         chosen = set(only)
         mine = tuple(t for t in tickets if t.service_key in chosen)
+        # As in a whole cycle (see `_run`), for these reviews alone: frozen now, their ticket
+        # says so, or done with and not read a last time now.
+        cycle_id = build.cycle.id
+        reviews = {review_ticket_key(cycle_id, key) for key in chosen}
+        last = {review_ticket_key(cycle_id, key) for key in reader.freezing}
+        noted = {review_ticket_key(cycle_id, key) for key in reader.record.frozen_noted}
+        if not dry_run:
+            for key in sorted((noted | (phase.frozen_reviews - last)) & reviews):
+                self.store.freeze(self.target.system, key)
         self._check_stop()
         followups = FollowUps.load(self.target, self.store)
         summary = self._apply(mine, build, followups, dry_run=dry_run)
