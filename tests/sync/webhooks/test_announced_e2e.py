@@ -306,3 +306,25 @@ def test_jira_update_of_a_review_sub_task_rereads_that_review_only(one_review: R
     assert _jira_update(one_review.url, str(cycle_ticket), "j-2") == 202
     one_review.wait_runs(3)
     assert one_review.results[2].targeted is None, "a whole prompted cycle"
+
+
+def test_new_owner_announced_by_service_changed_reaches_the_pack(one_review: Running) -> None:
+    """The service gets an owner no service named before: `service.changed` reads the service
+    and that person (2 ServiceNow calls), and the review ticket names the new owner."""
+    site, first = one_review.site, one_review.results[0]
+    service, ticket = _review(first)
+    named = {r.key for r in one_review.store.mirrored("person")}  # every person read so far
+    shown = json.dumps(_issue(site, ticket)["description"])  # role holders are named too
+    newcomer = next(
+        p for p in site.estate.people
+        if p.sys_id not in named and p.name not in shown and p.in_jira and p.jira_assignable
+        and not p.jira_email_hidden and p.active
+    )  # fmt: skip
+    site.servicenow.clock = datetime.now(UTC)
+    site.servicenow.update("cmdb_ci_service", service, owned_by=newcomer.sys_id)
+    site.servicenow_harness.reset()
+    assert _announce(one_review.url, {"event": "service.changed", "service": service}, "o-1") == 202
+    one_review.wait_runs(2)
+    assert one_review.results[1].targeted == (service,)
+    assert site.servicenow_harness.requests()["total"] == 2
+    assert newcomer.name in json.dumps(_issue(site, ticket)["description"])
