@@ -128,9 +128,9 @@ def build_review(
     it names gets the meeting sections in its pack (a local report asks for none).
     `links`: the source's record URLs, for the packs' breaches and materials (none without).
     `only`: build the packs and charts of these selected services alone (a webhook's cycle):
-    agreements, SLA records, CSAT answers and materials of other services are not read, and
-    findings, gaps and candidates cover these services only (a partial build: the candidates
-    ranking and the portfolio page need a whole one).
+    only the SLA records of their (and their components') agreements and their CSAT answers
+    and materials are read, and attainments, findings, gaps and candidates cover these
+    services only (a partial build: the candidates ranking and portfolio need a whole one).
     """
     review = settings.review
     cycle = current_cycle(settings, today)
@@ -142,12 +142,12 @@ def build_review(
         for s in _services(store, skipped)
     )
     scope = services if only is None else tuple(s for s in services if s.key in only)
-    mirrored_agreements = _mirrored(store, "agreement", only)
-    agreements = tuple(Agreement.model_validate(r.body) for r in mirrored_agreements)
+    agreements = tuple(Agreement.model_validate(r.body) for r in store.mirrored("agreement"))
+    measured = agreements if only is None else _agreements_of(scope, agreements)
     accumulator = AttainmentAccumulator(
-        agreements, cycle.period, at_risk_margin_percent=review.at_risk_margin_percent
+        measured, cycle.period, at_risk_margin_percent=review.at_risk_margin_percent
     )
-    for record in _mirrored(store, "sla_record", only):
+    for record in _sla_records(store, measured, whole=only is None):
         accumulator.add(SlaRecord.model_validate(record.body))
     attainments = _linked_breaches(accumulator.results(), links)
     csat = CsatAccumulator(cycle.period)
@@ -189,6 +189,27 @@ def build_review(
         _add_pack(build, service, attainments, materials, held.get(service.key),
                   margin=settings.review.at_risk_margin_percent)  # fmt: skip
     return build
+
+
+def _agreements_of(
+    services: Sequence[Service], agreements: Sequence[Agreement]
+) -> tuple[Agreement, ...]:
+    """The agreements of these services and of their components (their packs show both)."""
+    keys = {s.key for s in services}
+    components = {c.key for s in services for c in s.components}
+    return tuple(a for a in agreements if a.service_key in keys or a.component_key in components)
+
+
+def _sla_records(
+    store: StateStore, agreements: Sequence[Agreement], *, whole: bool
+) -> Iterator[MirrorRecord]:
+    """Every mirrored SLA record, or those of these agreements (a record's service may be
+    another than its agreement's: a component's task)."""
+    if whole:
+        yield from store.mirrored("sla_record")
+        return
+    for agreement in agreements:
+        yield from store.mirrored("sla_record", agreement_key=agreement.key)
 
 
 def _mirrored(

@@ -197,6 +197,38 @@ def test_announced_breach_is_in_its_ticket_after_one_prompted_cycle(one_review: 
     assert {s: one_review.store.cursor("servicenow", s) for s in cursors} == cursors
 
 
+def test_the_next_poll_reads_the_announced_record_again_and_changes_nothing(
+    one_review: Running,
+) -> None:
+    """Once the skew has passed, the poll reads the announced record behind its cursor: it is
+    stored unchanged (not mapped again), the cursor moves past it, and the whole build makes
+    the very review the announced cycle's partial build made: the ticket stays as is."""
+    site, first = one_review.site, one_review.results[0]
+    service, ticket = _review(first)
+    agreements = {a.key for a in first.build.agreements if a.service_key == service}
+    record = _breach(site, service, agreements)
+    payload = {"event": "task_sla.breached", "service": service, "task_sla": record}
+    assert _announce(one_review.url, payload, "breach-2") == 202
+    one_review.wait_runs(2)
+    announced = _issue(site, ticket)
+    cursor = one_review.store.cursor("servicenow", "sla_record")
+    engine = one_review.daemon.engine
+    engine.clock = lambda: datetime.now(UTC) + timedelta(seconds=61)  # the skew has passed
+    one_review.daemon._next_poll = 0.0
+    one_review.daemon.wake.set()
+    one_review.wait_runs(3)
+    poll = one_review.results[2]
+    assert poll.targeted is None
+    assert poll.pulled.unchanged["sla_record"] >= 1 and poll.pulled.read["sla_record"] >= 1
+    assert one_review.store.cursor("servicenow", "sla_record") > (cursor or ("", ""))
+    review = next(o for o in poll.summary.outcomes if o.kind == "review")
+    # The announced cycle's partial build made the review the whole build makes.
+    mine = [t for t in one_review.results[1].tickets if t.kind.value == "review"]
+    assert mine == [t for t in poll.tickets if t.kind.value == "review" and t.key == mine[0].key]
+    assert review.action.value == "unchanged"
+    assert _issue(site, ticket) == announced
+
+
 def test_old_payload_without_the_record_rebuilds_the_service(one_review: Running) -> None:
     """A business rule of the earlier shape names only the service: that service's record is
     read and its review rebuilt, alone."""
