@@ -128,33 +128,29 @@ def build_review(
     it names gets the meeting sections in its pack (a local report asks for none).
     `links`: the source's record URLs, for the packs' breaches and materials (none without).
     `only`: build the packs and charts of these selected services alone (a webhook's cycle):
-    only the SLA records of their (and their components') agreements and their CSAT answers
-    and materials are read, and attainments, findings, gaps and candidates cover these
-    services only (a partial build: the candidates ranking and portfolio need a whole one).
+    only these services, their components, their (and their components') agreements with
+    their SLA records, and their CSAT answers and materials are read; the build's services,
+    attainments, findings, gaps and candidates are theirs alone (a partial build: the
+    candidates ranking, the selection and the portfolio page need a whole one).
     """
     review = settings.review
     cycle = current_cycle(settings, today)
     # Packs not frozen yet show data up to the last whole month (frozen ones are not rebuilt).
     cycle = cycle.model_copy(update={"period": live_period(cycle, today, review.period)})
     skipped = [SkippedRecord.model_validate(r.body) for r in store.mirrored(SKIPPED)]
-    services = tuple(
-        _linked_service(s, links) if only is None or s.key in only else s
-        for s in _services(store, skipped)
-    )
-    scope = services if only is None else tuple(s for s in services if s.key in only)
-    agreements = tuple(Agreement.model_validate(r.body) for r in store.mirrored("agreement"))
-    measured = agreements if only is None else _agreements_of(scope, agreements)
+    services = tuple(_linked_service(s, links) for s in _services(store, skipped, only))
+    agreements = _agreements(store, None if only is None else services)
     accumulator = AttainmentAccumulator(
-        measured, cycle.period, at_risk_margin_percent=review.at_risk_margin_percent
+        agreements, cycle.period, at_risk_margin_percent=review.at_risk_margin_percent
     )
-    for record in _sla_records(store, measured, whole=only is None):
+    for record in _sla_records(store, agreements, whole=only is None):
         accumulator.add(SlaRecord.model_validate(record.body))
     attainments = _linked_breaches(accumulator.results(), links)
     csat = CsatAccumulator(cycle.period)
     for record in _mirrored(store, "csat_response", only):
         csat.add(CsatResponse.model_validate(record.body))
     summaries = csat.summaries()
-    findings = {s.key: check_feasibility(s, agreements) for s in scope}
+    findings = {s.key: check_feasibility(s, agreements) for s in services}
     chosen = [s for s in services if s.key in selection and (only is None or s.key in only)]
     involved = _people_involved(chosen, settings)
     unresolved = resolve(involved) if resolve is not None and involved else ()
@@ -166,11 +162,11 @@ def build_review(
             skipped=[k for k in skipped if k.service_key in (s.key, None)],
             unresolved=[p for p in unresolved if _involved(p, s)],
         )
-        for s in scope
+        for s in services
     }
     grouped = by_service(attainments, agreements)
     candidates = rank_candidates(
-        scope,
+        services,
         grouped,
         today=today,
         findings=[f for fs in findings.values() for f in fs],
@@ -178,7 +174,8 @@ def build_review(
         last_reviewed=last_reviewed,
     )
     build = ReviewBuild(cycle, services, agreements, candidates, findings, gaps, summaries)
-    build.unplaced = unplaced_gaps(skipped, {s.key for s in services})
+    if only is None:  # a partial build cannot tell another service's records from orphans
+        build.unplaced = unplaced_gaps(skipped, {s.key for s in services})
     build.attainments, build.last_reviewed = dict(attainments), dict(last_reviewed or {})
     materials = [
         _linked(Material.model_validate(r.body), links) for r in _mirrored(store, "material", only)
@@ -191,13 +188,19 @@ def build_review(
     return build
 
 
-def _agreements_of(
-    services: Sequence[Service], agreements: Sequence[Agreement]
-) -> tuple[Agreement, ...]:
-    """The agreements of these services and of their components (their packs show both)."""
+def _agreements(store: StateStore, services: Sequence[Service] | None) -> tuple[Agreement, ...]:
+    """Every agreement, or those of these services and their components (their packs and
+    feasibility checks read both); the others are not even validated."""
+    rows = store.mirrored("agreement")
+    if services is None:
+        return tuple(Agreement.model_validate(r.body) for r in rows)
     keys = {s.key for s in services}
     components = {c.key for s in services for c in s.components}
-    return tuple(a for a in agreements if a.service_key in keys or a.component_key in components)
+    return tuple(
+        Agreement.model_validate(r.body)
+        for r in rows
+        if r.body.get("service_key") in keys or r.body.get("component_key") in components
+    )
 
 
 def _sla_records(
@@ -311,10 +314,21 @@ def unplaced_gaps(skipped: Sequence[SkippedRecord], service_keys: set[str]) -> t
     return tuple(skipped_gaps(None, orphans))
 
 
-def _services(store: StateStore, skipped: list[SkippedRecord]) -> tuple[Service, ...]:
+def _services(
+    store: StateStore, skipped: list[SkippedRecord], only: Collection[str] | None = None
+) -> tuple[Service, ...]:
+    """Every service, or the `only` ones (their drafts and components alone are validated)."""
     people = {r.key: Person.model_validate(r.body) for r in store.mirrored("person")}
-    drafts = [ServiceDraft.model_validate(r.body) for r in store.mirrored("service")]
-    components = [ComponentDraft.model_validate(r.body) for r in store.mirrored("component")]
+    drafts = [
+        ServiceDraft.model_validate(r.body)
+        for r in store.mirrored("service")
+        if only is None or r.body.get("key", r.key) in only
+    ]
+    components = [
+        ComponentDraft.model_validate(r.body)
+        for r in store.mirrored("component")
+        if only is None or set(r.body.get("service_keys") or ()) & set(only)
+    ]
     return assemble(drafts, components, people, skipped=skipped)
 
 
