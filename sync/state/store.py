@@ -248,10 +248,17 @@ class StateStore:
         if service_key is not None:
             query = query.where(records.c.service_key == service_key)
         if agreement_key is not None:
-            query = query.where(records.c.agreement_key == agreement_key)
+            # By the agreement_key index alone (SQLite would scan the stream's index instead:
+            # without statistics it prefers the stream's); the stream is checked per row.
+            query = sa.select(records).where(records.c.agreement_key == agreement_key)
+            query = query.order_by(records.c.key)
+            if service_key is not None:
+                query = query.where(records.c.service_key == service_key)
         with self.engine.connect() as connection:
             result = connection.execution_options(yield_per=2000).execute(query)
             for row in result:
+                if row.stream != stream:
+                    continue
                 yield MirrorRecord(
                     stream=row.stream,
                     key=row.key,
