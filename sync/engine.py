@@ -246,7 +246,7 @@ class Engine:
         self._count_reads(pulled)
         flow = CycleFlow(self.store, self.target, self.raci, self.settings.review.selection)
         phase = flow.phase(cycle)
-        history = self._carried_over(cycle, phase)
+        history = self._carried_over(cycle, phase, only)
         reader = self._meeting_reader(cycle, phase, only)
         build = build_review(
             self.store,
@@ -303,10 +303,10 @@ class Engine:
     def _announced(
         self, work: Sequence[WorkItem], cycle: Cycle
     ) -> tuple[PullSummary, tuple[str, ...]] | None:
-        """Read the records the webhooks name (one call each, cursors untouched) and name the
-        services whose reviews they change; None when an item does not say enough (a Jira
-        ticket that is no review's, a source that cannot read one record): a whole cycle then.
-        """
+        """Read the records the webhooks name (one call per batch of them, cursors untouched)
+        and name the services whose reviews they change; None when an item does not say enough
+        (a Jira ticket that is no review's, a source that cannot read records by id): a whole
+        cycle then."""
         read_records = getattr(self.source, "read_records", None)
         if not callable(read_records) and any(item.kind != "ticket" for item in work):
             return None
@@ -342,10 +342,8 @@ class Engine:
         one of them is not (the cycle's ticket, an activity of the cycle, an unknown issue)."""
         rows = self.store.ledger_rows(self.target.system)
         by_ticket = {row.ticket_key: row for row in rows.values() if row.ticket_key}
-        reviews = {
-            review_ticket_key(cycle.id, record.key): record.key
-            for record in self.store.mirrored("service")
-        }
+        services = [str(r.body.get("key") or r.key) for r in self.store.mirrored("service")]
+        reviews = {review_ticket_key(cycle.id, key): key for key in services}
         found: set[str] = set()
         for key in keys:
             row = by_ticket.get(key)
@@ -460,12 +458,16 @@ class Engine:
             self.on_page(stream.value, count)
         self._safe_point()
 
-    def _carried_over(self, cycle: Cycle, phase: CyclePhase) -> History:
+    def _carried_over(
+        self, cycle: Cycle, phase: CyclePhase, only: Sequence[str] | None = None
+    ) -> History:
         """Each service's previous review (from the ledger, else the target), the months since
-        it, the open improvement tickets linked to it, and (selected services) its decisions."""
+        it, the open improvement tickets linked to it, and (selected services; of those, the
+        `only` ones in a webhook's cycle) its decisions."""
+        selection = [k for k in phase.selection if only is None or k in only]
         return carried_over(
             self.store, self.target, self.settings, cycle,
-            selection=phase.selection, matrix=self.raci,
+            selection=selection, matrix=self.raci,
         )  # fmt: skip
 
     def _meeting_reader(
