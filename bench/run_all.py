@@ -63,7 +63,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "mapping_throughput": ("mapping.py", [], ["--records", "20000", "--repeat", "1"]),
     "servicenow_read": ("servicenow_read.py", [], ["--records", "10000"]),
     "sandbox_throughput": ("sandbox.py", [], ["--seconds", "2"]),
-    "webhook_latency": ("webhook_latency.py", [], ["--rounds", "2"]),
+    "webhook_latency": ("webhook_latency.py", [], ["--sizes", "6", "--rounds", "3"]),
     "chart": ("chart.py", ["--charts", "20"], ["--charts", "5"]),
 }
 

@@ -7,7 +7,7 @@ not grow with the number of records.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TypeVar
@@ -48,7 +48,7 @@ from review import (
 )
 from review.model import Meeting
 from sync.pull import SKIPPED
-from sync.state import StateStore
+from sync.state import MirrorRecord, StateStore
 
 Resolver = Callable[[Sequence[Person]], tuple[Person, ...]]
 # The selected services' review meetings, as their tickets show them (sync.meeting).
@@ -116,6 +116,7 @@ def build_review(
     last_reviewed: Mapping[str, date] | None = None,
     meetings: MeetingSource | None = None,
     links: RecordLinks | None = None,
+    only: Collection[str] | None = None,
 ) -> ReviewBuild:
     """The cycle, every service as a candidate, and the packs of the selected services.
 
@@ -126,26 +127,32 @@ def build_review(
     `meetings`: asked once, with the selected services, for their review meetings; a service
     it names gets the meeting sections in its pack (a local report asks for none).
     `links`: the source's record URLs, for the packs' breaches and materials (none without).
+    `only`: build the packs and charts of these selected services alone (a webhook's cycle):
+    only these services, their components, their (and their components') agreements with
+    their SLA records, and their CSAT answers and materials are read; the build's services,
+    attainments, findings, gaps and candidates are theirs alone (a partial build: the
+    candidates ranking, the selection and the portfolio page need a whole one).
     """
     review = settings.review
     cycle = current_cycle(settings, today)
     # Packs not frozen yet show data up to the last whole month (frozen ones are not rebuilt).
     cycle = cycle.model_copy(update={"period": live_period(cycle, today, review.period)})
     skipped = [SkippedRecord.model_validate(r.body) for r in store.mirrored(SKIPPED)]
-    services = tuple(_linked_service(s, links) for s in _services(store, skipped))
-    agreements = tuple(Agreement.model_validate(r.body) for r in store.mirrored("agreement"))
+    services = tuple(_linked_service(s, links) for s in _services(store, skipped, only))
+    agreements = _agreements(store, None if only is None else services)
     accumulator = AttainmentAccumulator(
         agreements, cycle.period, at_risk_margin_percent=review.at_risk_margin_percent
     )
-    for record in store.mirrored("sla_record"):
+    for record in _sla_records(store, agreements, whole=only is None):
         accumulator.add(SlaRecord.model_validate(record.body))
     attainments = _linked_breaches(accumulator.results(), links)
     csat = CsatAccumulator(cycle.period)
-    for record in store.mirrored("csat_response"):
+    for record in _mirrored(store, "csat_response", only):
         csat.add(CsatResponse.model_validate(record.body))
     summaries = csat.summaries()
     findings = {s.key: check_feasibility(s, agreements) for s in services}
-    involved = _people_involved([s for s in services if s.key in selection], settings)
+    chosen = [s for s in services if s.key in selection and (only is None or s.key in only)]
+    involved = _people_involved(chosen, settings)
     unresolved = resolve(involved) if resolve is not None and involved else ()
     gaps = {
         s.key: find_gaps(
@@ -167,18 +174,56 @@ def build_review(
         last_reviewed=last_reviewed,
     )
     build = ReviewBuild(cycle, services, agreements, candidates, findings, gaps, summaries)
-    build.unplaced = unplaced_gaps(skipped, {s.key for s in services})
+    if only is None:  # a partial build cannot tell another service's records from orphans
+        build.unplaced = unplaced_gaps(skipped, {s.key for s in services})
     build.attainments, build.last_reviewed = dict(attainments), dict(last_reviewed or {})
     materials = [
-        _linked(Material.model_validate(r.body), links) for r in store.mirrored("material")
+        _linked(Material.model_validate(r.body), links) for r in _mirrored(store, "material", only)
     ]
     materials += carried  # previous review and its open improvement tickets
-    chosen = [s for s in services if s.key in selection]
     held = meetings(chosen) if meetings is not None and chosen else {}
     for service in chosen:
         _add_pack(build, service, attainments, materials, held.get(service.key),
                   margin=settings.review.at_risk_margin_percent)  # fmt: skip
     return build
+
+
+def _agreements(store: StateStore, services: Sequence[Service] | None) -> tuple[Agreement, ...]:
+    """Every agreement, or those of these services and their components (their packs and
+    feasibility checks read both); the others are not even validated."""
+    rows = store.mirrored("agreement")
+    if services is None:
+        return tuple(Agreement.model_validate(r.body) for r in rows)
+    keys = {s.key for s in services}
+    components = {c.key for s in services for c in s.components}
+    return tuple(
+        Agreement.model_validate(r.body)
+        for r in rows
+        if r.body.get("service_key") in keys or r.body.get("component_key") in components
+    )
+
+
+def _sla_records(
+    store: StateStore, agreements: Sequence[Agreement], *, whole: bool
+) -> Iterator[MirrorRecord]:
+    """Every mirrored SLA record, or those of these agreements (a record's service may be
+    another than its agreement's: a component's task)."""
+    if whole:
+        yield from store.mirrored("sla_record")
+        return
+    for agreement in agreements:
+        yield from store.mirrored("sla_record", agreement_key=agreement.key)
+
+
+def _mirrored(
+    store: StateStore, stream: str, only: Collection[str] | None
+) -> Iterator[MirrorRecord]:
+    """The stream's mirrored records, or only those of the `only` services."""
+    if only is None:
+        yield from store.mirrored(stream)
+        return
+    for service_key in sorted(set(only)):
+        yield from store.mirrored(stream, service_key=service_key)
 
 
 def _add_pack(
@@ -283,10 +328,21 @@ def unplaced_gaps(skipped: Sequence[SkippedRecord], service_keys: set[str]) -> t
     return tuple(skipped_gaps(None, orphans))
 
 
-def _services(store: StateStore, skipped: list[SkippedRecord]) -> tuple[Service, ...]:
+def _services(
+    store: StateStore, skipped: list[SkippedRecord], only: Collection[str] | None = None
+) -> tuple[Service, ...]:
+    """Every service, or the `only` ones (their drafts and components alone are validated)."""
     people = {r.key: Person.model_validate(r.body) for r in store.mirrored("person")}
-    drafts = [ServiceDraft.model_validate(r.body) for r in store.mirrored("service")]
-    components = [ComponentDraft.model_validate(r.body) for r in store.mirrored("component")]
+    drafts = [
+        ServiceDraft.model_validate(r.body)
+        for r in store.mirrored("service")
+        if only is None or r.body.get("key", r.key) in only
+    ]
+    components = [
+        ComponentDraft.model_validate(r.body)
+        for r in store.mirrored("component")
+        if only is None or set(r.body.get("service_keys") or ()) & set(only)
+    ]
     return assemble(drafts, components, people, skipped=skipped)
 
 

@@ -5,6 +5,12 @@ write in flight finishes and is recorded (every write commits its own transactio
 daemon exits 0. Health and metrics follow every cycle; a failing target makes /readyz false and
 the loop keeps trying at the next interval (the retry policy already backed off inside).
 
+Webhooks (`enqueue`) wake the daemon at once: every item queued since the last cycle is merged
+into one prompted cycle (`Engine.run_prompted`), which reads only the records
+they name and rebuilds only their reviews. Items queued while a cycle runs wait for the next
+one, which starts as soon as this one ends. Prompted cycles never postpone the poll: the
+whole cycle still runs every `interval` (right after a prompted one when it falls due).
+
 Between cycles the daemon also watches the other replicas' leases (`LeaseWatch`): when one runs
 out without being renewed or given back, its holder died mid-work, and a cycle starts at once to
 finish its units instead of waiting for the interval.
@@ -48,6 +54,7 @@ class Daemon:
     portfolio: PortfolioPage | None = None  # rendered after every successful cycle
 
     def __post_init__(self) -> None:
+        self._next_poll = time.monotonic()  # the first cycle is a whole one
         if self.watch is None and isinstance(self.engine, Engine):
             self.watch = LeaseWatch(self.engine.leases)
             self.engine.leases.observers.append(self.metrics.lease_stretch.set)
@@ -81,8 +88,10 @@ class Daemon:
         return 0
 
     def _idle(self) -> None:
-        """Wait for the interval, a webhook or a stop, or until another replica's lease dies."""
-        deadline = time.monotonic() + self.interval
+        """Wait for the poll, a webhook or a stop, or until another replica's lease dies."""
+        if self.pending:  # queued while the last cycle ran: the next one starts now
+            return
+        deadline = self._next_poll
         while (left := deadline - time.monotonic()) > 0:
             if self.watch is not None:
                 dead, pause = self.watch.look()
@@ -96,18 +105,25 @@ class Daemon:
                 left = min(left, pause)
             if self.wake.wait(left):
                 break
-        self.wake.clear()
 
     def cycle(self) -> None:
+        """The webhooks' prompted cycle if any are queued, then the poll if it is due."""
+        self.wake.clear()  # before taking the queue: an item queued after it wakes us again
+        woken_by = [self.pending.popleft() for _ in range(len(self.pending))]
+        if woken_by:
+            log.info("cycle.webhook", items=[f"{i.source}:{i.kind}:{i.key}" for i in woken_by])
+            self._run(woken_by)
+        if (not woken_by or time.monotonic() >= self._next_poll) and not self.stop.is_set():
+            self._next_poll = time.monotonic() + self.interval
+            self._run([])
+
+    def _run(self, work: list[WorkItem]) -> None:
         """One engine run with its health and metrics bookkeeping."""
         started = time.monotonic()
         if self.watch is not None:
             self.watch.cycle_starting()
-        woken_by = [self.pending.popleft() for _ in range(len(self.pending))]
-        if woken_by:
-            log.info("cycle.webhook", items=[f"{i.source}:{i.kind}:{i.key}" for i in woken_by])
         try:
-            result = self.engine.run_once(prompt=bool(woken_by))
+            result = self.engine.run_prompted(tuple(work)) if work else self.engine.run_once()
         except Interrupted:
             log.info("cycle.interrupted")
             return
@@ -121,6 +137,7 @@ class Daemon:
         self.health.cycle_finished(True, reachable=True)
         self.metrics.cycles.labels(status="ok" if ok else "partial").inc()
         self.metrics.last_success.set(time.time())
-        if self.portfolio is not None and isinstance(self.engine, Engine):
+        whole = getattr(result, "targeted", None) is None  # a webhook's build is partial
+        if self.portfolio is not None and isinstance(self.engine, Engine) and whole:
             self.portfolio.refresh(self.engine, result)
         log.info("cycle.done", seconds=round(time.monotonic() - started, 2), **counts)

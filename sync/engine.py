@@ -69,10 +69,11 @@ from sync.history import History, carried_over
 from sync.leases import LeaseLost, WorkLeases, units
 from sync.meeting import CycleRecord, MeetingReader
 from sync.metrics import Metrics
-from sync.pull import PullSummary, pull
+from sync.pull import PullSummary, pull, store_announced
 from sync.reconcile import Action, ApplySummary, ChangeNote, Outcome, Reconciler, leased
 from sync.state import LedgerRow, MirrorRecord, StateStore
 from sync.steps import FollowUps
+from sync.webhooks import WorkItem
 
 log = structlog.get_logger("slm_sync.engine")
 PACK_STATE = "pack_state"
@@ -113,6 +114,8 @@ class RunResult:
     tickets: tuple[TicketSpec, ...]
     dry_run: bool
     duplicates: list[Duplicate] = field(default_factory=list)
+    # A webhook's cycle: the services whose reviews it rebuilt alone (None: a whole cycle).
+    targeted: tuple[str, ...] | None = None
 
     def as_json(self) -> dict[str, Any]:
         """The `--json` object: integer counts plus what failed and why."""
@@ -186,15 +189,28 @@ class Engine:
     ) -> RunResult:
         """One cycle; with dry_run nothing is written to the target (reads only).
 
-        `prompt` (a webhook woke us) reads up to a few seconds ago instead of the configured
-        clock skew, so the change that triggered the run is in it. Every run that may write is
-        recorded in the `runs` table with its outcome and counts.
+        `prompt` (a webhook woke us, see also `run_prompted`) reads up to a few seconds ago
+        instead of the configured clock skew, so the change that triggered the run is in it.
+        Every run that may write is recorded in the `runs` table with its outcome and counts.
         """
+        return self._recorded(dry_run=dry_run, full=full, prompt=prompt, work=())
+
+    def run_prompted(self, work: Sequence[WorkItem], *, dry_run: bool = False) -> RunResult:
+        """The cycle webhooks ask for. When every item names what changed (a task_sla or
+        service record the source reads by sys_id, a Jira ticket of a review), exactly those
+        records are read and stored without moving the stream cursors, and only the reviews
+        they belong to are rebuilt and applied (`RunResult.targeted` names their services);
+        otherwise a whole prompted cycle (`run_once(prompt=True)`)."""
+        return self._recorded(dry_run=dry_run, full=False, prompt=True, work=work)
+
+    def _recorded(
+        self, *, dry_run: bool, full: bool, prompt: bool, work: Sequence[WorkItem]
+    ) -> RunResult:
         if dry_run:
-            return self._run(dry_run=True, full=full, prompt=prompt)
+            return self._run(dry_run=True, full=full, prompt=prompt, work=work)
         run_id = self.store.start_run()
         try:
-            result = self._run(dry_run=False, full=full, prompt=prompt)
+            result = self._run(dry_run=False, full=full, prompt=prompt, work=work)
         except BaseException as error:
             self.store.finish_run(run_id, "failed", {"error": f"{type(error).__name__}: {error}"})
             raise
@@ -202,29 +218,36 @@ class Engine:
         self.store.finish_run(run_id, status, result.summary.as_counts())
         return result
 
-    def _run(self, *, dry_run: bool, full: bool, prompt: bool) -> RunResult:
+    def _run(
+        self, *, dry_run: bool, full: bool, prompt: bool, work: Sequence[WorkItem] = ()
+    ) -> RunResult:
         now = self.clock()
         directory = _people_directory(self.target)
         if directory is not None:  # preloading starts the directory's cycle
             directory.preload(self.store.people_cache(self.target.system))
         else:
             _start_people_cycle(self.target)
-        skew = self.settings.servicenow.clock_skew_seconds
-        until = now - timedelta(seconds=min(skew, PROMPT_SKEW_SECONDS) if prompt else skew)
-        # Another replica's pull is waited for while it renews; only a stop ends the wait.
-        with self.leases.hold_waiting(f"pull:{self.source.system}", stop=self.stop) as ours:
-            if not ours:
-                raise Interrupted
-            pulled = pull(
-                self.source, self.mappings, self.store, until=until, full=full,
-                on_page=self._page_read,
-            )  # fmt: skip
+        cycle = current_cycle(self.settings, now.date())
+        announced = self._announced(work, cycle) if prompt and work and not full else None
+        if announced is not None:
+            pulled, only = announced
+        else:
+            only = None
+            skew = self.settings.servicenow.clock_skew_seconds
+            until = now - timedelta(seconds=min(skew, PROMPT_SKEW_SECONDS) if prompt else skew)
+            # Another replica's pull is waited for while it renews; only a stop ends the wait.
+            with self.leases.hold_waiting(f"pull:{self.source.system}", stop=self.stop) as ours:
+                if not ours:
+                    raise Interrupted
+                pulled = pull(
+                    self.source, self.mappings, self.store, until=until, full=full,
+                    on_page=self._page_read,
+                )  # fmt: skip
         self._count_reads(pulled)
         flow = CycleFlow(self.store, self.target, self.raci, self.settings.review.selection)
-        cycle = current_cycle(self.settings, now.date())
         phase = flow.phase(cycle)
-        history = self._carried_over(cycle, phase)
-        reader = self._meeting_reader(cycle, phase)
+        history = self._carried_over(cycle, phase, only)
+        reader = self._meeting_reader(cycle, phase, only)
         build = build_review(
             self.store,
             self.settings,
@@ -235,6 +258,7 @@ class Engine:
             last_reviewed=history.last_reviewed,
             meetings=reader.meetings,
             links=record_links(self.source),
+            only=only,
         )
         plan = build_plan(
             build.cycle,
@@ -249,6 +273,8 @@ class Engine:
         )
         wanted = flow.wanted(build.cycle, phase, plan.tickets)
         tickets = tuple(_with_people_due(_readable(wanted, phase, reader.record), reader.record))
+        if only is not None:
+            return self._run_announced(build, phase, reader, tickets, pulled, only, dry_run)
         # Frozen now: packs whose ticket says so, and packs done with but not read this cycle
         # (their last version is taken below, once their ticket has it: `_freeze_packs`).
         last = {review_ticket_key(cycle.id, key) for key in reader.freezing}
@@ -273,6 +299,94 @@ class Engine:
                 self.store.remember_people(self.target.system, dict(directory.cache))
         self._count_tickets(summary)
         return RunResult(pulled, phase, build, summary, tickets, dry_run, duplicates)
+
+    def _announced(
+        self, work: Sequence[WorkItem], cycle: Cycle
+    ) -> tuple[PullSummary, tuple[str, ...]] | None:
+        """Read the records the webhooks name (one call per batch of them, cursors untouched)
+        and name the services whose reviews they change; None when an item does not say enough
+        (a Jira ticket that is no review's, a source that cannot read records by id): a whole
+        cycle then."""
+        read_records = getattr(self.source, "read_records", None)
+        if not callable(read_records) and any(item.kind != "ticket" for item in work):
+            return None
+        services: set[str] = set()
+        tickets = [item.key for item in work if item.kind == "ticket"]
+        if tickets:
+            reviews = self._reviews_of_tickets(tickets, cycle)
+            if reviews is None:
+                return None
+            services.update(reviews)
+        named: dict[Stream, list[str]] = {}
+        for item in work:
+            if item.kind == "ticket":
+                continue
+            stream = Stream.SLA_RECORDS if item.kind == "sla_record" else Stream.SERVICES
+            if not self.mappings.has(stream.value):
+                return None
+            named.setdefault(stream, []).append(item.key)
+            services.add(item.service or item.key)
+        summary = PullSummary()
+        system = self.source.system
+        for stream, keys in named.items():  # one call per batch of records (sys_idIN)
+            assert read_records is not None
+            for page in read_records(stream, keys):
+                if self.mappings.has(page.stream.value):
+                    mirrored = store_announced(page, self.mappings, self.store, system, summary)
+                    services.update(mirrored)
+        log.info("cycle.announced", read=dict(summary.read), services=len(services))
+        return summary, tuple(sorted(services))
+
+    def _reviews_of_tickets(self, keys: Sequence[str], cycle: Cycle) -> set[str] | None:
+        """The services whose review (or one of its sub-tasks) these Jira issues are; None when
+        one of them is not (the cycle's ticket, an activity of the cycle, an unknown issue)."""
+        rows = self.store.ledger_rows(self.target.system)
+        by_ticket = {row.ticket_key: row for row in rows.values() if row.ticket_key}
+        services = [str(r.body.get("key") or r.key) for r in self.store.mirrored("service")]
+        reviews = {review_ticket_key(cycle.id, key): key for key in services}
+        found: set[str] = set()
+        for key in keys:
+            row = by_ticket.get(key)
+            while row is not None and row.key not in reviews and row.parent_key:
+                row = rows.get(row.parent_key)
+            if row is None or row.key not in reviews:
+                return None
+            found.add(reviews[row.key])
+        return found
+
+    def _run_announced(
+        self,
+        build: ReviewBuild,
+        phase: CyclePhase,
+        reader: MeetingReader,
+        tickets: Sequence[TicketSpec],
+        pulled: PullSummary,
+        only: tuple[str, ...],
+        dry_run: bool,
+    ) -> RunResult:
+        """Apply the announced services' reviews alone (ticket, sub-tasks, change comment,
+        chart); the cycle-wide steps (freezing, closing, duplicate audit) wait for the poll."""
+        chosen = set(only)
+        mine = tuple(t for t in tickets if t.service_key in chosen)
+        # As in a whole cycle (see `_run`), for these reviews alone: frozen now, their ticket
+        # says so, or done with and not read a last time now.
+        cycle_id = build.cycle.id
+        reviews = {review_ticket_key(cycle_id, key) for key in chosen}
+        last = {review_ticket_key(cycle_id, key) for key in reader.freezing}
+        noted = {review_ticket_key(cycle_id, key) for key in reader.record.frozen_noted}
+        if not dry_run:
+            for key in sorted((noted | (phase.frozen_reviews - last)) & reviews):
+                self.store.freeze(self.target.system, key)
+        self._check_stop()
+        followups = FollowUps.load(self.target, self.store)
+        summary = self._apply(mine, build, followups, dry_run=dry_run)
+        if not dry_run:
+            self._freeze_packs(build, summary, reader)
+            self._attach_charts(build, summary, followups)
+            self._remember_packs(build)
+        self._count_tickets(summary)
+        log.info("cycle.announced_done", services=len(only), reviews=len(build.packs))
+        return RunResult(pulled, phase, build, summary, mine, dry_run, targeted=only)
 
     def _audit_duplicates(self) -> list[Duplicate]:
         """The cycle's duplicate audit; its failure is logged, never the run's."""
@@ -344,17 +458,24 @@ class Engine:
             self.on_page(stream.value, count)
         self._safe_point()
 
-    def _carried_over(self, cycle: Cycle, phase: CyclePhase) -> History:
+    def _carried_over(
+        self, cycle: Cycle, phase: CyclePhase, only: Sequence[str] | None = None
+    ) -> History:
         """Each service's previous review (from the ledger, else the target), the months since
-        it, the open improvement tickets linked to it, and (selected services) its decisions."""
+        it, the open improvement tickets linked to it, and (selected services; of those, the
+        `only` ones in a webhook's cycle) its decisions."""
+        selection = [k for k in phase.selection if only is None or k in only]
         return carried_over(
             self.store, self.target, self.settings, cycle,
-            selection=phase.selection, matrix=self.raci,
+            selection=selection, matrix=self.raci,
         )  # fmt: skip
 
-    def _meeting_reader(self, cycle: Cycle, phase: CyclePhase) -> MeetingReader:
+    def _meeting_reader(
+        self, cycle: Cycle, phase: CyclePhase, only: Sequence[str] | None = None
+    ) -> MeetingReader:
         """Reads the meetings of the reviews whose pack still changes (while reviewing: the
-        ones not frozen; while closing: all of them, for the closing activities' content)."""
+        ones not frozen; while closing: all of them, for the closing activities' content);
+        of the `only` services' reviews alone in a webhook's cycle."""
         rows = self.store.ledger_rows(self.target.system)
         refs = {
             key: TicketRef(key=row.ticket_key or "", id=row.ticket_id or "", url=row.ticket_url)
@@ -367,6 +488,8 @@ class Engine:
             read = set(phase.selection)
         elif phase.state is CycleState.REVIEWING:  # a pack freezing now is read a last time
             read = {k for k in phase.selection if review_ticket_key(cycle.id, k) not in frozen}
+        if only is not None:
+            read &= set(only)
         done = phase.frozen_reviews - frozen  # "Participate" done, the pack not frozen yet
         freezing = {key for key in read if review_ticket_key(cycle.id, key) in done}
         return MeetingReader(

@@ -262,3 +262,17 @@ def _mirror(stream: str, record_id: str, entity: BaseModel, digest: str) -> Mirr
         service_key=service_key if isinstance(service_key, str) else None,
         source_hash=digest,
     )
+
+
+def store_announced(
+    page: Page, mappings: SystemMapping, store: StateStore, system: str, summary: PullSummary
+) -> set[str]:
+    """Mirror one page of records a webhook named (read by sys_id, no cursor): the stream's
+    cursor does not move, and the next poll reads them again, finding them stored unchanged.
+    Returns the services the page's records belong to."""
+    if page.cursor is not None:
+        raise ValueError("an announced page carries no cursor")
+    _store(page, mappings, store, system, summary, _StreamRead(committed=None), full=False)
+    summary.pages += 1
+    result = mappings.map(page.stream.value, [dict(row) for row in page.records])
+    return {key for e in result.entities if isinstance(key := getattr(e, "service_key", None), str)}

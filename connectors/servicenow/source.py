@@ -37,12 +37,13 @@ from itertools import islice
 
 from config import ServiceNowSettings, Settings
 from connectors.base import Cursor, Page, ReadError, Stream
+from connectors.servicenow import query
 from connectors.servicenow.client import Record, TableClient
 from connectors.servicenow.commitments import CommitmentReader
 from connectors.servicenow.guard import Guard
 from connectors.servicenow.links import source_url
 from connectors.servicenow.lookup import BatchLookup
-from connectors.servicenow.paging import KeysetPager, TablePage, later
+from connectors.servicenow.paging import KeysetPager, TablePage, later, read_rows
 from connectors.servicenow.streams import (
     MATERIAL_LINKS,
     MATERIAL_SERVICE_FIELDS,
@@ -57,6 +58,8 @@ from connectors.servicenow.wiring import build_client, build_guard
 from review import SourceRef
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+# Streams `read_records` reads records of by sys_id (plain table reads whose rows map alone).
+ONE_RECORD_STREAMS = (Stream.SERVICES, Stream.SLA_RECORDS)
 
 
 class ServiceNowSource:
@@ -108,6 +111,44 @@ class ServiceNowSource:
         else:
             for page in self._pager(spec_for(self.settings, stream), since, bound).pages():
                 yield _page(stream, page)
+
+    def read_records(self, stream: Stream, sys_ids: Sequence[str]) -> Iterator[Page]:
+        """Records of a plain table stream (service, sla_record) named by sys_id: one call per
+        `lookup_batch_size` of them (`sys_idIN`), a page each; for services, then a `person`
+        page of the people they name (as the people stream reads them, from its cache).
+
+        The same table, fields (dot-walks included) and admin filter as the stream's read, so
+        the mapping makes the same entities of them; a record that does not exist, that ACLs
+        hide or that the filter leaves out is not in the page. The pages carry no cursor: a
+        webhook's read never moves the stream's (the next poll reads the records again).
+        """
+        if stream not in ONE_RECORD_STREAMS:
+            raise ValueError(f"{stream.value} records cannot be read by sys_id")
+        spec = spec_for(self.settings, stream)
+        wanted = list(dict.fromkeys(sys_ids))
+        size = self.settings.lookup_batch_size
+        named: dict[str, None] = {}
+        for start in range(0, len(wanted), size):
+            page = Page(stream, *self._by_sys_id(spec, wanted[start : start + size]))
+            for row in page.records if stream is Stream.SERVICES else ():
+                named.update((row.get(f) or "", None) for f in person_references(self.settings))
+            yield page
+        if named:  # the people a changed service names (new owner): cached, else one call
+            people = list(self.people.fetch(named).values())
+            yield Page(Stream.PEOPLE, people, None, ())
+
+    def _by_sys_id(
+        self, spec: StreamSpec, batch: Sequence[str]
+    ) -> tuple[list[Record], None, tuple[ReadError, ...]]:
+        condition = query.conjoin([spec.filter, query.sys_ids_in("sys_id", batch)])
+        result = self.guard.call(
+            lambda: self.client.list(
+                spec.table, query=condition, fields=spec.fields, limit=len(batch)
+            ),
+            what=f"table {spec.table}",
+        )
+        page = read_rows(spec.table, list(result.records), None)
+        return page.records, None, tuple(page.errors)
 
     def record_url(self, ref: SourceRef) -> str | None:
         """Where people open a record read from here (`servicenow.public_url` behind a proxy)."""

@@ -29,8 +29,10 @@ SlmSyncWebhook.prototype = {
 
     /*
      * event:   'task_sla.breached' or 'service.changed'
-     * service: sys_id of the cmdb_ci_service to re-read
-     * table, record: where the event came from (for slm-sync's log only)
+     * service: sys_id of the cmdb_ci_service whose review the change belongs to
+     * table, record: the record that changed. A task_sla is also sent as "task_sla": slm-sync
+     *          reads exactly that record (one call) and rebuilds only its service's review;
+     *          for a service, slm-sync reads that service.
      */
     send: function(event, service, table, record) {
         if (!this.url || !this.secret) {
@@ -40,12 +42,16 @@ SlmSyncWebhook.prototype = {
         if (!service) {
             return; // nothing slm-sync could re-read; its poll covers the rest
         }
-        var body = JSON.stringify({
+        var payload = {
             event: event,
             service: String(service),
             table: String(table),
             record: String(record)
-        });
+        };
+        if (String(table) == 'task_sla') {
+            payload.task_sla = String(record);
+        }
+        var body = JSON.stringify(payload);
         var timestamp = String(Math.floor(new GlideDateTime().getNumericValue() / 1000));
         // generateMac takes the key base64-encoded and answers base64.
         var key = GlideStringUtil.base64Encode(this.secret);

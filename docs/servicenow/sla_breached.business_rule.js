@@ -4,8 +4,9 @@
  *   When: after   Insert: true   Update: true   Order: 1000
  *   Condition: current.has_breached.changesTo(true)
  *
- * Tells slm-sync that a service's SLA attainment changed, so that service's review pack is
- * refreshed now instead of at the next poll. Needs the Script Include SlmSyncWebhook.
+ * Tells slm-sync which Task SLA breached and the service it counts for: slm-sync reads that
+ * one record (with the fields its poll reads) and refreshes only that service's review pack
+ * and ticket now, instead of at the next poll. Needs the Script Include SlmSyncWebhook.
  * "after" (not "async") because changesTo() needs the previous value; the HTTP call itself
  * is asynchronous (RESTMessageV2.executeAsync), so the SLA job is not slowed down.
  */

@@ -239,14 +239,26 @@ class StateStore:
                     )
                 )
 
-    def mirrored(self, stream: str, *, service_key: str | None = None) -> Iterator[MirrorRecord]:
-        """Stream mirrored records of `stream` (optionally of one service), in key order."""
+    def mirrored(
+        self, stream: str, *, service_key: str | None = None, agreement_key: str | None = None
+    ) -> Iterator[MirrorRecord]:
+        """Stream mirrored records of `stream` (optionally of one service or one agreement),
+        in key order."""
         query = sa.select(records).where(records.c.stream == stream).order_by(records.c.key)
         if service_key is not None:
             query = query.where(records.c.service_key == service_key)
+        if agreement_key is not None:
+            # By the agreement_key index alone (SQLite would scan the stream's index instead:
+            # without statistics it prefers the stream's); the stream is checked per row.
+            query = sa.select(records).where(records.c.agreement_key == agreement_key)
+            query = query.order_by(records.c.key)
+            if service_key is not None:
+                query = query.where(records.c.service_key == service_key)
         with self.engine.connect() as connection:
             result = connection.execution_options(yield_per=2000).execute(query)
             for row in result:
+                if row.stream != stream:
+                    continue
                 yield MirrorRecord(
                     stream=row.stream,
                     key=row.key,

@@ -3,8 +3,11 @@
 Jira: `jira:issue_updated` on one of our tickets (it carries the sync label, or just lost it)
 whose changelog changed something (a transition, labels, any field) asks to re-read that ticket's
 cycle or review. Comment-only and worklog updates carry no changelog and are ignored.
-ServiceNow: our business rule sends `task_sla.breached` and `service.changed`, each naming the
-service's sys_id; both ask to re-read that service.
+ServiceNow: our business rules send `task_sla.breached` and `service.changed`, each naming the
+service's sys_id. A breach names its `task_sla` record too (`"table": "task_sla"` with
+`"record": <sys_id>`, or `"task_sla": <sys_id>`): it asks to read exactly that record and
+rebuild its service's review; a breach without one (an older business rule) and a service
+change ask to re-read that service.
 An event that does not matter is not an error: the sender gets 200 and nothing is queued.
 """
 
@@ -22,13 +25,15 @@ _SYS_ID = re.compile(r"^[0-9a-f]{32}$")
 
 @dataclass(frozen=True)
 class WorkItem:
-    """One unit of work a webhook asks for: re-read this ticket or this service now."""
+    """One unit of work a webhook asks for: re-read this ticket, service or SLA record now."""
 
     source: Literal["jira", "servicenow"]
-    kind: Literal["ticket", "service"]
-    key: str  # Jira issue key (ticket) or ServiceNow service sys_id (service)
+    kind: Literal["ticket", "service", "sla_record"]
+    # Jira issue key (ticket), ServiceNow service sys_id (service), task_sla sys_id (sla_record)
+    key: str
     received_at: float
     event: str = ""
+    service: str = ""  # an sla_record's service sys_id (as the sender named it)
 
 
 class Ignored(Exception):
@@ -73,7 +78,27 @@ def servicenow_work(payload: Mapping[str, Any], *, received_at: float) -> WorkIt
     service = payload.get("service")
     if not isinstance(service, str) or not _SYS_ID.match(service):
         raise Malformed(f"{event} without a service sys_id (32 hex characters) in 'service'")
-    return WorkItem("servicenow", "service", service, received_at, event=str(event))
+    record = _sla_record(payload) if event == "task_sla.breached" else None
+    if record is None:
+        return WorkItem("servicenow", "service", service, received_at, event=str(event))
+    return WorkItem(
+        "servicenow", "sla_record", record, received_at, event=str(event), service=service
+    )
+
+
+def _sla_record(payload: Mapping[str, Any]) -> str | None:
+    """The task_sla sys_id a breach names ('task_sla', or 'record' of 'table' task_sla)."""
+    named = payload.get("task_sla")
+    if named is None:
+        # What earlier business rules sent for the log only: used when it is a sys_id, the
+        # service otherwise (those deliveries were accepted before and still are).
+        record = payload.get("record")
+        if payload.get("table") == "task_sla" and isinstance(record, str):
+            return record if _SYS_ID.match(record) else None
+        return None
+    if not isinstance(named, str) or not _SYS_ID.match(named):
+        raise Malformed("task_sla.breached with a 'task_sla' that is not a sys_id (32 hex)")
+    return named
 
 
 def _changed_fields(payload: Mapping[str, Any]) -> set[str]:

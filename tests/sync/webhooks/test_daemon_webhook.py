@@ -22,7 +22,7 @@ from sync.daemon import Daemon
 from sync.engine import Engine
 from sync.health import Health, HealthServer
 from sync.metrics import Metrics
-from sync.webhooks import JIRA_PATH, SERVICENOW_PATH, WebhookReceiver
+from sync.webhooks import JIRA_PATH, SERVICENOW_PATH, WebhookReceiver, WorkItem
 from sync.webhooks.auth import sign_jira, sign_servicenow
 
 SECRET = "sn-webhook-secret-123"
@@ -48,6 +48,9 @@ class RecordingEngine:
         self.runs.append(prompt)
         self.ran.set()
         return _Result(ApplySummary())
+
+    def run_prompted(self, work: tuple[Any, ...]) -> _Result:
+        return self.run_once(prompt=True)
 
 
 def test_signed_servicenow_webhook_runs_a_prompt_cycle_without_waiting() -> None:
@@ -268,3 +271,90 @@ def test_two_thousand_unauthenticated_requests_are_counted_not_logged(frozen: Se
     }
     assert len(logs) == 4, logs  # one per source and reason
     assert not frozen.daemon.pending
+
+
+@dataclass
+class GatedEngine:
+    """Records what each run was asked for; a prompted run waits for `release`."""
+
+    runs: list[tuple[str, ...]] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+    started: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+    finished: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(0))
+
+    def run_once(self, *, prompt: bool = False) -> _Result:
+        from sync.reconcile import ApplySummary
+
+        self.runs.append(("poll",))
+        self.finished.release()
+        return _Result(ApplySummary())
+
+    def run_prompted(self, work: tuple[Any, ...]) -> _Result:
+        from sync.reconcile import ApplySummary
+
+        self.started.set()
+        assert self.release.wait(10)
+        self.runs.append(tuple(item.key for item in work))
+        self.finished.release()
+        return _Result(ApplySummary())
+
+
+def _signed_breach(service: str, record: str) -> tuple[bytes, dict[str, str]]:
+    body = json.dumps(
+        {"event": "task_sla.breached", "service": service, "task_sla": record}
+    ).encode()
+    stamp = str(int(time.time()))
+    headers = {
+        "Content-Type": "application/json",
+        "X-SLM-Signature": sign_servicenow(SECRET, stamp, body),
+        "X-SLM-Timestamp": stamp,
+        "X-SLM-Delivery": record,
+    }
+    return body, headers
+
+
+def test_deliveries_during_a_cycle_are_merged_into_the_next_one() -> None:
+    """Over HTTP: three breaches arriving while a prompted cycle runs make one next cycle with
+    all three (none lost, no cycle each), and no whole cycle in between."""
+    engine = GatedEngine()
+    health, metrics = Health(interval_seconds=3600), Metrics()
+    daemon = Daemon(cast(Engine, engine), 3600, health, metrics, max_cycles=3)
+    settings = WebhookSettings(enabled=True, servicenow_secret=SecretStr(SECRET))
+    receiver = WebhookReceiver(settings, daemon.enqueue)
+    server = HealthServer(health, metrics, host="127.0.0.1", port=0, webhooks=receiver).start()
+    url = f"http://127.0.0.1:{server.port}{SERVICENOW_PATH}"
+    loop = threading.Thread(target=daemon.run, daemon=True)
+    loop.start()
+    try:
+        assert engine.finished.acquire(timeout=10)  # the first, whole cycle
+        first = _signed_breach("a" * 32, "1" * 32)
+        assert requests.post(url, data=first[0], headers=first[1], timeout=5).status_code == 202
+        assert engine.started.wait(10)
+        during = [_signed_breach(c * 32, str(n) * 32) for n, c in ((2, "b"), (3, "c"), (4, "d"))]
+        for body, headers in during:
+            assert requests.post(url, data=body, headers=headers, timeout=5).status_code == 202
+        engine.release.set()
+        loop.join(timeout=10)
+    finally:
+        daemon.stop.set()
+        daemon.wake.set()
+        server.stop()
+    assert engine.runs == [("poll",), ("1" * 32,), ("2" * 32, "3" * 32, "4" * 32)]
+    assert not daemon.pending
+
+
+def test_webhooks_never_postpone_the_poll() -> None:
+    """A prompted cycle when the poll is due is followed by the whole cycle at once; before it
+    is due, a prompted cycle runs alone."""
+    engine = GatedEngine()
+    engine.release.set()
+    daemon = Daemon(cast(Engine, engine), 3600, Health(interval_seconds=3600), Metrics())
+    daemon.cycle()  # the first cycle is a whole one
+    daemon.enqueue(WorkItem("servicenow", "service", "a" * 32, 0.0))
+    daemon.cycle()
+    assert engine.runs == [("poll",), ("a" * 32,)]
+    daemon.enqueue(WorkItem("servicenow", "service", "b" * 32, 0.0))
+    daemon._next_poll = time.monotonic() - 1  # the interval has passed meanwhile
+    daemon.cycle()
+    assert engine.runs[2:] == [("b" * 32,), ("poll",)]

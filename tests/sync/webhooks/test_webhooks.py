@@ -184,14 +184,55 @@ def test_header_names_are_case_insensitive() -> None:
     assert harness.receiver.handle(JIRA_PATH, headers, body)[0] == 202
 
 
-def test_signed_servicenow_breach_queues_its_service() -> None:
-    """A task_sla breach signed as the business rule signs it (base64) queues the service."""
+def test_signed_servicenow_breach_queues_its_record_and_service() -> None:
+    """A task_sla breach signed as the business rule signs it (base64) queues that record,
+    with its service: the prompted cycle reads exactly that record."""
     harness = Harness()
-    status, _ = harness.servicenow(_breach())
+    status, reason = harness.servicenow(_breach())
+    assert (status, reason) == (202, "queued sla_record a1b2c3d4e5f60718293a4b5c6d7e8f90")
+    assert harness.queued == [
+        WorkItem(
+            "servicenow", "sla_record", "a1b2c3d4e5f60718293a4b5c6d7e8f90", NOW,
+            event="task_sla.breached", service=SERVICE,
+        )
+    ]  # fmt: skip
+
+
+def test_breach_naming_its_task_sla_field_queues_that_record() -> None:
+    """The current business rule names the record in `task_sla`."""
+    harness = Harness()
+    record = "0f" * 16
+    status, _ = harness.servicenow({"event": "task_sla.breached", "service": SERVICE,
+                                    "task_sla": record})  # fmt: skip
+    assert status == 202
+    assert [(i.kind, i.key, i.service) for i in harness.queued] == [("sla_record", record, SERVICE)]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"table": None, "record": None},  # service only: the earliest shape
+        {"record": "not-a-sys-id"},  # an older rule's log-only field: ignored, not refused
+        {"table": "incident"},  # a record of another table is not a task_sla
+    ],
+)
+def test_older_breach_payloads_still_queue_their_service(extra: dict[str, Any]) -> None:
+    """Payloads earlier business rules sent are accepted as before: the service is re-read."""
+    harness = Harness()
+    payload = {k: v for k, v in _breach(**extra).items() if v is not None}
+    status, _ = harness.servicenow(payload)
     assert status == 202
     assert harness.queued == [
         WorkItem("servicenow", "service", SERVICE, NOW, event="task_sla.breached")
     ]
+
+
+def test_task_sla_that_is_not_a_sys_id_is_malformed() -> None:
+    """A `task_sla` field is the new shape's promise: a bad value is the sender's error (400)."""
+    harness = Harness()
+    status, reason = harness.servicenow(_breach(task_sla="1234"))
+    assert status == 400 and "'task_sla'" in reason
+    assert harness.queued == []
 
 
 def test_servicenow_signature_in_hex_is_accepted_too() -> None:
@@ -605,7 +646,13 @@ def test_documented_business_rules_send_what_the_receiver_accepts(
         SERVICENOW_PATH, request["headers"], request["body"].encode("utf-8")
     )
     assert status == 202
-    assert harness.queued == [WorkItem("servicenow", "service", SERVICE, NOW, event=event)]
+    if event == "service.changed":
+        assert harness.queued == [WorkItem("servicenow", "service", SERVICE, NOW, event=event)]
+    else:  # the breached record itself, with its service
+        assert json.loads(request["body"])["task_sla"] == record
+        assert harness.queued == [
+            WorkItem("servicenow", "sla_record", record, NOW, event=event, service=SERVICE)
+        ]
 
 
 # --- deployment examples ----------------------------------------------------------------
