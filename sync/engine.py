@@ -382,7 +382,7 @@ class Engine:
         summary = self._apply(mine, build, followups, dry_run=dry_run)
         if not dry_run:
             self._freeze_packs(build, summary, reader)
-            self._attach_charts(build, summary, followups)
+            self._attach_charts(build, summary, followups, mine)
             self._remember_packs(build)
         self._count_tickets(summary)
         log.info("cycle.announced_done", services=len(only), reviews=len(build.packs))
