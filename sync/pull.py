@@ -17,12 +17,15 @@ Read problems a page reports (`ReadError`: table, record, affected services) are
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
+import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from queue import Full, Queue
 from typing import Any
 
 import structlog
@@ -30,6 +33,7 @@ from pydantic import BaseModel
 
 from connectors import Cursor, Page, ReadError, SourceConnector, Stream
 from mapping import SystemMapping
+from mapping.engine import skipped_record
 from review import SkippedRecord, SlaRecord
 from sync.state import MirrorRecord, StateStore
 
@@ -88,7 +92,7 @@ def pull(
         saved = None if full else store.cursor(source.system, stream.value)
         since = Cursor(updated=saved[0], id=saved[1]) if saved else None
         state = _StreamRead(committed=since)
-        for page in source.read(stream, since=since, until=until):
+        for page in prefetched(source.read(stream, since=since, until=until)):
             state.snapshot = state.snapshot and page.cursor is None
             state.pages += 1
             _store(page, mappings, store, source.system, summary, state, full=full)
@@ -162,15 +166,20 @@ def _map(
     state: _StreamRead,
     summary: PullSummary,
 ) -> tuple[list[MirrorRecord], list[str]]:
-    """Map new or changed rows one by one, so each mirror entry keeps its row's hash."""
+    """Map a page's new or changed rows in one pass, so each mirror entry keeps its row's hash."""
     mirrored: list[MirrorRecord] = []
     mapped_ids: list[str] = []
+    if not fresh or not mappings.has(stream):
+        return mirrored, mapped_ids
+    apply = mappings.entity(stream).apply
+    entity_name = mappings.entity(stream).entity
     for digest, row in fresh:
-        result = mappings.map(stream, [row])
-        for record_id, entity in zip(result.record_ids, result.entities, strict=True):
-            mirrored.append(_mirror(stream, record_id, entity, digest))
-            mapped_ids.append(record_id)
-        for skipped in result.skipped:
+        outcome = apply(row)
+        if outcome.entity is not None:
+            mirrored.append(_mirror(stream, outcome.record_id, outcome.entity, digest))
+            mapped_ids.append(outcome.record_id)
+        elif not outcome.excluded:
+            skipped = skipped_record(entity_name, outcome)
             mirrored.append(
                 _skipped_entry(f"{skipped.stream}:{skipped.record_id}", skipped, digest)
             )
@@ -178,6 +187,49 @@ def _map(
             summary.skipped[stream] += 1
     state.seen.update(mapped_ids)
     return mirrored, mapped_ids
+
+
+def prefetched(pages: Iterable[Page], *, depth: int = 1) -> Iterator[Page]:
+    """The pages of `pages`, the next one read by a background thread while the caller stores
+    the current one (at most `depth` pages wait). A read error is raised where the page would
+    have been; a caller that stops early (an exception, a stop) ends the reader at its next page.
+    """
+    queue: Queue[tuple[str, Any]] = Queue(maxsize=depth)
+    done = threading.Event()
+
+    def put(item: tuple[str, Any]) -> bool:
+        while not done.is_set():
+            try:
+                queue.put(item, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for page in pages:
+                if not put(("page", page)):
+                    return
+        except BaseException as error:  # handed to the caller, raised there
+            put(("error", error))
+            return
+        put(("end", None))
+
+    context = contextvars.copy_context()
+    reader = threading.Thread(target=context.run, args=(read,), name="pull-prefetch", daemon=True)
+    reader.start()
+    try:
+        while True:
+            kind, value = queue.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        done.set()
+        reader.join(timeout=30)
 
 
 def source_hash(stream: str, record: Mapping[str, Any]) -> str:

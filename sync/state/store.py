@@ -183,9 +183,9 @@ class StateStore:
         The cursor never moves past records that are not stored: both commit together.
         """
         with self.engine.begin() as connection:
-            rows = [_record_values(record) for record in mirrored]
-            for start in range(0, len(rows), 500):
-                _upsert_many(connection, records, rows[start : start + 500], ("stream", "key"))
+            seen_at = _now()
+            rows = [_record_values(record, seen_at) for record in mirrored]
+            _upsert_many(connection, records, rows, ("stream", "key"))
             if cursor is not None:
                 crash_point("mid_cursor_commit")  # inside the transaction: nothing commits
                 values = {
@@ -586,7 +586,7 @@ class StateStore:
             _upsert_many(connection, people, rows, ("system", "email"))
 
 
-def _record_values(record: MirrorRecord) -> dict[str, Any]:
+def _record_values(record: MirrorRecord, seen_at: datetime) -> dict[str, Any]:
     return {
         "stream": record.stream,
         "key": record.key,
@@ -595,7 +595,7 @@ def _record_values(record: MirrorRecord) -> dict[str, Any]:
         "month": record.month,
         "breached": record.breached,
         "body": json.dumps(record.body, sort_keys=True, default=str),
-        "seen_at": _now(),
+        "seen_at": seen_at,
         "source_hash": record.source_hash,
     }
 
@@ -647,17 +647,20 @@ def _upsert(
 def _upsert_many(
     connection: Connection, table: sa.Table, rows: list[dict[str, Any]], keys: tuple[str, ...]
 ) -> None:
-    """INSERT … ON CONFLICT DO UPDATE of rows with the same columns, in one statement.
+    """INSERT … ON CONFLICT DO UPDATE of rows with the same columns, as one executemany.
 
-    Written in the dialect's own syntax (SQLite and PostgreSQL both have it). Rows repeating a
-    key keep the last one, as sequential upserts would.
+    Written in the dialect's own syntax (SQLite and PostgreSQL both have it). One statement
+    with bound parameters, compiled once and cached (a multi-row VALUES clause is compiled anew
+    for every batch size, which cost more than the writes themselves); rows repeating a key
+    keep the last one, as sequential upserts do.
     """
     if not rows:
         return
-    unique = list({tuple(row[k] for k in keys): row for row in rows}.values())
-    statement = _insert_for(connection)(table).values(unique)
-    changed = {k: statement.excluded[k] for k in unique[0] if k not in keys}
-    connection.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=changed))
+    statement = _insert_for(connection)(table)
+    changed = {k: statement.excluded[k] for k in rows[0] if k not in keys}
+    connection.execute(
+        statement.on_conflict_do_update(index_elements=list(keys), set_=changed), rows
+    )
 
 
 @dataclass(frozen=True)
