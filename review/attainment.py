@@ -95,6 +95,30 @@ class AttainmentAccumulator:
             tally.priorities[record.priority or "none"] += 1
             self._keep_breach(tally, agreement, record)
 
+    def add_counts(self, agreement_key: str, month: str, measured: int, breached: int) -> None:
+        """Count `measured` records (`breached` of them breached) decided in `month` inside
+        the period, tallied elsewhere (the state store's GROUP BY). Their priorities and
+        breach list come from `add_breach` with each breached record."""
+        if agreement_key not in self.agreements:
+            self.ignored += measured
+            return
+        tally = self._tallies.setdefault(agreement_key, _Tally())
+        counts = tally.months.setdefault(month, [0, 0])
+        counts[0] += measured
+        counts[1] += breached
+
+    def add_breach(self, record: SlaRecord) -> None:
+        """A breached record already counted by `add_counts`: its priority and the breach list."""
+        decided = _decided_at(record)
+        agreement = self.agreements.get(record.agreement_key)
+        if agreement is None or decided is None or not self._in_period(decided):
+            return
+        if not record.breached:
+            return
+        tally = self._tallies.setdefault(agreement.key, _Tally())
+        tally.priorities[record.priority or "none"] += 1
+        self._keep_breach(tally, agreement, record)
+
     def add_all(self, records: Iterable[SlaRecord]) -> AttainmentAccumulator:
         """Count every record of an iterable (consumed lazily); returns self."""
         for record in records:

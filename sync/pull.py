@@ -36,6 +36,7 @@ from mapping import SystemMapping
 from mapping.engine import skipped_record
 from review import SkippedRecord, SlaRecord
 from sync.state import MirrorRecord, StateStore
+from sync.state.decided import decided_moment, moment_text
 
 log = structlog.get_logger("slm_sync.pull")
 
@@ -297,6 +298,7 @@ def _mirror(stream: str, record_id: str, entity: BaseModel, digest: str) -> Mirr
     service_key = getattr(entity, "service_key", None)
     if isinstance(entity, SlaRecord):
         moment = entity.stop or entity.start
+        decided = decided_moment(entity.start, entity.stop, entity.breached)
         return MirrorRecord(
             stream=stream,
             key=record_id,
@@ -306,6 +308,7 @@ def _mirror(stream: str, record_id: str, entity: BaseModel, digest: str) -> Mirr
             month=moment.strftime("%Y-%m"),
             breached=entity.breached,
             source_hash=digest,
+            decided=None if decided is None else moment_text(decided),
         )
     return MirrorRecord(
         stream=stream,

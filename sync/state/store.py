@@ -13,7 +13,7 @@ import json
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy.engine import Connection, Engine
 
 from connectors.crashpoints import crash_point
+from sync.state.decided import decided_month, decided_text, moment_text
 from sync.state.schema import (
     cursors,
     cycles,
@@ -35,6 +36,7 @@ from sync.state.schema import (
     ticket_steps,
 )
 
+SLA_STREAM = "sla_record"
 MIGRATION_LOCK = 7_501_001  # PostgreSQL advisory lock id held while migrating
 
 
@@ -91,6 +93,7 @@ class MirrorRecord:
     month: str | None = None
     breached: bool | None = None
     source_hash: str | None = None  # the raw row's hash (see `StateStore.known`)
+    decided: str | None = None  # sla_record: when it counts (sync.state.decided), from body if None
 
 
 def open_store(url: str, *, migrate_to: str = "head") -> StateStore:
@@ -257,6 +260,66 @@ class StateStore:
                     breached=row.breached,
                     source_hash=row.source_hash,
                 )
+
+    def sla_tallies(self, start: datetime, end: datetime) -> list[SlaTally]:
+        """SLA records decided in [start, end), counted per agreement and month (one GROUP BY
+        over `ix_records_stream_decided`: no record body is read)."""
+        breached = sa.func.sum(sa.case((records.c.breached, 1), else_=0))
+        query = (
+            sa.select(records.c.agreement_key, records.c.month, sa.func.count(), breached)
+            .where(*_decided_in(start, end))
+            .group_by(records.c.agreement_key, records.c.month)
+        )
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return [SlaTally(str(a), str(m), int(n), int(b or 0)) for a, m, n, b in rows]
+
+    def breached_sla(self, start: datetime, end: datetime) -> Iterator[MirrorRecord]:
+        """The breached SLA records decided in [start, end) (their bodies: breach lists)."""
+        query = (
+            sa.select(records.c.key, records.c.body, records.c.agreement_key)
+            .where(*_decided_in(start, end), records.c.breached == sa.true())
+            .order_by(records.c.key)
+        )
+        with self.engine.connect() as connection:
+            for row in connection.execution_options(yield_per=2000).execute(query):
+                yield MirrorRecord(
+                    stream=SLA_STREAM,
+                    key=row.key,
+                    body=json.loads(row.body),
+                    agreement_key=row.agreement_key,
+                    breached=True,
+                )
+
+    def explain(self, query: str, *, period: tuple[datetime, datetime] | None = None) -> str:
+        """The database's plan for one of the store's own queries (`sla_tallies`,
+        `breached_sla`, `known`, `mirrored_service`), as text: tests check the indexes.
+        PostgreSQL plans with sequential scans off, so a small table still shows the index a
+        query can use (at estate size the planner picks it on its own)."""
+        start, end = period or (_now() - timedelta(days=92), _now())
+        statements = {
+            "sla_tallies": sa.select(records.c.agreement_key, records.c.month, sa.func.count())
+            .where(*_decided_in(start, end))
+            .group_by(records.c.agreement_key, records.c.month),
+            "breached_sla": sa.select(records.c.body).where(
+                *_decided_in(start, end), records.c.breached == sa.true()
+            ),
+            "known": sa.select(records.c.source_hash, records.c.key).where(
+                records.c.stream.in_(["sla_record"]), records.c.source_hash.in_(["x", "y"])
+            ),
+            "mirrored_service": sa.select(records)
+            .where(records.c.stream == "material", records.c.service_key == "s")
+            .order_by(records.c.key),
+        }
+        with self.engine.connect() as connection:
+            compiled = statements[query].compile(connection, compile_kwargs={"literal_binds": True})
+            if connection.dialect.name == "postgresql":
+                connection.execute(sa.text("SET LOCAL enable_seqscan = off"))
+                lines = list(connection.execute(sa.text(f"EXPLAIN {compiled}")).scalars())
+            else:
+                explained = connection.execute(sa.text(f"EXPLAIN QUERY PLAN {compiled}"))
+                lines = [row[-1] for row in explained]
+            return "\n".join(str(line) for line in lines)
 
     def count(self, stream: str) -> int:
         """How many records of `stream` the mirror holds."""
@@ -586,17 +649,40 @@ class StateStore:
             _upsert_many(connection, people, rows, ("system", "email"))
 
 
+@dataclass(frozen=True)
+class SlaTally:
+    """How many SLA records of one agreement were decided in one month, and how many breached."""
+
+    agreement_key: str
+    month: str
+    measured: int
+    breached: int
+
+
+def _decided_in(start: datetime, end: datetime) -> tuple[sa.ColumnElement[bool], ...]:
+    return (
+        records.c.stream == SLA_STREAM,
+        records.c.decided >= moment_text(start),
+        records.c.decided < moment_text(end),
+    )
+
+
 def _record_values(record: MirrorRecord, seen_at: datetime) -> dict[str, Any]:
     return {
         "stream": record.stream,
         "key": record.key,
         "service_key": record.service_key,
         "agreement_key": record.agreement_key,
-        "month": record.month,
+        "month": record.month
+        if record.month is not None or record.stream != SLA_STREAM
+        else decided_month(record.body),
         "breached": record.breached,
         "body": json.dumps(record.body, sort_keys=True, default=str),
         "seen_at": seen_at,
         "source_hash": record.source_hash,
+        "decided": record.decided
+        if record.decided is not None or record.stream != SLA_STREAM
+        else decided_text(record.body),
     }
 
 
