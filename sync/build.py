@@ -7,10 +7,13 @@ not grow with the number of records.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TypeVar
+
+from pydantic import BaseModel
 
 from config import Settings
 from connectors import RecordLinks
@@ -74,6 +77,10 @@ class ReviewBuild:
     # every agreement's attainment and each service's last review (the portfolio page shows all)
     attainments: dict[str, Attainment] = field(default_factory=dict)
     last_reviewed: dict[str, date] = field(default_factory=dict)
+    # each pack's inputs, fingerprinted (`review_fingerprint`): an equal one next cycle reuses it
+    fingerprints: dict[str, str] = field(default_factory=dict)
+    # the services whose pack and chart were built (rendered) this cycle, not reused
+    rebuilt: list[str] = field(default_factory=list)
 
 
 def chart_name(service_key: str) -> str:
@@ -117,6 +124,7 @@ def build_review(
     last_reviewed: Mapping[str, date] | None = None,
     meetings: MeetingSource | None = None,
     links: RecordLinks | None = None,
+    previous: ReviewBuild | None = None,
 ) -> ReviewBuild:
     """The cycle, every service as a candidate, and the packs of the selected services.
 
@@ -127,6 +135,8 @@ def build_review(
     `meetings`: asked once, with the selected services, for their review meetings; a service
     it names gets the meeting sections in its pack (a local report asks for none).
     `links`: the source's record URLs, for the packs' breaches and materials (none without).
+    `previous`: the last cycle's build; a selected service whose pack inputs have the same
+    fingerprint keeps that build's pack and chart (not built, rendered or hashed again).
     """
     review = settings.review
     cycle = current_cycle(settings, today)
@@ -173,10 +183,58 @@ def build_review(
     materials += carried  # previous review and its open improvement tickets
     chosen = [s for s in services if s.key in selection]
     held = meetings(chosen) if meetings is not None and chosen else {}
+    margin = settings.review.at_risk_margin_percent
     for service in chosen:
-        _add_pack(build, service, attainments, materials, held.get(service.key),
-                  margin=settings.review.at_risk_margin_percent)  # fmt: skip
+        own = [m for m in materials if m.service_key == service.key]
+        meeting = held.get(service.key)
+        print_ = review_fingerprint(build, service, attainments, own, meeting, margin=margin)
+        build.fingerprints[service.key] = print_
+        if previous is not None and _reusable(previous, service.key, print_):
+            build.packs[service.key] = previous.packs[service.key]
+            build.charts[service.key] = previous.charts[service.key]
+            continue
+        _add_pack(build, service, attainments, own, meeting, margin=margin)
+        build.rebuilt.append(service.key)
     return build
+
+
+def _reusable(previous: ReviewBuild, service_key: str, fingerprint: str) -> bool:
+    return (
+        previous.fingerprints.get(service_key) == fingerprint
+        and service_key in previous.packs
+        and service_key in previous.charts
+    )
+
+
+def review_fingerprint(
+    build: ReviewBuild,
+    service: Service,
+    attainments: Mapping[str, Attainment],
+    materials: Sequence[Material],
+    meeting: Meeting | None,
+    *,
+    margin: float,
+) -> str:
+    """A digest of everything one service's pack and chart are made from: the cycle and its
+    period, the service (components, people), its and its components' agreements and their
+    attainment, findings, gaps (skipped records, unresolved people), CSAT, materials (carried
+    ones included), the meeting as its ticket shows it, and the at-risk margin."""
+    components = {c.key for c in service.components}
+    agreements = [
+        a
+        for a in build.agreements
+        if a.service_key == service.key or (a.component_key and a.component_key in components)
+    ]
+    digest = hashlib.sha256()
+    digest.update(f"{build.cycle.id}|{margin}|".encode())
+    parts: list[BaseModel | None] = [build.cycle.period, service, *agreements]
+    parts += [attainments.get(a.key) for a in agreements]
+    parts += [*build.findings.get(service.key, ()), *build.gaps.get(service.key, ())]
+    parts += [build.csat.get(service.key), *materials, meeting]
+    for part in parts:
+        digest.update(b"\x00" if part is None else part.__pydantic_serializer__.to_json(part))
+        digest.update(b"\x1f")
+    return digest.hexdigest()
 
 
 def stored_attainment(
@@ -215,7 +273,7 @@ def _add_pack(
         attainments,
         findings=build.findings[service.key],
         gaps=build.gaps[service.key],
-        materials=[m for m in materials if m.service_key == service.key],
+        materials=materials,
         csat=build.csat.get(service.key),
         chart_name=name,
         meeting=meeting,

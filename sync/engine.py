@@ -160,6 +160,8 @@ class Engine:
     on_page: Callable[[str, int], None] | None = None  # progress: records read
     on_write: Callable[[int, int], None] | None = None  # progress: tickets done of planned
     leases: WorkLeases = field(init=False)
+    # the last cycle's review build: packs whose inputs did not change are reused from it
+    last_build: ReviewBuild | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.leases = WorkLeases(self.store, seconds=self.settings.sync.lease_seconds)
@@ -235,7 +237,9 @@ class Engine:
             last_reviewed=history.last_reviewed,
             meetings=reader.meetings,
             links=record_links(self.source),
+            previous=self.last_build,
         )
+        self.last_build = build
         plan = build_plan(
             build.cycle,
             self.raci,

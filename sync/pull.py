@@ -170,17 +170,13 @@ def _map(
     """Map a page's new or changed rows in one pass, so each mirror entry keeps its row's hash."""
     mirrored: list[MirrorRecord] = []
     mapped_ids: list[str] = []
-    if not fresh or not mappings.has(stream):
-        return mirrored, mapped_ids
-    apply = mappings.entity(stream).apply
-    entity_name = mappings.entity(stream).entity
-    for digest, row in fresh:
-        outcome = apply(row)
+    outcomes = mappings.outcomes(stream, [row for _, row in fresh]) if fresh else []
+    for (digest, _), outcome in zip(fresh, outcomes, strict=True):
         if outcome.entity is not None:
             mirrored.append(_mirror(stream, outcome.record_id, outcome.entity, digest))
             mapped_ids.append(outcome.record_id)
         elif not outcome.excluded:
-            skipped = skipped_record(entity_name, outcome)
+            skipped = skipped_record(mappings.entity(stream).entity, outcome)
             mirrored.append(
                 _skipped_entry(f"{skipped.stream}:{skipped.record_id}", skipped, digest)
             )
