@@ -36,7 +36,7 @@ from mapping import SystemMapping
 from mapping.engine import skipped_record
 from review import SkippedRecord, SlaRecord
 from sync.state import MirrorRecord, StateStore
-from sync.state.decided import decided_moment, moment_text
+from sync.state.decided import decided_moment, moment_text, month_text
 
 log = structlog.get_logger("slm_sync.pull")
 
@@ -150,11 +150,12 @@ def _store(
             mirrored += entries
             summary.read_errors.append(problem)
             summary.skipped[stream] += 1
-    store.forget(SKIPPED, [f"{stream}:{record_id}" for record_id in mapped_ids])
     cursor = _later(state.committed, page.cursor)
     if mirrored or cursor != state.committed:
         stored = (cursor.updated, cursor.id) if cursor else None
-        store.store_page(system, stream, mirrored, stored)
+        # skipped entries of records that map now go in the same transaction
+        forget = (SKIPPED, [f"{stream}:{record_id}" for record_id in mapped_ids])
+        store.store_page(system, stream, mirrored, stored, forget=forget)
         state.committed = cursor
     summary.read[stream] += len(page.records)
     summary.unchanged[stream] += len(rows) - len(fresh)
@@ -290,18 +291,22 @@ def _later(committed: Cursor | None, cursor: Cursor | None) -> Cursor | None:
     return max(committed, cursor)
 
 
-def _mirror(stream: str, record_id: str, entity: BaseModel, digest: str) -> MirrorRecord:
+def _mirror(stream: str, record_id: str, entity: BaseModel, digest: str | None) -> MirrorRecord:
+    """The mirror entry of a mapped entity; its body goes to the store as pydantic's own JSON
+    (`encoded`, no intermediate dict), so `body` is left empty."""
     service_key = getattr(entity, "service_key", None)
+    encoded = entity.__pydantic_serializer__.to_json(entity).decode()
     if isinstance(entity, SlaRecord):
         moment = entity.stop or entity.start
         decided = decided_moment(entity.start, entity.stop, entity.breached)
         return MirrorRecord(
             stream=stream,
             key=record_id,
-            body=entity.model_dump(mode="json"),
+            body={},
+            encoded=encoded,
             service_key=service_key,
             agreement_key=entity.agreement_key,
-            month=moment.strftime("%Y-%m"),
+            month=month_text(moment),
             breached=entity.breached,
             source_hash=digest,
             decided=None if decided is None else moment_text(decided),
@@ -309,7 +314,8 @@ def _mirror(stream: str, record_id: str, entity: BaseModel, digest: str) -> Mirr
     return MirrorRecord(
         stream=stream,
         key=record_id,
-        body=entity.model_dump(mode="json"),
+        body={},
+        encoded=encoded,
         service_key=service_key if isinstance(service_key, str) else None,
         source_hash=digest,
     )

@@ -94,6 +94,7 @@ class MirrorRecord:
     breached: bool | None = None
     source_hash: str | None = None  # the raw row's hash (see `StateStore.known`)
     decided: str | None = None  # sla_record: when it counts (sync.state.decided), from body if None
+    encoded: str | None = None  # the body as JSON text when the writer has it (stored as is)
 
 
 def open_store(url: str, *, migrate_to: str = "head") -> StateStore:
@@ -180,15 +181,19 @@ class StateStore:
         stream: str,
         mirrored: Sequence[MirrorRecord],
         cursor: tuple[str, str] | None,
+        *,
+        forget: tuple[str, Sequence[str]] | None = None,
     ) -> None:
         """Upsert a page's records and advance the stream's cursor in one transaction.
 
         The cursor never moves past records that are not stored: both commit together.
+        `forget`: (stream, keys) of mirrored records to delete in the same transaction (the
+        skipped entries of records that map now).
         """
         with self.engine.begin() as connection:
-            seen_at = _now()
-            rows = [_record_values(record, seen_at) for record in mirrored]
-            _upsert_many(connection, records, rows, ("stream", "key"))
+            if forget is not None:
+                _delete_keys(connection, *forget)
+            _upsert_records(connection, mirrored)
             if cursor is not None:
                 crash_point("mid_cursor_commit")  # inside the transaction: nothing commits
                 values = {
@@ -235,12 +240,7 @@ class StateStore:
         if not keys:
             return
         with self.engine.begin() as connection:
-            for start in range(0, len(keys), 500):
-                connection.execute(
-                    sa.delete(records).where(
-                        records.c.stream == stream, records.c.key.in_(keys[start : start + 500])
-                    )
-                )
+            _delete_keys(connection, stream, keys)
 
     def mirrored(self, stream: str, *, service_key: str | None = None) -> Iterator[MirrorRecord]:
         """Stream mirrored records of `stream` (optionally of one service), in key order."""
@@ -667,23 +667,56 @@ def _decided_in(start: datetime, end: datetime) -> tuple[sa.ColumnElement[bool],
     )
 
 
-def _record_values(record: MirrorRecord, seen_at: datetime) -> dict[str, Any]:
-    return {
-        "stream": record.stream,
-        "key": record.key,
-        "service_key": record.service_key,
-        "agreement_key": record.agreement_key,
-        "month": record.month
-        if record.month is not None or record.stream != SLA_STREAM
-        else decided_month(record.body),
-        "breached": record.breached,
-        "body": json.dumps(record.body, sort_keys=True, default=str),
-        "seen_at": seen_at,
-        "source_hash": record.source_hash,
-        "decided": record.decided
-        if record.decided is not None or record.stream != SLA_STREAM
-        else decided_text(record.body),
-    }
+def _delete_keys(connection: Connection, stream: str, keys: Sequence[str]) -> None:
+    for start in range(0, len(keys), 500):
+        connection.execute(
+            sa.delete(records).where(
+                records.c.stream == stream, records.c.key.in_(keys[start : start + 500])
+            )
+        )
+
+
+RECORD_COLUMNS = (
+    "stream", "key", "service_key", "agreement_key", "month", "breached", "body", "seen_at",
+    "source_hash", "decided",
+)  # fmt: skip
+
+
+def _upsert_records(connection: Connection, mirrored: Sequence[MirrorRecord]) -> None:
+    """Upsert mirrored records with the driver's own executemany: one statement text, one
+    tuple per record (SQLAlchemy's per-row parameter processing cost more than the write).
+    Rows repeating a key keep the last one, as sequential upserts do."""
+    if not mirrored:
+        return
+    dialect = connection.dialect
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    names = ", ".join(f'"{c}"' for c in RECORD_COLUMNS)
+    changed = ", ".join(f'"{c}" = excluded."{c}"' for c in RECORD_COLUMNS[2:])
+    statement = (
+        f"INSERT INTO records ({names}) VALUES ({', '.join([mark] * len(RECORD_COLUMNS))}) "
+        f'ON CONFLICT ("stream", "key") DO UPDATE SET {changed}'
+    )
+    moment = records.c.seen_at.type.dialect_impl(dialect).bind_processor(dialect)
+    seen_at = _now() if moment is None else moment(_now())
+    connection.exec_driver_sql(statement, [_record_row(r, seen_at) for r in mirrored])
+
+
+def _record_row(record: MirrorRecord, seen_at: Any) -> tuple[Any, ...]:
+    sla = record.stream == SLA_STREAM
+    return (
+        record.stream,
+        record.key,
+        record.service_key,
+        record.agreement_key,
+        record.month if record.month is not None or not sla else decided_month(record.body),
+        record.breached,
+        record.encoded
+        if record.encoded is not None
+        else json.dumps(record.body, sort_keys=True, default=str),
+        seen_at,
+        record.source_hash,
+        record.decided if record.decided is not None or not sla else decided_text(record.body),
+    )
 
 
 def _ledger_row(row: Any) -> LedgerRow:

@@ -5,9 +5,11 @@ or its start for a running clock that has already breached; NULL while undecided
 fixed-width text (`YYYY-MM-DDTHH:MM:SS.ffffff`) so range comparisons are text comparisons on
 both databases. The build tallies attainment with one GROUP BY over
 `ix_records_stream_decided` (stream, decided, agreement_key, month, breached: the query needs
-no table row) and reads only breached rows' bodies (`ix_records_stream_breached_decided`);
+no table row) and reads only breached rows' bodies (the same index filters on `breached`, so
+only breached rows are fetched from the table);
 a service's records of a stream in key order (`StateStore.mirrored(stream, service_key=...)`)
-come from `ix_records_stream_service_key`.
+come from `ix_records_stream_service_key`, which replaces `ix_records_service_key`;
+`ix_records_agreement_key` served no query and is dropped (fewer indexes to write per record).
 Existing SLA rows are filled in from their bodies.
 
 Revision ID: 0005
@@ -51,15 +53,13 @@ def upgrade() -> None:
         "records",
         ["stream", "decided", "agreement_key", "month", "breached"],
     )
-    op.create_index(
-        "ix_records_stream_breached_decided", "records", ["stream", "breached", "decided"]
-    )
     op.create_index("ix_records_stream_service_key", "records", ["stream", "service_key", "key"])
 
 
 def downgrade() -> None:
+    op.create_index("ix_records_agreement_key", "records", ["agreement_key"])
+    op.create_index("ix_records_service_key", "records", ["service_key"])
     op.drop_index("ix_records_stream_service_key", table_name="records")
-    op.drop_index("ix_records_stream_breached_decided", table_name="records")
     op.drop_index("ix_records_stream_decided", table_name="records")
     with op.batch_alter_table("records") as batch:
         batch.drop_column("decided")
