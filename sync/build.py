@@ -152,15 +152,21 @@ def build_review(
     for record in store.mirrored("csat_response"):
         csat.add(CsatResponse.model_validate(record.body))
     summaries = csat.summaries()
-    findings = {s.key: check_feasibility(s, agreements) for s in services}
+    # Each service looks only at its own and its components' agreements (not the whole list:
+    # that was services x agreements work), in their original order.
+    relevant = relevant_agreements(services, agreements)
+    findings = {s.key: check_feasibility(s, relevant[s.key]) for s in services}
+    skipped_of: dict[str | None, list[SkippedRecord]] = {}
+    for entry in skipped:
+        skipped_of.setdefault(entry.service_key, []).append(entry)
     involved = _people_involved([s for s in services if s.key in selection], settings)
     unresolved = resolve(involved) if resolve is not None and involved else ()
     gaps = {
         s.key: find_gaps(
             s,
-            agreements,
+            relevant[s.key],
             csat_responses=summaries[s.key].responses if s.key in summaries else 0,
-            skipped=[k for k in skipped if k.service_key in (s.key, None)],
+            skipped=_skipped_for(skipped, skipped_of, s.key),
             unresolved=[p for p in unresolved if _involved(p, s)],
         )
         for s in services
@@ -184,10 +190,16 @@ def build_review(
     chosen = [s for s in services if s.key in selection]
     held = meetings(chosen) if meetings is not None and chosen else {}
     margin = settings.review.at_risk_margin_percent
+    materials_of: dict[str | None, list[Material]] = {}
+    for material in materials:
+        materials_of.setdefault(material.service_key, []).append(material)
     for service in chosen:
-        own = [m for m in materials if m.service_key == service.key]
+        own = materials_of.get(service.key, [])
         meeting = held.get(service.key)
-        print_ = review_fingerprint(build, service, attainments, own, meeting, margin=margin)
+        print_ = review_fingerprint(
+            build, service, attainments, own, meeting, margin=margin,
+            agreements=relevant[service.key],
+        )  # fmt: skip
         build.fingerprints[service.key] = print_
         if previous is not None and _reusable(previous, service.key, print_):
             build.packs[service.key] = previous.packs[service.key]
@@ -196,6 +208,38 @@ def build_review(
         _add_pack(build, service, attainments, own, meeting, margin=margin)
         build.rebuilt.append(service.key)
     return build
+
+
+def relevant_agreements(
+    services: Sequence[Service], agreements: Sequence[Agreement]
+) -> dict[str, list[Agreement]]:
+    """Per service: its own agreements (no component) and its components' ones, in the order
+    of `agreements` (all a service's feasibility, gaps and pack look at)."""
+    own: dict[str, list[int]] = {}
+    underlying: dict[str, list[int]] = {}
+    for index, agreement in enumerate(agreements):
+        if agreement.component_key:
+            underlying.setdefault(agreement.component_key, []).append(index)
+        elif agreement.service_key:
+            own.setdefault(agreement.service_key, []).append(index)
+    found: dict[str, list[Agreement]] = {}
+    for service in services:
+        indexes = set(own.get(service.key, ()))
+        for component in service.components:
+            indexes.update(underlying.get(component.key, ()))
+        found[service.key] = [agreements[i] for i in sorted(indexes)]
+    return found
+
+
+def _skipped_for(
+    skipped: Sequence[SkippedRecord],
+    by_service: Mapping[str | None, Sequence[SkippedRecord]],
+    service_key: str,
+) -> list[SkippedRecord]:
+    """The service's skipped records and those of no service, in their original order."""
+    if not by_service.get(service_key):
+        return list(by_service.get(None, ()))
+    return [k for k in skipped if k.service_key in (service_key, None)]
 
 
 def _reusable(previous: ReviewBuild, service_key: str, fingerprint: str) -> bool:
@@ -214,17 +258,15 @@ def review_fingerprint(
     meeting: Meeting | None,
     *,
     margin: float,
+    agreements: Sequence[Agreement] | None = None,
 ) -> str:
     """A digest of everything one service's pack and chart are made from: the cycle and its
     period, the service (components, people), its and its components' agreements and their
     attainment, findings, gaps (skipped records, unresolved people), CSAT, materials (carried
-    ones included), the meeting as its ticket shows it, and the at-risk margin."""
-    components = {c.key for c in service.components}
-    agreements = [
-        a
-        for a in build.agreements
-        if a.service_key == service.key or (a.component_key and a.component_key in components)
-    ]
+    ones included), the meeting as its ticket shows it, and the at-risk margin.
+    `agreements`: the service's relevant ones if known (`relevant_agreements`)."""
+    if agreements is None:
+        agreements = relevant_agreements([service], build.agreements)[service.key]
     digest = hashlib.sha256()
     digest.update(f"{build.cycle.id}|{margin}|".encode())
     parts: list[BaseModel | None] = [build.cycle.period, service, *agreements]

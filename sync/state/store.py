@@ -210,14 +210,18 @@ class StateStore:
         found: dict[str, str] = {}
         unique = list(dict.fromkeys(hashes))
         with self.engine.connect() as connection:
+            mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
             for start in range(0, len(unique), 500):
-                rows = connection.execute(
-                    sa.select(records.c.source_hash, records.c.key).where(
-                        records.c.stream.in_(list(streams)),
-                        records.c.source_hash.in_(unique[start : start + 500]),
-                    )
+                chunk = unique[start : start + 500]
+                # The driver's own placeholders: SQLAlchemy's expanding IN renders 500 bound
+                # names per call, which cost more than the lookup.
+                statement = (
+                    "SELECT source_hash, key FROM records WHERE stream IN "
+                    f"({', '.join([mark] * len(streams))}) AND source_hash IN "
+                    f"({', '.join([mark] * len(chunk))})"
                 )
-                found.update((row.source_hash, row.key) for row in rows)
+                rows = connection.exec_driver_sql(statement, (*streams, *chunk))
+                found.update((str(h), str(k)) for h, k in rows)
         return found
 
     def prune(self, stream: str, keep: set[str], *, prefix: str = "") -> int:
