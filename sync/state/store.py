@@ -125,6 +125,9 @@ def _sqlite_pragmas(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=10000")
+        # 32 MB of page cache (default 2 MB): the mirror's indexes take random inserts (sys_ids,
+        # row hashes), and with the default cache a cold sync's upserts cost half as much again.
+        cursor.execute("PRAGMA cache_size=-32768")
         cursor.close()
 
 
