@@ -19,7 +19,7 @@ lines each name the file, the line and the key. File layout (see mapping/README.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from importlib import resources
@@ -28,7 +28,14 @@ from typing import Any
 
 from config import ConfigError
 from config.yamlfile import KeyPath, YamlDocument, load_yaml
-from mapping.engine import MISSING, EntityMapping, FieldMapping, MapResult, map_records
+from mapping.engine import (
+    MISSING,
+    EntityMapping,
+    FieldMapping,
+    MappedRecord,
+    MapResult,
+    map_records,
+)
 from mapping.entities import ENTITIES, ENTITY_MODELS, entity_fields, required_fields
 from mapping.expressions import ExpressionError, compile_filter, compile_source
 from mapping.transforms import (
@@ -70,6 +77,14 @@ class SystemMapping:
                 hint=f"add entities.{entity} to the file; entities: {', '.join(ENTITIES)}",
             )
         return self.entities[entity]
+
+    def outcomes(self, entity: str, records: Sequence[dict[str, Any]]) -> list[MappedRecord]:
+        """Each raw record's outcome, in order (the pull keeps each row's hash with its entity);
+        an entity the file does not map yields nothing."""
+        if entity not in self.entities:
+            return []
+        apply = self.entities[entity].apply
+        return [apply(record) for record in records]
 
     def map(self, entity: str, records: Iterable[dict[str, Any]]) -> MapResult:
         """Map one stream's raw records; an entity the file does not map yields nothing."""

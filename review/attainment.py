@@ -62,6 +62,9 @@ class _Tally:
     heap: list[tuple[tuple[float, str], Breach]] = field(default_factory=list)
 
 
+_NO_RECORDS = _Tally()  # read only: the tally of an agreement nothing was counted for
+
+
 class AttainmentAccumulator:
     """Counts SLA records per agreement and month for one review period, in constant memory."""
 
@@ -87,13 +90,37 @@ class AttainmentAccumulator:
         if agreement is None or decided is None or not self._in_period(decided):
             self.ignored += 1
             return
-        tally = self._tallies.setdefault(agreement.key, _Tally())
+        tally = self._tally(agreement.key)
         counts = tally.months.setdefault(decided.strftime("%Y-%m"), [0, 0])
         counts[0] += 1
         if record.breached:
             counts[1] += 1
             tally.priorities[record.priority or "none"] += 1
             self._keep_breach(tally, agreement, record)
+
+    def add_counts(self, agreement_key: str, month: str, measured: int, breached: int) -> None:
+        """Count `measured` records (`breached` of them breached) decided in `month` inside
+        the period, tallied elsewhere (the state store's GROUP BY). Their priorities and
+        breach list come from `add_breach` with each breached record."""
+        if agreement_key not in self.agreements:
+            self.ignored += measured
+            return
+        tally = self._tally(agreement_key)
+        counts = tally.months.setdefault(month, [0, 0])
+        counts[0] += measured
+        counts[1] += breached
+
+    def add_breach(self, record: SlaRecord) -> None:
+        """A breached record already counted by `add_counts`: its priority and the breach list."""
+        decided = _decided_at(record)
+        agreement = self.agreements.get(record.agreement_key)
+        if agreement is None or decided is None or not self._in_period(decided):
+            return
+        if not record.breached:
+            return
+        tally = self._tally(agreement.key)
+        tally.priorities[record.priority or "none"] += 1
+        self._keep_breach(tally, agreement, record)
 
     def add_all(self, records: Iterable[SlaRecord]) -> AttainmentAccumulator:
         """Count every record of an iterable (consumed lazily); returns self."""
@@ -110,6 +137,13 @@ class AttainmentAccumulator:
         keys = self._tallies if agreement_keys is None else agreement_keys
         kept = [entry for key in keys if key in self._tallies for entry in self._tallies[key].heap]
         return tuple(breach for _, breach in sorted(kept, key=lambda e: e[0], reverse=True))
+
+    def _tally(self, agreement_key: str) -> _Tally:
+        """The agreement's tally, made on first use (not built just to be thrown away)."""
+        tally = self._tallies.get(agreement_key)
+        if tally is None:
+            tally = self._tallies[agreement_key] = _Tally()
+        return tally
 
     def _in_period(self, moment: datetime) -> bool:
         return self.period.start <= moment < self.period.end
@@ -135,7 +169,7 @@ class AttainmentAccumulator:
             heapq.heapreplace(tally.heap, entry)
 
     def _attainment(self, agreement: Agreement) -> Attainment:
-        tally = self._tallies.get(agreement.key, _Tally())
+        tally = self._tallies.get(agreement.key) or _NO_RECORDS
         monthly = tuple(
             MonthlyAttainment(
                 month=month,

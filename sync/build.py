@@ -7,10 +7,13 @@ not grow with the number of records.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TypeVar
+
+from pydantic import BaseModel
 
 from config import Settings
 from connectors import RecordLinks
@@ -30,6 +33,7 @@ from review import (
     Material,
     Person,
     ReviewPack,
+    ReviewPeriod,
     RoleHolders,
     Service,
     SkippedRecord,
@@ -73,6 +77,10 @@ class ReviewBuild:
     # every agreement's attainment and each service's last review (the portfolio page shows all)
     attainments: dict[str, Attainment] = field(default_factory=dict)
     last_reviewed: dict[str, date] = field(default_factory=dict)
+    # each pack's inputs, fingerprinted (`review_fingerprint`): an equal one next cycle reuses it
+    fingerprints: dict[str, str] = field(default_factory=dict)
+    # the services whose pack and chart were built (rendered) this cycle, not reused
+    rebuilt: list[str] = field(default_factory=list)
 
 
 def chart_name(service_key: str) -> str:
@@ -117,6 +125,7 @@ def build_review(
     meetings: MeetingSource | None = None,
     links: RecordLinks | None = None,
     only: Collection[str] | None = None,
+    previous: ReviewBuild | None = None,
 ) -> ReviewBuild:
     """The cycle, every service as a candidate, and the packs of the selected services.
 
@@ -132,6 +141,8 @@ def build_review(
     their SLA records, and their CSAT answers and materials are read; the build's services,
     attainments, findings, gaps and candidates are theirs alone (a partial build: the
     candidates ranking, the selection and the portfolio page need a whole one).
+    `previous`: the last cycle's build; a selected service whose pack inputs have the same
+    fingerprint keeps that build's pack and chart (not built, rendered or hashed again).
     """
     review = settings.review
     cycle = current_cycle(settings, today)
@@ -140,26 +151,29 @@ def build_review(
     skipped = [SkippedRecord.model_validate(r.body) for r in store.mirrored(SKIPPED)]
     services = tuple(_linked_service(s, links) for s in _services(store, skipped, only))
     agreements = _agreements(store, None if only is None else services)
-    accumulator = AttainmentAccumulator(
-        agreements, cycle.period, at_risk_margin_percent=review.at_risk_margin_percent
+    attainments = _linked_breaches(
+        stored_attainment(store, agreements, cycle.period, review.at_risk_margin_percent), links
     )
-    for record in _sla_records(store, agreements, whole=only is None):
-        accumulator.add(SlaRecord.model_validate(record.body))
-    attainments = _linked_breaches(accumulator.results(), links)
     csat = CsatAccumulator(cycle.period)
     for record in _mirrored(store, "csat_response", only):
         csat.add(CsatResponse.model_validate(record.body))
     summaries = csat.summaries()
-    findings = {s.key: check_feasibility(s, agreements) for s in services}
+    # Each service looks only at its own and its components' agreements (not the whole list:
+    # that was services x agreements work), in their original order.
+    relevant = relevant_agreements(services, agreements)
+    findings = {s.key: check_feasibility(s, relevant[s.key]) for s in services}
+    skipped_of: dict[str | None, list[SkippedRecord]] = {}
+    for entry in skipped:
+        skipped_of.setdefault(entry.service_key, []).append(entry)
     chosen = [s for s in services if s.key in selection and (only is None or s.key in only)]
     involved = _people_involved(chosen, settings)
     unresolved = resolve(involved) if resolve is not None and involved else ()
     gaps = {
         s.key: find_gaps(
             s,
-            agreements,
+            relevant[s.key],
             csat_responses=summaries[s.key].responses if s.key in summaries else 0,
-            skipped=[k for k in skipped if k.service_key in (s.key, None)],
+            skipped=_skipped_for(skipped, skipped_of, s.key),
             unresolved=[p for p in unresolved if _involved(p, s)],
         )
         for s in services
@@ -182,9 +196,24 @@ def build_review(
     ]
     materials += carried  # previous review and its open improvement tickets
     held = meetings(chosen) if meetings is not None and chosen else {}
+    margin = settings.review.at_risk_margin_percent
+    materials_of: dict[str | None, list[Material]] = {}
+    for material in materials:
+        materials_of.setdefault(material.service_key, []).append(material)
     for service in chosen:
-        _add_pack(build, service, attainments, materials, held.get(service.key),
-                  margin=settings.review.at_risk_margin_percent)  # fmt: skip
+        own = materials_of.get(service.key, [])
+        meeting = held.get(service.key)
+        print_ = review_fingerprint(
+            build, service, attainments, own, meeting, margin=margin,
+            agreements=relevant[service.key],
+        )  # fmt: skip
+        build.fingerprints[service.key] = print_
+        if previous is not None and _reusable(previous, service.key, print_):
+            build.packs[service.key] = previous.packs[service.key]
+            build.charts[service.key] = previous.charts[service.key]
+            continue
+        _add_pack(build, service, attainments, own, meeting, margin=margin)
+        build.rebuilt.append(service.key)
     return build
 
 
@@ -203,18 +232,6 @@ def _agreements(store: StateStore, services: Sequence[Service] | None) -> tuple[
     )
 
 
-def _sla_records(
-    store: StateStore, agreements: Sequence[Agreement], *, whole: bool
-) -> Iterator[MirrorRecord]:
-    """Every mirrored SLA record, or those of these agreements (a record's service may be
-    another than its agreement's: a component's task)."""
-    if whole:
-        yield from store.mirrored("sla_record")
-        return
-    for agreement in agreements:
-        yield from store.mirrored("sla_record", agreement_key=agreement.key)
-
-
 def _mirrored(
     store: StateStore, stream: str, only: Collection[str] | None
 ) -> Iterator[MirrorRecord]:
@@ -224,6 +241,94 @@ def _mirrored(
         return
     for service_key in sorted(set(only)):
         yield from store.mirrored(stream, service_key=service_key)
+
+
+def relevant_agreements(
+    services: Sequence[Service], agreements: Sequence[Agreement]
+) -> dict[str, list[Agreement]]:
+    """Per service: its own agreements (no component) and its components' ones, in the order
+    of `agreements` (all a service's feasibility, gaps and pack look at)."""
+    own: dict[str, list[int]] = {}
+    underlying: dict[str, list[int]] = {}
+    for index, agreement in enumerate(agreements):
+        if agreement.component_key:
+            underlying.setdefault(agreement.component_key, []).append(index)
+        elif agreement.service_key:
+            own.setdefault(agreement.service_key, []).append(index)
+    found: dict[str, list[Agreement]] = {}
+    for service in services:
+        indexes = set(own.get(service.key, ()))
+        for component in service.components:
+            indexes.update(underlying.get(component.key, ()))
+        found[service.key] = [agreements[i] for i in sorted(indexes)]
+    return found
+
+
+def _skipped_for(
+    skipped: Sequence[SkippedRecord],
+    by_service: Mapping[str | None, Sequence[SkippedRecord]],
+    service_key: str,
+) -> list[SkippedRecord]:
+    """The service's skipped records and those of no service, in their original order."""
+    if not by_service.get(service_key):
+        return list(by_service.get(None, ()))
+    return [k for k in skipped if k.service_key in (service_key, None)]
+
+
+def _reusable(previous: ReviewBuild, service_key: str, fingerprint: str) -> bool:
+    return (
+        previous.fingerprints.get(service_key) == fingerprint
+        and service_key in previous.packs
+        and service_key in previous.charts
+    )
+
+
+def review_fingerprint(
+    build: ReviewBuild,
+    service: Service,
+    attainments: Mapping[str, Attainment],
+    materials: Sequence[Material],
+    meeting: Meeting | None,
+    *,
+    margin: float,
+    agreements: Sequence[Agreement] | None = None,
+) -> str:
+    """A digest of everything one service's pack and chart are made from: the cycle and its
+    period, the service (components, people), its and its components' agreements and their
+    attainment, findings, gaps (skipped records, unresolved people), CSAT, materials (carried
+    ones included), the meeting as its ticket shows it, and the at-risk margin.
+    `agreements`: the service's relevant ones if known (`relevant_agreements`)."""
+    if agreements is None:
+        agreements = relevant_agreements([service], build.agreements)[service.key]
+    digest = hashlib.sha256()
+    digest.update(f"{build.cycle.id}|{margin}|".encode())
+    parts: list[BaseModel | None] = [build.cycle.period, service, *agreements]
+    parts += [attainments.get(a.key) for a in agreements]
+    parts += [*build.findings.get(service.key, ()), *build.gaps.get(service.key, ())]
+    parts += [build.csat.get(service.key), *materials, meeting]
+    for part in parts:
+        digest.update(b"\x00" if part is None else part.__pydantic_serializer__.to_json(part))
+        digest.update(b"\x1f")
+    return digest.hexdigest()
+
+
+def stored_attainment(
+    store: StateStore,
+    agreements: Sequence[Agreement],
+    period: ReviewPeriod,
+    margin: float,
+) -> dict[str, Attainment]:
+    """Attainment of every agreement over `period`, from the mirror without reading every SLA
+    record: counts per agreement and month from one GROUP BY on the `decided` column, and only
+    breached records' bodies (priorities, the worst breaches). Same result as feeding every
+    record to `AttainmentAccumulator.add` (tests/sync/test_stored_attainment.py)."""
+    accumulator = AttainmentAccumulator(agreements, period, at_risk_margin_percent=margin)
+    for tally in store.sla_tallies(period.start, period.end):
+        accumulator.add_counts(tally.agreement_key, tally.month, tally.measured, tally.breached)
+    for record in store.breached_sla(period.start, period.end):
+        if record.agreement_key in accumulator.agreements:
+            accumulator.add_breach(SlaRecord.model_validate(record.body))
+    return accumulator.results()
 
 
 def _add_pack(
@@ -243,7 +348,7 @@ def _add_pack(
         attainments,
         findings=build.findings[service.key],
         gaps=build.gaps[service.key],
-        materials=[m for m in materials if m.service_key == service.key],
+        materials=materials,
         csat=build.csat.get(service.key),
         chart_name=name,
         meeting=meeting,

@@ -163,6 +163,8 @@ class Engine:
     on_page: Callable[[str, int], None] | None = None  # progress: records read
     on_write: Callable[[int, int], None] | None = None  # progress: tickets done of planned
     leases: WorkLeases = field(init=False)
+    # the last cycle's review build: packs whose inputs did not change are reused from it
+    last_build: ReviewBuild | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.leases = WorkLeases(self.store, seconds=self.settings.sync.lease_seconds)
@@ -259,7 +261,9 @@ class Engine:
             meetings=reader.meetings,
             links=record_links(self.source),
             only=only,
+            previous=self.last_build,
         )
+        self._keep_build(build, partial=only is not None)
         plan = build_plan(
             build.cycle,
             self.raci,
@@ -387,6 +391,18 @@ class Engine:
         self._count_tickets(summary)
         log.info("cycle.announced_done", services=len(only), reviews=len(build.packs))
         return RunResult(pulled, phase, build, summary, mine, dry_run, targeted=only)
+
+    def _keep_build(self, build: ReviewBuild, *, partial: bool) -> None:
+        """The build the next cycle compares its packs' fingerprints with; a partial build (an
+        announced cycle's) adds its packs to the last whole one instead of replacing it."""
+        last = self.last_build
+        if not partial or last is None or last.cycle.id != build.cycle.id:
+            self.last_build = build
+            return
+        for key in build.packs:
+            last.packs[key] = build.packs[key]
+            last.charts[key] = build.charts[key]
+            last.fingerprints[key] = build.fingerprints[key]
 
     def _audit_duplicates(self) -> list[Duplicate]:
         """The cycle's duplicate audit; its failure is logged, never the run's."""

@@ -17,12 +17,15 @@ Read problems a page reports (`ReadError`: table, record, affected services) are
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
+import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from queue import Full, Queue
 from typing import Any
 
 import structlog
@@ -30,8 +33,10 @@ from pydantic import BaseModel
 
 from connectors import Cursor, Page, ReadError, SourceConnector, Stream
 from mapping import SystemMapping
+from mapping.engine import skipped_record
 from review import SkippedRecord, SlaRecord
 from sync.state import MirrorRecord, StateStore
+from sync.state.decided import decided_moment, moment_text, month_text
 
 log = structlog.get_logger("slm_sync.pull")
 
@@ -88,7 +93,7 @@ def pull(
         saved = None if full else store.cursor(source.system, stream.value)
         since = Cursor(updated=saved[0], id=saved[1]) if saved else None
         state = _StreamRead(committed=since)
-        for page in source.read(stream, since=since, until=until):
+        for page in prefetched(source.read(stream, since=since, until=until)):
             state.snapshot = state.snapshot and page.cursor is None
             state.pages += 1
             _store(page, mappings, store, source.system, summary, state, full=full)
@@ -145,11 +150,12 @@ def _store(
             mirrored += entries
             summary.read_errors.append(problem)
             summary.skipped[stream] += 1
-    store.forget(SKIPPED, [f"{stream}:{record_id}" for record_id in mapped_ids])
     cursor = _later(state.committed, page.cursor)
     if mirrored or cursor != state.committed:
         stored = (cursor.updated, cursor.id) if cursor else None
-        store.store_page(system, stream, mirrored, stored)
+        # skipped entries of records that map now go in the same transaction
+        forget = (SKIPPED, [f"{stream}:{record_id}" for record_id in mapped_ids])
+        store.store_page(system, stream, mirrored, stored, forget=forget)
         state.committed = cursor
     summary.read[stream] += len(page.records)
     summary.unchanged[stream] += len(rows) - len(fresh)
@@ -162,15 +168,16 @@ def _map(
     state: _StreamRead,
     summary: PullSummary,
 ) -> tuple[list[MirrorRecord], list[str]]:
-    """Map new or changed rows one by one, so each mirror entry keeps its row's hash."""
+    """Map a page's new or changed rows in one pass, so each mirror entry keeps its row's hash."""
     mirrored: list[MirrorRecord] = []
     mapped_ids: list[str] = []
-    for digest, row in fresh:
-        result = mappings.map(stream, [row])
-        for record_id, entity in zip(result.record_ids, result.entities, strict=True):
-            mirrored.append(_mirror(stream, record_id, entity, digest))
-            mapped_ids.append(record_id)
-        for skipped in result.skipped:
+    outcomes = mappings.outcomes(stream, [row for _, row in fresh]) if fresh else []
+    for (digest, _), outcome in zip(fresh, outcomes, strict=True):
+        if outcome.entity is not None:
+            mirrored.append(_mirror(stream, outcome.record_id, outcome.entity, digest))
+            mapped_ids.append(outcome.record_id)
+        elif not outcome.excluded:
+            skipped = skipped_record(mappings.entity(stream).entity, outcome)
             mirrored.append(
                 _skipped_entry(f"{skipped.stream}:{skipped.record_id}", skipped, digest)
             )
@@ -178,6 +185,49 @@ def _map(
             summary.skipped[stream] += 1
     state.seen.update(mapped_ids)
     return mirrored, mapped_ids
+
+
+def prefetched(pages: Iterable[Page], *, depth: int = 1) -> Iterator[Page]:
+    """The pages of `pages`, the next one read by a background thread while the caller stores
+    the current one (at most `depth` pages wait). A read error is raised where the page would
+    have been; a caller that stops early (an exception, a stop) ends the reader at its next page.
+    """
+    queue: Queue[tuple[str, Any]] = Queue(maxsize=depth)
+    done = threading.Event()
+
+    def put(item: tuple[str, Any]) -> bool:
+        while not done.is_set():
+            try:
+                queue.put(item, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for page in pages:
+                if not put(("page", page)):
+                    return
+        except BaseException as error:  # handed to the caller, raised there
+            put(("error", error))
+            return
+        put(("end", None))
+
+    context = contextvars.copy_context()
+    reader = threading.Thread(target=context.run, args=(read,), name="pull-prefetch", daemon=True)
+    reader.start()
+    try:
+        while True:
+            kind, value = queue.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        done.set()
+        reader.join(timeout=30)
 
 
 def source_hash(stream: str, record: Mapping[str, Any]) -> str:
@@ -241,24 +291,31 @@ def _later(committed: Cursor | None, cursor: Cursor | None) -> Cursor | None:
     return max(committed, cursor)
 
 
-def _mirror(stream: str, record_id: str, entity: BaseModel, digest: str) -> MirrorRecord:
+def _mirror(stream: str, record_id: str, entity: BaseModel, digest: str | None) -> MirrorRecord:
+    """The mirror entry of a mapped entity; its body goes to the store as pydantic's own JSON
+    (`encoded`, no intermediate dict), so `body` is left empty."""
     service_key = getattr(entity, "service_key", None)
+    encoded = entity.__pydantic_serializer__.to_json(entity).decode()
     if isinstance(entity, SlaRecord):
         moment = entity.stop or entity.start
+        decided = decided_moment(entity.start, entity.stop, entity.breached)
         return MirrorRecord(
             stream=stream,
             key=record_id,
-            body=entity.model_dump(mode="json"),
+            body={},
+            encoded=encoded,
             service_key=service_key,
             agreement_key=entity.agreement_key,
-            month=moment.strftime("%Y-%m"),
+            month=month_text(moment),
             breached=entity.breached,
             source_hash=digest,
+            decided=None if decided is None else moment_text(decided),
         )
     return MirrorRecord(
         stream=stream,
         key=record_id,
-        body=entity.model_dump(mode="json"),
+        body={},
+        encoded=encoded,
         service_key=service_key if isinstance(service_key, str) else None,
         source_hash=digest,
     )

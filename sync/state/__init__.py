@@ -4,6 +4,14 @@ leases. Imports only `connectors.crashpoints` (the crash tests' kill points).
 
 from __future__ import annotations
 
-from sync.state.store import Lease, LedgerRow, MirrorRecord, StateStore, StepRow, open_store
+from sync.state.store import (
+    Lease,
+    LedgerRow,
+    MirrorRecord,
+    SlaTally,
+    StateStore,
+    StepRow,
+    open_store,
+)
 
-__all__ = ["Lease", "LedgerRow", "MirrorRecord", "StateStore", "StepRow", "open_store"]
+__all__ = ["Lease", "LedgerRow", "MirrorRecord", "SlaTally", "StateStore", "StepRow", "open_store"]

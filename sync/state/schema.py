@@ -44,14 +44,18 @@ records = Table(
     metadata,
     Column("stream", String(64), primary_key=True),
     Column("key", String(255), primary_key=True),
-    Column("service_key", String(255), index=True),
-    Column("agreement_key", String(255), index=True),
+    Column("service_key", String(255)),
+    Column("agreement_key", String(255)),
     Column("month", String(7)),
     Column("breached", Boolean),
     Column("body", Text, nullable=False),
     Column("seen_at", DateTime(timezone=True), nullable=False),
     Column("source_hash", String(64)),  # the raw row's hash: re-read rows stored unchanged
+    # sla_record: when it counts (UTC, fixed width; NULL while undecided): sync.state.decided
+    Column("decided", String(32)),
     Index("ix_records_stream_source_hash", "stream", "source_hash"),
+    Index("ix_records_stream_decided", "stream", "decided", "agreement_key", "month", "breached"),
+    Index("ix_records_stream_service_key", "stream", "service_key", "key"),
 )
 
 ledger = Table(

@@ -94,6 +94,13 @@ class Spy:
         self.mapped += [entity] * len(records)
         return self.mappings.map(entity, records)
 
+    def outcomes(self, entity: str, records: Any) -> Any:
+        self.mapped += [entity] * len(records)
+        return self.mappings.outcomes(entity, records)
+
+    def entity(self, entity: str) -> Any:
+        return self.mappings.entity(entity)
+
 
 def test_late_rows_in_the_cursors_second_reach_the_mirror_once(
     site: Sandbox, sqlite_store: StateStore, monkeypatch: pytest.MonkeyPatch
