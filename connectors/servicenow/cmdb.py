@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from connectors.base import Cursor, ReadError
-from connectors.errors import ConnectorError
+from connectors.errors import AuthError
 from connectors.servicenow import query
 from connectors.servicenow.client import Record, TableClient, log
 from connectors.servicenow.guard import Guard
@@ -281,9 +281,7 @@ class CmdbMirror:
                     ),
                     what=f"table {AUDIT_DELETE_TABLE}",
                 )
-            except ConnectorError as error:
-                if error.status not in (401, 403):
-                    raise
+            except AuthError as error:  # 403 on this table (the reads before it worked)
                 self.audit_readable = False
                 log.warning(
                     "servicenow.audit_delete_unreadable",

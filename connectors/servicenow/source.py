@@ -44,7 +44,7 @@ from connectors.servicenow.commitments import CommitmentReader
 from connectors.servicenow.guard import Guard
 from connectors.servicenow.links import source_url
 from connectors.servicenow.lookup import BatchLookup
-from connectors.servicenow.paging import KeysetPager, TablePage, later
+from connectors.servicenow.paging import KeysetPager, TablePage, later, settled
 from connectors.servicenow.streams import (
     MATERIAL_LINKS,
     MATERIAL_SERVICE_FIELDS,
@@ -302,12 +302,16 @@ class ServiceNowSource:
         merged = heapq.merge(
             *sources, key=lambda item: (item[0]["sys_updated_on"], item[0]["sys_id"])
         )
+        cursor = since
         while batch := list(islice(merged, self.settings.page_size)):
             records = [row for row, _ in batch]
             errors = tuple(e for _, errs in batch for e in errs)
             last = records[-1]
             cursor = later(since, Cursor(last["sys_updated_on"], last["sys_id"]))
             yield Page(Stream.MATERIALS, records, cursor, errors)
+        end = settled(cursor, until, self.settings.overlap_seconds)
+        if end is not None:  # both tables read to their end (see `paging.settled`)
+            yield Page(Stream.MATERIALS, [], end)
 
     def _material_rows(
         self, kind: str, table: str, since: Cursor | None, until: str, extra: str
@@ -316,7 +320,7 @@ class ServiceNowSource:
         links = MATERIAL_SERVICE_FIELDS[kind]
         for page in self._pager(spec, since, until, extra).pages():
             errors = tuple(page.errors)
-            for index, row in enumerate(page.records):
+            for index, row in enumerate(page.records):  # the end page has none
                 service = next((row.get(f) for f in links if row.get(f)), "")
                 record = {**row, "slm_kind": kind, "slm_service_id": service}
                 yield record, errors if index == 0 else ()
