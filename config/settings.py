@@ -185,6 +185,12 @@ class JiraSettings(Section):
     subtask_type: str = "Sub-task"
     accountable_field: str | None = None
     fallback_assignee: str | None = None
+    people_cache_seconds: int = Field(
+        86400,
+        ge=0,
+        description="how long a person's Jira account (or its absence) is trusted before the "
+        "next ticket for them checks it again (Cloud: user/bulk in batches)",
+    )
     add_watchers: bool = False
     requests_per_second: float = Field(10.0, gt=0)
     jsm_project: str | None = None

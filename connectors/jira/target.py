@@ -164,6 +164,7 @@ class JiraTarget:
     def create(
         self, specs: Sequence[TicketSpec], parents: Mapping[str, TicketRef]
     ) -> list[CreateResult]:
+        self.people.prepare(p for spec in specs for p in _people_of(spec))
         batch = {spec.key for spec in specs}
         top = [s for s in specs if s.parent_key is None or s.parent_key not in batch]
         results = self._create_level(top, parents)
@@ -411,9 +412,17 @@ class JiraTarget:
         return self.transition(ref, self.settings.done_transition)
 
     def unresolved(self, people: Sequence[Person]) -> tuple[Person, ...]:
-        """People with an email Jira cannot match (one cached user search per email), and
-        people Jira refused as assignees (their tickets went to the fallback assignee)."""
-        return tuple(p for p in people if p.email and self.people.assignable(p) is None)
+        """People with an email Jira could not match, and people Jira refused as assignees
+        (their tickets went to the fallback assignee): from what the lookups for written
+        tickets found, never a search of its own (people not looked up yet are not listed)."""
+        refused = self.people.refused
+        return tuple(
+            p
+            for p in people
+            if p.email
+            and self.people.looked_up(p)
+            and (self.people.known(p) is None or self.people.known(p) in refused)
+        )
 
     def linked(self, refs: Sequence[TicketRef]) -> dict[str, tuple[LinkedTicket, ...]]:
         """Issues linked to ours (any link type), read from `issuelinks` in search results."""
@@ -625,6 +634,11 @@ def _state(ref: TicketRef, fields: Mapping[str, Any]) -> TicketState:
         resolved=_moment(fields.get("resolutiondate")),
         assignee=_person(fields.get("assignee")),
     )
+
+
+def _people_of(spec: TicketSpec) -> list[Person | None]:
+    """Everyone a ticket names: its assignee, accountable, consulted and informed people."""
+    return [spec.assignee, spec.accountable, *spec.consulted, *spec.informed]
 
 
 def _person(user: Any) -> str:
