@@ -9,14 +9,15 @@ person, and only for this cycle: they have no identity until `start_cycle()` (wh
 calls), are not cached as unresolved, and are logged once (`jira.person_lookup_failed`). A
 missing permission (`FatalError`) still stops the run: no one could be looked up.
 
-Lookups happen only for people of tickets being written (`prepare`, called with the tickets of a
-bulk create, and `identity` as a ticket's fields are built); `unresolved` (the packs' gap lists)
-answers from what is known and never searches. An identity (or its absence) is trusted for
-`jira.people_cache_seconds` (default a day; preloaded entries count as unchecked): `prepare`
-checks the stale known accounts of the tickets in `user/bulk` batches of 100 account ids (Cloud;
-an inactive or deleted account is forgotten and searched for again), and when many people are
-unknown it lists the directory (`users/search`, 1,000 a page, stopping once all are found)
-instead of one search per person. Whoever is still unknown is searched for lazily, one by one.
+Lookups happen only for people of tickets being written: `prepare` is called with the people of
+the reviews being built (the packs' gap lists, `JiraTarget.unresolved`) and of a bulk create;
+`identity` looks up whoever is still unknown as a ticket's fields are built. An identity (or its
+absence) is trusted for `jira.people_cache_seconds` (default a day; entries preloaded from the
+state store count as unchecked). `prepare` checks stale known accounts in `user/bulk` batches of
+100 account ids (Cloud; an inactive or deleted account is forgotten and looked up again by
+e-mail) and, when more than a few people are unknown, lists the directory (`users/search`, 1,000
+a page, stopping once all are found) instead of one search per person. Whoever the listing does
+not show (an e-mail hidden by privacy settings, no account) is searched for alone, once.
 
 A person Jira refuses as an assignee ("User 'x' cannot be assigned issues": no *Assignable user*
 permission) is remembered by identity (`refuse_assignee`) for the life of the directory: their
@@ -171,8 +172,10 @@ class PeopleDirectory:
                 return
             for user in users:
                 email = str(user.get("emailAddress", "")).lower()
-                if email in wanted and user.get("active", True) and user.get("accountId"):
-                    self.cache[email] = str(user["accountId"])
+                if email in wanted and user.get("accountId"):
+                    # an inactive account is no one to assign (a search skips it too)
+                    active = user.get("active", True)
+                    self.cache[email] = str(user["accountId"]) if active else None
                     self.checked[email] = now
                     wanted.discard(email)
             start += len(users)

@@ -412,17 +412,12 @@ class JiraTarget:
         return self.transition(ref, self.settings.done_transition)
 
     def unresolved(self, people: Sequence[Person]) -> tuple[Person, ...]:
-        """People with an email Jira could not match, and people Jira refused as assignees
-        (their tickets went to the fallback assignee): from what the lookups for written
-        tickets found, never a search of its own (people not looked up yet are not listed)."""
-        refused = self.people.refused
-        return tuple(
-            p
-            for p in people
-            if p.email
-            and self.people.looked_up(p)
-            and (self.people.known(p) is None or self.people.known(p) in refused)
-        )
+        """People with an email Jira cannot match, and people Jira refused as assignees (their
+        tickets went to the fallback assignee). The sync layer asks for the people of the
+        reviews it builds, whose tickets it writes: they are looked up in batches first
+        (`PeopleDirectory.prepare`), the rest one search each, all cached."""
+        self.people.prepare(people)
+        return tuple(p for p in people if p.email and self.people.assignable(p) is None)
 
     def linked(self, refs: Sequence[TicketRef]) -> dict[str, tuple[LinkedTicket, ...]]:
         """Issues linked to ours (any link type), read from `issuelinks` in search results."""
