@@ -7,10 +7,11 @@ only what changed since the last one, once per table:
 - `cmdb_rel_ci` rows of the walked type updated since the relation cursor: an edge whose parent
   was walked is added or moved; rows whose parent the walk never reached are ignored (if that
   parent becomes reachable later, its relations are read then);
-- `sys_audit_delete` rows of `cmdb_rel_ci` created since the deletion cursor: deleted relations
-  (an instance audits deletions of non-`sys_` tables by default; deleting a CI deletes its
-  relations, which are audited too). Without read access to `sys_audit_delete` the deletion read
-  is turned off with one warning and the periodic full walk finds deletions instead;
+- `sys_audit_delete` rows of `cmdb_rel_ci` and the service classes created since the deletion
+  cursor: deleted relations and services (an instance audits deletions of non-`sys_` tables by
+  default; deleting a CI deletes its relations, which are audited too). Without read access
+  to `sys_audit_delete` the deletion read is turned off with one warning and the periodic full
+  walk finds deletions instead;
 - the components table (`cmdb_ci`) rows updated since the CI cursor: changed attributes of CIs
   the walk reached.
 
@@ -130,6 +131,7 @@ class CmdbMirror:
     page_size: int
     overlap_seconds: int
     rewalk_seconds: int
+    service_classes: tuple[str, ...] = ()  # whose deletions drop a service from the walk
     clock: Callable[[], float] = time.monotonic
     services: dict[str, Record] = field(default_factory=dict)
     graph: Graph = field(default_factory=Graph)
@@ -174,8 +176,9 @@ class CmdbMirror:
         self._refreshed = bound
         for relation in self._changed_relations(type_id, bound):
             self.graph.add(relation)
-        for relation_id in self._deleted_relations(bound):
-            self.graph.remove(relation_id)
+        for record_id in self._deleted(bound):
+            self.graph.remove(record_id)
+            self.services.pop(record_id, None)
         self.expand(type_id)
         for row in self._changed_cis(bound):
             if row["sys_id"] in self.cis:
@@ -254,15 +257,17 @@ class CmdbMirror:
         rows, self._ci_cursor = self._read(self.components, self._ci_cursor, bound)
         return rows
 
-    def _deleted_relations(self, bound: str) -> list[str]:
-        """documentkeys of `sys_audit_delete` rows for the relations table since the cursor."""
+    def _deleted(self, bound: str) -> list[str]:
+        """documentkeys of `sys_audit_delete` rows of relations and services since the cursor
+        (`tablename` is the deleted record's class)."""
         if not self.audit_readable:
             return []
         start = overlapped(self._audit_cursor, self.overlap_seconds)
         deleted: list[str] = []
         last = start
         not_after = "sys_created_on<=" + query.safe_value(bound, field="sys_created_on")
-        condition = query.conjoin([query.equals("tablename", self.relations_table), not_after])
+        tables = (self.relations_table, *self.service_classes)
+        condition = query.conjoin([query.one_of("tablename", tables), not_after])
         while True:
             after = ""
             if last is not None:

@@ -48,6 +48,7 @@ from connectors.servicenow.paging import KeysetPager, TablePage, later, settled
 from connectors.servicenow.streams import (
     MATERIAL_LINKS,
     MATERIAL_SERVICE_FIELDS,
+    SERVICE_CLASSES,
     StreamSpec,
     fields_for,
     material_spec,
@@ -168,6 +169,7 @@ class ServiceNowSource:
             settings.page_size,
             settings.overlap_seconds,
             settings.cmdb_rewalk_seconds,
+            _service_classes(settings),
             clock=self._clock,
         )
 
@@ -356,6 +358,12 @@ class _Emitted:
             yield Page(stream, changed[start : start + size], cursor, tuple(fresh) if first else ())
         if not changed and fresh:
             yield Page(stream, [], cursor, tuple(fresh))
+
+
+def _service_classes(settings: ServiceNowSettings) -> tuple[str, ...]:
+    """The classes a deleted service can have (`sys_audit_delete.tablename`)."""
+    table = settings.tables.services
+    return SERVICE_CLASSES if table == "cmdb_ci_service" else (table,)
 
 
 def _page(stream: Stream, page: TablePage) -> Page:

@@ -9,7 +9,8 @@ journal field (`work_notes`, `comments`) stores nothing on the record: it adds a
 table `sys_journal_field` (`name` = the record's table, `element`, `element_id` = its sys_id,
 `value`, `sys_created_on`, `sys_created_by`), which, like the real one, has no `sys_updated_on`.
 Deleting a record of a table without the `sys_` prefix adds a `sys_audit_delete` row (`tablename`,
-`documentkey`, `sys_created_on`), as an instance's delete auditing does by default.
+`documentkey`, `sys_created_on`), as an instance's delete auditing does by default; deleting a CI
+deletes the `cmdb_rel_ci` rows naming it too (cascade), each audited.
 On `task` and `vtb_task` (no workflow of their own), moving `state` into a closed state (3, 4, 7)
 stamps `closed_at` and sets `active` false; moving it out clears `closed_at`, `active` true.
 """
@@ -242,6 +243,11 @@ class TableStore:
             del self.tables[found[0]][sys_id]
             if now is not None and not found[0].startswith("sys_"):
                 self._audit_delete(found[0], found[1], now)
+            if "cmdb_ci" in lineage(found[0]) or found[0] == "cmdb_ci":
+                # an instance deletes a CI's relations with it (cascade), each audited
+                for relation in list(self.tables["cmdb_rel_ci"].values()):
+                    if sys_id in (relation.get("parent"), relation.get("child")):
+                        self.delete("cmdb_rel_ci", relation["sys_id"], now)
             self.version += 1
             return True
 

@@ -162,6 +162,28 @@ def test_a_deleted_relation_is_noticed_through_sys_audit_delete(
     assert child not in {r.key for r in sqlite_store.mirrored("component")}
 
 
+def test_a_deleted_service_takes_its_own_components_along(
+    small: Sandbox, sqlite_store: StateStore
+) -> None:
+    """Deleting a service (an instance deletes its relations with it) drops the CIs only it
+    reached, from sys_audit_delete, without a full walk."""
+    _, child = _leaf_relation(small)
+    source, counting = _source(small, Clock())
+    _cycle(source, sqlite_store, BASE)
+    service = small.estate.services[0].sys_id
+    only_its = {
+        r.key for r in sqlite_store.mirrored("component") if r.body.get("service_keys") == [service]
+    } | {child}
+    small.servicenow.clock = BASE + timedelta(minutes=1)
+    small.servicenow.delete("cmdb_ci_service", service)
+    counting.reset()
+    _cycle(source, sqlite_store, BASE + timedelta(minutes=2))
+    assert counting.calls["cmdb_ci_service"] == 1  # the services stream's own read, no walk
+    assert not [q for t, q in counting.queries if t == "cmdb_rel_ci" and "parentIN" in q]
+    assert not only_its & {r.key for r in sqlite_store.mirrored("component")}
+    assert [q for t, q in counting.queries if t == "sys_audit_delete"]
+
+
 def test_without_read_on_sys_audit_delete_the_periodic_walk_finds_deletions(
     small: Sandbox, sqlite_store: StateStore
 ) -> None:
