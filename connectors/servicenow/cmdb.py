@@ -140,7 +140,7 @@ class CmdbMirror:
     warm: bool = False
     audit_readable: bool = True
     _walked_at: float = 0.0
-    _refreshed: str = ""  # the bound of the last incremental refresh (once per cycle)
+    _refreshed: str = ""  # the bound the state is current for, until `cycle_done`
     _relation_cursor: Cursor | None = None
     _ci_cursor: Cursor | None = None
     _audit_cursor: Cursor | None = None
@@ -162,6 +162,10 @@ class CmdbMirror:
         self.warm = True
         self._refreshed = bound
         self.expand(type_id)
+
+    def cycle_done(self) -> None:
+        """The cycle's last CMDB reader is done: the next one refreshes (same bound or not)."""
+        self._refreshed = ""
 
     def observe_services(self, rows: Iterable[Record]) -> None:
         """Service rows the services stream read (new or changed)."""

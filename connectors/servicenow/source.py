@@ -184,6 +184,7 @@ class ServiceNowSource:
 
     def _components(self, bound: str) -> Iterator[Page]:
         rows, missing = self._reached_components(self._current_cmdb(bound))
+        self.cmdb.cycle_done()  # people (read first) share this cycle's refresh; no later one
         errors = [*self.cmdb.errors, *missing]
         emitted = self._emitted.setdefault(Stream.COMPONENTS, _Emitted())
         yield from emitted.pages(Stream.COMPONENTS, rows, errors, self.settings.page_size, bound)
