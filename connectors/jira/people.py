@@ -15,8 +15,10 @@ the reviews being built (the packs' gap lists, `JiraTarget.unresolved`) and of a
 absence) is trusted for `jira.people_cache_seconds` (default a day; entries preloaded from the
 state store count as unchecked). `prepare` checks stale known accounts in `user/bulk` batches of
 100 account ids (Cloud; an inactive or deleted account is forgotten and looked up again by
-e-mail) and, when more than a few people are unknown, lists the directory (`users/search`, 1,000
-a page, stopping once all are found) instead of one search per person. Whoever the listing does
+e-mail; Data Center has no batch check: an account that expired in this process is searched for
+again, a preloaded one is trusted) and, when more than a few people are unknown, lists the
+directory (`users/search`, 1,000 a page, stopping once all are found) instead of one search per
+person. Whoever the listing does
 not show (an e-mail hidden by privacy settings, no account) is searched for alone, once.
 
 A person Jira refuses as an assignee ("User 'x' cannot be assigned issues": no *Assignable user*
@@ -99,9 +101,14 @@ class PeopleDirectory:
         try:
             if self.cloud:
                 self._check_accounts([e for e in stale if self.cache[e] is not None], now)
-            for email in stale:
-                if self.cache.get(email, "") is None:  # a miss to look for again
+            for email in stale:  # misses, and Data Center's expired accounts: search again
+                if email not in self.cache:
+                    continue
+                expired_here = not self.cloud and email in self.checked
+                if self.cache[email] is None or expired_here:
                     del self.cache[email]
+                elif not self.cloud:  # preloaded: trusted from now on (no batch check)
+                    self.checked[email] = now
             unknown = sorted(e for e in emails if e not in self.cache)
             if self.cloud and self.listing and len(unknown) > LIST_ABOVE:
                 self._list_directory(unknown, now)

@@ -149,15 +149,38 @@ def test_the_stand_in_pages_user_bulk_as_cloud_does(cloud: Sandbox) -> None:
     assert _bulk(cloud).status_code == 400
 
 
-def test_data_center_has_no_user_bulk() -> None:
+@pytest.fixture(scope="module")
+def datacenter() -> Iterator[Sandbox]:
     running = _start("datacenter", index_lag_ms=0, services=3, sla_records=50)
-    try:
-        response = requests.get(
-            f"{running.jira_url}/rest/api/2/user/bulk",
-            params={"accountId": "x"},
-            headers={"Authorization": "Bearer pat"},
-            timeout=5,
-        )
-        assert response.status_code == 404
-    finally:
-        running.stop()
+    yield running
+    running.stop()
+
+
+def test_data_center_has_no_user_bulk(datacenter: Sandbox) -> None:
+    response = requests.get(
+        f"{datacenter.jira_url}/rest/api/2/user/bulk",
+        params={"accountId": "x"},
+        headers={"Authorization": "Bearer pat"},
+        timeout=5,
+    )
+    assert response.status_code == 404
+
+
+def test_data_center_trusts_preloaded_people_and_searches_again_after_the_expiry(
+    datacenter: Sandbox,
+    jira_settings: Callable[..., Settings],
+    calls: Callable[[Sandbox], dict[str, int]],
+) -> None:
+    """Without user/bulk, a preloaded user name is used without a call; once
+    `jira.people_cache_seconds` passed in this process, the person is searched for again."""
+    _reset(datacenter)
+    clock = Clock()
+    target = _target(datacenter, jira_settings, clock)
+    user = next(p for p in datacenter.estate.people if p.in_jira and p.active and p.email)
+    target.people.preload({user.email: user.jira_name})
+    person = Person(email=user.email, name=user.name)
+    target.unresolved([person])
+    assert _user_calls(calls(datacenter)) == {}
+    clock.now += 3601
+    target.unresolved([person])
+    assert _user_calls(calls(datacenter)) == {"GET /rest/api/2/user/search": 1}
