@@ -11,15 +11,19 @@ missing permission (`FatalError`) still stops the run: no one could be looked up
 
 Lookups happen only for people of tickets being written: `prepare` is called with the people of
 the reviews being built (the packs' gap lists, `JiraTarget.unresolved`) and of a bulk create;
-`identity` looks up whoever is still unknown as a ticket's fields are built. An identity (or its
-absence) is trusted for `jira.people_cache_seconds` (default a day; entries preloaded from the
-state store count as unchecked). `prepare` checks stale known accounts in `user/bulk` batches of
-100 account ids (Cloud; an inactive or deleted account is forgotten and looked up again by
-e-mail; Data Center has no batch check: an account that expired in this process is searched for
-again, a preloaded one is trusted) and, when more than a few people are unknown, lists the
-directory (`users/search`, 1,000 a page, stopping once all are found) instead of one search per
-person. Whoever the listing does
-not show (an e-mail hidden by privacy settings, no account) is searched for alone, once.
+`identity` looks up whoever is still unknown as a ticket's fields are built.
+
+When more than a few people are unknown (a cold start), `prepare` lists the directory
+(`users/search`, 1,000 a page, stopping once all are found, Cloud) instead of one search per
+person; whoever the listing does not show (an e-mail hidden by privacy settings, no account) is
+searched for alone, once.
+
+An identity (or its absence) is trusted for `jira.people_cache_seconds` (default a day). After
+that, Cloud accounts are checked in `user/bulk` batches of 100 account ids (an inactive or deleted
+account is forgotten and looked up again by e-mail); misses, and Data Center accounts (no batch
+resource there), are searched for again. Preloaded accounts (a restarted process) count as
+unchecked on Cloud; preloaded misses and Data Center accounts are trusted (the store retries
+misses daily).
 
 A person Jira refuses as an assignee ("User 'x' cannot be assigned issues": no *Assignable user*
 permission) is remembered by identity (`refuse_assignee`) for the life of the directory: their
@@ -101,13 +105,14 @@ class PeopleDirectory:
         try:
             if self.cloud:
                 self._check_accounts([e for e in stale if self.cache[e] is not None], now)
-            for email in stale:  # misses, and Data Center's expired accounts: search again
+            for email in stale:  # misses, and Data Center's accounts, that expired here
                 if email not in self.cache:
                     continue
-                expired_here = not self.cloud and email in self.checked
-                if self.cache[email] is None or expired_here:
-                    del self.cache[email]
-                elif not self.cloud:  # preloaded: trusted from now on (no batch check)
+                if self.cache[email] is not None and self.cloud:
+                    continue  # checked above
+                if email in self.checked:
+                    del self.cache[email]  # searched for again
+                else:  # preloaded (the store retries misses after a day): trusted from now
                     self.checked[email] = now
             unknown = sorted(e for e in emails if e not in self.cache)
             if self.cloud and self.listing and len(unknown) > LIST_ABOVE:
