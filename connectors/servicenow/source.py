@@ -332,7 +332,9 @@ class ServiceNowSource:
 class _Emitted:
     """What a whole-read stream (components, people) delivered last: the next read sends only
     rows that changed, with a cursor; when a row or a problem went away it sends everything
-    again without cursor, so the sync layer prunes what was not seen."""
+    again without cursor, so the sync layer prunes what was not seen. What was delivered is
+    remembered only once the caller took the last page (a pull that failed midway gets the same
+    rows again next time)."""
 
     def __init__(self) -> None:
         self.rows: dict[str, Record] | None = None
@@ -346,19 +348,18 @@ class _Emitted:
         size: int,
         bound: str,
     ) -> Iterator[Page]:
-        previous, seen = self.rows, self.errors
-        self.rows, self.errors = rows, set(errors)
-        if previous is None or any(k not in rows for k in previous) or seen - self.errors:
+        previous, seen, now_seen = self.rows, self.errors, set(errors)
+        if previous is None or any(k not in rows for k in previous) or seen - now_seen:
             yield from _chunks(stream, list(rows.values()), size, errors)
-            return
-        changed = [row for key, row in rows.items() if previous.get(key) != row]
-        fresh = [e for e in errors if e not in seen]
-        cursor = Cursor(bound)
-        for start in range(0, len(changed), size):
-            first = start == 0
-            yield Page(stream, changed[start : start + size], cursor, tuple(fresh) if first else ())
-        if not changed and fresh:
-            yield Page(stream, [], cursor, tuple(fresh))
+        else:
+            changed = [row for key, row in rows.items() if previous.get(key) != row]
+            fresh = tuple(e for e in errors if e not in seen)
+            cursor = Cursor(bound)
+            for start in range(0, len(changed), size):
+                yield Page(stream, changed[start : start + size], cursor, () if start else fresh)
+            if not changed and fresh:
+                yield Page(stream, [], cursor, fresh)
+        self.rows, self.errors = rows, now_seen
 
 
 def _service_classes(settings: ServiceNowSettings) -> tuple[str, ...]:

@@ -239,3 +239,30 @@ def test_people_newly_named_are_looked_up_at_once_and_changes_read_after_the_exp
     assert counting.calls["sys_user"] >= 1
     body = {r.key: r.body for r in sqlite_store.mirrored("person")}[known]
     assert "Renamed" in str(body)
+
+
+def test_a_pull_that_fails_midway_gets_the_changed_components_again(
+    small: Sandbox, sqlite_store: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The source remembers what it delivered only once the pull took every page: when storing
+    the component page fails, the next cycle delivers the new CI again."""
+    app, estate = small.servicenow, small.estate
+    source, _ = _source(small, Clock())
+    _cycle(source, sqlite_store, BASE)
+    app.clock = BASE + timedelta(minutes=1)
+    type_id = app.store.rows("cmdb_rel_ci")[0]["type"]
+    new_ci = app.insert("cmdb_ci_server", name="late-host")["sys_id"]
+    app.insert("cmdb_rel_ci", parent=estate.services[1].sys_id, child=new_ci, type=type_id)
+    original = sqlite_store.store_page
+
+    def failing(system: str, stream: str, *args: Any, **kwargs: Any) -> Any:
+        if stream == "component":
+            raise RuntimeError("disk full")
+        return original(system, stream, *args, **kwargs)
+
+    monkeypatch.setattr(sqlite_store, "store_page", failing)
+    with pytest.raises(RuntimeError):
+        _cycle(source, sqlite_store, BASE + timedelta(minutes=2))
+    monkeypatch.setattr(sqlite_store, "store_page", original)
+    _cycle(source, sqlite_store, BASE + timedelta(minutes=3))
+    assert new_ci in {r.key for r in sqlite_store.mirrored("component")}
