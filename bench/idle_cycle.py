@@ -1,9 +1,11 @@
 """Benchmark: the calls an incremental cycle makes when nothing changed in either system.
 
 Starts the sandbox in its own process, runs a first (cold) sync in this process, then a second
-one with every request counted: per source stream (ServiceNow table) and target route, and the
-writes. The aim is one call per source stream (an empty page ends each incremental read) and
-zero writes. Prints one JSON object.
+one with every request counted: per source table, per source stream and per target route, and
+the writes. The aim is one call per table a stream reads (an empty page ends each incremental
+read; the component stream reads relations, deleted relations and CIs; people are refreshed
+every `servicenow.people_refresh_seconds`, not every cycle) and zero writes. Prints one JSON
+object, and "idle cycle: S source calls / T target calls" on stderr.
 
     .venv/bin/python bench/idle_cycle.py [--services 50] [--sla-records 10000] [--reviews 5]
 """
@@ -50,7 +52,26 @@ def main() -> None:
         counts = site.counts()
     finally:
         site.stop()
-    print(json.dumps(_report(args, first, second, counts, dict(spy.by_target))))
+    report = _report(args, first, second, counts, dict(spy.by_target))
+    print(json.dumps(report))
+    print(
+        f"idle cycle: {report['source_calls']} source calls / {report['target_calls']} target "
+        f"calls at {args.services} services",
+        file=sys.stderr,
+    )
+
+
+# The tables each source stream reads (the stock ServiceNow configuration).
+STREAM_TABLES = {
+    "service": ("cmdb_ci_service",),
+    "component": ("cmdb_rel_ci", "sys_audit_delete", "cmdb_ci", "cmdb_rel_type"),
+    "person": ("sys_user",),
+    "agreement": ("contract_sla", "service_commitment", "service_offering_commitment",
+                  "service_offering"),
+    "sla_record": ("task_sla",),
+    "csat_response": ("asmt_metric_result", "incident", "task"),
+    "material": ("kb_knowledge", "problem"),
+}  # fmt: skip
 
 
 def _report(
@@ -70,6 +91,10 @@ def _report(
         "source_streams": len(first["records_read"]),
         "source_calls_by_table": streams,
         "source_calls": sum(streams.values()),
+        "source_calls_by_stream": {
+            stream: sum(streams.get(t, 0) for t in tables)
+            for stream, tables in STREAM_TABLES.items()
+        },
         "target_calls_by_route": target_reads,
         "target_calls": sum(target_reads.values()),
         "writes": {s: writes(c) for s, c in counts.items()},

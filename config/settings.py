@@ -111,6 +111,18 @@ class ServiceNowSettings(Section):
     relation_depth: int = Field(3, ge=1)
     relation_type: str = Field("Depends on::Used by", description="cmdb_rel_type name walked")
     lookup_batch_size: int = Field(100, ge=1, le=500, description="sys_ids per sys_idIN lookup")
+    people_refresh_seconds: int = Field(
+        3600,
+        ge=0,
+        description="how often changed sys_user rows of known people are read (0: every cycle); "
+        "people newly named by a service or component are looked up at once",
+    )
+    cmdb_rewalk_seconds: int = Field(
+        86400,
+        ge=0,
+        description="a full relation walk this often (0: never), the safety net behind the "
+        "incremental CMDB reads and sys_audit_delete",
+    )
     tables: ServiceNowTables = ServiceNowTables()
     fields: dict[ServiceNowStream, list[str]] = Field(
         default_factory=dict, description="per stream: the field list instead of the default"
@@ -173,6 +185,12 @@ class JiraSettings(Section):
     subtask_type: str = "Sub-task"
     accountable_field: str | None = None
     fallback_assignee: str | None = None
+    people_cache_seconds: int = Field(
+        86400,
+        ge=0,
+        description="how long a person's Jira account (or its absence) is trusted before the "
+        "next ticket for them checks it again (Cloud: user/bulk in batches)",
+    )
     add_watchers: bool = False
     requests_per_second: float = Field(10.0, gt=0)
     jsm_project: str | None = None

@@ -167,6 +167,7 @@ class JiraTarget:
     def create(
         self, specs: Sequence[TicketSpec], parents: Mapping[str, TicketRef]
     ) -> list[CreateResult]:
+        self.people.prepare(p for spec in specs for p in _people_of(spec))
         batch = {spec.key for spec in specs}
         top = [s for s in specs if s.parent_key is None or s.parent_key not in batch]
         results = self._create_level(top, parents)
@@ -425,8 +426,11 @@ class JiraTarget:
         return self.transition(ref, self.settings.done_transition)
 
     def unresolved(self, people: Sequence[Person]) -> tuple[Person, ...]:
-        """People with an email Jira cannot match (one cached user search per email), and
-        people Jira refused as assignees (their tickets went to the fallback assignee)."""
+        """People with an email Jira cannot match, and people Jira refused as assignees (their
+        tickets went to the fallback assignee). The sync layer asks for the people of the
+        reviews it builds, whose tickets it writes: they are looked up in batches first
+        (`PeopleDirectory.prepare`), the rest one search each, all cached."""
+        self.people.prepare(people)
         return tuple(p for p in people if p.email and self.people.assignable(p) is None)
 
     def linked(self, refs: Sequence[TicketRef]) -> dict[str, tuple[LinkedTicket, ...]]:
@@ -639,6 +643,11 @@ def _state(ref: TicketRef, fields: Mapping[str, Any]) -> TicketState:
         resolved=_moment(fields.get("resolutiondate")),
         assignee=_person(fields.get("assignee")),
     )
+
+
+def _people_of(spec: TicketSpec) -> list[Person | None]:
+    """Everyone a ticket names: its assignee, accountable, consulted and informed people."""
+    return [spec.assignee, spec.accountable, *spec.consulted, *spec.informed]
 
 
 def _person(user: Any) -> str:

@@ -31,7 +31,7 @@ from connectors.errors import RequestRejected
 from connectors.servicenow import query
 from connectors.servicenow.client import Record, TableClient
 from connectors.servicenow.guard import Guard
-from connectors.servicenow.lookup import BatchLookup
+from connectors.servicenow.lookup import BatchLookup, read_by_id
 from connectors.servicenow.streams import (
     COMMITMENT_FIELDS,
     COMMITMENT_TABLE,
@@ -137,13 +137,7 @@ class CommitmentReader:
         size = self.settings.lookup_batch_size
         for start in range(0, len(ids), size):
             condition = query.sys_ids_in(key, ids[start : start + size])
-            result = self.guard.call(
-                lambda c=condition: self.client.list(  # type: ignore[misc]
-                    table, query=c, fields=fields, limit=10000
-                ),
-                what=f"table {table}",
-            )
-            rows += result.records
+            rows += read_by_id(self.client, self.guard, table, condition, fields, 10000)
         return rows
 
     def forget(self) -> None:

@@ -3,12 +3,16 @@
 Used for people (owners named by services and components), the incidents behind CSAT answers,
 and the CIs a dependency walk reaches. Batches are read in parallel up to the guard's
 concurrency; ids that are not sys_ids are never sent (they are reported by the caller).
+
+A page may come back short although rows follow (ACLs hide rows after the instance applied the
+limit), so a batch that did not bring every id it asked for reads on after its last sys_id
+until an empty page (`read_by_id`).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -50,18 +54,51 @@ class BatchLookup:
             return {i: r for i in wanted if (r := self._cache.get(i)) is not None}
 
     def _batch(self, ids: Sequence[str]) -> dict[str, Record]:
-        result = self.guard.call(
-            lambda: self.client.list(
-                self.table,
-                query=query.sys_ids_in("sys_id", ids),
-                fields=self.fields,
-                limit=len(ids),
-            ),
-            what=f"table {self.table}",
+        rows = read_by_id(
+            self.client,
+            self.guard,
+            self.table,
+            query.sys_ids_in("sys_id", ids),
+            self.fields,
+            len(ids),
+            complete=lambda found: len(found) >= len(ids),
         )
-        return {row["sys_id"]: row for row in result.records if isinstance(row.get("sys_id"), str)}
+        return {row["sys_id"]: row for row in rows}
 
     def forget(self) -> None:
         """Drop the cache (a full resync reads everything again)."""
         with self._lock:
             self._cache.clear()
+
+
+def read_by_id(
+    client: TableClient,
+    guard: Guard,
+    table: str,
+    condition: str,
+    fields: Sequence[str],
+    limit: int,
+    complete: Callable[[list[Record]], bool] = lambda _: False,
+) -> list[Record]:
+    """Every row matching `condition`, in sys_id order, page after page until an empty page
+    (or until `complete(rows so far)` says nothing more can come)."""
+    rows: list[Record] = []
+    last = ""
+    while True:
+        after = f"sys_id>{query.sys_id(last)}" if last else ""
+        result = guard.call(
+            lambda a=after: client.list(  # type: ignore[misc]
+                table,
+                query=query.conjoin([condition, a, "ORDERBYsys_id"]),
+                fields=fields,
+                limit=limit,
+            ),
+            what=f"table {table}",
+        )
+        page = [r for r in result.records if isinstance(r.get("sys_id"), str)]
+        if not page:
+            return rows
+        rows += page
+        if complete(rows) or not query.SYS_ID.match(page[-1]["sys_id"]):
+            return rows
+        last = page[-1]["sys_id"]

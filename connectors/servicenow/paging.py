@@ -10,6 +10,12 @@ written late into an already-read second (an import that sets the stamp, a long 
 clock drift beyond the skew) sorts *behind* the cursor and would never be read otherwise. The
 re-read rows come back again; the sync layer drops those it already stores unchanged. The
 cursor a page carries never moves back behind the committed one.
+
+A read that reached its end has seen every row up to the run's bound. When the cursor is more
+than the overlap behind that bound, the read ends with an empty page carrying the bound itself
+(`settled`): otherwise the overlap window would hold the last row read forever and every idle
+read would cost two requests (the re-read page, then the empty one) instead of one. The cursor
+moves this way at most once per overlap period.
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ class KeysetPager:
         """Every page, until the instance answers an empty one."""
         cursor = overlapped(self.since, self.overlap_seconds)
         fields = tuple(dict.fromkeys((*KEYSET_FIELDS, *self.spec.fields)))
+        end = settled(self.since, self.until, self.overlap_seconds)
         while True:
             result = self.guard.call(
                 lambda c=cursor: self.client.list(  # type: ignore[misc]
@@ -65,6 +72,8 @@ class KeysetPager:
                 what=f"table {self.spec.table}",
             )
             if not result.records:
+                if end is not None:
+                    yield TablePage(records=[], cursor=end)
                 return
             page = read_rows(self.spec.table, result.records, cursor)
             if page.cursor == cursor and not page.records:
@@ -75,6 +84,7 @@ class KeysetPager:
                     hint="give the integration user read access to sys_id and sys_updated_on",
                 )
             cursor = page.cursor
+            end = settled(later(self.since, cursor), self.until, self.overlap_seconds)
             yield replace(page, cursor=later(self.since, page.cursor))
 
     def condition(self, cursor: Cursor | None) -> str:
@@ -97,6 +107,21 @@ def overlapped(since: Cursor | None, seconds: int) -> Cursor | None:
     except ValueError:
         return since  # not a ServiceNow stamp: read from the cursor itself
     return Cursor((moment - timedelta(seconds=seconds)).strftime(STAMP))
+
+
+def settled(cursor: Cursor | None, until: str | None, overlap_seconds: int) -> Cursor | None:
+    """The bound as the cursor after a read that ended, if `cursor` is more than the overlap
+    behind it (see the module doc); None to leave the cursor where the rows put it."""
+    if not until:
+        return None
+    if cursor is None:
+        return Cursor(until)
+    try:
+        bound = datetime.strptime(until[:19], STAMP)
+        last = datetime.strptime(cursor.updated[:19], STAMP)
+    except ValueError:
+        return None
+    return Cursor(until) if last < bound - timedelta(seconds=overlap_seconds) else None
 
 
 def later(committed: Cursor | None, cursor: Cursor | None) -> Cursor | None:

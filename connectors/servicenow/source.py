@@ -31,7 +31,8 @@ walk cannot read: each relation naming it) and the services they affect.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 
@@ -39,21 +40,23 @@ from config import ServiceNowSettings, Settings
 from connectors.base import Cursor, Page, ReadError, Stream
 from connectors.servicenow import query
 from connectors.servicenow.client import Record, TableClient
+from connectors.servicenow.cmdb import CmdbMirror
 from connectors.servicenow.commitments import CommitmentReader
 from connectors.servicenow.guard import Guard
 from connectors.servicenow.links import source_url
 from connectors.servicenow.lookup import BatchLookup
-from connectors.servicenow.paging import KeysetPager, TablePage, later, read_rows
+from connectors.servicenow.paging import KeysetPager, TablePage, later, read_rows, settled
 from connectors.servicenow.streams import (
     MATERIAL_LINKS,
     MATERIAL_SERVICE_FIELDS,
+    SERVICE_CLASSES,
     StreamSpec,
     fields_for,
     material_spec,
     person_references,
     spec_for,
 )
-from connectors.servicenow.walk import DependencyWalk, relation_type_id
+from connectors.servicenow.walk import Reached, relation_type_id
 from connectors.servicenow.wiring import build_client, build_guard
 from review import SourceRef
 
@@ -73,11 +76,18 @@ class ServiceNowSource:
         settings: ServiceNowSettings,
         guard: Guard,
         now: Callable[[], datetime] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
         self.settings = settings
         self.guard = guard
         self._now = now or (lambda: datetime.now(UTC))
+        self._clock = clock
+        self.cmdb = self._new_cmdb()
+        self._emitted: dict[Stream, _Emitted] = {}
+        self._people_rows: dict[str, Record] = {}
+        self._people_cursor: Cursor | None = None
+        self._people_read_at: float | None = None
         batch = settings.lookup_batch_size
         self.people = BatchLookup(
             client, guard, settings.tables.people, fields_for(settings, Stream.PEOPLE), batch
@@ -99,9 +109,9 @@ class ServiceNowSource:
         """Pages of `stream` updated after `since` (all if None) and not after `until`."""
         bound = self._bound(until)
         if stream is Stream.COMPONENTS:
-            yield from self._components()
+            yield from self._components(bound)
         elif stream is Stream.PEOPLE:
-            yield from self._people()
+            yield from self._people(bound)
         elif stream is Stream.CSAT:
             yield from self._csat(since, bound)
         elif stream is Stream.MATERIALS:
@@ -110,6 +120,8 @@ class ServiceNowSource:
             yield from self._agreements(since, bound)
         else:
             for page in self._pager(spec_for(self.settings, stream), since, bound).pages():
+                if stream is Stream.SERVICES:
+                    self.cmdb.observe_services(page.records)
                 yield _page(stream, page)
 
     def read_records(self, stream: Stream, sys_ids: Sequence[str]) -> Iterator[Page]:
@@ -161,6 +173,10 @@ class ServiceNowSource:
             lookup.forget()
         self._type_id = None
         self.commitments.forget()
+        self.cmdb = self._new_cmdb()
+        self._emitted.clear()
+        self._people_rows.clear()
+        self._people_cursor = self._people_read_at = None
 
     # --- streams --------------------------------------------------------------------------------
 
@@ -182,39 +198,58 @@ class ServiceNowSource:
         spec = spec_for(self.settings, stream)
         return [r for page in self._pager(spec, None, None).pages() for r in page.records]
 
-    def _components(self) -> Iterator[Page]:
-        rows, missing = self._reached_components(self._all_rows(Stream.SERVICES))
-        yield from _chunks(Stream.COMPONENTS, rows, self.settings.page_size, missing)
-
-    def _reached_components(self, services: list[Record]) -> tuple[list[Record], list[ReadError]]:
-        """The CIs the walk reaches from `services`, with their slm_ fields; unreadable ones."""
-        walk = DependencyWalk(
+    def _new_cmdb(self) -> CmdbMirror:
+        settings = self.settings
+        return CmdbMirror(
             self.client,
             self.guard,
-            self.settings.tables.relations,
-            self._relation_type(),
-            self.settings.relation_depth,
-            self.settings.lookup_batch_size,
+            settings.tables.relations,
+            spec_for(settings, Stream.COMPONENTS),
+            settings.relation_depth,
+            settings.lookup_batch_size,
+            settings.page_size,
+            settings.overlap_seconds,
+            settings.cmdb_rewalk_seconds,
+            _service_classes(settings),
+            clock=self._clock,
         )
-        reached = walk.walk([s["sys_id"] for s in services])
-        spec = spec_for(self.settings, Stream.COMPONENTS)
-        cis = BatchLookup(
-            self.client, self.guard, spec.table, spec.fields, self.settings.lookup_batch_size
-        ).fetch(reached)
-        rows = [
-            {
+
+    def _current_cmdb(self, bound: str) -> dict[str, Reached]:
+        """The CMDB as of `bound`: walked cold when due, else refreshed once per cycle."""
+        if self.cmdb.due():
+            self._emitted.clear()  # a fresh walk is a whole snapshot: the mirror is pruned
+            self.cmdb.rebuild(self._all_rows(Stream.SERVICES), self._relation_type(), bound)
+        else:
+            self.cmdb.refresh(self._relation_type(), bound)
+        return self.cmdb.expand(self._relation_type())
+
+    def _components(self, bound: str) -> Iterator[Page]:
+        rows, missing = self._reached_components(self._current_cmdb(bound))
+        self.cmdb.cycle_done()  # people (read first) share this cycle's refresh; no later one
+        errors = [*self.cmdb.errors, *missing]
+        emitted = self._emitted.setdefault(Stream.COMPONENTS, _Emitted())
+        yield from emitted.pages(Stream.COMPONENTS, rows, errors, self.settings.page_size, bound)
+
+    def _reached_components(
+        self, reached: Mapping[str, Reached]
+    ) -> tuple[dict[str, Record], list[ReadError]]:
+        """The reached CIs with their slm_ fields; relations to CIs that cannot be read."""
+        cis = self.cmdb.cis
+        table = self.cmdb.components.table
+        rows = {
+            ci: {
                 **cis[ci],
                 "slm_service_ids": list(node.services),
                 "slm_depends_on": list(node.depends_on),
             }
             for ci, node in reached.items()
             if ci in cis
-        ]
+        }
         missing = [
             ReadError(
-                walk.relations_table,
+                self.settings.tables.relations,
                 relation,
-                f"relation to {spec.table} record {ci}, which does not exist or ACLs hide "
+                f"relation to {table} record {ci}, which does not exist or ACLs hide "
                 "from the integration user; fix or remove the relation, or grant cmdb_read",
                 tuple(node.services),
             )
@@ -222,22 +257,45 @@ class ServiceNowSource:
             if ci not in cis
             for relation in node.relations
         ]
-        return rows, [*walk.errors, *missing]
+        return rows, missing
 
     def _relation_type(self) -> str:
         if self._type_id is None:
             self._type_id = relation_type_id(self.client, self.guard, self.settings.relation_type)
         return self._type_id
 
-    def _people(self) -> Iterator[Page]:
-        services = self._all_rows(Stream.SERVICES)
-        components, _ = self._reached_components(services)
+    def _people(self, bound: str) -> Iterator[Page]:
+        """The people services and components name: new ones looked up by `sys_idIN` at
+        once, known ones refreshed from `sys_user` rows changed since the last refresh (every
+        `servicenow.people_refresh_seconds`)."""
+        reached = self._current_cmdb(bound)
+        components, _ = self._reached_components(reached)
         named: dict[str, None] = {}
-        for row in [*services, *components]:
+        for row in [*self.cmdb.services.values(), *components.values()]:
             named.update((row.get(f) or "", None) for f in person_references(self.settings))
-        found = self.people.fetch(named)
-        rows = list(found.values())
-        yield from _chunks(Stream.PEOPLE, rows, self.settings.page_size, [])
+        named.pop("", None)
+        self._refresh_people(bound)
+        unknown = [p for p in named if p not in self._people_rows]
+        self._people_rows.update(self.people.fetch(unknown))
+        rows = {p: self._people_rows[p] for p in named if p in self._people_rows}
+        emitted = self._emitted.setdefault(Stream.PEOPLE, _Emitted())
+        yield from emitted.pages(Stream.PEOPLE, rows, [], self.settings.page_size, bound)
+
+    def _refresh_people(self, bound: str) -> None:
+        """Known people's `sys_user` rows changed since the last refresh, when one is due."""
+        now = self._clock()
+        if self._people_read_at is None:  # first read: what we fetch now is current
+            self._people_read_at, self._people_cursor = now, Cursor(bound)
+            return
+        if now - self._people_read_at < self.settings.people_refresh_seconds:
+            return
+        self._people_read_at = now
+        spec = spec_for(self.settings, Stream.PEOPLE)
+        for page in self._pager(spec, self._people_cursor, bound).pages():
+            for row in page.records:
+                if row["sys_id"] in self._people_rows:
+                    self._people_rows[row["sys_id"]] = row
+            self._people_cursor = page.cursor
 
     def _agreements(self, since: Cursor | None, until: str) -> Iterator[Page]:
         """contract_sla rows plus their SPM target and subject (see `commitments`)."""
@@ -288,12 +346,16 @@ class ServiceNowSource:
         merged = heapq.merge(
             *sources, key=lambda item: (item[0]["sys_updated_on"], item[0]["sys_id"])
         )
+        cursor = since
         while batch := list(islice(merged, self.settings.page_size)):
             records = [row for row, _ in batch]
             errors = tuple(e for _, errs in batch for e in errs)
             last = records[-1]
             cursor = later(since, Cursor(last["sys_updated_on"], last["sys_id"]))
             yield Page(Stream.MATERIALS, records, cursor, errors)
+        end = settled(cursor, until, self.settings.overlap_seconds)
+        if end is not None:  # both tables read to their end (see `paging.settled`)
+            yield Page(Stream.MATERIALS, [], end)
 
     def _material_rows(
         self, kind: str, table: str, since: Cursor | None, until: str, extra: str
@@ -302,10 +364,49 @@ class ServiceNowSource:
         links = MATERIAL_SERVICE_FIELDS[kind]
         for page in self._pager(spec, since, until, extra).pages():
             errors = tuple(page.errors)
-            for index, row in enumerate(page.records):
+            for index, row in enumerate(page.records):  # the end page has none
                 service = next((row.get(f) for f in links if row.get(f)), "")
                 record = {**row, "slm_kind": kind, "slm_service_id": service}
                 yield record, errors if index == 0 else ()
+
+
+class _Emitted:
+    """What a whole-read stream (components, people) delivered last: the next read sends only
+    rows that changed, with a cursor; when a row or a problem went away it sends everything
+    again without cursor, so the sync layer prunes what was not seen. What was delivered is
+    remembered only once the caller took the last page (a pull that failed midway gets the same
+    rows again next time)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, Record] | None = None
+        self.errors: set[ReadError] = set()
+
+    def pages(
+        self,
+        stream: Stream,
+        rows: dict[str, Record],
+        errors: Sequence[ReadError],
+        size: int,
+        bound: str,
+    ) -> Iterator[Page]:
+        previous, seen, now_seen = self.rows, self.errors, set(errors)
+        if previous is None or any(k not in rows for k in previous) or seen - now_seen:
+            yield from _chunks(stream, list(rows.values()), size, errors)
+        else:
+            changed = [row for key, row in rows.items() if previous.get(key) != row]
+            fresh = tuple(e for e in errors if e not in seen)
+            cursor = Cursor(bound)
+            for start in range(0, len(changed), size):
+                yield Page(stream, changed[start : start + size], cursor, () if start else fresh)
+            if not changed and fresh:
+                yield Page(stream, [], cursor, fresh)
+        self.rows, self.errors = rows, now_seen
+
+
+def _service_classes(settings: ServiceNowSettings) -> tuple[str, ...]:
+    """The classes a deleted service can have (`sys_audit_delete.tablename`)."""
+    table = settings.tables.services
+    return SERVICE_CLASSES if table == "cmdb_ci_service" else (table,)
 
 
 def _page(stream: Stream, page: TablePage) -> Page:

@@ -112,6 +112,10 @@ class DependencyWalk:
             node.depends_on = {c: None for c in edges.get(ci, {}) if c in reached}
         return reached
 
+    def relations_of(self, parents: Sequence[str]) -> list[Relation]:
+        """The relations of the walked type whose parent is one of `parents` (batched)."""
+        return self._relations(parents)
+
     def _relations(self, parents: Sequence[str]) -> list[Relation]:
         relations: list[Relation] = []
         for start in range(0, len(parents), self.batch_size):

@@ -139,6 +139,8 @@ def _api_rules(api: str, version: str) -> list[Rule]:
         Rule(f"{api}/search", endpoint="read.search", methods=["GET", "POST"]),
         Rule(f"{api}/search/jql", endpoint="read.search_jql", methods=["GET", "POST"]),
         Rule(f"{api}/user/search", endpoint="read.user_search", methods=get),
+        Rule(f"{api}/user/bulk", endpoint="read.user_bulk", methods=get),
+        Rule(f"{api}/users/search", endpoint="read.users_list", methods=get),
         Rule(f"{api}/user", endpoint="read.user", methods=get),
     ]
     for rule in rules:

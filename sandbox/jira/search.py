@@ -52,6 +52,12 @@ def _params(request: Request) -> dict[str, Any]:
     return params
 
 
+# Jira Cloud's page sizes for users: user/bulk (undocumented maximum; the spec's example answers
+# 100) and users/search ("limited to 1000").
+USER_BULK_MAX = 100
+USERS_LIST_MAX = 1000
+
+
 def _int(value: Any, default: int) -> int:
     try:
         return int(value) if value is not None else default
@@ -173,6 +179,40 @@ class Reader:
         start = _int(request.args.get("startAt"), 0)
         size = _int(request.args.get("maxResults"), 50)
         return json_response([self.dialect.user(u) for u in found[start : start + size]])
+
+    def user_bulk(self, request: Request) -> Response:
+        """Cloud's `GET user/bulk?accountId=a&accountId=b`: the users named, paged by `startAt`
+        / `maxResults` (default 10, at most USER_BULK_MAX; the spec gives no maximum), inactive
+        ones too (`active: false`); unknown ids are left out without an error. Data Center has
+        no such resource (404)."""
+        if not self.site.cloud:
+            return jira_error(404, ["null for uri: user/bulk"])
+        wanted = request.args.getlist("accountId")
+        if not wanted:
+            return jira_error(400, ["The 'accountId' query parameter is required."])
+        found = [u for a in dict.fromkeys(wanted) if (u := self.site.by_account.get(a))]
+        start = max(0, _int(request.args.get("startAt"), 0))
+        size = min(max(1, _int(request.args.get("maxResults"), 10)), USER_BULK_MAX)
+        page = found[start : start + size]
+        return json_response(
+            {
+                "maxResults": size,
+                "startAt": start,
+                "total": len(found),
+                "isLast": start + size >= len(found),
+                "values": [self.dialect.user(u) for u in page],
+            }
+        )
+
+    def users_list(self, request: Request) -> Response:
+        """Cloud's `GET users/search`: every account (inactive too), `maxResults` up to 1000,
+        e-mails hidden by privacy settings left out. Data Center: 404."""
+        if not self.site.cloud:
+            return jira_error(404, ["null for uri: users/search"])
+        start = max(0, _int(request.args.get("startAt"), 0))
+        size = min(max(1, _int(request.args.get("maxResults"), 50)), USERS_LIST_MAX)
+        users = list(self.site.users)
+        return json_response([self.dialect.user(u) for u in users[start : start + size]])
 
     def _user_matches(self, user: Any, term: str | None, account: str | None) -> bool:
         if account:

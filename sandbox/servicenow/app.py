@@ -125,6 +125,12 @@ class ServiceNowApp:
             raise KeyError(f"no {table} record {sys_id}")
         return self.store.update(table, row, fields, self.now(), actor)
 
+    def delete(self, table: str, sys_id: str) -> None:
+        """Delete a record as a client would, audited in `sys_audit_delete` at `clock`."""
+        if self.store.find(table, sys_id) is None:
+            raise KeyError(f"no {table} record {sys_id}")
+        self.store.delete(table, sys_id, self.now())
+
     def created(self) -> dict[str, Any]:
         """What clients created: records per table, journal entries, attachments."""
         records: dict[str, list[Row]] = {}
@@ -263,7 +269,9 @@ class ServiceNowApp:
         return json_response({"result": self._renderer(request).render(row)})
 
     def _delete(self, request: Request, table: str, sys_id: str) -> Response:
-        if self.store.find(table, sys_id) is None or not self.store.delete(table, sys_id):
+        if self.store.find(table, sys_id) is None:
+            return _no_record()
+        if not self.store.delete(table, sys_id, self.now()):
             return _no_record()
         return Response(b"", 204)
 

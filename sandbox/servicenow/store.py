@@ -8,6 +8,9 @@ Writes carry the acting user's `user_name` (`sys_created_by`, `sys_updated_by`).
 journal field (`work_notes`, `comments`) stores nothing on the record: it adds a row to the stock
 table `sys_journal_field` (`name` = the record's table, `element`, `element_id` = its sys_id,
 `value`, `sys_created_on`, `sys_created_by`), which, like the real one, has no `sys_updated_on`.
+Deleting a record of a table without the `sys_` prefix adds a `sys_audit_delete` row (`tablename`,
+`documentkey`, `sys_created_on`), as an instance's delete auditing does by default; deleting a CI
+deletes the `cmdb_rel_ci` rows naming it too (cascade), each audited.
 On `task` and `vtb_task` (no workflow of their own), moving `state` into a closed state (3, 4, 7)
 stamps `closed_at` and sets `active` false; moving it out clears `closed_at`, `active` true.
 """
@@ -35,6 +38,7 @@ from sandbox.servicenow.tables import (
 Row = dict[str, str]
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 JOURNAL_TABLE = "sys_journal_field"
+AUDIT_DELETE_TABLE = "sys_audit_delete"  # deleted records of non-sys_ tables
 JOURNAL_ELEMENTS = ("work_notes", "comments")
 CLOSED_STATES = frozenset({"3", "4", "7"})
 STATE_MANAGED = frozenset({"task", "vtb_task"})  # tables whose state drives active / closed_at
@@ -228,14 +232,38 @@ class TableStore:
         self.tables[JOURNAL_TABLE][entry["sys_id"]] = entry
         self.by_id[entry["sys_id"]] = (JOURNAL_TABLE, entry)
 
-    def delete(self, table: str, sys_id: str) -> bool:
+    def delete(self, table: str, sys_id: str, now: datetime | None = None) -> bool:
+        """Remove a record; with `now`, audit the deletion in `sys_audit_delete` as an instance
+        does for tables without the `sys_` prefix (`tablename` = the record's class,
+        `documentkey` = its sys_id, `sys_created_on` = when, to the second)."""
         with self.lock:
             found = self.by_id.pop(sys_id, None)
             if found is None:
                 return False
             del self.tables[found[0]][sys_id]
+            if now is not None and not found[0].startswith("sys_"):
+                self._audit_delete(found[0], found[1], now)
+            if "cmdb_ci" in lineage(found[0]) or found[0] == "cmdb_ci":
+                # an instance deletes a CI's relations with it (cascade), each audited
+                for relation in list(self.tables["cmdb_rel_ci"].values()):
+                    if sys_id in (relation.get("parent"), relation.get("child")):
+                        self.delete("cmdb_rel_ci", relation["sys_id"], now)
             self.version += 1
             return True
+
+    def _audit_delete(self, table: str, row: Row, now: datetime) -> None:
+        entry: Row = {
+            "sys_id": self.new_sys_id(),
+            "sys_class_name": AUDIT_DELETE_TABLE,
+            "tablename": row.get("sys_class_name") or table,
+            "documentkey": row["sys_id"],
+            "display_value": row.get("name") or row.get("number") or "",
+            "sys_created_on": stamp(now),
+            "sys_updated_on": stamp(now),
+            "sys_created_by": "admin",
+        }
+        self.tables[AUDIT_DELETE_TABLE][entry["sys_id"]] = entry
+        self.by_id[entry["sys_id"]] = (AUDIT_DELETE_TABLE, entry)
 
 
 def _close_or_reopen(row: Row, fields: dict[str, Any], was_closed: bool, now: str) -> None:

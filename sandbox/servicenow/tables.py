@@ -41,6 +41,7 @@ BASE_TABLES = (
     "asmt_metric_result",
     "sys_attachment",
     "sys_journal_field",
+    "sys_audit_delete",
     "service_commitment",
     "service_offering_commitment",
     "sys_dictionary",
@@ -215,6 +216,9 @@ DECLARED_FIELDS.update(
         "sys_db_object": frozenset(["name", "label", "super_class"]),
         "sys_journal_field": frozenset(
             ["name", "element", "element_id", "value", "sys_created_by"]
+        ),
+        "sys_audit_delete": frozenset(
+            ["tablename", "documentkey", "display_value", "payload", "sys_created_by"]
         ),
     }
 )  # fmt: skip

@@ -190,8 +190,9 @@ def test_a_relation_to_a_missing_ci_is_a_gap_of_its_service_and_a_log_event(
     assert not [e for e in logs if e["event"] == "pull.read_error"]
     assert any(relation_id in g.detail for g in _pack(sqlite_store, settings, service).gaps)
 
-    app.store.delete("cmdb_rel_ci", relation_id)
-    pull(source, mappings, sqlite_store, until=FIXED_NOW + timedelta(days=2))
+    app.clock = FIXED_NOW + timedelta(days=2, minutes=1)  # deleted (and audited) after the read
+    app.delete("cmdb_rel_ci", relation_id)
+    pull(source, mappings, sqlite_store, until=FIXED_NOW + timedelta(days=3))
     assert not any(relation_id in g.detail for g in _pack(sqlite_store, settings, service).gaps)
 
 

@@ -116,7 +116,9 @@ def test_list_requests_use_documented_parameters_and_keyset_order(
     for body in (rows[:2], rows[2:], []):
         mocked.get(TABLE_URL, json={"result": body})
     pages = list(_source().read(Stream.SLA_RECORDS))
-    assert [len(p.records) for p in pages] == [2, 1]
+    # the read ended long after its last row: a last, empty page moves the cursor to the bound
+    assert [len(p.records) for p in pages] == [2, 1, 0]
+    assert pages[2].cursor is not None and pages[2].cursor.id == ""
     assert pages[0].records[0]["task"] == rows[0]["task"]["value"]
     first, second, _ = (_params(c) for c in mocked.calls)
     for params in (first, second):
