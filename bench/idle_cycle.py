@@ -16,6 +16,7 @@ import argparse
 import json
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,12 @@ def main() -> None:
             first = engine.run_once().as_json()
             site.reset_counts()
             spy.install()
-            second = engine.run_once().as_json()
+            cpu, wall = time.process_time(), time.perf_counter()
+            idle = engine.run_once()
+            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+            second = idle.as_json()
+            second["idle_cpu_s"], second["idle_wall_s"] = round(cpu, 2), round(wall, 2)
+            second["reviews_rebuilt"] = len(idle.build.rebuilt)
             store.close()
         counts = site.counts()
     finally:
@@ -98,6 +104,9 @@ def _report(
         "target_calls_by_route": target_reads,
         "target_calls": sum(target_reads.values()),
         "writes": {s: writes(c) for s, c in counts.items()},
+        "idle_cpu_s": second["idle_cpu_s"],  # this process (the sandbox runs in its own)
+        "idle_wall_s": second["idle_wall_s"],
+        "reviews_rebuilt": second["reviews_rebuilt"],
         "tickets": {k: second[k] for k in ("created", "updated", "unchanged", "failed")},
         "records_read": second["records_read"],
     }

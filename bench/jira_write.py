@@ -31,7 +31,13 @@ from review import Person, TicketKind, TicketSpec  # noqa: E402
 from review.document import Document, paragraph  # noqa: E402
 from sandbox import Sandbox  # noqa: E402
 
-ACTIVITIES = ("schedule_review", "prepare_artifacts", "participate", "report")
+ACTIVITIES = (
+    "schedule_review",
+    "prepare_artifacts",
+    "participate",
+    "report",
+    "propose_improvements",
+)
 
 
 def plan(n: int, subtasks: int, people: list[Person]) -> list[TicketSpec]:
@@ -106,7 +112,7 @@ def measure(flavor: str, n: int, subtasks: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10,100,1000")
-    parser.add_argument("--subtasks", type=int, default=3)
+    parser.add_argument("--subtasks", type=int, default=3, choices=range(len(ACTIVITIES) + 1))
     args = parser.parse_args()
     set_testing(True)
     import structlog
