@@ -435,6 +435,7 @@ class Engine:
             change_note=self._change_note(build),
             stop=self._safe_point,
             followups=followups,
+            charts=_charts_of(build),
         )
         if dry_run:
             return reconciler.apply(tickets, dry_run=True)
@@ -629,7 +630,8 @@ class Engine:
     ) -> None:
         """Each live review ticket carries its current chart once (a protocol step: a chart a
         killed run may have uploaded is recognised by name and content, not uploaded again),
-        and its description shows that chart where the target shows it by attachment id."""
+        and its description shows that chart where the target shows it by attachment id (the
+        reconciler's update already did for a ticket whose chart was staged before it)."""
         ledger = self.store.ledger_rows(self.target.system)
         specs = {spec.key: spec for spec in tickets}
         service_of_key = {review_ticket_key(build.cycle.id, k): k for k in build.packs}
@@ -685,6 +687,18 @@ def _start_people_cycle(target: TargetConnector) -> None:
     start = getattr(getattr(target, "people", None), "start_cycle", None)
     if callable(start):
         start()
+
+
+def _charts_of(build: ReviewBuild) -> Callable[[TicketSpec], tuple[str, bytes] | None]:
+    """The chart (file name, content) each review ticket of `build` shows, if it has one."""
+    service_of_key = {review_ticket_key(build.cycle.id, k): k for k in build.packs}
+
+    def chart_of(spec: TicketSpec) -> tuple[str, bytes] | None:
+        service_key = service_of_key.get(spec.key) if spec.kind == TicketKind.REVIEW else None
+        chart = build.charts.get(service_key) if service_key is not None else None
+        return None if chart is None or service_key is None else (chart_name(service_key), chart)
+
+    return chart_of
 
 
 # A review ticket that took (or already showed) its pack's last version.

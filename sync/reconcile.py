@@ -139,6 +139,9 @@ class Reconciler:
     stop: Callable[[], None] = lambda: None  # raises to end the run at a safe point
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     followups: FollowUps | None = None  # watchers and change notes as protocol steps
+    # The chart (file name, content) a ticket's description shows, if any: uploaded before the
+    # update of an existing ticket, so that the update shows it (`FollowUps.stage`).
+    charts: Callable[[TicketSpec], tuple[str, bytes] | None] | None = None
 
     def __post_init__(self) -> None:
         if self.followups is None:
@@ -333,8 +336,12 @@ class Reconciler:
         if dry_run:
             summary.outcomes.append(_outcome(spec, Action.UPDATE, ticket=ref.key))
             return
+        chart = self.charts(spec) if self.charts is not None else None
+        if chart is not None:
+            self._steps().stage(spec.key, ref, *chart)
         try:
             self.target.update(ref, spec)
+            self._steps().rendered(spec.key)
             note = self.change_note(spec, row) if self.change_note else None
             if note is not None:
                 self._steps().comment(spec.key, ref, note, wanted)

@@ -11,10 +11,17 @@ A refreshed chart replaces its attachment: once the new file is there, older fil
 name on the ticket are removed (only that name: `attainment-<service>.png` is ours).
 
 Where the description shows the chart by its attachment id (Jira Cloud's inline ADF media,
-ServiceNow's attachment link) the order is: upload (or recognise) the new file, update the
-description to point at it, record that id (`chart_shown`), then remove the older files. So the
-id a description is rendered with always names a file that is there: a description is never
-pointed at a removed file, and a killed run resumes from the file it uploaded.
+ServiceNow's attachment link) the order is: upload (or recognise) the new file, point the
+description at it, record that id (`chart_shown` done), then remove the older files. So the id a
+description is rendered with always names a file that is there: a description is never pointed
+at a removed file, and a killed run resumes from the file it uploaded. When the reconciler is
+about to update an existing ticket whose chart changed too (`stage`), the new file is uploaded
+(or recognised) first and recorded as `chart_shown` pending with its id, and the target is told
+to render it: the reconciler's update is then the one description write, and `attach` after it
+records `chart_shown` done and removes the older files. Where no update carried it (the pack is
+unchanged, the ticket was just created, or the update failed and a later cycle finishes it)
+`attach` points the description at the file with an update of its own. A pending `chart_shown`
+names an uploaded file too, so a run that loads it may render it.
 
 A failed step fails alone: it is logged, stays pending and is retried next cycle; the ticket
 and every other step go on.
@@ -24,8 +31,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Protocol, runtime_checkable
 
@@ -103,6 +110,24 @@ def words(text: str) -> str:
     return " ".join(re.findall(r"\w+", text.casefold()))
 
 
+def _same(existing: Sequence[AttachedFile], content: bytes) -> AttachedFile | None:
+    """The attachment among `existing` with exactly `content` (None: none)."""
+    wanted = digest(content)
+    return next(
+        (a for a in existing if a.size == len(content) and digest(a.read()) == wanted), None
+    )
+
+
+@dataclass(frozen=True)
+class _Staged:
+    """A chart uploaded (or recognised) before the reconciler's update of its ticket."""
+
+    digest: str  # of the chart's content
+    attachment_id: str
+    older: tuple[AttachedFile, ...]  # the files of its name it replaces
+    written: bool = False  # the update went through: the description shows it
+
+
 @dataclass
 class FollowUps:
     """Runs the follow-up steps of tickets against one target, recording each in the store."""
@@ -110,11 +135,13 @@ class FollowUps:
     target: TargetConnector
     store: StateStore
     rows: dict[tuple[str, str], StepRow] = field(default_factory=dict)
+    staged: dict[str, _Staged] = field(default_factory=dict)  # by key, in this run
 
     @classmethod
     def load(cls, target: TargetConnector, store: StateStore) -> FollowUps:
         """The steps recorded so far for `target` (one read per cycle); a target that shows
-        charts by attachment id is told which attachment each ticket shows."""
+        charts by attachment id is told which attachment each ticket shows (or is about to
+        show: a pending `chart_shown` names a file that was uploaded)."""
         rows = store.steps(target.system)
         if _shows(target):
             assert isinstance(target, ShowsAttachments)
@@ -124,6 +151,47 @@ class FollowUps:
         return cls(target, store, rows)
 
     # ---- the chart -----------------------------------------------------------------------
+    def stage(self, key: str, ref: TicketRef, filename: str, content: bytes) -> None:
+        """Before the reconciler updates the existing ticket `key`: where its description shows
+        the chart by attachment id and the chart changed, upload (or recognise) `content` now,
+        record its id (`chart_shown` pending) and tell the target, so that update renders the
+        new file and `attach` needs no description write of its own. A failure is logged: the
+        update renders the file shown so far and `attach` tries again after it."""
+        target = self.target
+        if not _shows(target) or not isinstance(target, ReadsAttachments):
+            return
+        wanted = digest(content)
+        if self._current(key, wanted):
+            return
+        system = target.system
+        self.store.record_step(system, key, CHART, state="pending", digest=wanted)
+        self.rows[key, CHART] = StepRow(key, CHART, "pending", wanted)
+        try:
+            existing = target.attachments(ref, filename)
+            same = _same(existing, content)
+            attachment_id = self._upload(ref, filename, content) if same is None else same.id
+            if same is not None:
+                log.info("chart.recognised", ticket=ref.key, filename=filename)
+            self._named(ref, attachment_id)
+        except FatalError:
+            raise
+        except ConnectorError as error:
+            log.warning("step.failed", key=key, step=CHART, error=str(error))
+            return
+        self.store.record_step(system, key, CHART_SHOWN, state="pending", digest=attachment_id)
+        self.rows[key, CHART_SHOWN] = StepRow(key, CHART_SHOWN, "pending", attachment_id)
+        assert isinstance(target, ShowsAttachments)
+        target.show_attachment(key, attachment_id)
+        older = tuple(a for a in existing if a is not same)
+        self.staged[key] = _Staged(wanted, attachment_id, older)
+
+    def rendered(self, key: str) -> None:
+        """The reconciler's update of `key` went through: its description shows the staged
+        chart (if one was staged for it in this run)."""
+        staged = self.staged.get(key)
+        if staged is not None:
+            self.staged[key] = replace(staged, written=True)
+
     def attach(
         self,
         key: str,
@@ -136,17 +204,35 @@ class FollowUps:
     ) -> None:
         """Attach `content` as `filename` unless this very content is there already, point the
         description at it where the target shows charts by attachment id (`spec`: what the
-        ticket must be), and remove older versions of it.
+        ticket must be) unless this run's update already did (`stage`), and remove older
+        versions of it.
 
         `fresh`: the ticket was created by this run, so it has no attachment yet.
         """
         wanted = digest(content)
         row = self.rows.get((key, CHART))
-        unshown = _shows(self.target) and spec is not None and (key, CHART_SHOWN) not in self.rows
-        if row is not None and row.state == "done" and row.digest == wanted and not unshown:
+        showing = _shows(self.target) and spec is not None
+        done = row is not None and row.state == "done" and row.digest == wanted
+        if done and (not showing or self._current(key, wanted)):
+            return
+        staged = self.staged.pop(key, None)
+        if staged is not None and staged.written and staged.digest == wanted and showing:
+            self._run(key, CHART, wanted, lambda: self._finish(key, ref, filename, staged))
             return
         self._run(
             key, CHART, wanted, lambda: self._attach(key, ref, filename, content, fresh, spec)
+        )
+
+    def _current(self, key: str, wanted: str) -> bool:
+        """Whether the chart step of `key` is done with `wanted` and the description shows it."""
+        row = self.rows.get((key, CHART))
+        shown = self.rows.get((key, CHART_SHOWN))
+        return (
+            row is not None
+            and row.state == "done"
+            and row.digest == wanted
+            and shown is not None
+            and shown.state == "done"
         )
 
     def _attach(
@@ -162,41 +248,59 @@ class FollowUps:
         existing: list[AttachedFile] = []
         if not fresh and isinstance(target, ReadsAttachments):
             existing = target.attachments(ref, filename)
-        same = next(
-            (a for a in existing if a.size == len(content) and digest(a.read()) == digest(content)),
-            None,
-        )
+        same = _same(existing, content)
         if same is None:
-            attachment_id = target.attach(ref, filename, content, "image/png")
-            log.info("chart.attached", ticket=ref.key, filename=filename)
-            crash_point("after_upload")
+            attachment_id = self._upload(ref, filename, content)
         else:
             attachment_id = same.id
             log.info("chart.recognised", ticket=ref.key, filename=filename)
         if spec is not None and _shows(target):
             self._show(key, ref, spec, attachment_id)
-        if isinstance(target, RemovesAttachments):
-            for older in (a for a in existing if a is not same):
-                target.remove_attachment(ref, older)
-                log.info("chart.replaced", ticket=ref.key, filename=filename, removed=older.id)
+        self._remove(ref, filename, [a for a in existing if a is not same])
 
-    def _show(self, key: str, ref: TicketRef, spec: TicketSpec, attachment_id: str) -> None:
-        """Point the description at the attachment `attachment_id`, then remember it."""
+    def _upload(self, ref: TicketRef, filename: str, content: bytes) -> str:
+        attachment_id = self.target.attach(ref, filename, content, "image/png")
+        log.info("chart.attached", ticket=ref.key, filename=filename)
+        crash_point("after_upload")
+        return attachment_id
+
+    def _named(self, ref: TicketRef, attachment_id: str) -> None:
         if not attachment_id:  # next cycle recognises the file by its content, with its id
             raise ConnectorError(
                 f"{self.target.system}: the upload of the chart on {ref.key} did not name the "
                 "attachment it created",
                 system=self.target.system,
             )
+
+    def _show(self, key: str, ref: TicketRef, spec: TicketSpec, attachment_id: str) -> None:
+        """Point the description at the attachment `attachment_id`, then remember it."""
+        self._named(ref, attachment_id)
         assert isinstance(self.target, ShowsAttachments)
         self.target.show_attachment(key, attachment_id)
         self.target.update(ref, spec)
         crash_point("after_show")
+        self._shown(key, ref, attachment_id)
+
+    def _finish(self, key: str, ref: TicketRef, filename: str, staged: _Staged) -> None:
+        """The reconciler's update pointed the description at the staged file: remember it,
+        then remove the older files."""
+        crash_point("after_show")
+        self._shown(key, ref, staged.attachment_id)
+        self._remove(ref, filename, staged.older)
+
+    def _shown(self, key: str, ref: TicketRef, attachment_id: str) -> None:
         self.store.record_step(
             self.target.system, key, CHART_SHOWN, state="done", digest=attachment_id
         )
         self.rows[key, CHART_SHOWN] = StepRow(key, CHART_SHOWN, "done", attachment_id)
         log.info("chart.shown", ticket=ref.key, attachment=attachment_id)
+
+    def _remove(self, ref: TicketRef, filename: str, older: Sequence[AttachedFile]) -> None:
+        target = self.target
+        if isinstance(target, RemovesAttachments):
+            for file in older:
+                target.remove_attachment(ref, file)
+                log.info("chart.replaced", ticket=ref.key, filename=filename, removed=file.id)
 
     # ---- the change note -----------------------------------------------------------------
     def comment(self, key: str, ref: TicketRef, note: Document, spec_hash: str) -> None:

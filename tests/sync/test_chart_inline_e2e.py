@@ -8,9 +8,12 @@ the stand-in (knob `media_attachments`) refuses a description showing a file tha
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -280,3 +283,114 @@ def test_servicenow_links_the_chart_and_replaces_it_through_a_kill(
     for record, charts in _records_with_charts(rig.site).items():
         shown = _assert_servicenow_links_its_only_chart(rig.site, record, charts)
         assert shown != before[record]
+
+
+# ---- one description write per changed review ----------------------------------------------
+def _breach_one(site: Sandbox, result: RunResult, service: str) -> None:
+    """New data for `service`: one of its met SLA records becomes a breach, stamped now (its
+    pack and its chart change)."""
+    agreements = {a.key for a in result.build.agreements if a.service_key == service}
+    record = next(
+        r
+        for r in sorted(site.estate.sla_records, key=lambda r: r.start_time, reverse=True)
+        if r.sla in agreements and not r.has_breached and r.stage == "completed"
+    )
+    record.has_breached = True
+    site.servicenow.clock = datetime.now(UTC)
+    site.servicenow.update("task_sla", record.sys_id, has_breached="true", stage="breached")
+
+
+def _record_description_writes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths of every PUT / PATCH the clients send from now on that writes a description
+    (Jira's `fields.description`, a ServiceNow record's `description`; not a work note)."""
+    sent: list[str] = []
+    send = requests.Session.send
+
+    def recording(self: requests.Session, request: requests.PreparedRequest, **kw: Any) -> Any:
+        if request.method in ("PUT", "PATCH") and request.body:
+            body = json.loads(request.body)
+            if "description" in body.get("fields", body):
+                sent.append(urlsplit(request.url or "").path)
+        return send(self, request, **kw)
+
+    monkeypatch.setattr(requests.Session, "send", recording)
+    return sent
+
+
+@pytest.mark.parametrize(
+    ("rig", "upload"),
+    [
+        (("jira", "cloud"), "POST /rest/api/3/issue/<key>/attachments"),
+        (("servicenow", "cloud"), "POST /api/now/attachment/file"),
+    ],
+    indirect=["rig"],
+)
+def test_a_pack_and_its_chart_changed_together_take_one_description_write(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch, upload: str
+) -> None:
+    """New data changes one review's pack and chart: its ticket is written once (the update
+    already shows the new chart, uploaded before it), the old file is removed after it, and the
+    other review's ticket is not written; the next cycle writes nothing."""
+    opened = rig.run()
+    services = list(opened.build.packs)
+    assert len(services) == 2
+    jira = rig.settings.sync.target == "jira"
+    url = rig.site.jira_url if jira else rig.site.servicenow_url
+    if jira:
+        tickets = {o.key: f"/rest/api/3/issue/{o.ticket}" for o in opened.summary.outcomes}
+    else:
+        rows = rig.store.ledger_rows("servicenow")
+        tickets = {key: f"/{row.ticket_id}" for key, row in rows.items()}
+    reviews = [o.key for o in opened.summary.outcomes if o.kind == "review"]
+    before = dict(opened.build.charts)
+    rig.requests(url)
+    sent = _record_description_writes(monkeypatch)
+    _breach_one(rig.site, opened, services[0])
+    refreshed = rig.run()
+    assert refreshed.summary.failed == []
+    assert refreshed.build.charts[services[0]] != before[services[0]], "the chart changed"
+    assert refreshed.build.charts[services[1]] == before[services[1]]
+    updated = [o.key for o in refreshed.summary.outcomes if o.action.value == "update"]
+    changed = [key for key in reviews if key in updated]
+    assert len(changed) == 1
+    written = {key: sum(path.endswith(tickets[key]) for path in sent) for key in reviews}
+    assert written == {key: int(key in changed) for key in reviews}, sent
+    writes = _writes(rig.requests(url))
+    assert writes.get(upload) == 1, writes
+    assert sum(n for route, n in writes.items() if route.startswith("DELETE")) == 1, writes
+    if jira:
+        for key in rig.reviews(refreshed):
+            _assert_cloud_shows_its_only_chart(rig.site, key)
+    else:
+        for record, charts in _records_with_charts(rig.site).items():
+            _assert_servicenow_links_its_only_chart(rig.site, record, charts)
+    rig.run()
+    assert _writes(rig.requests(url)) == {}
+
+
+@pytest.mark.parametrize("rig", [("jira", "cloud")], indirect=True)
+@pytest.mark.parametrize("boundary", ["after_upload", "after_show", "after_step"])
+def test_a_chart_staged_for_the_update_survives_a_kill(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch, boundary: str
+) -> None:
+    """Pack and chart changed together, the run killed after the new chart's upload (before
+    the update), after the update showed it, or before the step was recorded: the next run
+    finishes with no second upload, the description shows the one file left (the stand-in
+    refuses media showing a missing file), and the cycle after writes nothing."""
+    opened = rig.run()
+    service = next(iter(opened.build.packs))
+    rig.requests(rig.site.jira_url)
+    _breach_one(rig.site, opened, service)
+    _kill_at(monkeypatch, boundary)
+    with pytest.raises(Killed):
+        rig.run()
+    monkeypatch.setattr(sync.steps, "crash_point", lambda name: None)
+    finished = rig.run()
+    assert finished.summary.failed == []
+    writes = _writes(rig.requests(rig.site.jira_url))
+    assert writes.get("POST /rest/api/3/issue/<key>/attachments") == 1, writes
+    assert writes.get("DELETE /rest/api/3/attachment/<int:attachment_id>") == 1, writes
+    for key in rig.reviews(finished):
+        _assert_cloud_shows_its_only_chart(rig.site, key)
+    rig.run()
+    assert _writes(rig.requests(rig.site.jira_url)) == {}

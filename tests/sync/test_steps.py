@@ -71,6 +71,7 @@ class _Showing:
         self.told: dict[str, str] = {}
         self.described = ""  # the attachment id the description shows
         self.uploads = 0
+        self.writes = 0  # description updates
 
     def attach(self, ref: TicketRef, filename: str, content: bytes, content_type: str) -> str:
         self.uploads += 1
@@ -93,6 +94,7 @@ class _Showing:
 
     def update(self, ref: TicketRef, spec: TicketSpec) -> None:
         self.described = self.told[spec.key]
+        self.writes += 1
 
 
 SPEC = TicketSpec(key="k", kind=TicketKind.REVIEW, title="Review", body=Document())
@@ -130,3 +132,56 @@ def test_a_refreshed_chart_is_shown_before_the_old_file_is_removed(
         "k", ref, "c.png", b"chart-2", fresh=False, spec=SPEC
     )
     assert target.files == {"102": b"chart-2"} and target.described == "102"
+
+
+def _shown_once(sqlite_store: StateStore) -> tuple[_Showing, TicketRef]:
+    target = _Showing()
+    ref = TicketRef("T-1", "1")
+    FollowUps.load(target, sqlite_store).attach(  # type: ignore[arg-type]
+        "k", ref, "c.png", b"chart-1", fresh=True, spec=SPEC
+    )
+    target.writes = 0
+    return target, ref
+
+
+def test_a_chart_staged_before_the_update_takes_no_description_write_of_its_own(
+    sqlite_store: StateStore,
+) -> None:
+    """Staged before the reconciler's update: the update shows the new file, `attach` records
+    it and removes the old one without writing the description again."""
+    target, ref = _shown_once(sqlite_store)
+    followups = FollowUps.load(target, sqlite_store)  # type: ignore[arg-type]
+    followups.stage("k", ref, "c.png", b"chart-2")
+    staged = followups.rows["k", CHART_SHOWN]
+    assert (staged.state, staged.digest, target.told["k"]) == ("pending", "102", "102")
+    assert target.files.keys() == {"101", "102"}, "the old file stays until the update"
+    target.update(ref, SPEC)  # the reconciler's update
+    followups.rendered("k")
+    followups.attach("k", ref, "c.png", b"chart-2", fresh=False, spec=SPEC)
+    assert (target.writes, target.uploads, target.described) == (1, 2, "102")
+    assert target.files == {"102": b"chart-2"}
+    assert followups.rows["k", CHART_SHOWN].state == "done"
+    assert followups.rows["k", CHART].state == "done"
+    again = FollowUps.load(target, sqlite_store)  # type: ignore[arg-type]
+    again.stage("k", ref, "c.png", b"chart-2")
+    again.attach("k", ref, "c.png", b"chart-2", fresh=False, spec=SPEC)
+    assert (target.writes, target.uploads) == (1, 2), "nothing left to do"
+
+
+def test_a_staged_chart_whose_update_never_came_is_shown_by_the_next_run(
+    sqlite_store: StateStore,
+) -> None:
+    """Killed (or the update refused) after staging: the next run is told the staged file at
+    load, recognises it rather than uploading it again, and shows it with an update of its
+    own before the old file goes."""
+    target, ref = _shown_once(sqlite_store)
+    FollowUps.load(target, sqlite_store).stage(  # type: ignore[arg-type]
+        "k", ref, "c.png", b"chart-2"
+    )
+    target.told.clear()
+    resumed = FollowUps.load(target, sqlite_store)  # type: ignore[arg-type]
+    assert target.told == {"k": "102"}, "a pending chart_shown names an uploaded file"
+    resumed.attach("k", ref, "c.png", b"chart-2", fresh=False, spec=SPEC)
+    assert (target.writes, target.uploads, target.described) == (1, 2, "102")
+    assert target.files == {"102": b"chart-2"}
+    assert resumed.rows["k", CHART_SHOWN].state == "done"
