@@ -101,6 +101,7 @@ def pull(
             if on_page is not None:
                 on_page(stream, len(page.records))
         _prune(stream.value, store, state, full=full)
+        _delivered(source, stream)
         log.info(
             "pull.stream_done",
             stream=stream.value,
@@ -109,6 +110,14 @@ def pull(
             skipped=summary.skipped[stream.value],
         )
     return summary
+
+
+def _delivered(source: SourceConnector, stream: Stream) -> None:
+    """Tell a source that remembers what it sent (to send only changes next time) that every
+    page of the stream is stored: only then may it forget what it sent."""
+    delivered = getattr(source, "delivered", None)
+    if callable(delivered):
+        delivered(stream)
 
 
 def _prune(stream: str, store: StateStore, state: _StreamRead, *, full: bool) -> None:

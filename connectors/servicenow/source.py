@@ -166,6 +166,12 @@ class ServiceNowSource:
         """Where people open a record read from here (`servicenow.public_url` behind a proxy)."""
         return source_url(self.settings.record_base_url(), ref)
 
+    def delivered(self, stream: Stream) -> None:
+        """The pull stored every page of `stream`'s last read (see `_Emitted`)."""
+        emitted = self._emitted.get(stream)
+        if emitted is not None:
+            emitted.delivered()
+
     def full_resync(self) -> None:
         """Forget cached lookups; the caller then reads with `since=None`."""
         self.people.forget()
@@ -374,12 +380,20 @@ class _Emitted:
     """What a whole-read stream (components, people) delivered last: the next read sends only
     rows that changed, with a cursor; when a row or a problem went away it sends everything
     again without cursor, so the sync layer prunes what was not seen. What was delivered is
-    remembered only once the caller took the last page (a pull that failed midway gets the same
-    rows again next time)."""
+    remembered only once the caller says it stored every page (`ServiceNowSource.delivered`):
+    a pull that failed midway gets the same rows again next time (taking the last page is not
+    enough: the pull reads a page ahead while it stores the one before)."""
 
     def __init__(self) -> None:
         self.rows: dict[str, Record] | None = None
         self.errors: set[ReadError] = set()
+        self.pending: tuple[dict[str, Record], set[ReadError]] | None = None
+
+    def delivered(self) -> None:
+        """The last read's pages are stored: the next read sends only what changes after it."""
+        if self.pending is not None:
+            self.rows, self.errors = self.pending
+            self.pending = None
 
     def pages(
         self,
@@ -389,6 +403,7 @@ class _Emitted:
         size: int,
         bound: str,
     ) -> Iterator[Page]:
+        self.pending = None  # a read whose pages were not all stored is forgotten
         previous, seen, now_seen = self.rows, self.errors, set(errors)
         if previous is None or any(k not in rows for k in previous) or seen - now_seen:
             yield from _chunks(stream, list(rows.values()), size, errors)
@@ -400,7 +415,7 @@ class _Emitted:
                 yield Page(stream, changed[start : start + size], cursor, () if start else fresh)
             if not changed and fresh:
                 yield Page(stream, [], cursor, fresh)
-        self.rows, self.errors = rows, now_seen
+        self.pending = rows, now_seen
 
 
 def _service_classes(settings: ServiceNowSettings) -> tuple[str, ...]:

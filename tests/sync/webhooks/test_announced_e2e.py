@@ -366,14 +366,18 @@ def test_a_source_that_cannot_read_by_sys_id_gets_a_whole_prompted_cycle(
     one_review: Running, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A source plugin without `read_records`: the announced breach still wakes a cycle, a
-    whole one reading the streams up to two seconds ago (what every delivery got before)."""
+    whole one reading the streams up to two seconds ago (what every delivery got before): a
+    record stamped more than two seconds before the delivery is in it."""
     site, first = one_review.site, one_review.results[0]
     service, _ = _review(first)
     monkeypatch.setattr(one_review.daemon.engine.source, "read_records", None)
     agreements = {a.key for a in first.build.agreements if a.service_key == service}
     record = _breach(site, service, agreements)
     payload = {"event": "task_sla.breached", "service": service, "task_sla": record}
+    time.sleep(3)  # past the whole cycle's two-second bound (no overlap re-read helps it)
     assert _announce(one_review.url, payload, "whole-1") == 202
     one_review.wait_runs(2)
     assert one_review.results[1].targeted is None
     assert one_review.results[1].pulled.read["sla_record"] >= 1
+    mirrored = {r.key: r for r in one_review.daemon.engine.store.mirrored("sla_record")}
+    assert mirrored[record].body["breached"] is True  # the breach itself, not an older copy
