@@ -1,8 +1,10 @@
 """Build the review from the mirror: services, attainment, feasibility, gaps, candidates, packs.
 
 Everything here reads the state store's mirror (never the source) and calls the pure review
-engine. SLA records are streamed from the store into the attainment accumulator, so memory does
-not grow with the number of records.
+engine. Attainment comes from the store's GROUP BY per agreement and month, with only breached
+records' bodies read (`stored_attainment`), so neither time nor memory goes into validating
+every record; a selected review whose inputs did not change keeps its last pack and chart
+(`review_fingerprint`).
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from functools import partial
 from config import ConfigError, Settings, env_name, secrets_dir
 from connectors import AuthError, ConnectorError, Pacer, RequestRejected, RetryPolicy
 from connectors.servicenow import Guard, TableClient, TableResult, build_client
+from connectors.servicenow.cmdb import AUDIT_DELETE_TABLE, AUDIT_FIELDS
 from connectors.servicenow.journal import FIELDS as JOURNAL_FIELDS
 from connectors.servicenow.journal import JOURNAL_TABLE
 from mapping import load_mappings
@@ -42,6 +43,8 @@ SCHEMA_CHECKS = ("mapping fields exist (sys_dictionary)", "connector fields exis
 # As the target: people's work notes and comments (the LT's selection, decisions) are journal
 # entries, read from this stock table, which needs its own read ACL.
 JOURNAL_CHECK = f"work notes readable ({JOURNAL_TABLE})"
+# As the source: deleted relations and services are found in this stock table (its own ACL).
+DELETIONS_CHECK = f"deletions readable ({AUDIT_DELETE_TABLE})"
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,11 @@ def servicenow_checks(
     uses = table_uses(settings)
     rest = ["auth", *(use.check_name for use in uses)]
     if settings.sync.source == SYSTEM:
-        rest += [f"relation type {settings.servicenow.relation_type}", *SCHEMA_CHECKS]
+        rest += [
+            f"relation type {settings.servicenow.relation_type}",
+            DELETIONS_CHECK,
+            *SCHEMA_CHECKS,
+        ]
     if settings.sync.target == SYSTEM:
         rest.append(JOURNAL_CHECK)
     try:
@@ -93,6 +100,7 @@ def servicenow_checks(
         checks.run(use.check_name, partial(probe.table, use))
     if settings.sync.source == SYSTEM:
         checks.run(f"relation type {settings.servicenow.relation_type}", probe.relation_type)
+        checks.run(DELETIONS_CHECK, probe.deletions)
         _schema_checks(checks, Schema(client, guard), settings)
     if settings.sync.target == SYSTEM:
         checks.run(JOURNAL_CHECK, probe.journal)
@@ -215,6 +223,25 @@ class Probe:
                 "fields); without it, set review.selection (decisions are then not read)",
             )
         return passed(f"readable: {why} are read back every cycle")
+
+    def deletions(self) -> Verdict:
+        """The integration user can read deletion audits (relations and services removed)."""
+        rewalk = self.settings.cmdb_rewalk_seconds
+        try:
+            self._list(AUDIT_DELETE_TABLE, "tablename=cmdb_rel_ci", AUDIT_FIELDS)
+        except AuthError:
+            later = (
+                f"within servicenow.cmdb_rewalk_seconds ({rewalk} s), at the next full walk"
+                if rewalk
+                else "never (servicenow.cmdb_rewalk_seconds is 0)"
+            )
+            return failed(
+                f"the integration user may not read {AUDIT_DELETE_TABLE}: a removed relation "
+                f"or service leaves the reviews only {later}",
+                f"grant the integration user's role read access to {AUDIT_DELETE_TABLE}, or "
+                "lower servicenow.cmdb_rewalk_seconds",
+            )
+        return passed("readable: removed relations and services leave the walk every cycle")
 
     def relation_type(self) -> Verdict:
         """The configured CMDB relation type exists (the component walk follows it)."""

@@ -163,6 +163,27 @@ def test_servicenow_target_without_journal_access_names_the_acl(
     assert checks["table vtb_task readable"].ok, "only the journal check fails"
 
 
+def test_servicenow_source_without_deletion_audits_names_the_acl_and_the_delay(
+    site: Sandbox, settings_for: Build
+) -> None:
+    """Deleted relations are read from sys_audit_delete, which ACLs may keep from the
+    integration user: doctor says so, how late deletions are then noticed, and which grant."""
+    settings = settings_for(site, sync={"source": "servicenow", "target": "jira"})
+    name = "deletions readable (sys_audit_delete)"
+    assert by_name(run_doctor(settings), "servicenow")[name].ok
+    site.knobs.update({"servicenow_denied_tables": ["sys_audit_delete"]})
+    try:
+        checks = by_name(run_doctor(settings), "servicenow")
+    finally:
+        site.knobs.update({"servicenow_denied_tables": []})
+    deletions = checks[name]
+    assert not deletions.ok
+    assert "may not read sys_audit_delete" in deletions.detail
+    assert "cmdb_rewalk_seconds (86400 s)" in deletions.detail
+    assert "read access to sys_audit_delete" in deletions.fix
+    assert checks["table cmdb_rel_ci readable"].ok, "only the deletions check fails"
+
+
 def test_connector_plugin_without_checks_is_named(site: Sandbox, settings_for: Build) -> None:
     """A connector plugin the doctor has no checks for is listed as such; the rest still run."""
     checks = run_doctor(settings_for(site, sync={"source": "acme-itsm", "target": "jira"}))
