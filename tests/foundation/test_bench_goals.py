@@ -54,3 +54,18 @@ def test_zero_bound_counts_zero_as_met_and_anything_else_as_not() -> None:
     assert _row(evaluate(_results(idle_cycle=idle)), "idle cycle, 50 services: writes")["met"]
     idle["writes"] = {"jira": 2, "servicenow": 0}
     assert not _row(evaluate(_results(idle_cycle=idle)), "idle cycle, 50 services: writes")["met"]
+
+
+def test_scale_is_judged_on_its_worst_step_between_consecutive_sizes() -> None:
+    """Fixed costs flatter a step from a small estate: 100 -> 1,000 looks better than linear
+    while 1,000 -> 3,000 doubles; the goal reads the worse step, for wall time and CPU apart."""
+    runs = [
+        {"services": 100, "sla_records": 10_000, "wall_s": 8.0, "cpu_s": 8.0},
+        {"services": 1000, "sla_records": 100_000, "wall_s": 60.0, "cpu_s": 25.0},
+        {"services": 3000, "sla_records": 300_000, "wall_s": 360.0, "cpu_s": 72.0},
+    ]
+    rows = evaluate(_results(scale={"runs": runs}))
+    wall = _row(rows, "scale 100")
+    assert (wall["measured"], wall["met"]) == (2.0, False)
+    cpu = _row(rows, "same, CPU")
+    assert (cpu["measured"], cpu["met"]) == (0.96, True)
