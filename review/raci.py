@@ -63,6 +63,9 @@ class RaciError(ValueError):
         self.path = path
 
 
+_ROLES = tuple(Role)  # the matrix's column order (iterating the enum itself is slow)
+
+
 class Activity(BaseModel):
     """One row of the matrix: an SLM activity and each role's letters."""
 
@@ -80,7 +83,8 @@ class Activity(BaseModel):
 
     def roles_with(self, letter: Letter) -> tuple[Role, ...]:
         """Roles holding `letter`, in the matrix's column order."""
-        return tuple(role for role in Role if letter in self.letters(role))
+        held = dict(self.raci)  # once, not once per role (plans ask this thousands of times)
+        return tuple(role for role in _ROLES if letter in held.get(role, ()))
 
     @property
     def accountable(self) -> Role:

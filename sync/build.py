@@ -193,8 +193,12 @@ def build_review(
     if only is None:  # a partial build cannot tell another service's records from orphans
         build.unplaced = unplaced_gaps(skipped, {s.key for s in services})
     build.attainments, build.last_reviewed = dict(attainments), dict(last_reviewed or {})
+    # Only the packs show materials: those of other services are not validated nor linked.
+    wanted = {s.key for s in chosen}
     materials = [
-        _linked(Material.model_validate(r.body), links) for r in _mirrored(store, "material", only)
+        _linked(Material.model_validate(r.body), links)
+        for r in _mirrored(store, "material", only)
+        if r.body.get("service_key") in wanted
     ]
     materials += carried  # previous review and its open improvement tickets
     held = meetings(chosen) if meetings is not None and chosen else {}

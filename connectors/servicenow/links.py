@@ -7,11 +7,13 @@ table (a problem in `problem`, an SLA record in `task_sla`).
 
 from __future__ import annotations
 
+from functools import lru_cache
 from urllib.parse import quote
 
 from review import SourceRef
 
 
+@lru_cache(maxsize=65536)  # every cycle links the same records again; quote() is slow
 def record_url(base: str | None, table: str, sys_id: str) -> str | None:
     """The record's form URL; None without a base URL, table or sys_id."""
     if not base or not table or not sys_id:
