@@ -163,23 +163,17 @@ class FollowUps:
         wanted = digest(content)
         if self._current(key, wanted):
             return
-        system = target.system
-        self.store.record_step(system, key, CHART, state="pending", digest=wanted)
-        self.rows[key, CHART] = StepRow(key, CHART, "pending", wanted)
+        self._record(key, CHART, "pending", wanted)
         try:
             existing = target.attachments(ref, filename)
-            same = _same(existing, content)
-            attachment_id = self._upload(ref, filename, content) if same is None else same.id
-            if same is not None:
-                log.info("chart.recognised", ticket=ref.key, filename=filename)
+            same, attachment_id = self._upload_unless_there(ref, filename, content, existing)
             self._named(ref, attachment_id)
         except FatalError:
             raise
         except ConnectorError as error:
             log.warning("step.failed", key=key, step=CHART, error=str(error))
             return
-        self.store.record_step(system, key, CHART_SHOWN, state="pending", digest=attachment_id)
-        self.rows[key, CHART_SHOWN] = StepRow(key, CHART_SHOWN, "pending", attachment_id)
+        self._record(key, CHART_SHOWN, "pending", attachment_id)
         assert isinstance(target, ShowsAttachments)
         target.show_attachment(key, attachment_id)
         older = tuple(a for a in existing if a is not same)
@@ -210,10 +204,8 @@ class FollowUps:
         `fresh`: the ticket was created by this run, so it has no attachment yet.
         """
         wanted = digest(content)
-        row = self.rows.get((key, CHART))
         showing = _shows(self.target) and spec is not None
-        done = row is not None and row.state == "done" and row.digest == wanted
-        if done and (not showing or self._current(key, wanted)):
+        if self._current(key, wanted) if showing else self._done(key, CHART, wanted):
             return
         staged = self.staged.pop(key, None)
         if staged is not None and staged.written and staged.digest == wanted and showing:
@@ -225,15 +217,7 @@ class FollowUps:
 
     def _current(self, key: str, wanted: str) -> bool:
         """Whether the chart step of `key` is done with `wanted` and the description shows it."""
-        row = self.rows.get((key, CHART))
-        shown = self.rows.get((key, CHART_SHOWN))
-        return (
-            row is not None
-            and row.state == "done"
-            and row.digest == wanted
-            and shown is not None
-            and shown.state == "done"
-        )
+        return self._done(key, CHART, wanted) and self._done(key, CHART_SHOWN)
 
     def _attach(
         self,
@@ -248,15 +232,21 @@ class FollowUps:
         existing: list[AttachedFile] = []
         if not fresh and isinstance(target, ReadsAttachments):
             existing = target.attachments(ref, filename)
-        same = _same(existing, content)
-        if same is None:
-            attachment_id = self._upload(ref, filename, content)
-        else:
-            attachment_id = same.id
-            log.info("chart.recognised", ticket=ref.key, filename=filename)
+        same, attachment_id = self._upload_unless_there(ref, filename, content, existing)
         if spec is not None and _shows(target):
             self._show(key, ref, spec, attachment_id)
         self._remove(ref, filename, [a for a in existing if a is not same])
+
+    def _upload_unless_there(
+        self, ref: TicketRef, filename: str, content: bytes, existing: Sequence[AttachedFile]
+    ) -> tuple[AttachedFile | None, str]:
+        """The file among `existing` with this very content (recognised), else an upload:
+        that file (None when uploaded) and the attachment id now carrying `content`."""
+        same = _same(existing, content)
+        if same is None:
+            return None, self._upload(ref, filename, content)
+        log.info("chart.recognised", ticket=ref.key, filename=filename)
+        return same, same.id
 
     def _upload(self, ref: TicketRef, filename: str, content: bytes) -> str:
         attachment_id = self.target.attach(ref, filename, content, "image/png")
@@ -289,10 +279,7 @@ class FollowUps:
         self._remove(ref, filename, staged.older)
 
     def _shown(self, key: str, ref: TicketRef, attachment_id: str) -> None:
-        self.store.record_step(
-            self.target.system, key, CHART_SHOWN, state="done", digest=attachment_id
-        )
-        self.rows[key, CHART_SHOWN] = StepRow(key, CHART_SHOWN, "done", attachment_id)
+        self._record(key, CHART_SHOWN, "done", attachment_id)
         log.info("chart.shown", ticket=ref.key, attachment=attachment_id)
 
     def _remove(self, ref: TicketRef, filename: str, older: Sequence[AttachedFile]) -> None:
@@ -308,9 +295,9 @@ class FollowUps:
         if an earlier run may have posted it already."""
         text = document_text(note)
         wanted = digest(f"{spec_hash}\n{words(text)}")
-        row = self.rows.get((key, NOTE))
-        if row is not None and row.digest == wanted and row.state == "done":
+        if self._done(key, NOTE, wanted):
             return
+        row = self.rows.get((key, NOTE))
         unsure = row is not None and row.digest == wanted
         self._run(key, NOTE, wanted, lambda: self._comment(ref, note, text, unsure), strict=True)
 
@@ -368,9 +355,7 @@ class FollowUps:
         self, key: str, step: str, wanted: str, call: Callable[[], None], *, strict: bool = False
     ) -> None:
         """Pending, the call, done. A failure stays pending; `strict` re-raises it."""
-        system = self.target.system
-        self.store.record_step(system, key, step, state="pending", digest=wanted)
-        self.rows[key, step] = StepRow(key, step, "pending", wanted)
+        self._record(key, step, "pending", wanted)
         try:
             call()
             crash_point("after_step")
@@ -381,5 +366,14 @@ class FollowUps:
                 raise
             log.warning("step.failed", key=key, step=step, error=str(error))
             return
-        self.store.record_step(system, key, step, state="done", digest=wanted)
-        self.rows[key, step] = StepRow(key, step, "done", wanted)
+        self._record(key, step, "done", wanted)
+
+    def _record(self, key: str, step: str, state: str, wanted: str) -> None:
+        """The step's state in the ledger and in this cycle's copy of it."""
+        self.store.record_step(self.target.system, key, step, state=state, digest=wanted)
+        self.rows[key, step] = StepRow(key, step, state, wanted)
+
+    def _done(self, key: str, step: str, wanted: str | None = None) -> bool:
+        """Whether `step` of `key` is done (with the digest `wanted`, when given)."""
+        row = self.rows.get((key, step))
+        return row is not None and row.state == "done" and wanted in (None, row.digest)
