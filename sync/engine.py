@@ -279,12 +279,8 @@ class Engine:
         tickets = tuple(_with_people_due(_readable(wanted, phase, reader.record), reader.record))
         if only is not None:
             return self._run_announced(build, phase, reader, tickets, pulled, only, dry_run)
-        # Frozen now: packs whose ticket says so, and packs done with but not read this cycle
-        # (their last version is taken below, once their ticket has it: `_freeze_packs`).
-        last = {review_ticket_key(cycle.id, key) for key in reader.freezing}
-        noted = {review_ticket_key(cycle.id, key) for key in reader.record.frozen_noted}
-        frozen = sorted(noted | (phase.frozen_reviews - last))
         if not dry_run:
+            frozen = sorted(_frozen_now(cycle, phase, reader))
             for key in (*frozen, *_finished_closing(self.raci, cycle, phase)):
                 self.store.freeze(self.target.system, key)
         self._check_stop()
@@ -372,14 +368,10 @@ class Engine:
         chart); the cycle-wide steps (freezing, closing, duplicate audit) wait for the poll."""
         chosen = set(only)
         mine = tuple(t for t in tickets if t.service_key in chosen)
-        # As in a whole cycle (see `_run`), for these reviews alone: frozen now, their ticket
-        # says so, or done with and not read a last time now.
-        cycle_id = build.cycle.id
-        reviews = {review_ticket_key(cycle_id, key) for key in chosen}
-        last = {review_ticket_key(cycle_id, key) for key in reader.freezing}
-        noted = {review_ticket_key(cycle_id, key) for key in reader.record.frozen_noted}
+        # As in a whole cycle (see `_run`), for these reviews alone.
+        reviews = {review_ticket_key(build.cycle.id, key) for key in chosen}
         if not dry_run:
-            for key in sorted((noted | (phase.frozen_reviews - last)) & reviews):
+            for key in sorted(_frozen_now(build.cycle, phase, reader) & reviews):
                 self.store.freeze(self.target.system, key)
         self._check_stop()
         followups = FollowUps.load(self.target, self.store)
@@ -735,6 +727,15 @@ def _with_people_due(tickets: Sequence[TicketSpec], record: CycleRecord) -> list
         else spec
         for spec in tickets
     ]
+
+
+def _frozen_now(cycle: Cycle, phase: CyclePhase, reader: MeetingReader) -> set[str]:
+    """Review tickets frozen now: those whose ticket says so, and those done with but not read
+    this cycle (a pack read a last time now is frozen once its ticket has that version:
+    `Engine._freeze_packs`)."""
+    last = {review_ticket_key(cycle.id, key) for key in reader.freezing}
+    noted = {review_ticket_key(cycle.id, key) for key in reader.record.frozen_noted}
+    return noted | (phase.frozen_reviews - last)
 
 
 def _finished_closing(raci: RaciMatrix, cycle: Cycle, phase: CyclePhase) -> list[str]:
