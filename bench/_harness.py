@@ -10,6 +10,7 @@ the benchmark's 1,000 services need more people than that.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -176,7 +177,26 @@ def _serve(argv: list[str]) -> int:
     setattr(estate, "LAST_NAMES", last_names)  # noqa: B010
     from sandbox.__main__ import main
 
-    code: int = main(argv)
+    profile_to = os.environ.get("BENCH_SANDBOX_PROFILE")
+    if not profile_to:
+        code: int = main(argv)
+        return code
+    # Where does the stand-in's serving time go? cProfile of the whole sandbox process, written
+    # when the benchmark stops it (SIGTERM): `python -m pstats <file>`.
+    import cProfile
+
+    profiler = cProfile.Profile()
+
+    def stop(signum: int, frame: object) -> None:
+        profiler.disable()
+        profiler.dump_stats(profile_to)
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    profiler.enable()
+    code = main(argv)
+    profiler.disable()
+    profiler.dump_stats(profile_to)
     return code
 
 

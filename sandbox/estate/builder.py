@@ -302,12 +302,14 @@ def _add_component_olas(
         _agreement(estate, ids, kind, component, "resolution", "95", priority, half)
 
 
-def _service_of(estate: Estate, component_id: str) -> Service:
-    service_ids = {s.sys_id for s in estate.services}
-    parent = next(
-        r.parent for r in estate.relations if r.child == component_id and r.parent in service_ids
-    )
-    return estate.service(parent)
+def _services_of(estate: Estate) -> dict[str, Service]:
+    """Each component's service (its first relation from a service), for every component."""
+    services = {s.sys_id: s for s in estate.services}
+    found: dict[str, Service] = {}
+    for relation in estate.relations:
+        if relation.parent in services:
+            found.setdefault(relation.child, services[relation.parent])
+    return found
 
 
 def _availability(estate: Estate, applies_to: str) -> Agreement:
@@ -318,7 +320,8 @@ def _availability(estate: Estate, applies_to: str) -> Agreement:
 
 def _mark_agreement_gaps(estate: Estate) -> None:
     """Make one OLA looser and one stricter than the availability SLA of its service."""
-    tier1 = [c for c in estate.components[:-1] if _service_of(estate, c.sys_id).tier == 1]
+    service_of = _services_of(estate)
+    tier1 = [c for c in estate.components[:-1] if service_of[c.sys_id].tier == 1]
     for key, component, percentage in (
         ("ola_looser", tier1[0], "99.5"),
         ("ola_stricter", tier1[-1], "99.99"),
@@ -326,5 +329,5 @@ def _mark_agreement_gaps(estate: Estate) -> None:
         ola = _availability(estate, component.sys_id)
         ola.target_percentage = percentage
         estate.deliberate[key] = ola.sys_id
-        service_sla = _availability(estate, _service_of(estate, component.sys_id).sys_id)
+        service_sla = _availability(estate, service_of[component.sys_id].sys_id)
         estate.deliberate[f"{key}_service_sla"] = service_sla.sys_id

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 from datetime import datetime, timedelta
+from itertools import accumulate
 
 from sandbox.estate.ids import IdSource
 from sandbox.estate.model import (
@@ -67,14 +68,24 @@ class _History:
         self.slas: dict[tuple[str, str, str | None], Agreement] = {
             (a.applies_to, a.metric, a.priority): a for a in estate.agreements
         }
+        # Looked up once, not per incident (a scan of every relation per incident made a
+        # 10,000-service estate take hours to build); the same lists in the same order, so the
+        # seeded draws, and the estate, are unchanged.
+        self.cum_weights = list(accumulate(self.weights))
+        self.components: dict[str, list[str]] = {}
+        for relation in estate.relations:
+            self.components.setdefault(relation.parent, []).append(relation.child)
+        self.groups = {group.sys_id: group for group in reversed(estate.groups)}  # first wins
+        self.priorities = list(PRIORITY_WEIGHTS)
+        self.priority_weights = list(PRIORITY_WEIGHTS.values())
 
     def add_incident(self) -> None:
         rng, estate = self.rng, self.estate
-        service = rng.choices(estate.services, self.weights)[0]
-        priority = rng.choices(list(PRIORITY_WEIGHTS), list(PRIORITY_WEIGHTS.values()))[0]
+        service = rng.choices(estate.services, cum_weights=self.cum_weights)[0]
+        priority = rng.choices(self.priorities, self.priority_weights)[0]
         opened = estate.now - timedelta(seconds=rng.randint(600, int(HISTORY.total_seconds())))
-        components = [r.child for r in estate.relations if r.parent == service.sys_id]
-        group = next(g for g in estate.groups if g.sys_id == service.support_group)
+        components = self.components.get(service.sys_id, [])
+        group = self.groups[service.support_group or ""]
         incident = Incident(
             sys_id=self.ids.sys_id(),
             number="",

@@ -189,14 +189,18 @@ class ServiceNowApp:
         return None
 
     def _user_name(self, login: str) -> str:
+        """The user a login names, by user name or email (case-insensitive); every request
+        asks, so the users are looked up by index, not scanned."""
         wanted = login.casefold()
-        for user in self.store.tables["sys_user"].values():
-            if wanted in (user.get("user_name", "").casefold(), user.get("email", "").casefold()):
+        if not wanted:
+            return login
+        for field in ("user_name", "email"):
+            for user in self.store.value_index("sys_user", field).get(wanted, ()):
                 return user.get("user_name") or login
         return login
 
     def _user_sys_id(self, user_name: str) -> str:
-        for user in self.store.tables["sys_user"].values():
+        for user in self.store.value_index("sys_user", "user_name").get(user_name.casefold(), ()):
             if user.get("user_name") == user_name:
                 return user["sys_id"]
         return ""

@@ -49,6 +49,10 @@ def select(
         return _page([], limit, offset, counted=count)
     matches = compile_filter(query, lambda name: store.is_field(table, name), store.get_path)
     order = [(name, desc) for name, desc in query.order_by if store.is_field(table, name)]
+    indexed = None if matches is None else _indexed(store, table, query)
+    if matches is not None and indexed is not None:
+        chosen = [row for row in _in_order(store, table, indexed, order) if matches(row)]
+        return _page(chosen, limit, offset, counted=count)
     rows = _ordered(store, table, order, _lower_bound(query))
     if order and rows is None:
         candidates = store.rows(table)
@@ -59,6 +63,49 @@ def select(
         filtered = candidates if matches is None else [r for r in candidates if matches(r)]
         return _page(filtered, limit, offset, counted=count)
     return _page_without_count(candidates, matches, limit, offset)
+
+
+def _indexed(store: TableStore, table: str, query: EncodedQuery) -> list[Row] | None:
+    """The rows an index answers for: every NQ group has a plain `field=X` or `fieldIN...` AND
+    term on the table's own field; None when some group has none (the table is scanned)."""
+    picks = []
+    for group in query.groups:
+        pick = next(
+            (
+                term[0]
+                for term in group
+                if len(term) == 1
+                and term[0].operator in ("=", "IN")
+                and "." not in term[0].field
+                and store.is_field(table, term[0].field)
+            ),
+            None,
+        )
+        if pick is None:
+            return None
+        picks.append(pick)
+    found: dict[str, Row] = {}
+    for condition in picks:
+        index = store.value_index(table, condition.field)
+        values = [condition.value] if condition.operator == "=" else condition.value.split(",")
+        for value in values:
+            for row in index.get(value.casefold(), ()):
+                found[row["sys_id"]] = row
+    return list(found.values()) if picks else None
+
+
+def _in_order(
+    store: TableStore, table: str, rows: list[Row], order: list[tuple[str, bool]]
+) -> list[Row]:
+    """`rows` in the order the scan would have given them: listing order, then `order`."""
+    positions = store.positions(table)
+    listed = sorted(rows, key=lambda row: positions.get(row["sys_id"], 0))
+    names = [name for name, _ in order]
+    indexed_order = names in (["sys_updated_on"], ["sys_updated_on", "sys_id"])
+    if indexed_order and len({desc for _, desc in order}) == 1:
+        ordered = sorted(listed, key=lambda r: (r.get("sys_updated_on", ""), r["sys_id"]))
+        return list(reversed(ordered)) if order[0][1] else ordered
+    return _sort(store, listed, order) if order else listed
 
 
 def _page(rows: list[Row], limit: int, offset: int, counted: bool = True) -> Page:

@@ -38,18 +38,26 @@ class RowRenderer:
         self.display = display if display in ("true", "all") else "false"
         self.exclude_links = exclude_links
         self._targets: dict[tuple[str, str], str | None] = {}
+        self._known: dict[tuple[str, str], bool] = {}  # (table, field): the table has it
 
     def render(self, row: Row) -> dict[str, Any]:
         table = row.get("sys_class_name", "")
         names = self.fields if self.fields is not None else list(row)
         out: dict[str, Any] = {}
         for name in names:
-            if (self.fields is not None or name.startswith("u_")) and not self.store.is_field(
+            if (self.fields is not None or name.startswith("u_")) and not self._is_field(
                 table, name
             ):
                 continue  # unknown fields (and a stock instance's absent `u_` ones) are left out
             out[name] = self._field(table, row, name)
         return out
+
+    def _is_field(self, table: str, name: str) -> bool:
+        key = (table, name)
+        known = self._known.get(key)
+        if known is None:
+            known = self._known[key] = self.store.is_field(table, name)
+        return known
 
     def _target(self, table: str, path: str) -> str | None:
         """The table a (dot-walked) field references, or None for a plain field."""

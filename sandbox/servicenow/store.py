@@ -61,6 +61,8 @@ class TableStore:
         self._listing: dict[str, tuple[int, list[Row]]] = {}
         self._fields: dict[str, tuple[int, frozenset[str]]] = {}
         self._stamps: dict[str, tuple[int, list[str]]] = {}
+        self._indexes: dict[str, tuple[int, dict[str, list[Row]]]] = {}
+        self._positions: dict[str, tuple[int, dict[str, int]]] = {}
         # Whether stock tables also serve their `u_` fields (a customised instance).
         self.custom_fields = False
         self.schema_stamp: tuple[int, bool] | None = None  # see sandbox.servicenow.schema
@@ -97,6 +99,30 @@ class TableStore:
         rows = sorted(self.rows(table), key=lambda r: (r.get("sys_updated_on", ""), r["sys_id"]))
         self._listing[key] = (self.version, rows)
         return rows
+
+    def value_index(self, table: str, name: str) -> dict[str, list[Row]]:
+        """The listing's rows by their (case-folded) value of field `name`, each list in
+        listing order: an instance answers `field=X` and `fieldIN...` on an indexed column
+        (sys_id, references) without reading the table, and so does the stand-in."""
+        key = f"index:{table}:{name}"
+        cached = self._indexes.get(key)
+        if cached is not None and cached[0] == self.version:
+            return cached[1]
+        index: dict[str, list[Row]] = {}
+        for row in self.rows(table):
+            index.setdefault(row.get(name, "").casefold(), []).append(row)
+        self._indexes[key] = (self.version, index)
+        return index
+
+    def positions(self, table: str) -> dict[str, int]:
+        """Each row's place in the listing (by sys_id): the order of an unordered query."""
+        key = f"positions:{table}"
+        cached = self._positions.get(key)
+        if cached is not None and cached[0] == self.version:
+            return cached[1]
+        found = {row["sys_id"]: place for place, row in enumerate(self.rows(table))}
+        self._positions[key] = (self.version, found)
+        return found
 
     def sorted_stamps(self, table: str) -> list[str]:
         """sys_updated_on of `sorted_rows(table)`, for bisecting to a keyset cursor."""

@@ -142,3 +142,40 @@ def test_listing_a_parent_table_includes_extending_tables(sn: Any, sandbox: Sand
     }  # fmt: skip
     total = len(sandbox.estate.incidents) + len(sandbox.estate.problems)
     assert _count(sn, "task", "sys_class_nameINincident,problem") == total
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "priorityIN1,4^ORDERBYsys_id",
+        "priorityIN1,4",
+        "priority=1^NQpriority=4^ORDERBYDESCsys_updated_on",
+        "PRIORITYin1",  # not an operator: a scan, not the index
+        "priority=1^state=7^ORDERBYnumber",
+        "priorityIN1,4^ORpriority=2^ORDERBYsys_updated_on^ORDERBYsys_id",
+        "sys_idIN{ids}^ORDERBYsys_id",
+    ],
+)
+def test_indexed_lookups_answer_as_a_scan_would(sandbox: Sandbox, query: str) -> None:
+    """`field=X` and `fieldIN...` are answered from an index (as an instance's indexed
+    columns are): the same rows, in the same order, as filtering every row of the table."""
+    from sandbox.servicenow.listing import _sort, select
+    from sandbox.servicenow.query import compile_filter, parse_query
+
+    store = sandbox.servicenow.store
+    ids = ",".join(r["sys_id"] for r in store.rows("incident")[::7])
+    text = query.format(ids=ids)
+    page = select(store, "incident", text, 10000, 0, count=True)
+    parsed = parse_query(text)
+    matches = compile_filter(parsed, lambda n: store.is_field("incident", n), store.get_path)
+    everything = [r for r in store.rows("incident") if matches is None or matches(r)]
+    order = [(n, d) for n, d in parsed.order_by if store.is_field("incident", n)]
+    if [n for n, _ in order] == ["sys_updated_on"] or order == [
+        ("sys_updated_on", False), ("sys_id", False)
+    ]:  # fmt: skip
+        everything = sorted(everything, key=lambda r: (r["sys_updated_on"], r["sys_id"]))
+        everything = everything[::-1] if order[0][1] else everything
+    elif order:
+        everything = _sort(store, everything, order)
+    assert [r["sys_id"] for r in page.rows] == [r["sys_id"] for r in everything]
+    assert page.total == len(everything) and everything
