@@ -184,3 +184,45 @@ def test_a_read_the_acl_refuses_inside_the_batch_fails_as_it_would_alone(
     batched, direct = errors
     assert str(batched) == str(direct) and "table contract_sla" in str(batched)
     assert batched.hint == direct.hint and "sla_admin" in (batched.hint or "")
+
+
+def test_a_batch_call_that_keeps_failing_sends_only_that_cycles_reads_directly(
+    site: Sandbox, sqlite_store: StateStore
+) -> None:
+    """5xx on every batch call: it is retried like any read, then this cycle reads call by
+    call (one warning); the next cycle tries the batch again."""
+    source = _warm(site, sqlite_store)
+    site.knobs.update({"faults": "5xx=1,only=POST /api/now/v1/batch"})
+    with capture_logs() as logs:
+        _cycle(source, sqlite_store, 5)
+    failing = _calls(site)["by_route"]
+    assert failing[BATCH] > 1, "retried as any read"
+    assert failing[TABLE] == len(IDLE_TABLES)
+    assert [e for e in logs if e["event"] == "servicenow.batch_failed"]
+    site.knobs.update({"faults": ""})
+    site.servicenow_harness.reset()
+    _cycle(source, sqlite_store, 6)
+    assert _calls(site)["by_route"] == {BATCH: 1}
+
+
+def test_a_client_without_batch_calls_reads_as_before(
+    site: Sandbox, sqlite_store: StateStore
+) -> None:
+    """A TableClient that has no `batch_list` (a fake, another implementation) is read call
+    by call, one call per table when idle."""
+
+    class ListOnly:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def __getattr__(self, name: str) -> Any:
+            if name == "batch_list":
+                raise AttributeError(name)
+            return getattr(self.inner, name)
+
+    source = _source(site)
+    source = ServiceNowSource(ListOnly(source.client), source.settings, source.guard)
+    _cycle(source, sqlite_store, 0)
+    site.servicenow_harness.reset()
+    _cycle(source, sqlite_store, 5)
+    assert _calls(site)["by_route"] == {TABLE: len(IDLE_TABLES)}
