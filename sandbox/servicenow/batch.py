@@ -18,8 +18,9 @@ Unkind where a real instance is, with knobs (`sandbox.http.knobs`):
   on top of the measured time, never slept): once the batch's time is used up, the items not
   yet run are unserviced.
 
-The harness counts the batch as one request (one rate-limit slot, one latency); the items it
-ran are counted apart (`sub_requests`, in `GET /__sandbox/requests`).
+The harness counts the batch as one request (one rate-limit slot, one latency, one fault draw:
+a `short` fault shortens the pages of every item); the items it ran are counted apart
+(`sub_requests`, in `GET /__sandbox/requests`).
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ from werkzeug.routing import Map
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request, Response
 
-from sandbox.http import json_response
+from sandbox.http import json_response, short_page
+from sandbox.http.harness import SHORT_PAGE
 from sandbox.http.knobs import Knobs
 
 VERSIONS = ("v1",)
@@ -120,6 +122,8 @@ class BatchEndpoint:
             headers=headers,
             data=data,
         ).get_environ()
+        if short_page(outer):  # ACLs shorten the pages of a batch's items as well
+            environ[SHORT_PAGE] = True
         request = Request(environ)
         adapter = self.url_map.bind_to_environ(environ)
         try:

@@ -226,3 +226,20 @@ def test_a_client_without_batch_calls_reads_as_before(
     site.servicenow_harness.reset()
     _cycle(source, sqlite_store, 5)
     assert _calls(site)["by_route"] == {TABLE: len(IDLE_TABLES)}
+
+
+def test_a_page_the_acls_shorten_inside_the_batch_loses_no_row(
+    site: Sandbox, sqlite_store: StateStore
+) -> None:
+    """ACLs shorten pages inside a batch as well (the `short` fault on the batch call): the
+    short first page is not taken for the end, paging continues and every new row is stored."""
+    source = _warm(site, sqlite_store, page_size=5)
+    app = site.servicenow
+    template = {k: v for k, v in app.store.rows("task_sla")[0].items() if not k.startswith("sys_")}
+    app.clock = BASE + timedelta(minutes=1)
+    new = {app.insert("task_sla", **template)["sys_id"] for _ in range(12)}
+    site.knobs.update({"faults": "short=1,only=POST /api/now/v1/batch"})
+    _cycle(source, sqlite_store, 2)
+    calls = _calls(site)
+    assert calls["by_route"][BATCH] == 1 and calls["by_route"][TABLE] >= 3
+    assert new <= {r.key for r in sqlite_store.mirrored("sla_record")}
