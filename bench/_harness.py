@@ -134,26 +134,37 @@ def service_keys(site: SandboxProcess, count: int) -> list[str]:
     return [row["sys_id"] for row in response.json()["result"]]
 
 
+# POSTs that only read: Jira's search, ServiceNow's REST Batch API (its items here are GETs).
+READING_POSTS = ("/jql", "/batch")
+
+
 def writes(counts: dict[str, Any]) -> int:
-    """POST / PUT / PATCH / DELETE requests, except Jira's search (a POST that only reads)."""
+    """POST / PUT / PATCH / DELETE requests, except the POSTs that only read (`READING_POSTS`)."""
     return sum(
         n
         for route, n in counts["by_route"].items()
-        if route.split()[0] in ("POST", "PUT", "PATCH", "DELETE") and not route.endswith("/jql")
+        if route.split()[0] in ("POST", "PUT", "PATCH", "DELETE")
+        and not route.endswith(READING_POSTS)
     )
 
 
 @dataclass
 class TableSpy:
-    """Counts the requests this process sends, per (system, method, table or route)."""
+    """Counts the requests this process sends, per (system, method, table or route): a
+    ServiceNow batch call is one request (`servicenow POST batch`); the table reads inside it
+    are counted apart in `batched` ("GET <table>")."""
 
     by_target: Counter[str] = field(default_factory=Counter)
+    batched: Counter[str] = field(default_factory=Counter)
 
     def install(self) -> None:
         original = requests.Session.send
 
         def send(session: requests.Session, request: requests.PreparedRequest, **kw: Any) -> Any:
-            self.by_target[_target(request.method or "", request.url or "")] += 1
+            target = _target(request.method or "", request.url or "")
+            self.by_target[target] += 1
+            if target == "servicenow POST batch":
+                self.batched.update(_batch_items(request.body))
             return original(session, request, **kw)
 
         requests.Session.send = send  # type: ignore[method-assign,assignment]
@@ -163,7 +174,20 @@ def _target(method: str, url: str) -> str:
     path = url.split("://", 1)[-1].split("/", 1)[-1].split("?", 1)[0]
     if path.startswith("api/now/table/"):
         return f"servicenow {method} {path.split('/')[3]}"
+    if path == "api/now/v1/batch":
+        return f"servicenow {method} batch"
     return f"{'jira' if path.startswith('rest/') else 'other'} {method} /{path}"
+
+
+def _batch_items(body: Any) -> list[str]:
+    """Each item of a batch request's JSON body as "GET <table>"."""
+    try:
+        items = json.loads(body or b"{}").get("rest_requests") or []
+    except (ValueError, AttributeError):
+        return []
+    return [
+        f"{item.get('method')} {_target('', str(item.get('url'))).split()[-1]}" for item in items
+    ]
 
 
 def _serve(argv: list[str]) -> int:

@@ -2,10 +2,13 @@
 
 Starts the sandbox in its own process, runs a first (cold) sync in this process, then a second
 one with every request counted: per source table, per source stream and per target route, and
-the writes. The aim is one call per table a stream reads (an empty page ends each incremental
-read; the component stream reads relations, deleted relations and CIs; people are refreshed
-every `servicenow.people_refresh_seconds`, not every cycle) and zero writes. Prints one JSON
-object, and "idle cycle: S source calls / T target calls" on stderr.
+the writes. The source's first pages travel in one REST Batch API call (`servicenow.batch_reads`):
+`source_calls` counts HTTP calls (a batch is one), `source_reads_by_table` the table reads made
+inside batches (`source_batched_by_table`) or alone (`source_calls_by_table`). The aim is one
+call in all, reading each table a stream reads once (an empty page ends each incremental read;
+the component stream reads relations, deleted relations and CIs; people are refreshed every
+`servicenow.people_refresh_seconds`, not every cycle) and zero writes. Prints one JSON object,
+and "idle cycle: S source calls / T target calls" on stderr.
 
     .venv/bin/python bench/idle_cycle.py [--services 50] [--sla-records 10000] [--reviews 5]
 """
@@ -58,7 +61,7 @@ def main() -> None:
         counts = site.counts()
     finally:
         site.stop()
-    report = _report(args, first, second, counts, dict(spy.by_target))
+    report = _report(args, first, second, counts, dict(spy.by_target), dict(spy.batched))
     print(json.dumps(report))
     print(
         f"idle cycle: {report['source_calls']} source calls / {report['target_calls']} target "
@@ -82,9 +85,12 @@ STREAM_TABLES = {
 
 def _report(
     args: argparse.Namespace, first: dict[str, Any], second: dict[str, Any],
-    counts: dict[str, dict[str, Any]], by_target: dict[str, int],
+    counts: dict[str, dict[str, Any]], by_target: dict[str, int], batched: dict[str, int],
 ) -> dict[str, Any]:  # fmt: skip
     streams = {k.split()[-1]: n for k, n in by_target.items() if k.startswith("servicenow GET")}
+    inside = {k.split()[-1]: n for k, n in batched.items()}
+    reads = {t: streams.get(t, 0) + inside.get(t, 0) for t in dict.fromkeys([*inside, *streams])}
+    http = sum(n for k, n in by_target.items() if k.startswith("servicenow "))
     target_reads = {
         k.removeprefix("jira "): n for k, n in by_target.items() if k.startswith("jira")
     }
@@ -95,11 +101,13 @@ def _report(
         "reviews_selected": args.reviews,
         "first_cycle_created": first["created"],
         "source_streams": len(first["records_read"]),
+        "source_calls": http,
+        "source_batch_calls": by_target.get("servicenow POST batch", 0),
         "source_calls_by_table": streams,
-        "source_calls": sum(streams.values()),
-        "source_calls_by_stream": {
-            stream: sum(streams.get(t, 0) for t in tables)
-            for stream, tables in STREAM_TABLES.items()
+        "source_batched_by_table": inside,
+        "source_reads_by_table": reads,
+        "source_reads_by_stream": {
+            stream: sum(reads.get(t, 0) for t in tables) for stream, tables in STREAM_TABLES.items()
         },
         "target_calls_by_route": target_reads,
         "target_calls": sum(target_reads.values()),

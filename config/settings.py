@@ -117,6 +117,11 @@ class ServiceNowSettings(Section):
         description="how often changed sys_user rows of known people are read (0: every cycle); "
         "people newly named by a service or component are looked up at once",
     )
+    batch_reads: bool = Field(
+        True,
+        description="each cycle's first page of every incremental stream in one REST Batch "
+        "API call (/api/now/v1/batch); instances without it are read call by call",
+    )
     cmdb_rewalk_seconds: int = Field(
         86400,
         ge=0,

@@ -10,6 +10,10 @@ so a page may repeat rows: each raw row is hashed, and a row whose hash the mirr
 is neither mapped nor stored again (`--full` maps everything). A page that brings nothing new
 and does not move the cursor writes nothing.
 
+Before the first stream, a source that can fetch ahead (`prepare`: ServiceNow sends the first
+page of every incremental read in one REST Batch API call) is told every stream and cursor the
+pull will read.
+
 Read problems a page reports (`ReadError`: table, record, affected services) are logged once
 (`pull.read_error`) and mirrored as skipped entries of each affected service, or of no service
 (the cycle-wide list) when the source cannot name one.
@@ -87,11 +91,13 @@ def pull(
 ) -> PullSummary:
     """Bring the mirror up to date with the source, stream by stream."""
     summary = PullSummary()
-    for stream in PULL_ORDER:
-        if not mappings.has(stream.value):
-            continue
-        saved = None if full else store.cursor(source.system, stream.value)
-        since = Cursor(updated=saved[0], id=saved[1]) if saved else None
+    reads = {
+        stream: None if full else _cursor(store, source.system, stream)
+        for stream in PULL_ORDER
+        if mappings.has(stream.value)
+    }
+    _prepare(source, reads, until)
+    for stream, since in reads.items():
         state = _StreamRead(committed=since)
         for page in prefetched(source.read(stream, since=since, until=until)):
             state.snapshot = state.snapshot and page.cursor is None
@@ -110,6 +116,21 @@ def pull(
             skipped=summary.skipped[stream.value],
         )
     return summary
+
+
+def _cursor(store: StateStore, system: str, stream: Stream) -> Cursor | None:
+    saved = store.cursor(system, stream.value)
+    return Cursor(updated=saved[0], id=saved[1]) if saved else None
+
+
+def _prepare(
+    source: SourceConnector, reads: Mapping[Stream, Cursor | None], until: datetime | None
+) -> None:
+    """Tell a source that can fetch ahead (ServiceNow: the first pages of every stream in one
+    batch call) which streams this pull reads and from which cursors."""
+    prepare = getattr(source, "prepare", None)
+    if callable(prepare):
+        prepare(reads, until=until)
 
 
 def _delivered(source: SourceConnector, stream: Stream) -> None:

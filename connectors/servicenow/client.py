@@ -5,13 +5,14 @@ it for fakes and pysnow can be replaced without touching paging or writes. Every
 explicit `sysparm_fields`, `sysparm_exclude_reference_link=true`, `sysparm_no_count=true` and
 `sysparm_suppress_pagination_header=true` (we page by keyset, never by `Link`), with the
 (connect, read) timeouts of `http:` settings, and maps failures to `connectors.errors`.
+`PysnowTableClient.batch_list` sends several list reads in one REST Batch API call (`batch`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 import pysnow
@@ -20,6 +21,9 @@ import structlog
 
 from connectors.errors import ConnectorError, TransientError
 from connectors.http import raise_for_response, transport_error, unreadable_body
+
+if TYPE_CHECKING:
+    from connectors.servicenow.batch import BatchAnswer, ListRequest
 
 SYSTEM = "servicenow"
 # What an integration user usually lacks when the instance answers 401/403 for a table.
@@ -220,7 +224,7 @@ class PysnowTableClient:
             response = session.get(url, timeout=self._timeout, headers={"Accept": "*/*"})
         except requests.RequestException as error:
             raise transport_error(error, system=SYSTEM, what=what) from error
-        _raise_for(response, what=what, table="sys_attachment")
+        raise_for_table(response, what=what, table="sys_attachment")
         return bytes(response.content)
 
     def delete_attachment(self, attachment_sys_id: str) -> None:
@@ -231,7 +235,13 @@ class PysnowTableClient:
             response = session.delete(url, timeout=self._timeout)
         except requests.RequestException as error:
             raise transport_error(error, system=SYSTEM, what=what) from error
-        _raise_for(response, what=what, table="sys_attachment")
+        raise_for_table(response, what=what, table="sys_attachment")
+
+    def batch_list(self, asked: Sequence[ListRequest]) -> BatchAnswer:
+        """POST /api/now/v1/batch: several `list` pages in one call (see `batch`)."""
+        from connectors.servicenow.batch import send_batch  # batch builds on this module
+
+        return send_batch(self._client.session, self._client.base_url, asked, self._timeout)
 
     def journal(self, table: str, sys_id: str, field: str) -> str:
         # The Table API reads a journal field as "" by value and as its entries by display value.
@@ -259,7 +269,7 @@ class PysnowTableClient:
             )
         except requests.RequestException as error:
             raise transport_error(error, system=SYSTEM, what=what) from error
-        _raise_for(response, what=what, table=table)
+        raise_for_table(response, what=what, table=table)
         try:
             result = response.json().get("result")
         except (ValueError, AttributeError):
@@ -286,7 +296,7 @@ def flatten(row: Any) -> Any:
     }
 
 
-def _raise_for(response: requests.Response, *, what: str, table: str) -> None:
+def raise_for_table(response: requests.Response, *, what: str, table: str) -> None:
     if response.status_code == 429:
         log.warning(
             "servicenow.rate_limited",
@@ -306,7 +316,7 @@ def _call(send: Callable[[], Any], *, what: str, table: str) -> TableResult:
     except requests.HTTPError as error:
         if error.response is None:
             raise ConnectorError(f"{SYSTEM}: {error} for {what}", system=SYSTEM) from error
-        _raise_for(error.response, what=what, table=table)
+        raise_for_table(error.response, what=what, table=table)
         raise ConnectorError(f"{SYSTEM}: {error} for {what}", system=SYSTEM) from error
     except ValueError as error:  # JSON cut short (a proxy dropped the connection mid-body)
         raise TransientError(f"{SYSTEM}: unreadable JSON for {what}", system=SYSTEM) from error

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from connectors.base import Cursor, ReadError
 from connectors.errors import AuthError
 from connectors.servicenow import query
+from connectors.servicenow.batch import ListRequest
 from connectors.servicenow.client import Record, TableClient, log
 from connectors.servicenow.guard import Guard
 from connectors.servicenow.lookup import BatchLookup
@@ -239,9 +240,7 @@ class CmdbMirror:
         self, spec: StreamSpec, since: Cursor | None, bound: str, extra: str = ""
     ) -> tuple[list[Record], Cursor | None]:
         """Rows of `spec.table` changed since `since` (with the overlap) and the new cursor."""
-        pager = KeysetPager(
-            self.client, self.guard, spec, self.page_size, since, bound, extra, self.overlap_seconds
-        )
+        pager = self._pager(spec, since, bound, extra)
         rows: list[Record] = []
         cursor = since
         for page in pager.pages():
@@ -249,13 +248,38 @@ class CmdbMirror:
             cursor = page.cursor
         return rows, cursor
 
+    def _pager(
+        self, spec: StreamSpec, since: Cursor | None, bound: str, extra: str = ""
+    ) -> KeysetPager:
+        return KeysetPager(
+            self.client, self.guard, spec, self.page_size, since, bound, extra, self.overlap_seconds
+        )
+
+    def first_reads(self, type_id: str, bound: str) -> list[ListRequest]:
+        """The first page read of each table `refresh(type_id, bound)` will read (none when
+        it will not read, or will walk cold), for a batch call to fetch ahead."""
+        if not self.warm or self.due() or self._refreshed == bound:
+            return []
+        extra = _relation_type(type_id)
+        relations = self._pager(self._relation_spec(), self._relation_cursor, bound, extra)
+        reads = [relations.first_request()]
+        if self.audit_readable:
+            start = overlapped(self._audit_cursor, self.overlap_seconds)
+            reads.append(self._audit_request(start, bound))
+        reads.append(self._pager(self.components, self._ci_cursor, bound).first_request())
+        return reads
+
     def _changed_relations(self, type_id: str, bound: str) -> list[Relation]:
-        spec = StreamSpec(self.relations_table, ("sys_id", "sys_updated_on", "parent", "child"))
-        extra = f"type={query.sys_id(type_id)}"
-        rows, self._relation_cursor = self._read(spec, self._relation_cursor, bound, extra)
+        extra = _relation_type(type_id)
+        rows, self._relation_cursor = self._read(
+            self._relation_spec(), self._relation_cursor, bound, extra
+        )
         return [
             Relation(str(r["sys_id"]), _text(r.get("parent")), _text(r.get("child"))) for r in rows
         ]
+
+    def _relation_spec(self) -> StreamSpec:
+        return StreamSpec(self.relations_table, ("sys_id", "sys_updated_on", "parent", "child"))
 
     def _changed_cis(self, bound: str) -> list[Record]:
         rows, self._ci_cursor = self._read(self.components, self._ci_cursor, bound)
@@ -269,27 +293,9 @@ class CmdbMirror:
         start = overlapped(self._audit_cursor, self.overlap_seconds)
         deleted: list[str] = []
         last = start
-        not_after = "sys_created_on<=" + query.safe_value(bound, field="sys_created_on")
-        tables = (self.relations_table, *self.service_classes)
-        condition = query.conjoin([query.one_of("tablename", tables), not_after])
         while True:
-            after = ""
-            if last is not None:
-                after = (
-                    query.created_after(last.updated, last.id)
-                    if last.id
-                    else "sys_created_on>=" + query.safe_value(last.updated, field="sys_created_on")
-                )
             try:
-                result = self.guard.call(
-                    lambda a=after: self.client.list(  # type: ignore[misc]
-                        AUDIT_DELETE_TABLE,
-                        query=query.ordered_by_creation(query.conjoin([condition, a])),
-                        fields=AUDIT_FIELDS,
-                        limit=self.page_size,
-                    ),
-                    what=f"table {AUDIT_DELETE_TABLE}",
-                )
+                result = self.guard.list(self.client, self._audit_request(last, bound))
             except AuthError as error:  # 403 on this table (the reads before it worked)
                 self.audit_readable = False
                 log.warning(
@@ -308,6 +314,25 @@ class CmdbMirror:
         if last is not None and (self._audit_cursor is None or last > self._audit_cursor):
             self._audit_cursor = last
         return deleted
+
+    def _audit_request(self, last: Cursor | None, bound: str) -> ListRequest:
+        """The `sys_audit_delete` page after `last`: deletions of relations and services."""
+        not_after = "sys_created_on<=" + query.safe_value(bound, field="sys_created_on")
+        tables = (self.relations_table, *self.service_classes)
+        condition = query.conjoin([query.one_of("tablename", tables), not_after])
+        after = ""
+        if last is not None:
+            after = (
+                query.created_after(last.updated, last.id)
+                if last.id
+                else "sys_created_on>=" + query.safe_value(last.updated, field="sys_created_on")
+            )
+        ordered = query.ordered_by_creation(query.conjoin([condition, after]))
+        return ListRequest(AUDIT_DELETE_TABLE, ordered, AUDIT_FIELDS, self.page_size)
+
+
+def _relation_type(type_id: str) -> str:
+    return f"type={query.sys_id(type_id)}"
 
 
 def _text(value: object) -> str:

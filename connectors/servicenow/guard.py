@@ -1,20 +1,39 @@
 """Every ServiceNow request goes through `Guard`: pacing, a concurrency cap, the shared retry
-policy, and slowing down when the instance's rate-limit headers say the quota is nearly used."""
+policy, and slowing down when the instance's rate-limit headers say the quota is nearly used.
+
+Page reads go through `Guard.list`, which first looks for the page among the answers a batch
+call fetched ahead (`ahead`, see `batch`): such a page costs no request and no pacing token,
+the batch call took one."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from connectors.errors import ConnectorError, RateLimited, write_failure
 from connectors.http import monotonic_deadline, retry_after_seconds
 from connectors.pacing import Pacer
 from connectors.retry import RetryPolicy
-from connectors.servicenow.client import SYSTEM, TableResult, log, rate_limit_headers
+from connectors.servicenow.batch import AheadReads, ListRequest
+from connectors.servicenow.client import (
+    SYSTEM,
+    TableClient,
+    TableResult,
+    log,
+    rate_limit_headers,
+)
 
-T = TypeVar("T")
+
+class Answer(Protocol):
+    """What a guarded call returns: anything with the response's headers."""
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+
+T = TypeVar("T", bound=Answer)
 # Below this many requests left in the window, wait for the window's reset before going on.
 LOW_REMAINING = 2
 IN_DOUBT = "look the record up by correlation_id before writing it again"
@@ -28,15 +47,28 @@ class Guard:
     retry: RetryPolicy
     concurrency: int = 2
     requests_made: int = 0
+    ahead: AheadReads = field(default_factory=AheadReads)
     _slots: threading.BoundedSemaphore = field(init=False)
     _count_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self._slots = threading.BoundedSemaphore(self.concurrency)
 
-    def call(
-        self, send: Callable[[], TableResult], *, what: str, repeatable: bool = True
+    def list(
+        self, client: TableClient, request: ListRequest, *, what: str | None = None
     ) -> TableResult:
+        """One page of `request`: fetched ahead in a batch if it was, else one guarded call."""
+        kept = self.ahead.take(request)
+        if kept is not None:
+            return kept
+        return self.call(
+            lambda: client.list(
+                request.table, query=request.query, fields=request.fields, limit=request.limit
+            ),
+            what=what or f"table {request.table}",
+        )
+
+    def call(self, send: Callable[[], T], *, what: str, repeatable: bool = True) -> T:
         """One logical request: paced, capped, retried; watches the rate-limit headers.
 
         A request that is not `repeatable` (an insert, a work note, an upload) is retried only
@@ -48,7 +80,7 @@ class Guard:
             lambda: self._attempt(send, what, repeatable), system=SYSTEM, what=what
         )
 
-    def _attempt(self, send: Callable[[], TableResult], what: str, repeatable: bool) -> TableResult:
+    def _attempt(self, send: Callable[[], T], what: str, repeatable: bool) -> T:
         self.pacer.acquire()
         with self._slots:
             with self._count_lock:

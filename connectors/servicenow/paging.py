@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from connectors.base import Cursor, ReadError
 from connectors.errors import ConnectorError
 from connectors.servicenow import query
+from connectors.servicenow.batch import ListRequest
 from connectors.servicenow.client import SYSTEM, Record, TableClient
 from connectors.servicenow.guard import Guard
 from connectors.servicenow.streams import KEYSET_FIELDS, StreamSpec
@@ -59,18 +60,9 @@ class KeysetPager:
     def pages(self) -> Iterator[TablePage]:
         """Every page, until the instance answers an empty one."""
         cursor = overlapped(self.since, self.overlap_seconds)
-        fields = tuple(dict.fromkeys((*KEYSET_FIELDS, *self.spec.fields)))
         end = settled(self.since, self.until, self.overlap_seconds)
         while True:
-            result = self.guard.call(
-                lambda c=cursor: self.client.list(  # type: ignore[misc]
-                    self.spec.table,
-                    query=self.condition(c),
-                    fields=fields,
-                    limit=self.page_size,
-                ),
-                what=f"table {self.spec.table}",
-            )
+            result = self.guard.list(self.client, self.request(cursor))
             if not result.records:
                 if end is not None:
                     yield TablePage(records=[], cursor=end)
@@ -86,6 +78,15 @@ class KeysetPager:
             cursor = page.cursor
             end = settled(later(self.since, cursor), self.until, self.overlap_seconds)
             yield replace(page, cursor=later(self.since, page.cursor))
+
+    def first_request(self) -> ListRequest:
+        """The read of the first page (a batch call may fetch it ahead: see `batch`)."""
+        return self.request(overlapped(self.since, self.overlap_seconds))
+
+    def request(self, cursor: Cursor | None) -> ListRequest:
+        """The read of the page after `cursor`."""
+        fields = tuple(dict.fromkeys((*KEYSET_FIELDS, *self.spec.fields)))
+        return ListRequest(self.spec.table, self.condition(cursor), fields, self.page_size)
 
     def condition(self, cursor: Cursor | None) -> str:
         """The encoded query of the page after `cursor`."""

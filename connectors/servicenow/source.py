@@ -39,6 +39,7 @@ from itertools import islice
 from config import ServiceNowSettings, Settings
 from connectors.base import Cursor, Page, ReadError, Stream
 from connectors.servicenow import query
+from connectors.servicenow.batch import BatchReader, ListRequest
 from connectors.servicenow.client import Record, TableClient
 from connectors.servicenow.cmdb import CmdbMirror
 from connectors.servicenow.commitments import CommitmentReader
@@ -95,6 +96,7 @@ class ServiceNowSource:
         self._task_services: dict[str, BatchLookup] = {}
         self._type_id: str | None = None
         self.commitments = CommitmentReader(client, guard, settings)
+        self.batch = BatchReader(enabled=settings.batch_reads)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ServiceNowSource:
@@ -123,6 +125,32 @@ class ServiceNowSource:
                 if stream is Stream.SERVICES:
                     self.cmdb.observe_services(page.records)
                 yield _page(stream, page)
+
+    def prepare(self, reads: Mapping[Stream, Cursor | None], *, until: datetime | None) -> None:
+        """The pull is about to read `reads` (stream -> its cursor) up to `until`: fetch the
+        first page of every incremental read in one batch call (see `batch`). Cold reads (no
+        cursor, a CMDB walk due) are left to their own calls: their first pages are full."""
+        bound = self._bound(until)
+        asked: list[ListRequest] = []
+        for stream, since in reads.items():
+            asked += self._first_reads(stream, since, bound)
+        self.batch.prefetch(self.client, self.guard, list(dict.fromkeys(asked)))
+
+    def _first_reads(self, stream: Stream, since: Cursor | None, bound: str) -> list[ListRequest]:
+        if stream in (Stream.PEOPLE, Stream.COMPONENTS):
+            reads = self.cmdb.first_reads(self._type_id, bound) if self._type_id else []
+            if stream is Stream.PEOPLE and self._people_refresh_due():
+                spec = spec_for(self.settings, Stream.PEOPLE)
+                reads.append(self._pager(spec, self._people_cursor, bound).first_request())
+            return reads
+        if since is None:
+            return []
+        if stream is Stream.MATERIALS:
+            return [
+                self._pager(spec, since, bound, MATERIAL_LINKS[kind]).first_request()
+                for kind, spec in self._material_specs().items()
+            ]
+        return [self._pager(spec_for(self.settings, stream), since, bound).first_request()]
 
     def read_records(self, stream: Stream, sys_ids: Sequence[str]) -> Iterator[Page]:
         """Records of a plain table stream (service, sla_record) named by sys_id: one call per
@@ -293,7 +321,7 @@ class ServiceNowSource:
         if self._people_read_at is None:  # first read: what we fetch now is current
             self._people_read_at, self._people_cursor = now, Cursor(bound)
             return
-        if now - self._people_read_at < self.settings.people_refresh_seconds:
+        if not self._people_refresh_due():
             return
         self._people_read_at = now
         spec = spec_for(self.settings, Stream.PEOPLE)
@@ -302,6 +330,12 @@ class ServiceNowSource:
                 if row["sys_id"] in self._people_rows:
                     self._people_rows[row["sys_id"]] = row
             self._people_cursor = page.cursor
+
+    def _people_refresh_due(self) -> bool:
+        """Whether known people's changed rows are to be read this cycle."""
+        if self._people_read_at is None:
+            return False
+        return self._clock() - self._people_read_at >= self.settings.people_refresh_seconds
 
     def _agreements(self, since: Cursor | None, until: str) -> Iterator[Page]:
         """contract_sla rows plus their SPM target and subject (see `commitments`)."""
@@ -340,14 +374,17 @@ class ServiceNowSource:
                 services[sys_id] = task.get("business_service") or ""
         return services
 
-    def _materials(self, since: Cursor | None, until: str) -> Iterator[Page]:
+    def _material_specs(self) -> dict[str, StreamSpec]:
         tables = {
             "knowledge": self.settings.tables.knowledge,
             "problem": self.settings.tables.problems,
         }
+        return {kind: material_spec(self.settings, kind, table) for kind, table in tables.items()}
+
+    def _materials(self, since: Cursor | None, until: str) -> Iterator[Page]:
         sources = [
-            self._material_rows(kind, table, since, until, MATERIAL_LINKS[kind])
-            for kind, table in tables.items()
+            self._material_rows(kind, spec, since, until, MATERIAL_LINKS[kind])
+            for kind, spec in self._material_specs().items()
         ]
         merged = heapq.merge(
             *sources, key=lambda item: (item[0]["sys_updated_on"], item[0]["sys_id"])
@@ -364,9 +401,8 @@ class ServiceNowSource:
             yield Page(Stream.MATERIALS, [], end)
 
     def _material_rows(
-        self, kind: str, table: str, since: Cursor | None, until: str, extra: str
+        self, kind: str, spec: StreamSpec, since: Cursor | None, until: str, extra: str
     ) -> Iterator[tuple[Record, tuple[ReadError, ...]]]:
-        spec = material_spec(self.settings, kind, table)
         links = MATERIAL_SERVICE_FIELDS[kind]
         for page in self._pager(spec, since, until, extra).pages():
             errors = tuple(page.errors)

@@ -236,19 +236,28 @@ class Harness:
         return json_response({"error": f"no sandbox route {request.method} {request.path}"}, 404)
 
     def requests(self) -> dict[str, Any]:
-        """Request counts: total, by method, and by "METHOD route-template"."""
+        """Request counts: total, by method, and by "METHOD route-template"; a stand-in that
+        runs requests inside one (ServiceNow's batch) adds them as `sub_requests` by
+        "METHOD table" (a batch is one request, its items are not counted in `total`)."""
         with self._lock:
             counts = dict(self._counts)
         methods: Counter[str] = Counter()
         for key, count in counts.items():
             methods[key.split(" ", 1)[0]] += count
-        return {"total": sum(counts.values()), "by_method": dict(methods), "by_route": counts}
+        answer = {"total": sum(counts.values()), "by_method": dict(methods), "by_route": counts}
+        inner = getattr(self.stand_in, "sub_requests", None)
+        if callable(inner):
+            answer["sub_requests"] = inner()
+        return answer
 
     def reset(self, state: bool = False) -> None:
         """Forget request counts (and rate windows, fault stream); with `state`, the data too."""
         with self._lock:
             self._counts.clear()
             self._generation = -1
+        forget = getattr(self.stand_in, "reset_sub_requests", None)
+        if callable(forget):
+            forget()
         if state:
             self.stand_in.reset_state()
 

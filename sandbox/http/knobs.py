@@ -93,16 +93,26 @@ class Knobs:
     # ServiceNow: tables whose read ACL the integration user lacks (403 "Failed API level ACL
     # Validation", as an instance answers), e.g. {"sys_journal_field"}.
     servicenow_denied_tables: frozenset[str] = frozenset()
+    # ServiceNow REST Batch API (/api/now/v1/batch): served or not (404, an older release);
+    # the per-item response size limit (glide.rest.batch.max.outputSize, 10 MB) and the batch
+    # transaction's time limit (30 s), past which the rest of the batch is "unserviced"; and
+    # the time each item is taken to run (added to the measured time, never slept).
+    servicenow_batch: bool = True
+    servicenow_batch_output_bytes: int = 10 * 1024 * 1024
+    servicenow_batch_timeout_ms: float = 30_000.0
+    servicenow_batch_item_ms: float = 0.0
     generation: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def update(self, changes: Mapping[str, Any]) -> None:
         """Apply a JSON object of changes (keys: latency_ms, jitter_ms, latency, rate_limit,
-        faults, index_lag_ms, rejected_password); spec strings as in the module docstring."""
+        faults, index_lag_ms, rejected_password, the servicenow_ ones); spec strings as in the
+        module docstring."""
         unknown = set(changes) - {
             "latency_ms", "jitter_ms", "latency", "rate_limit", "faults", "index_lag_ms",
             "rejected_password", "invalid_query_returns_no_rows", "servicenow_custom_fields",
-            "servicenow_denied_tables",
+            "servicenow_denied_tables", "servicenow_batch", "servicenow_batch_output_bytes",
+            "servicenow_batch_timeout_ms", "servicenow_batch_item_ms",
         }  # fmt: skip
         if unknown:
             raise KnobError(f"unknown knob(s): {', '.join(sorted(unknown))}")
@@ -117,11 +127,20 @@ class Knobs:
                 self.faults = parse_faults(changes["faults"])
             self.index_lag_ms = float(changes.get("index_lag_ms", self.index_lag_ms))
             self.rejected_password = str(changes.get("rejected_password", self.rejected_password))
-            for flag in ("invalid_query_returns_no_rows", "servicenow_custom_fields"):
+            for flag in (
+                "invalid_query_returns_no_rows",
+                "servicenow_custom_fields",
+                "servicenow_batch",
+            ):
                 if flag in changes:
                     setattr(self, flag, _flag(flag, changes[flag]))
             if "servicenow_denied_tables" in changes:
                 self.servicenow_denied_tables = _tables(changes["servicenow_denied_tables"])
+            self.servicenow_batch_output_bytes = int(
+                changes.get("servicenow_batch_output_bytes", self.servicenow_batch_output_bytes)
+            )
+            for limit in ("servicenow_batch_timeout_ms", "servicenow_batch_item_ms"):
+                setattr(self, limit, float(changes.get(limit, getattr(self, limit))))
             self.generation += 1
 
     def describe(self) -> dict[str, Any]:
@@ -138,6 +157,10 @@ class Knobs:
             "invalid_query_returns_no_rows": self.invalid_query_returns_no_rows,
             "servicenow_custom_fields": self.servicenow_custom_fields,
             "servicenow_denied_tables": sorted(self.servicenow_denied_tables),
+            "servicenow_batch": self.servicenow_batch,
+            "servicenow_batch_output_bytes": self.servicenow_batch_output_bytes,
+            "servicenow_batch_timeout_ms": self.servicenow_batch_timeout_ms,
+            "servicenow_batch_item_ms": self.servicenow_batch_item_ms,
         }
 
 

@@ -10,6 +10,7 @@ Routes (Basic auth with any user and password except `knobs.rejected_password`, 
     GET                     /api/now/attachment/<sys_id>/file
     DELETE                  /api/now/attachment/<sys_id>
     GET                     /sys_attachment.do?sys_id=<sys_id>  (what a person's browser opens)
+    POST                    /api/now/v1/batch                (REST Batch API: `batch`)
 
 Who acts: Basic auth names the user. A login that is a `sys_user`'s `user_name` or `email` acts
 as that person (`sys_created_by` of their records and journal entries is their `user_name`);
@@ -45,6 +46,7 @@ from sandbox.estate import Estate
 from sandbox.http import json_response, short_page
 from sandbox.http.knobs import Knobs
 from sandbox.servicenow.aggregate import aggregate
+from sandbox.servicenow.batch import BatchEndpoint
 from sandbox.servicenow.listing import link_header, parse_limit, parse_offset, select
 from sandbox.servicenow.render import RowRenderer
 from sandbox.servicenow.schema import SCHEMA_TABLES, refresh_schema
@@ -87,9 +89,11 @@ class ServiceNowApp:
                     "/api/now/attachment/<sys_id>", methods=["DELETE"], endpoint="delete_attachment"
                 ),
                 Rule("/sys_attachment.do", methods=["GET"], endpoint="attachment_form"),
+                Rule("/api/now/<version>/batch", methods=["POST"], endpoint="batch"),
             ],
             strict_slashes=False,
         )
+        self.batch = BatchEndpoint(self.url_map, knobs, self.dispatch, failure)
         self.reset_state()
 
     # --- state -----------------------------------------------------------------------------
@@ -278,6 +282,16 @@ class ServiceNowApp:
         if not self.store.delete(table, sys_id, self.now()):
             return _no_record()
         return Response(b"", 204)
+
+    def _batch(self, request: Request, version: str) -> Response:
+        return self.batch.serve(request, version)
+
+    def sub_requests(self) -> dict[str, int]:
+        """Requests run inside batch calls since the last reset, by "METHOD table"."""
+        return dict(self.batch.sub_requests)
+
+    def reset_sub_requests(self) -> None:
+        self.batch.sub_requests.clear()
 
     def _stats(self, request: Request, table: str) -> Response:
         return json_response({"result": aggregate(self.store, table, request.args)})

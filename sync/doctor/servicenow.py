@@ -1,6 +1,7 @@
 """Doctor checks for ServiceNow: reach, auth, each configured table readable, relation type,
-(as a source) every field the mapping and the connector read against `sys_dictionary`, and (as
-the target) that work notes can be read back from `sys_journal_field`.
+(as a source) every field the mapping and the connector read against `sys_dictionary` and
+whether the REST Batch API serves the integration user (each cycle's first pages in one call),
+and (as the target) that work notes can be read back from `sys_journal_field`.
 
 Every read is one `sysparm_limit=1` Table API request through the connector's own client, so
 what the doctor sees is what the daemon will see. Nothing is written: the review task table is
@@ -16,6 +17,7 @@ from functools import partial
 from config import ConfigError, Settings, env_name, secrets_dir
 from connectors import AuthError, ConnectorError, Pacer, RequestRejected, RetryPolicy
 from connectors.servicenow import Guard, TableClient, TableResult, build_client
+from connectors.servicenow.batch import BATCH_PATH, BatchUnavailable, ListRequest
 from connectors.servicenow.cmdb import AUDIT_DELETE_TABLE, AUDIT_FIELDS
 from connectors.servicenow.journal import FIELDS as JOURNAL_FIELDS
 from connectors.servicenow.journal import JOURNAL_TABLE
@@ -45,6 +47,8 @@ SCHEMA_CHECKS = ("mapping fields exist (sys_dictionary)", "connector fields exis
 JOURNAL_CHECK = f"work notes readable ({JOURNAL_TABLE})"
 # As the source: deleted relations and services are found in this stock table (its own ACL).
 DELETIONS_CHECK = f"deletions readable ({AUDIT_DELETE_TABLE})"
+# As the source: each cycle's first pages are read in one REST Batch API call.
+BATCH_CHECK = f"batch API usable ({BATCH_PATH})"
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,7 @@ def servicenow_checks(
         rest += [
             f"relation type {settings.servicenow.relation_type}",
             DELETIONS_CHECK,
+            BATCH_CHECK,
             *SCHEMA_CHECKS,
         ]
     if settings.sync.target == SYSTEM:
@@ -101,6 +106,7 @@ def servicenow_checks(
     if settings.sync.source == SYSTEM:
         checks.run(f"relation type {settings.servicenow.relation_type}", probe.relation_type)
         checks.run(DELETIONS_CHECK, probe.deletions)
+        checks.run(BATCH_CHECK, probe.batch)
         _schema_checks(checks, Schema(client, guard), settings)
     if settings.sync.target == SYSTEM:
         checks.run(JOURNAL_CHECK, probe.journal)
@@ -242,6 +248,36 @@ class Probe:
                 "lower servicenow.cmdb_rewalk_seconds",
             )
         return passed("readable: removed relations and services leave the walk every cycle")
+
+    def batch(self) -> Verdict:
+        """Whether one-row reads sent through the REST Batch API come back (see
+        `connectors.servicenow.batch`): an idle cycle is then one call, not one per table."""
+        if not self.settings.batch_reads:
+            return passed(
+                "not used (servicenow.batch_reads is false): each stream's first page is read "
+                "with a call of its own"
+            )
+        send = getattr(self.client, "batch_list", None)
+        if not callable(send):
+            return passed("not used: this client reads call by call")
+        request = ListRequest(self.settings.tables.people, "", ("sys_id",), 1)
+        try:
+            answer = self.guard.call(lambda: send([request]), what=BATCH_PATH)
+        except BatchUnavailable as error:
+            return failed(
+                f"the instance answered {error.status} for {BATCH_PATH}: every cycle reads each "
+                "table with a call of its own (an idle cycle: about 9 calls instead of 1)",
+                "an instance older than London has no Batch API; otherwise let the "
+                f"integration user's role call {BATCH_PATH} (REST API ACLs), or set "
+                "servicenow.batch_reads: false",
+            )
+        if request not in answer.answers:
+            return failed(
+                f"{BATCH_PATH} answered without serving the read (unserviced): its limits "
+                "(glide.rest.batch.max.outputSize, the REST Batch API request timeout) are too low",
+                "raise the instance's Batch API limits, or set servicenow.batch_reads: false",
+            )
+        return passed("usable: each cycle's first pages are read in one call")
 
     def relation_type(self) -> Verdict:
         """The configured CMDB relation type exists (the component walk follows it)."""

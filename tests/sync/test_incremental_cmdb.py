@@ -20,7 +20,8 @@ from structlog.testing import capture_logs
 from config import Settings
 from connectors import Pacer
 from connectors.servicenow import ServiceNowSource, build_guard
-from connectors.servicenow.client import TableClient, TableResult
+from connectors.servicenow.batch import BatchAnswer, ListRequest
+from connectors.servicenow.client import PysnowTableClient, TableResult
 from connectors.servicenow.wiring import build_client
 from mapping import load_mappings
 from sandbox import Sandbox
@@ -34,21 +35,32 @@ pytestmark = pytest.mark.usefixtures("no_retry_waits")
 
 
 class Counting:
-    """A TableClient that counts list calls per table and keeps their queries."""
+    """A TableClient that counts page reads per table (sent alone or inside a batch call) and
+    keeps their queries; `http` counts the HTTP calls (a batch is one)."""
 
-    def __init__(self, inner: TableClient) -> None:
+    def __init__(self, inner: PysnowTableClient) -> None:
         self.inner = inner
         self.calls: Counter[str] = Counter()
         self.queries: list[tuple[str, str]] = []
+        self.http = 0
 
     def list(self, table: str, *, query: str, fields: Sequence[str], limit: int) -> TableResult:
         self.calls[table] += 1
         self.queries.append((table, query))
+        self.http += 1
         return self.inner.list(table, query=query, fields=fields, limit=limit)
+
+    def batch_list(self, asked: Sequence[ListRequest]) -> BatchAnswer:
+        for request in asked:
+            self.calls[request.table] += 1
+            self.queries.append((request.table, request.query))
+        self.http += 1
+        return self.inner.batch_list(asked)
 
     def reset(self) -> None:
         self.calls.clear()
         self.queries.clear()
+        self.http = 0
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -95,18 +107,19 @@ def _cycle(source: ServiceNowSource, store: StateStore, until: datetime) -> Pull
 def test_an_idle_cycle_reads_each_table_once_whatever_the_estate_size(
     big: Sandbox, sqlite_store: StateStore
 ) -> None:
-    """After a cold pull of 300 services, a cycle with nothing changed makes one request per
-    table it reads (no services re-read, no relation walk, no CI or people lookups) and stores
-    nothing; the cold pull needed dozens."""
+    """After a cold pull of 300 services, a cycle with nothing changed reads each table once
+    (no services re-read, no relation walk, no CI or people lookups), all in one batch call,
+    and stores nothing; the cold pull needed dozens of calls."""
     source, counting = _source(big, Clock())
     _cycle(source, sqlite_store, BASE)
-    cold = sum(counting.calls.values())
+    cold = counting.http
     counting.reset()
     idle = _cycle(source, sqlite_store, BASE + timedelta(minutes=5))
     assert all(n == 1 for n in counting.calls.values()), counting.calls
     # services, relations, deleted relations, CIs, agreements, SLA records, CSAT, knowledge
-    # and problems: 9 tables, one request each; people are refreshed hourly (0 here).
-    assert sum(counting.calls.values()) <= 9 < cold
+    # and problems: 9 tables, one read each; people are refreshed hourly (0 here).
+    assert sum(counting.calls.values()) <= 9
+    assert counting.http == 1 < cold
     assert "sys_user" not in counting.calls and "cmdb_ci_service" in counting.calls
     assert sum(idle.read.values()) == 0
 

@@ -492,3 +492,28 @@ def test_json_lists_every_check(site: Sandbox, settings_for: Build) -> None:
     assert len(body["checks"]) == len(checks)
     assert set(body["checks"][0]) >= {"system", "name", "ok", "detail", "fix"}
     json.dumps(body)
+
+
+def test_servicenow_source_reports_whether_the_batch_api_is_usable(
+    site: Sandbox, settings_for: Build
+) -> None:
+    """Doctor sends one read through /api/now/v1/batch: usable on the stand-in; an instance
+    without it fails the check with what it costs and the setting that turns batching off,
+    which itself makes the check pass as "not used"."""
+    settings = settings_for(site, sync={"source": "servicenow", "target": "jira"})
+    name = "batch API usable (/api/now/v1/batch)"
+    assert "usable" in by_name(run_doctor(settings), "servicenow")[name].detail
+    site.knobs.update({"servicenow_batch": False})
+    try:
+        checks = by_name(run_doctor(settings), "servicenow")
+    finally:
+        site.knobs.update({"servicenow_batch": True})
+    batch = checks[name]
+    assert not batch.ok and "answered 404" in batch.detail
+    assert "servicenow.batch_reads: false" in (batch.fix or "")
+    assert checks["table task_sla readable"].ok, "only the batch check fails"
+    off = settings_for(
+        site, sync={"source": "servicenow", "target": "jira"}, servicenow={"batch_reads": False}
+    )
+    unused = by_name(run_doctor(off), "servicenow")[name]
+    assert unused.ok and "not used" in unused.detail
