@@ -10,6 +10,10 @@ so a page may repeat rows: each raw row is hashed, and a row whose hash the mirr
 is neither mapped nor stored again (`--full` maps everything). A page that brings nothing new
 and does not move the cursor writes nothing.
 
+A source that keeps state between cycles (the ServiceNow CMDB mirror) gets it from the state
+store before the first read and saves what changed of it after the last (`keeper`, see
+`sync.source_state`), so a restarted process goes on incrementally.
+
 Read problems a page reports (`ReadError`: table, record, affected services) are logged once
 (`pull.read_error`) and mirrored as skipped entries of each affected service, or of no service
 (the cycle-wide list) when the source cannot name one.
@@ -35,6 +39,7 @@ from connectors import Cursor, Page, ReadError, SourceConnector, Stream
 from mapping import SystemMapping
 from mapping.engine import skipped_record
 from review import SkippedRecord, SlaRecord
+from sync.source_state import SourceStateKeeper
 from sync.state import MirrorRecord, StateStore
 from sync.state.decided import decided_moment, moment_text, month_text
 
@@ -84,12 +89,16 @@ def pull(
     until: datetime | None,
     full: bool = False,
     on_page: Callable[[Stream, int], None] | None = None,
+    keeper: SourceStateKeeper | None = None,
 ) -> PullSummary:
-    """Bring the mirror up to date with the source, stream by stream."""
+    """Bring the mirror up to date with the source, stream by stream; with a `keeper`, the
+    source's own state is loaded from the store first (not with `full`: the source starts
+    from nothing) and saved after the last stream."""
     summary = PullSummary()
-    for stream in PULL_ORDER:
-        if not mappings.has(stream.value):
-            continue
+    if keeper is not None:
+        keeper.load(source, store, cold=full)
+    streams = [s for s in PULL_ORDER if mappings.has(s.value)]
+    for stream in streams:
         saved = None if full else store.cursor(source.system, stream.value)
         since = Cursor(updated=saved[0], id=saved[1]) if saved else None
         state = _StreamRead(committed=since)
@@ -109,6 +118,8 @@ def pull(
             unchanged=summary.unchanged[stream.value],
             skipped=summary.skipped[stream.value],
         )
+    if keeper is not None:
+        keeper.save(source, store, [s.value for s in streams])
     return summary
 
 
