@@ -93,12 +93,36 @@ def pull(
 ) -> PullSummary:
     """Bring the mirror up to date with the source, stream by stream; with a `keeper`, the
     source's own state is loaded from the store first (not with `full`: the source starts
-    from nothing) and saved after the last stream."""
+    from nothing) and saved after the last stream, or where a failure or a stop ended the
+    pull (the source's state is then as current as the cursors stored)."""
     summary = PullSummary()
     if keeper is not None:
         keeper.load(source, store, cold=full)
-    streams = [s for s in PULL_ORDER if mappings.has(s.value)]
-    for stream in streams:
+    streams = [s.value for s in PULL_ORDER if mappings.has(s.value)]
+    try:
+        _pull_streams(source, mappings, store, summary, until=until, full=full, on_page=on_page)
+    except BaseException:
+        if keeper is not None:  # what the source read so far goes with the cursors stored
+            keeper.save_after_failure(source, store, streams)
+        raise
+    if keeper is not None:
+        keeper.save(source, store, streams)
+    return summary
+
+
+def _pull_streams(
+    source: SourceConnector,
+    mappings: SystemMapping,
+    store: StateStore,
+    summary: PullSummary,
+    *,
+    until: datetime | None,
+    full: bool,
+    on_page: Callable[[Stream, int], None] | None,
+) -> None:
+    for stream in PULL_ORDER:
+        if not mappings.has(stream.value):
+            continue
         saved = None if full else store.cursor(source.system, stream.value)
         since = Cursor(updated=saved[0], id=saved[1]) if saved else None
         state = _StreamRead(committed=since)
@@ -118,9 +142,6 @@ def pull(
             unchanged=summary.unchanged[stream.value],
             skipped=summary.skipped[stream.value],
         )
-    if keeper is not None:
-        keeper.save(source, store, [s.value for s in streams])
-    return summary
 
 
 def _delivered(source: SourceConnector, stream: Stream) -> None:

@@ -3,14 +3,16 @@
 A source that keeps state (`kept_state`, `restore_state`, `forget_state`: see
 `connectors.SourceState`) would otherwise walk the CMDB cold after every restart and on every
 `sync --once` run. The pull loads the kept state before its first read (`SourceStateKeeper.load`)
-and saves it once, after its last stream (`save`): only the items that changed since the last
-save are written, all in one transaction with the new version, so a crash leaves the state of
-the last whole save.
+and saves it once, after its last stream (`save`), or where a failure or a stop ended the pull:
+only the items that changed since the last save are written, all in one transaction with the
+new version, so a crash leaves the state of the last whole save.
 
 The state is saved with the cursors of every stream as they were then (kind `pull`). It is
 taken back only while the store's cursors are still those: a pull that died after storing some
 pages (a services page the mirror did not take in, say) leaves cursors the state does not match,
-and the source starts cold instead, which is always correct.
+and the source starts cold instead, which is always correct. The same check runs before every
+pull of a process that stayed up, so a pull made without a keeper (another command on this
+store) makes it reload, and walk cold, rather than go on behind cursors it did not read to.
 
 Replicas: the version goes up with every save. Before each pull the keeper compares the store's
 version with the one it loaded or saved; another replica's save since (it pulled while this one
@@ -52,7 +54,10 @@ class SourceStateKeeper:
         if not callable(restore):
             return
         version = store.source_state_version(source.system)
-        if self.loaded and version == self.version and not cold:
+        current = self.loaded and version == self.version and not cold
+        # (a pull without a keeper, another command on this store, may have moved cursors;
+        # with nothing kept yet, the memory is all there is)
+        if current and (version is None or not _stale_streams(store, source.system, self.saved)):
             return  # what we hold in memory is what was last saved
         version, state = store.source_state(source.system)
         self.loaded, self.version, self.saved = True, version, state
@@ -90,6 +95,18 @@ class SourceStateKeeper:
         self.version, self.saved = version, state
         self.written = sum(map(len, changed.values())) + sum(map(len, removed.values()))
         log.info("source_state.saved", system=source.system, version=version, items=self.written)
+
+    def save_after_failure(
+        self, source: SourceConnector, store: StateStore, streams: Sequence[str]
+    ) -> None:
+        """`save` where a pull ended early: the source's state is as current as the cursors
+        it read pages for (a refresh keeps a cursor per table it read); a failing save is
+        logged, the pull's own error is the one raised."""
+        try:
+            self.save(source, store, streams)
+        except Exception as error:
+            log.warning("source_state.save_failed", system=source.system, error=str(error))
+            self.loaded = False  # reload (and check the cursors) before the next pull
 
 
 def _changes(

@@ -144,29 +144,40 @@ def test_the_full_walk_is_due_rewalk_seconds_after_the_last_whichever_process_ma
     third.close()
 
 
-def test_a_pull_that_died_after_storing_services_makes_the_next_process_walk_cold(
-    site: Sandbox, url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A new service stored by a pull that died before it saved the mirror is not lost to the
-    walk: the stored cursors no longer match the kept state, so the next process walks cold
-    and the new service's components are read."""
-    clock = Clock()
-    first = Process(site, url, clock)
-    first.cycle(0)
+def _late_service(site: Sandbox) -> str:
+    """A new service with a relation to a new CI, added after the first cycle: the CI."""
     app = site.servicenow
     app.clock = BASE + timedelta(minutes=1)
     type_id = app.store.rows("cmdb_rel_ci")[0]["type"]
     service = app.insert("cmdb_ci_service", name="Late service")["sys_id"]
     ci = app.insert("cmdb_ci_server", name="late-host")["sys_id"]
     app.insert("cmdb_rel_ci", parent=service, child=ci, type=type_id)
-    original = first.store.store_page
+    return str(ci)
+
+
+def _failing_components(process: Process, monkeypatch: pytest.MonkeyPatch) -> None:
+    original = process.store.store_page
 
     def failing(system: str, stream: str, *args: Any, **kwargs: Any) -> Any:
         if stream == "component":
-            raise RuntimeError("killed")
+            raise RuntimeError("disk full")
         return original(system, stream, *args, **kwargs)
 
-    monkeypatch.setattr(first.store, "store_page", failing)
+    monkeypatch.setattr(process.store, "store_page", failing)
+
+
+def test_a_process_killed_after_storing_services_leaves_the_next_one_walking_cold(
+    site: Sandbox, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new service stored by a pull that was killed before it saved the walk (no save at
+    all) is not lost to the walk: the stored cursors no longer match the kept state, so the
+    next process walks cold and the new service's components are read."""
+    clock = Clock()
+    first = Process(site, url, clock)
+    first.cycle(0)
+    ci = _late_service(site)
+    _failing_components(first, monkeypatch)
+    monkeypatch.setattr(first.keeper, "save_after_failure", lambda *args: None)  # killed
     with pytest.raises(RuntimeError):
         first.cycle(2)
     first.close()
@@ -175,8 +186,53 @@ def test_a_pull_that_died_after_storing_services_makes_the_next_process_walk_col
     with capture_logs() as logs:
         second.cycle(3)
     assert [e for e in logs if e["event"] == "source_state.stale"]
+    assert [q for t, q in second.counting.queries if t == "cmdb_rel_ci" and "parentIN" in q]
     assert ci in _components(second.store)
     second.close()
+
+
+def test_a_pull_that_failed_midway_saves_what_it_read_and_the_next_one_goes_on(
+    site: Sandbox, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pull that fails after storing the services page (the store refuses a component
+    page) saves the walk as far as it went, with the cursors stored: the next pull, in this
+    process or a new one, goes on without a cold walk and stores the new service's CI."""
+    clock = Clock()
+    first = Process(site, url, clock)
+    first.cycle(0)
+    ci = _late_service(site)
+    _failing_components(first, monkeypatch)
+    with pytest.raises(RuntimeError):
+        first.cycle(2)
+    first.close()
+
+    second = Process(site, url, clock)
+    with capture_logs() as logs:
+        second.cycle(3)
+    assert [e for e in logs if e["event"] == "source_state.loaded"]
+    walks = [q for t, q in second.counting.queries if t == "cmdb_rel_ci" and "parentIN" in q]
+    assert not walks
+    assert ci in _components(second.store)
+    second.close()
+
+
+def test_a_pull_without_keeper_on_the_same_store_makes_the_process_reload(
+    site: Sandbox, url: str
+) -> None:
+    """A pull that keeps no state (an older command on the same store) moves the cursors
+    behind a running process's back: that process's next pull does not go on from its
+    memory (it would miss the services the other read) but walks cold."""
+    clock = Clock()
+    daemon = Process(site, url, clock)
+    daemon.cycle(0)
+    ci = _late_service(site)
+    other, _ = _source(site, clock)
+    pull(other, load_mappings("servicenow"), daemon.store, until=BASE + timedelta(minutes=2))
+    with capture_logs() as logs:
+        daemon.cycle(3)
+    assert [e for e in logs if e["event"] == "source_state.stale"]
+    assert ci in _components(daemon.store)
+    daemon.close()
 
 
 def test_state_kept_under_other_settings_is_not_used(site: Sandbox, url: str) -> None:
