@@ -126,7 +126,8 @@ class ServiceNowSettings(Section):
         86400,
         ge=0,
         description="a full relation walk this often (0: never), the safety net behind the "
-        "incremental CMDB reads and sys_audit_delete",
+        "incremental CMDB reads and sys_audit_delete; counted from the last full walk kept in "
+        "the state store, across restarts and sync --once runs",
     )
     tables: ServiceNowTables = ServiceNowTables()
     fields: dict[ServiceNowStream, list[str]] = Field(

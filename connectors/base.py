@@ -90,6 +90,13 @@ class SourceConnector(Protocol):
         ...
 
 
+# What a source keeps between cycles (e.g. the ServiceNow CMDB mirror), as items the state
+# store saves by change: kind -> key -> JSON-able body. Sources that keep state offer
+# `kept_state() -> SourceState` (the state now), `restore_state(state) -> bool` (False: not
+# usable, e.g. saved under other settings) and `forget_state()` (start cold); see `sync.pull`.
+SourceState = dict[str, dict[str, Any]]
+
+
 # Where people open a source record (a ServiceNow form, a Jira issue page), None if nowhere.
 RecordLinks = Callable[[SourceRef], str | None]
 

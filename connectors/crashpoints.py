@@ -7,7 +7,8 @@ to prove that a kill at any boundary, followed by a restart, leaves exactly one 
 Boundaries: before_intent, after_intent, after_create, after_record, mid_bulk,
 between_parent_and_subtasks, mid_cursor_commit, after_step (a chart / note / watcher call made,
 not yet recorded done), after_upload (a chart uploaded, the description not yet pointed at it),
-after_show (the description points at the new chart, not yet recorded, older files still there).
+after_show (the description points at the new chart, not yet recorded, older files still there),
+mid_source_state_save (the source's kept CMDB state written, its new version not yet committed).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ BOUNDARIES = (
     "after_step",
     "after_upload",
     "after_show",
+    "mid_source_state_save",
 )
 _seen: dict[str, int] = {}
 

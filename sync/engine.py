@@ -66,11 +66,13 @@ from sync.cycle_flow import (
 )
 from sync.duplicates import Duplicate, DuplicateAudit
 from sync.history import History, carried_over
+from sync.kept_packs import keep_packs, kept_build
 from sync.leases import LeaseLost, WorkLeases, units
 from sync.meeting import CycleRecord, MeetingReader
 from sync.metrics import Metrics
 from sync.pull import PullSummary, pull, store_announced
 from sync.reconcile import Action, ApplySummary, ChangeNote, Outcome, Reconciler, leased
+from sync.source_state import SourceStateKeeper
 from sync.state import LedgerRow, MirrorRecord, StateStore
 from sync.steps import FollowUps
 from sync.webhooks import WorkItem
@@ -165,6 +167,8 @@ class Engine:
     leases: WorkLeases = field(init=False)
     # the last cycle's review build: packs whose inputs did not change are reused from it
     last_build: ReviewBuild | None = field(default=None, init=False)
+    # the source's kept state (CMDB mirror) as last loaded from or saved to the store
+    source_state: SourceStateKeeper = field(default_factory=SourceStateKeeper, init=False)
 
     def __post_init__(self) -> None:
         self.leases = WorkLeases(self.store, seconds=self.settings.sync.lease_seconds)
@@ -243,7 +247,7 @@ class Engine:
                     raise Interrupted
                 pulled = pull(
                     self.source, self.mappings, self.store, until=until, full=full,
-                    on_page=self._page_read,
+                    on_page=self._page_read, keeper=self.source_state,
                 )  # fmt: skip
         self._count_reads(pulled)
         flow = CycleFlow(self.store, self.target, self.raci, self.settings.review.selection)
@@ -261,9 +265,11 @@ class Engine:
             meetings=reader.meetings,
             links=record_links(self.source),
             only=only,
-            previous=self.last_build,
+            previous=self._previous_build(cycle),
         )
         self._keep_build(build, partial=only is not None)
+        if not dry_run:
+            keep_packs(self.store, build, whole=only is None)
         plan = build_plan(
             build.cycle,
             self.raci,
@@ -383,6 +389,15 @@ class Engine:
         self._count_tickets(summary)
         log.info("cycle.announced_done", services=len(only), reviews=len(build.packs))
         return RunResult(pulled, phase, build, summary, mine, dry_run, targeted=only)
+
+    def _previous_build(self, cycle: Cycle) -> ReviewBuild | None:
+        """The build whose packs this cycle may reuse: this process's last one; after a start,
+        or when another replica pulled since (the source state was reloaded), the packs kept
+        in the store (`sync.kept_packs`)."""
+        if self.last_build is None or self.source_state.reloaded:
+            self.source_state.reloaded = False
+            self.last_build = kept_build(self.store, cycle) or self.last_build
+        return self.last_build
 
     def _keep_build(self, build: ReviewBuild, *, partial: bool) -> None:
         """The build the next cycle compares its packs' fingerprints with; a partial build (an

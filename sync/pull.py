@@ -14,6 +14,11 @@ Before the first stream, a source that can fetch ahead (`prepare`: ServiceNow se
 page of every incremental read in one REST Batch API call) is told every stream and cursor the
 pull will read.
 
+A source that keeps state between cycles (the ServiceNow CMDB mirror) gets it from the state
+store before the first read (and before `prepare`, whose first pages start from it) and saves
+what changed of it after the last (`keeper`, see `sync.source_state`), so a restarted process
+goes on incrementally.
+
 Read problems a page reports (`ReadError`: table, record, affected services) are logged once
 (`pull.read_error`) and mirrored as skipped entries of each affected service, or of no service
 (the cycle-wide list) when the source cannot name one.
@@ -39,6 +44,7 @@ from connectors import Cursor, Page, ReadError, SourceConnector, Stream
 from mapping import SystemMapping
 from mapping.engine import skipped_record
 from review import SkippedRecord, SlaRecord
+from sync.source_state import SourceStateKeeper
 from sync.state import MirrorRecord, StateStore
 from sync.state.decided import decided_moment, moment_text, month_text
 
@@ -88,15 +94,45 @@ def pull(
     until: datetime | None,
     full: bool = False,
     on_page: Callable[[Stream, int], None] | None = None,
+    keeper: SourceStateKeeper | None = None,
 ) -> PullSummary:
-    """Bring the mirror up to date with the source, stream by stream."""
+    """Bring the mirror up to date with the source, stream by stream; with a `keeper`, the
+    source's own state is loaded from the store first (not with `full`: the source starts
+    from nothing) and saved after the last stream, or where a failure or a stop ended the
+    pull (the source's state is then as current as the cursors stored)."""
     summary = PullSummary()
+    if keeper is not None:
+        keeper.load(source, store, cold=full)
     reads = {
         stream: None if full else _cursor(store, source.system, stream)
         for stream in PULL_ORDER
         if mappings.has(stream.value)
     }
     _prepare(source, reads, until)
+    streams = [s.value for s in reads]
+    try:
+        _pull_streams(source, mappings, store, summary, reads, until=until, full=full,
+                      on_page=on_page)  # fmt: skip
+    except BaseException:
+        if keeper is not None:  # what the source read so far goes with the cursors stored
+            keeper.save_after_failure(source, store, streams)
+        raise
+    if keeper is not None:
+        keeper.save(source, store, streams)
+    return summary
+
+
+def _pull_streams(
+    source: SourceConnector,
+    mappings: SystemMapping,
+    store: StateStore,
+    summary: PullSummary,
+    reads: Mapping[Stream, Cursor | None],
+    *,
+    until: datetime | None,
+    full: bool,
+    on_page: Callable[[Stream, int], None] | None,
+) -> None:
     for stream, since in reads.items():
         state = _StreamRead(committed=since)
         for page in prefetched(source.read(stream, since=since, until=until)):
@@ -115,7 +151,6 @@ def pull(
             unchanged=summary.unchanged[stream.value],
             skipped=summary.skipped[stream.value],
         )
-    return summary
 
 
 def _cursor(store: StateStore, system: str, stream: Stream) -> Cursor | None:

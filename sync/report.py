@@ -15,6 +15,7 @@ from review import render_html, render_markdown
 from sync.build import build_review, chart_name
 from sync.engine import source_mappings
 from sync.pull import pull
+from sync.source_state import SourceStateKeeper
 from sync.state import StateStore
 
 
@@ -27,7 +28,7 @@ def write_report(
     now = datetime.now(UTC)
     skew = timedelta(seconds=settings.servicenow.clock_skew_seconds)
     source = chosen.source(settings)
-    pull(source, mappings, store, until=now - skew)
+    pull(source, mappings, store, until=now - skew, keeper=SourceStateKeeper())
     build = build_review(
         store, settings, today=now.date(), selection=[service_key], links=record_links(source)
     )

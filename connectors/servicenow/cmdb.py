@@ -19,7 +19,11 @@ Then the walk continues only from CIs that became reachable and whose relations 
 (the services a new or moved edge leads to); nothing else is read again. Services come from the
 services stream's own incremental pages (`observe_services`).
 
-Everything is kept in memory for the life of the source: a restarted daemon walks once, cold.
+The mirror is kept in memory and, through the sync layer, in the state store (`state`,
+`restore`: services, relation edges, which CIs had their relations read, reached CI rows, the
+cursors and when the last full walk was): a restarted daemon or a `sync --once` run goes on
+from where the last cycle stopped, and the full walk is due `cmdb_rewalk_seconds` after the last
+one whichever process made it (the clock is wall time for that reason).
 """
 
 from __future__ import annotations
@@ -27,8 +31,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from connectors.base import Cursor, ReadError
+from connectors.base import Cursor, ReadError, SourceState
 from connectors.errors import AuthError
 from connectors.servicenow import query
 from connectors.servicenow.batch import ListRequest
@@ -133,7 +138,7 @@ class CmdbMirror:
     overlap_seconds: int
     rewalk_seconds: int
     service_classes: tuple[str, ...] = ()  # whose deletions drop a service from the walk
-    clock: Callable[[], float] = time.monotonic
+    clock: Callable[[], float] = time.time  # wall time: the last full walk outlives the process
     services: dict[str, Record] = field(default_factory=dict)
     graph: Graph = field(default_factory=Graph)
     cis: dict[str, Record] = field(default_factory=dict)
@@ -145,6 +150,50 @@ class CmdbMirror:
     _relation_cursor: Cursor | None = None
     _ci_cursor: Cursor | None = None
     _audit_cursor: Cursor | None = None
+
+    def state(self) -> SourceState:
+        """What a restarted process needs to go on incrementally (empty while cold)."""
+        if not self.warm:
+            return {}
+        graph = self.graph
+        meta = {
+            "walked_at": self._walked_at,
+            "audit_readable": self.audit_readable,
+            "relation_cursor": _cursor_list(self._relation_cursor),
+            "ci_cursor": _cursor_list(self._ci_cursor),
+            "audit_cursor": _cursor_list(self._audit_cursor),
+        }
+        return {
+            "meta": {"cmdb": meta},
+            "service": dict(self.services),
+            "ci": dict(self.cis),
+            "edge": {r: [p, c] for r, (p, c) in graph.edges.items()},
+            "unusable": {r: [u.parent, u.child] for r, u in graph.unusable.items()},
+            "expanded": dict.fromkeys(graph.expanded, 1),
+        }
+
+    def restore(self, state: SourceState) -> bool:
+        """Take a saved `state`; False (and still cold) when it holds no warm mirror."""
+        meta = state.get("meta", {}).get("cmdb")
+        if not isinstance(meta, dict):
+            return False
+        graph = Graph(expanded=set(state.get("expanded", {})))
+        for relation, (parent, child) in state.get("edge", {}).items():
+            graph.edges[relation] = (parent, child)
+            graph.children.setdefault(parent, {})[child] = relation
+        for relation, (parent, child) in state.get("unusable", {}).items():
+            graph.unusable[relation] = Relation(relation, parent, child)
+        self.graph = graph
+        self.services = dict(state.get("service", {}))
+        self.cis = dict(state.get("ci", {}))
+        self._walked_at = float(meta["walked_at"])
+        self.audit_readable = bool(meta["audit_readable"])
+        self._relation_cursor = _cursor_of(meta["relation_cursor"])
+        self._ci_cursor = _cursor_of(meta["ci_cursor"])
+        self._audit_cursor = _cursor_of(meta["audit_cursor"])
+        self._refreshed = ""
+        self.warm = True
+        return True
 
     def due(self) -> bool:
         """Whether the next read must walk from scratch (cold, or the periodic full walk)."""
@@ -333,6 +382,14 @@ class CmdbMirror:
 
 def _relation_type(type_id: str) -> str:
     return f"type={query.sys_id(type_id)}"
+
+
+def _cursor_list(cursor: Cursor | None) -> list[str] | None:
+    return None if cursor is None else [cursor.updated, cursor.id]
+
+
+def _cursor_of(saved: Any) -> Cursor | None:
+    return None if saved is None else Cursor(str(saved[0]), str(saved[1]))
 
 
 def _text(value: object) -> str:

@@ -65,6 +65,11 @@ class BatchLookup:
         )
         return {row["sys_id"]: row for row in rows}
 
+    def preload(self, records: dict[str, Record]) -> None:
+        """Take records known from before (a restart's kept state) into the cache."""
+        with self._lock:
+            self._cache.update(records)
+
     def forget(self) -> None:
         """Drop the cache (a full resync reads everything again)."""
         with self._lock:

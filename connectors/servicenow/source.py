@@ -24,20 +24,27 @@ while we read comes back next run instead of being skipped behind the cursor. In
 start `overlap_seconds` behind the cursor, so rows written late into an already-read second
 are read too (see `paging`); the sync layer drops the re-read rows it stores unchanged.
 
+What a restarted process needs to go on incrementally (the CMDB mirror, the people rows, the
+relation type's sys_id, when people were last refreshed) is offered to the sync layer as
+`kept_state` and taken back with `restore_state`, under a digest of the settings it depends on
+(another instance, table, field list or relation type: a cold start instead).
+
 Read problems travel on the pages as `ReadError`s naming the table and record (for a CI the
 walk cannot read: each relation naming it) and the services they affect.
 """
 
 from __future__ import annotations
 
+import hashlib
 import heapq
+import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 
 from config import ServiceNowSettings, Settings
-from connectors.base import Cursor, Page, ReadError, Stream
+from connectors.base import Cursor, Page, ReadError, SourceState, Stream
 from connectors.servicenow import query
 from connectors.servicenow.batch import BatchReader, ListRequest
 from connectors.servicenow.client import Record, TableClient
@@ -77,7 +84,7 @@ class ServiceNowSource:
         settings: ServiceNowSettings,
         guard: Guard,
         now: Callable[[], datetime] | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
         self.settings = settings
@@ -211,6 +218,56 @@ class ServiceNowSource:
         self._emitted.clear()
         self._people_rows.clear()
         self._people_cursor = self._people_read_at = None
+
+    def kept_state(self) -> SourceState:
+        """What a restarted process needs to go on incrementally (see the module docs)."""
+        cmdb = self.cmdb.state()
+        if not cmdb:
+            return {}
+        people = self._people_cursor
+        meta = {
+            "settings": self._settings_digest(),
+            "type_id": self._type_id,
+            "people_cursor": None if people is None else [people.updated, people.id],
+            "people_read_at": self._people_read_at,
+        }
+        cmdb["meta"]["source"] = meta
+        return {**cmdb, "person": dict(self._people_rows)}
+
+    def restore_state(self, state: SourceState) -> bool:
+        """Go on from a kept state; False (nothing taken) if it was kept under other settings."""
+        meta = state.get("meta", {}).get("source")
+        if not isinstance(meta, dict) or meta.get("settings") != self._settings_digest():
+            return False
+        self.full_resync()
+        if not self.cmdb.restore(state):
+            return False
+        self._type_id = meta["type_id"]
+        people = meta["people_cursor"]
+        self._people_cursor = None if people is None else Cursor(people[0], people[1])
+        self._people_read_at = meta["people_read_at"]
+        self._people_rows = dict(state.get("person", {}))
+        self.people.preload(self._people_rows)
+        return True
+
+    def forget_state(self) -> None:
+        """Start cold: the next read walks the CMDB from scratch."""
+        self.full_resync()
+
+    def _settings_digest(self) -> str:
+        """The settings the kept state depends on (instance, tables, fields, relation type)."""
+        settings = self.settings
+        specs = [spec_for(settings, s) for s in (Stream.SERVICES, Stream.COMPONENTS, Stream.PEOPLE)]
+        parts = [
+            settings.base_url(),
+            settings.relation_type,
+            settings.relation_depth,
+            settings.tables.model_dump(mode="json"),
+            [[spec.table, list(spec.fields), spec.filter] for spec in specs],
+            person_references(settings),
+        ]
+        text = json.dumps(parts, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
 
     # --- streams --------------------------------------------------------------------------------
 

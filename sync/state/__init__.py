@@ -1,10 +1,12 @@
 """The state store (SQLAlchemy Core + alembic): cursors, records mirror, ledger, cycles, runs,
-leases. Imports only `connectors.crashpoints` (the crash tests' kill points).
+leases, a source's kept state (the CMDB mirror) and the last built packs. Imports only
+`connectors.crashpoints` (the crash tests' kill points).
 """
 
 from __future__ import annotations
 
 from sync.state.store import (
+    BuiltPack,
     Lease,
     LedgerRow,
     MirrorRecord,
@@ -14,4 +16,13 @@ from sync.state.store import (
     open_store,
 )
 
-__all__ = ["Lease", "LedgerRow", "MirrorRecord", "SlaTally", "StateStore", "StepRow", "open_store"]
+__all__ = [
+    "BuiltPack",
+    "Lease",
+    "LedgerRow",
+    "MirrorRecord",
+    "SlaTally",
+    "StateStore",
+    "StepRow",
+    "open_store",
+]

@@ -10,6 +10,10 @@
 - `cycles`: review cycles and their state machine; `runs`: one row per sync run.
 - `people`: email -> account id / user name per target system (the user cache).
 - `leases`: which replica works on which unit (a service's review, the cycle, the pull) until when.
+- `source_state` / `source_saves`: what a source connector keeps between cycles (the CMDB
+  mirror: relation edges, reached CIs, cursors, the last full walk), by item, and its version.
+- `built_packs`: the pack and chart each selected review was last built with, and the
+  fingerprint of its inputs (a restarted process renders only what changed).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -127,4 +132,32 @@ people = Table(
     Column("name", String(255)),
     Column("resolved", Boolean, nullable=False),
     Column("checked_at", DateTime(timezone=True), nullable=False),
+)
+
+source_state = Table(
+    "source_state",
+    metadata,
+    Column("system", String(32), primary_key=True),
+    Column("kind", String(32), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("body", Text, nullable=False),
+)
+
+source_saves = Table(
+    "source_saves",
+    metadata,
+    Column("system", String(32), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("saved_at", DateTime(timezone=True), nullable=False),
+)
+
+built_packs = Table(
+    "built_packs",
+    metadata,
+    Column("service_key", String(255), primary_key=True),
+    Column("cycle", String(32), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("code", String(64), nullable=False),
+    Column("pack", Text, nullable=False),
+    Column("chart", LargeBinary, nullable=False),
 )

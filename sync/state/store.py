@@ -1,4 +1,5 @@
-"""The state store: cursors, the records mirror, the ledger, cycles, runs and the people cache.
+"""The state store: cursors, the records mirror, the ledger, cycles, runs, the people cache, a
+source's kept state (`source_state`, saved by change under a version) and the built packs.
 
 One `StateStore` per process, on SQLite (WAL, the default under the data directory) or
 PostgreSQL. `open_store` applies the alembic migrations before anything else touches the
@@ -26,6 +27,7 @@ from sqlalchemy.engine import Connection, Engine
 from connectors.crashpoints import crash_point
 from sync.state.decided import decided_month, decided_text, moment_text
 from sync.state.schema import (
+    built_packs,
     cursors,
     cycles,
     leases,
@@ -33,6 +35,8 @@ from sync.state.schema import (
     people,
     records,
     runs,
+    source_saves,
+    source_state,
     ticket_steps,
 )
 
@@ -667,6 +671,124 @@ class StateStore:
         with self.engine.begin() as connection:
             _upsert_many(connection, people, rows, ("system", "email"))
 
+    # -- what a source keeps between cycles ----------------------------------------------
+
+    def source_state_version(self, system: str) -> int | None:
+        """The version of `system`'s kept source state (None: never saved)."""
+        with self.engine.connect() as connection:
+            version = connection.execute(
+                sa.select(source_saves.c.version).where(source_saves.c.system == system)
+            ).scalar()
+        return None if version is None else int(version)
+
+    def source_state(self, system: str) -> tuple[int | None, dict[str, dict[str, Any]]]:
+        """`system`'s kept source state (kind -> key -> body) and its version, read together."""
+        state: dict[str, dict[str, Any]] = {}
+        with self.engine.connect() as connection:
+            version = connection.execute(
+                sa.select(source_saves.c.version).where(source_saves.c.system == system)
+            ).scalar()
+            rows = connection.execute(
+                sa.select(source_state.c.kind, source_state.c.key, source_state.c.body).where(
+                    source_state.c.system == system
+                )
+            )
+            for kind, key, body in rows:
+                state.setdefault(kind, {})[key] = json.loads(body)
+        return (None if version is None else int(version)), state
+
+    def save_source_state(
+        self,
+        system: str,
+        changed: dict[str, dict[str, Any]],
+        removed: dict[str, list[str]],
+        *,
+        expected: int | None,
+    ) -> int | None:
+        """Write the items of `system`'s kept state that changed and delete the removed ones,
+        in one transaction, if the kept state is still at version `expected` (else nothing is
+        written: another replica saved since; None). The new version."""
+        with self.engine.begin() as connection:
+            version = connection.execute(
+                sa.select(source_saves.c.version)
+                .where(source_saves.c.system == system)
+                .with_for_update()
+            ).scalar()
+            if version != expected:
+                return None
+            for kind, keys in removed.items():
+                for start in range(0, len(keys), 500):
+                    connection.execute(
+                        sa.delete(source_state).where(
+                            source_state.c.system == system,
+                            source_state.c.kind == kind,
+                            source_state.c.key.in_(keys[start : start + 500]),
+                        )
+                    )
+            rows = [
+                {"system": system, "kind": kind, "key": key, "body": _json(body)}
+                for kind, items in changed.items()
+                for key, body in items.items()
+            ]
+            _upsert_many(connection, source_state, rows, ("system", "kind", "key"))
+            crash_point("mid_source_state_save")  # inside the transaction: nothing commits
+            new = (version or 0) + 1
+            values = {"system": system, "version": new, "saved_at": _now()}
+            _upsert(connection, source_saves, values, ("system",))
+        return new
+
+    # -- built packs -----------------------------------------------------------------------
+
+    def built_packs(self, cycle: str, code: str) -> list[BuiltPack]:
+        """The packs kept for `cycle` by the code of digest `code`."""
+        query = sa.select(built_packs).where(
+            built_packs.c.cycle == cycle, built_packs.c.code == code
+        )
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return [
+            BuiltPack(r.service_key, r.cycle, r.fingerprint, r.code, r.pack, bytes(r.chart))
+            for r in rows
+        ]
+
+    def keep_built_packs(self, packs: Sequence[BuiltPack], *, keep: set[str] | None) -> None:
+        """Upsert these packs; with `keep`, delete the packs of services not in it."""
+        rows = [
+            {
+                "service_key": p.service_key,
+                "cycle": p.cycle,
+                "fingerprint": p.fingerprint,
+                "code": p.code,
+                "pack": p.pack,
+                "chart": p.chart,
+            }
+            for p in packs
+        ]
+        with self.engine.begin() as connection:
+            _upsert_many(connection, built_packs, rows, ("service_key",))
+            if keep is None:
+                return
+            stored = connection.execute(sa.select(built_packs.c.service_key)).scalars()
+            gone = [key for key in stored if key not in keep]
+            for start in range(0, len(gone), 500):
+                connection.execute(
+                    sa.delete(built_packs).where(
+                        built_packs.c.service_key.in_(gone[start : start + 500])
+                    )
+                )
+
+
+@dataclass(frozen=True)
+class BuiltPack:
+    """A review's pack (JSON) and chart (PNG) as a cycle built them, with its inputs' digest."""
+
+    service_key: str
+    cycle: str
+    fingerprint: str
+    code: str
+    pack: str
+    chart: bytes
+
 
 @dataclass(frozen=True)
 class SlaTally:
@@ -755,6 +877,10 @@ def _ledger_row(row: Any) -> LedgerRow:
         updated_at=_aware(row.updated_at),
         sent_at=_aware(row.sent_at),
     )
+
+
+def _json(body: Any) -> str:
+    return json.dumps(body, separators=(",", ":"), sort_keys=True, default=str)
 
 
 def _aware(moment: datetime | None) -> datetime | None:

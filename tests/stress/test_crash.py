@@ -51,6 +51,7 @@ ARRIVAL = {
     "after_step": 2,  # the second review's chart uploaded, not yet recorded
     "after_upload": 2,  # the second review's chart uploaded, its description not yet updated
     "after_show": 1,  # the first review's description shows its chart, not yet recorded
+    "mid_source_state_save": 1,  # the first pull's CMDB state written, not committed
 }
 CI_CASES = {
     ("jira", "after_create"),
@@ -59,6 +60,7 @@ CI_CASES = {
     ("servicenow", "after_upload"),
     ("jira", "mid_cursor_commit"),
     ("servicenow", "after_record"),
+    ("jira", "mid_source_state_save"),
 }
 FULL = os.environ.get("SLM_SYNC_CRASH_FULL") == "1"
 REVIEWED = 2
