@@ -430,7 +430,8 @@ class Engine:
         shows the chart its ticket showed, and the next regular cycle replaces it (upload,
         one description write, the old file removed; no second change comment). A webhook's
         cycle so writes the pack and its change comment only: a burst of 50 announced
-        breaches costs two calls per review, not five (the chart's upload, listing, removal)."""
+        breaches costs two calls per review (with the tickets read ahead, 50 per search), not
+        six (a read of the ticket, the chart's listing, upload and removal besides)."""
         reconciler = Reconciler(
             self.target,
             self.store,

@@ -23,6 +23,12 @@ unchanged, the ticket was just created, or the update failed and a later cycle f
 `attach` points the description at the file with an update of its own. A pending `chart_shown`
 names an uploaded file too, so a run that loads it may render it.
 
+A prompted (webhook) cycle runs no chart step: its updates render the chart shown so far, and
+the next regular cycle replaces it as above (the pack unchanged: `attach` with one description
+write of its own, and no change note, which only a changed pack posts). Before its `attach`
+calls the engine lets `read_ahead` read the tickets whose attachments they will list in bulk,
+where the target can.
+
 A failed step fails alone: it is logged, stays pending and is retried next cycle; the ticket
 and every other step go on.
 """
