@@ -74,7 +74,7 @@ from sync.pull import PullSummary, pull, store_announced
 from sync.reconcile import Action, ApplySummary, ChangeNote, Outcome, Reconciler, leased
 from sync.source_state import SourceStateKeeper
 from sync.state import LedgerRow, MirrorRecord, StateStore
-from sync.steps import FollowUps
+from sync.steps import FollowUps, ReadsAhead
 from sync.webhooks import WorkItem
 
 log = structlog.get_logger("slm_sync.engine")
@@ -233,6 +233,8 @@ class Engine:
             directory.preload(self.store.people_cache(self.target.system))
         else:
             _start_people_cycle(self.target)
+        if isinstance(self.target, ReadsAhead):  # what the last cycle read ahead is old now
+            self.target.forget_read_ahead()
         cycle = current_cycle(self.settings, now.date())
         announced = self._announced(work, cycle) if prompt and work and not full else None
         if announced is not None:
@@ -291,11 +293,12 @@ class Engine:
                 self.store.freeze(self.target.system, key)
         self._check_stop()
         followups = FollowUps.load(self.target, self.store)
-        summary = self._apply(tickets, build, followups, dry_run=dry_run)
+        summary = self._apply(tickets, build, followups, dry_run=dry_run, charts=not prompt)
         duplicates: list[Duplicate] = []
         if not dry_run:
             self._freeze_packs(build, summary, reader)
-            self._attach_charts(build, summary, followups, tickets)
+            if not prompt:
+                self._attach_charts(build, summary, followups, tickets)
             closable = flow.closable_after_apply(build.cycle, phase)
             close_finished(self.target, self.store, closable, followups.rows)
             flow.tell_unmatched(build.cycle, phase)
@@ -370,8 +373,9 @@ class Engine:
         only: tuple[str, ...],
         dry_run: bool,
     ) -> RunResult:
-        """Apply the announced services' reviews alone (ticket, sub-tasks, change comment,
-        chart); the cycle-wide steps (freezing, closing, duplicate audit) wait for the poll."""
+        """Apply the announced services' reviews alone (ticket, sub-tasks, change comment);
+        the cycle-wide steps (freezing, closing, duplicate audit) and the charts wait for the
+        poll (see `_apply`)."""
         chosen = set(only)
         mine = tuple(t for t in tickets if t.service_key in chosen)
         # As in a whole cycle (see `_run`), for these reviews alone.
@@ -381,10 +385,9 @@ class Engine:
                 self.store.freeze(self.target.system, key)
         self._check_stop()
         followups = FollowUps.load(self.target, self.store)
-        summary = self._apply(mine, build, followups, dry_run=dry_run)
+        summary = self._apply(mine, build, followups, dry_run=dry_run, charts=False)
         if not dry_run:
             self._freeze_packs(build, summary, reader)
-            self._attach_charts(build, summary, followups, mine)
             self._remember_packs(build)
         self._count_tickets(summary)
         log.info("cycle.announced_done", services=len(only), reviews=len(build.packs))
@@ -434,15 +437,23 @@ class Engine:
         followups: FollowUps,
         *,
         dry_run: bool,
+        charts: bool = True,
     ) -> ApplySummary:
-        """Apply unit by unit, each under its lease (a dry run needs none)."""
+        """Apply unit by unit, each under its lease (a dry run needs none).
+
+        Without `charts` (a prompted cycle) the reviews' charts stay as they are: an update
+        shows the chart its ticket showed, and the next regular cycle replaces it (upload,
+        one description write, the old file removed; no second change comment). A webhook's
+        cycle so writes the pack and its change comment only: a burst of 50 announced
+        breaches costs two calls per review (with the tickets read ahead, 50 per search), not
+        six (a read of the ticket, the chart's listing, upload and removal besides)."""
         reconciler = Reconciler(
             self.target,
             self.store,
             change_note=self._change_note(build),
             stop=self._safe_point,
             followups=followups,
-            charts=_charts_of(build),
+            charts=_charts_of(build) if charts else None,
         )
         if dry_run:
             return reconciler.apply(tickets, dry_run=True)
@@ -642,6 +653,7 @@ class Engine:
         ledger = self.store.ledger_rows(self.target.system)
         specs = {spec.key: spec for spec in tickets}
         service_of_key = {review_ticket_key(build.cycle.id, k): k for k in build.packs}
+        due: list[tuple[str, TicketRef, str, bytes, bool]] = []
         for outcome in summary.outcomes:
             if outcome.kind != TicketKind.REVIEW.value or outcome.error is not None:
                 continue
@@ -652,16 +664,15 @@ class Engine:
             row = ledger.get(outcome.key)
             if chart is None or row is None or row.frozen or row.state != "created":
                 continue
-            self._safe_point()
             ref = TicketRef(key=row.ticket_key or "", id=row.ticket_id or "", url=row.ticket_url)
-            fresh = outcome.action is Action.CREATE
+            due.append((outcome.key, ref, service_key, chart, outcome.action is Action.CREATE))
+        followups.read_ahead(
+            [(key, ref, chart, specs.get(key)) for key, ref, _, chart, fresh in due if not fresh]
+        )
+        for key, ref, service_key, chart, fresh in due:
+            self._safe_point()
             followups.attach(
-                outcome.key,
-                ref,
-                chart_name(service_key),
-                chart,
-                fresh=fresh,
-                spec=specs.get(outcome.key),
+                key, ref, chart_name(service_key), chart, fresh=fresh, spec=specs.get(key)
             )
 
     def _count_reads(self, pulled: PullSummary) -> None:

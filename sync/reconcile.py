@@ -39,7 +39,7 @@ from connectors import (
 from connectors.crashpoints import crash_point
 from review import Document, Person, TicketSpec
 from sync.state import LedgerRow, StateStore
-from sync.steps import FollowUps
+from sync.steps import FollowUps, read_ahead
 
 log = structlog.get_logger("slm_sync.reconcile")
 DEFAULT_QUARANTINE = 120.0  # for target plugins that do not say how long a create may take
@@ -191,10 +191,21 @@ class Reconciler:
             else:
                 to_create.append(spec)
         self._create(to_create, refs, summary, dry_run=dry_run)
+        existing = {
+            spec.key: spec_hash(spec)
+            for spec in level
+            if spec.key in ledger and ledger[spec.key].state == "created" and spec.key in refs
+        }
+        if not dry_run:  # the tickets about to be updated, read in bulk where the target can
+            due = [refs[k] for k, h in existing.items() if _updates(ledger[k], h)]
+            read_ahead(self.target, due)
         for spec in level:
             self.stop()
-            if spec.key in ledger and ledger[spec.key].state == "created" and spec.key in refs:
-                self._refresh(spec, ledger[spec.key], refs[spec.key], summary, dry_run=dry_run)
+            if spec.key in existing:
+                self._refresh(
+                    spec, ledger[spec.key], refs[spec.key], summary,
+                    wanted=existing[spec.key], dry_run=dry_run,
+                )  # fmt: skip
 
     def _quarantined(self, row: LedgerRow | None) -> str | None:
         """Why a key not found in the target may not be created yet (None: it may)."""
@@ -325,10 +336,10 @@ class Reconciler:
         ref: TicketRef,
         summary: ApplySummary,
         *,
+        wanted: str,
         dry_run: bool,
     ) -> None:
-        wanted = spec_hash(spec)
-        if row.frozen or row.applied_hash == wanted:
+        if not _updates(row, wanted):
             if not dry_run and self._steps().watchers_pending(spec.key):
                 self._steps().watch(spec.key, ref, spec)
             summary.outcomes.append(_outcome(spec, Action.UNCHANGED, ticket=ref.key))
@@ -387,6 +398,11 @@ class Reconciler:
         self.store.record_failure(self.target.system, spec.key, str(error))
         summary.outcomes.append(_outcome(spec, action, error=str(error)))
         log.warning("ticket.failed", key=spec.key, action=action.value, error=str(error))
+
+
+def _updates(row: LedgerRow, wanted: str) -> bool:
+    """Whether the ticket of `row` is to be updated to the spec hashed `wanted`."""
+    return not row.frozen and row.applied_hash != wanted
 
 
 def leased(spec: TicketSpec) -> Outcome:

@@ -23,6 +23,12 @@ unchanged, the ticket was just created, or the update failed and a later cycle f
 `attach` points the description at the file with an update of its own. A pending `chart_shown`
 names an uploaded file too, so a run that loads it may render it.
 
+A prompted (webhook) cycle runs no chart step: its updates render the chart shown so far, and
+the next regular cycle replaces it as above (the pack unchanged: `attach` with one description
+write of its own, and no change note, which only a changed pack posts). Before its `attach`
+calls the engine lets `read_ahead` read the tickets whose attachments they will list in bulk,
+where the target can.
+
 A failed step fails alone: it is logged, stays pending and is retried next cycle; the ticket
 and every other step go on.
 """
@@ -74,6 +80,30 @@ class ShowsAttachments(Protocol):
     def shows_attachments(self) -> bool: ...
 
     def show_attachment(self, key: str, attachment_id: str) -> None: ...
+
+
+@runtime_checkable
+class ReadsAhead(Protocol):
+    """A target that reads the tickets a cycle is about to write in bulk (`read_ahead`), so
+    their updates and attachment listings need no read of their own, until the next cycle
+    starts (`forget_read_ahead`)."""
+
+    def read_ahead(self, refs: Sequence[TicketRef]) -> None: ...
+
+    def forget_read_ahead(self) -> None: ...
+
+
+def read_ahead(target: object, refs: Sequence[TicketRef]) -> None:
+    """Read `refs` ahead where the target can; a failure only costs the reads it would save
+    (each write then reads its ticket itself), so it is logged, never raised."""
+    if not refs or not isinstance(target, ReadsAhead):
+        return
+    try:
+        target.read_ahead(refs)
+    except FatalError:
+        raise
+    except ConnectorError as error:
+        log.warning("read_ahead.failed", tickets=len(refs), error=str(error))
 
 
 def _shows(target: object) -> bool:
@@ -205,15 +235,41 @@ class FollowUps:
         """
         wanted = digest(content)
         showing = _shows(self.target) and spec is not None
-        if self._current(key, wanted) if showing else self._done(key, CHART, wanted):
+        if self._attached(key, wanted, showing):
             return
         staged = self.staged.pop(key, None)
-        if staged is not None and staged.written and staged.digest == wanted and showing:
+        if self._finishes(staged, wanted, showing):
+            assert staged is not None
             self._run(key, CHART, wanted, lambda: self._finish(key, ref, filename, staged))
             return
         self._run(
             key, CHART, wanted, lambda: self._attach(key, ref, filename, content, fresh, spec)
         )
+
+    def read_ahead(self, charts: Sequence[tuple[str, TicketRef, bytes, TicketSpec | None]]) -> None:
+        """Before `attach` of these charts (key, ticket, content, spec as `attach` takes them;
+        tickets not created in this run): the tickets whose attachments `attach` will list
+        (and whose description it may write) are read in one go where the target can
+        (`ReadsAhead`) instead of one read each."""
+        due = []
+        for key, ref, content, spec in charts:
+            wanted, showing = digest(content), _shows(self.target) and spec is not None
+            staged = self.staged.get(key)
+            if not self._attached(key, wanted, showing) and not self._finishes(
+                staged, wanted, showing
+            ):
+                due.append(ref)
+        read_ahead(self.target, due)
+
+    def _attached(self, key: str, wanted: str, showing: bool) -> bool:
+        """Whether the ticket carries the chart `wanted` (and its description shows it)."""
+        return self._current(key, wanted) if showing else self._done(key, CHART, wanted)
+
+    @staticmethod
+    def _finishes(staged: _Staged | None, wanted: str, showing: bool) -> bool:
+        """Whether the reconciler's update already showed this staged chart: `attach` only
+        records it and removes the older files."""
+        return staged is not None and staged.written and staged.digest == wanted and showing
 
     def _current(self, key: str, wanted: str) -> bool:
         """Whether the chart step of `key` is done with `wanted` and the description shows it."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from functools import partial
 from typing import Any
@@ -89,6 +89,7 @@ class JiraTarget:
         self._known: dict[str, TicketRef] = {}
         self._me: dict[str, str] | None = None  # the integration account (/myself), read once
         self._shown: dict[str, str] = {}  # ticket key -> attachment id its chart shows (Cloud)
+        self._ahead: dict[str, _ReadAhead] = {}  # ticket key -> what `read_ahead` read of it
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JiraTarget:
@@ -306,13 +307,7 @@ class JiraTarget:
 
     def _update(self, ref: TicketRef, spec: TicketSpec) -> None:
         desired = self.fields.editable(spec)
-        current = self.api.call(
-            "GET",
-            f"issue/{ref.key}",
-            what=f"issue {ref.key}",
-            permission=Permission.BROWSE,
-            params={"fields": ",".join([*desired, "labels"])},
-        )["fields"]
+        current = self._current(ref, [*desired, "labels"])
         changed = {
             name: value for name, value in desired.items() if not _same(current.get(name), value)
         }
@@ -328,7 +323,69 @@ class JiraTarget:
         self.api.call(
             "PUT", f"issue/{ref.key}", what=f"issue {ref.key}", permission=permission, body=body
         )
+        self._wrote(ref.key, changed, [item["add"] for item in added])
         log.info("ticket.updated", issue=ref.key, fields=sorted(changed), labels=len(added))
+
+    def _current(self, ref: TicketRef, names: Sequence[str], what: str = "issue") -> dict[str, Any]:
+        """The ticket's `names` fields: as read ahead this cycle, else one GET."""
+        ahead = self._ahead.get(ref.key)
+        if ahead is not None and ahead.names.issuperset(names):
+            return ahead.fields
+        return dict(
+            self.api.call(
+                "GET",
+                f"issue/{ref.key}",
+                what=f"{what} {ref.key}",
+                permission=Permission.BROWSE,
+                params={"fields": ",".join(names)},
+            )["fields"]
+        )
+
+    def _wrote(self, key: str, changed: Mapping[str, Any], labels: Sequence[str]) -> None:
+        """What our PUT set, in the ticket's read-ahead copy (so a second write this cycle
+        compares with what the ticket holds now, not with what it held before ours)."""
+        ahead = self._ahead.get(key)
+        if ahead is not None:
+            ahead.fields.update(changed)
+            ahead.fields["labels"] = [*(ahead.fields.get("labels") or []), *labels]
+
+    # ---- read ahead ------------------------------------------------------------------------
+    def read_ahead(self, refs: Sequence[TicketRef]) -> None:
+        """Read the tickets a cycle is about to write, 50 per search (Cloud): the fields an
+        update compares, labels and attachments. `update` and `attachments` then use that copy
+        instead of a GET each, until `forget_read_ahead` (the next cycle).
+
+        Only Cloud reads ahead: its search reads these ids through the index lag
+        (`reconcileIssues`), so the copy is as fresh as a GET. Data Center's search may show
+        a ticket as it was before our last write (index lag), and an update compared with that
+        could skip a field it must send: there every update keeps its own GET. A ticket the
+        search misses is read by key when it is written, as before. Our own writes keep the
+        copy true (`_wrote`); an upload or a removal drops its attachment list. A person's
+        edit between this read and our write is never lost: an update sends only fields of
+        ours whose value differs from the copy, and labels are only ever added.
+        """
+        if self.api.deployment.value != "cloud":
+            return
+        by_key = {ref.key: ref for ref in refs if ref.key not in self._ahead}
+        names = [*self.fields.editable_names, "labels", "attachment"]
+        for chunk in _chunks(list(by_key), LOOKUP_CHUNK):
+            ids = [int(by_key[key].id) for key in chunk if by_key[key].id.isdigit()]
+            try:
+                pages = search(
+                    self.api, keys_in(chunk), names, reconcile=ids, what="tickets to update"
+                )
+                issues = [issue for page in pages for issue in page]
+            except RequestRejected as error:  # a deleted key fails the query: read by key
+                log.warning("jira.read_ahead_failed", tickets=len(chunk), error=str(error))
+                continue
+            for issue in issues:
+                if str(issue.get("key")) in by_key:
+                    fields = dict(issue.get("fields") or {})
+                    self._ahead[str(issue["key"])] = _ReadAhead(frozenset(names), fields)
+
+    def forget_read_ahead(self) -> None:
+        """A new cycle: what was read ahead for the last one is not used again."""
+        self._ahead.clear()
 
     def comment(self, ref: TicketRef, body: Document) -> None:
         self.api.call(
@@ -341,7 +398,14 @@ class JiraTarget:
         )
 
     def attach(self, ref: TicketRef, filename: str, content: bytes, content_type: str) -> str:
+        self._attachments_changed(ref.key)
         return self.api.attach(ref.key, filename, content, content_type)
+
+    def _attachments_changed(self, key: str) -> None:
+        """The ticket's attachment list read ahead is out of date: the next listing reads it."""
+        ahead = self._ahead.get(key)
+        if ahead is not None:
+            self._ahead[key] = _ReadAhead(ahead.names - {"attachment"}, ahead.fields)
 
     @property
     def shows_attachments(self) -> bool:
@@ -355,15 +419,9 @@ class JiraTarget:
         self._shown[key] = attachment_id
 
     def attachments(self, ref: TicketRef, filename: str) -> list[AttachedFile]:
-        """The ticket's attachments named `filename` (to recognise a chart already there)."""
-        issue = self.api.call(
-            "GET",
-            f"issue/{ref.key}",
-            what=f"attachments of {ref.key}",
-            permission=Permission.BROWSE,
-            params={"fields": "attachment"},
-        )
-        files = ((issue or {}).get("fields") or {}).get("attachment") or []
+        """The ticket's attachments named `filename` (to recognise a chart already there): as
+        read ahead this cycle, else one GET."""
+        files = self._current(ref, ["attachment"], "attachments of").get("attachment") or []
         return [
             AttachedFile(
                 name=filename,
@@ -377,6 +435,7 @@ class JiraTarget:
 
     def remove_attachment(self, ref: TicketRef, attached: AttachedFile) -> None:
         """Delete an attachment slm-sync replaced (an older version of the ticket's chart)."""
+        self._attachments_changed(ref.key)
         self.api.call(
             "DELETE",
             f"attachment/{attached.id}",
@@ -609,6 +668,14 @@ class JiraTarget:
             self._me = {k: str(v) for k, v in dict(me or {}).items() if k in IDENTITY_KEYS}
         keys = ("accountId",) if self.api.deployment.value == "cloud" else ("name", "key")
         return any(self._me.get(k) and str(user.get(k, "")) == self._me[k] for k in keys)
+
+
+@dataclass(frozen=True)
+class _ReadAhead:
+    """A ticket's fields as `read_ahead` read them (`names`: which of them the copy holds)."""
+
+    names: frozenset[str]
+    fields: dict[str, Any]
 
 
 def _rest_from(embedded: Mapping[str, Any], count: int) -> int:

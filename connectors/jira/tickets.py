@@ -34,6 +34,7 @@ from review import Document, Person, TicketSpec
 from review.document import Block, Heading, Image, Inline, Mention, Paragraph, Text
 
 SYNC_LABEL = "slm-sync"
+EDITABLE = ("summary", "description", "assignee", "duedate")  # and the accountable field
 TEXT_LIMIT = 32767  # characters Jira takes in a text field or comment
 CUT_NOTE = (
     "[slm-sync: the rest of this text was cut, as Jira takes at most 32,767 characters here; "
@@ -119,6 +120,12 @@ class TicketFields:
         if parent is not None:
             fields["parent"] = {"key": parent.key}
         return {"fields": fields}
+
+    @property
+    def editable_names(self) -> tuple[str, ...]:
+        """The fields `editable` sets: what an update compares with the ticket."""
+        accountable = self.settings.accountable_field
+        return (*EDITABLE, accountable) if accountable else EDITABLE
 
     def editable(self, spec: TicketSpec) -> dict[str, Any]:
         """Fields an update may change: summary, body, assignee, accountable, due date."""

@@ -104,6 +104,33 @@ def test_update_sends_only_the_changed_fields(
     assert row["short_description"] == "SLM review cycle 2026 (renamed)"
 
 
+def test_updates_of_records_read_ahead_read_nothing_each(
+    sandbox_small: Sandbox, make_target: Callable[..., ServiceNowTarget]
+) -> None:
+    """Records read ahead (one sys_idIN query) are updated without a GET each: an unchanged
+    spec sends nothing, a changed one its field; a second write compares with the first, so
+    putting the title back is sent. After `forget_read_ahead` an update reads its record."""
+    target = make_target(sandbox_small)
+    spec = _specs(sandbox_small)[0]
+    ref = target.create([spec], {})[0].ref
+    assert ref is not None
+    sandbox_small.servicenow_harness.reset()
+    renamed = spec.model_copy(update={"title": "SLM review cycle 2026 (renamed)"})
+    target.read_ahead([ref])
+    target.update(ref, spec)
+    target.update(ref, renamed)
+    target.update(ref, spec)
+    calls = _requests(sandbox_small)
+    assert calls["GET /api/now/table/<table>"] == 2  # the page, and the empty one ending it
+    assert "GET /api/now/table/<table>/<sys_id>" not in calls
+    assert calls["PATCH /api/now/table/<table>/<sys_id>"] == 2
+    row: Any = sandbox_small.servicenow.store.find("vtb_task", ref.id)
+    assert row["short_description"] == spec.title
+    target.forget_read_ahead()
+    target.update(ref, spec)
+    assert _requests(sandbox_small)["GET /api/now/table/<table>/<sys_id>"] == 1
+
+
 def test_work_note_and_attachment_land_on_the_ticket(
     sandbox_small: Sandbox, make_target: Callable[..., ServiceNowTarget]
 ) -> None:

@@ -10,6 +10,7 @@ change comment. Calls and rebuilt reviews are counted, never time.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -98,7 +99,7 @@ def _start(site: Sandbox, tmp_path: Path, reviews: int) -> Iterator[Running]:
     loop = threading.Thread(target=daemon.run, daemon=True)
     loop.start()
     try:
-        running.wait_runs(1)  # the daemon's first (whole) cycle creates the review tickets
+        running.wait_runs(1, 300)  # the daemon's first (whole) cycle creates the tickets
         yield running
     finally:
         daemon.stop.set()
@@ -142,12 +143,27 @@ def _announce(url: str, payload: dict[str, str], delivery: str) -> int:
     return requests.post(url + SERVICENOW_PATH, data=body, headers=headers, timeout=10).status_code
 
 
-def _issue(site: Sandbox, key: str) -> dict[str, Any]:
-    fields: dict[str, Any] = requests.get(
+def _issue(site: Sandbox, key: str, fields: str = "description,comment") -> dict[str, Any]:
+    found: dict[str, Any] = requests.get(
         f"{site.jira_url}/rest/api/3/issue/{key}",
-        params={"fields": "description,comment"}, auth=AUTH, timeout=10,
+        params={"fields": fields}, auth=AUTH, timeout=10,
     ).json()["fields"]  # fmt: skip
-    return fields
+    return found
+
+
+def _charts_shown(description: Any) -> list[str]:
+    """The attachment ids the description's inline images show (Cloud: content URLs)."""
+    return re.findall(r"/rest/api/3/attachment/content/(\w+)", json.dumps(description))
+
+
+def _poll(running: Running, runs: int) -> RunResult:
+    """Run the regular (whole) cycle now, the skew passed, and wait for it."""
+    engine = running.daemon.engine
+    engine.clock = lambda: datetime.now(UTC) + timedelta(seconds=61)
+    running.daemon._next_poll = 0.0
+    running.daemon.wake.set()
+    running.wait_runs(runs)
+    return running.results[runs - 1]
 
 
 def _review(result: RunResult) -> tuple[str, str]:
@@ -202,7 +218,8 @@ def test_the_next_poll_reads_the_announced_record_again_and_changes_nothing(
 ) -> None:
     """Once the skew has passed, the poll reads the announced record behind its cursor: it is
     stored unchanged (not mapped again), the cursor moves past it, and the whole build makes
-    the very review the announced cycle's partial build made: the ticket stays as is."""
+    the very review the announced cycle's partial build made: the ticket's pack and comments
+    stay as they are (only the chart the prompted cycle left is brought up to date)."""
     site, first = one_review.site, one_review.results[0]
     service, ticket = _review(first)
     agreements = {a.key for a in first.build.agreements if a.service_key == service}
@@ -212,12 +229,7 @@ def test_the_next_poll_reads_the_announced_record_again_and_changes_nothing(
     one_review.wait_runs(2)
     announced = _issue(site, ticket)
     cursor = one_review.store.cursor("servicenow", "sla_record")
-    engine = one_review.daemon.engine
-    engine.clock = lambda: datetime.now(UTC) + timedelta(seconds=61)  # the skew has passed
-    one_review.daemon._next_poll = 0.0
-    one_review.daemon.wake.set()
-    one_review.wait_runs(3)
-    poll = one_review.results[2]
+    poll = _poll(one_review, 3)
     assert poll.targeted is None
     assert poll.pulled.unchanged["sla_record"] >= 1 and poll.pulled.read["sla_record"] >= 1
     assert one_review.store.cursor("servicenow", "sla_record") > (cursor or ("", ""))
@@ -226,7 +238,61 @@ def test_the_next_poll_reads_the_announced_record_again_and_changes_nothing(
     mine = [t for t in one_review.results[1].tickets if t.kind.value == "review"]
     assert mine == [t for t in poll.tickets if t.kind.value == "review" and t.key == mine[0].key]
     assert review.action.value == "unchanged"
-    assert _issue(site, ticket) == announced
+    polled = _issue(site, ticket)
+    assert polled["comment"] == announced["comment"]
+    shown_before, shown_now = (
+        _charts_shown(announced["description"]),
+        _charts_shown(polled["description"]),
+    )
+    assert json.dumps(polled["description"]).replace(shown_now[0], shown_before[0]) == json.dumps(
+        announced["description"]
+    ), "the pack as the announced cycle wrote it; only the chart changed"
+
+
+def test_the_poll_after_a_prompted_cycle_brings_the_chart_without_a_second_comment(
+    one_review: Running,
+) -> None:
+    """A prompted cycle writes the pack and its change comment and leaves the chart as it was
+    (no upload, no removal, no per-ticket read); the next regular cycle replaces the chart:
+    one upload, one description write pointing at it, the old file removed, and no comment."""
+    site, first = one_review.site, one_review.results[0]
+    service, ticket = _review(first)
+    agreements = {a.key for a in first.build.agreements if a.service_key == service}
+    before = _issue(site, ticket, "description,comment,attachment")
+    old_chart = _charts_shown(before["description"])
+    assert len(old_chart) == 1 and [a["id"] for a in before["attachment"]] == old_chart
+    record = _breach(site, service, agreements)
+    assert site.jira_harness is not None
+    site.jira_harness.reset()
+    payload = {"event": "task_sla.breached", "service": service, "task_sla": record}
+    assert _announce(one_review.url, payload, "chart-1") == 202
+    one_review.wait_runs(2)
+    calls = site.jira_harness.requests()["by_route"]
+    assert calls["PUT /rest/api/3/issue/<key>"] == 1
+    assert calls["POST /rest/api/3/issue/<key>/comment"] == 1
+    assert "GET /rest/api/3/issue/<key>" not in calls, "read ahead in the cycle's search"
+    assert "POST /rest/api/3/issue/<key>/attachments" not in calls, "the chart waits"
+    prompted = _issue(site, ticket, "description,comment,attachment")
+    assert prompted["description"] != before["description"], "the pack shows the breach"
+    assert _charts_shown(prompted["description"]) == old_chart, "the chart it showed"
+    assert [a["id"] for a in prompted["attachment"]] == old_chart
+    site.jira_harness.reset()
+    poll = _poll(one_review, 3)
+    calls = site.jira_harness.requests()["by_route"]
+    review = next(o for o in poll.summary.outcomes if o.ticket == ticket)
+    assert review.action.value == "unchanged", "the pack is the one the prompted cycle wrote"
+    others = sum(o.action.value == "update" for o in poll.summary.outcomes)  # the cycle's ticket
+    assert calls["POST /rest/api/3/issue/<key>/attachments"] == 1
+    assert calls["PUT /rest/api/3/issue/<key>"] == 1 + others, "one description write"
+    assert calls["DELETE /rest/api/3/attachment/<int:attachment_id>"] == 1
+    assert "POST /rest/api/3/issue/<key>/comment" not in calls, "no second change comment"
+    assert "GET /rest/api/3/issue/<key>" not in calls
+    polled = _issue(site, ticket, "description,comment,attachment")
+    assert polled["comment"] == prompted["comment"]
+    new_chart = _charts_shown(polled["description"])
+    assert new_chart != old_chart and [a["id"] for a in polled["attachment"]] == new_chart
+    _poll(one_review, 4)
+    assert _issue(site, ticket, "description,comment,attachment") == polled, "settled"
 
 
 def test_old_payload_without_the_record_rebuilds_the_service(one_review: Running) -> None:
@@ -252,7 +318,9 @@ def test_a_burst_of_fifty_breaches_merges_into_the_next_prompted_cycle(
     fifty_reviews: Running,
 ) -> None:
     """50 breaches of 50 services announced while a prompted cycle runs: none is lost, the 49
-    that came during it make one more cycle, the records read in one call per cycle."""
+    that came during it make one more cycle, the records read in one call per cycle; in Jira
+    each review costs its update and its change comment, every read is a search of many
+    tickets, and the charts wait for the regular cycle."""
     running = fifty_reviews
     site, first = running.site, running.results[0]
     assert len(first.build.packs) == 50
@@ -273,7 +341,7 @@ def test_a_burst_of_fifty_breaches_merges_into_the_next_prompted_cycle(
                 assert running.done.wait_for(lambda: not running.daemon.pending, 10)
     running.gate.set()
     assert statuses == [202] * 50
-    running.wait_runs(3)
+    running.wait_runs(3, 300)
     time.sleep(0.5)  # a fourth cycle would have started by now
     assert len(running.results) == 3, "one prompted cycle for the burst after the first"
     items = [i for work in running.prompted[1:] for i in work]
@@ -288,12 +356,15 @@ def test_a_burst_of_fifty_breaches_merges_into_the_next_prompted_cycle(
     ]  # fmt: skip
     assert len(updated) == 50
     calls = site.jira_harness.requests()["by_route"]
-    # Per changed review: its read-back and update, the change comment, the chart replaced
-    # (read, upload, old one deleted); the reads around them are searches of many tickets.
-    assert calls["PUT /rest/api/3/issue/<key>"] == 50
-    assert calls["POST /rest/api/3/issue/<key>/comment"] == 50
-    assert calls["GET /rest/api/3/issue/<key>"] <= 100
-    assert calls["POST /rest/api/3/search/jql"] <= 40
+    # Per changed review: its update and the change comment. The tickets to update are read
+    # ahead (one search of 50); the chart waits for the regular cycle. The other searches read
+    # the cycle's and the reviews' tickets back (the record of the process), 50 per search.
+    assert calls == {
+        "PUT /rest/api/3/issue/<key>": 50,
+        "POST /rest/api/3/issue/<key>/comment": 50,
+        "POST /rest/api/3/search/jql": calls["POST /rest/api/3/search/jql"],
+    }
+    assert calls["POST /rest/api/3/search/jql"] <= 36
 
 
 def _jira_update(url: str, key: str, delivery: str) -> int:
