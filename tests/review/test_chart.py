@@ -1,7 +1,7 @@
 """The attainment heat map: what a service owner sees in it, and that drawing it stays quiet.
 
 The charts are read back as PNG (Pillow, a matplotlib dependency) and sampled at the cells' places;
-the texts are read from the figure the chart is drawn from.
+the texts are read from the figure the chart is drawn from (its text artists and grid stamps).
 """
 
 from __future__ import annotations
@@ -115,11 +115,15 @@ def _close(pixel: Any, color: str) -> bool:
 
 
 def _texts(title: str, series: Sequence[tuple[str, Attainment]]) -> list[str]:
-    """Every text drawn in the chart, as matplotlib lays it out."""
+    """Every text drawn in the chart: matplotlib's texts, then the grid's (drawn as stamps)."""
     grid = chart_module._grid(series, None)
     figure = chart_module._draw(grid, title, chart_module._fonts(), 2.0, set())
     texts = [t.get_text() for t in figure.axes[0].texts]
-    return texts + [t.get_text() for legend in figure.legends for t in legend.get_texts()]
+    stamps = [
+        s for a in figure.axes[0].artists if isinstance(a, chart_module._Stamps) for s in a.texts
+    ]
+    legend = [t.get_text() for legend in figure.legends for t in legend.get_texts()]
+    return texts + stamps + legend
 
 
 def test_a_pack_with_gaps_draws_quietly_at_its_size_and_identically_twice(
