@@ -73,6 +73,7 @@ from sync.pull import PullSummary, pull, store_announced
 from sync.reconcile import Action, ApplySummary, ChangeNote, Outcome, Reconciler, leased
 from sync.state import LedgerRow, MirrorRecord, StateStore
 from sync.steps import FollowUps
+from sync.ticket_book import TicketBook
 from sync.webhooks import WorkItem
 
 log = structlog.get_logger("slm_sync.engine")
@@ -163,11 +164,18 @@ class Engine:
     on_page: Callable[[str, int], None] | None = None  # progress: records read
     on_write: Callable[[int, int], None] | None = None  # progress: tickets done of planned
     leases: WorkLeases = field(init=False)
+    book: TicketBook = field(init=False)  # our tickets' states, read incrementally
     # the last cycle's review build: packs whose inputs did not change are reused from it
     last_build: ReviewBuild | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.leases = WorkLeases(self.store, seconds=self.settings.sync.lease_seconds)
+        self.book = TicketBook(
+            self.store,
+            self.target,
+            margin_seconds=self.settings.sync.ticket_read_margin_seconds,
+            full_every_seconds=self.settings.sync.ticket_full_read_seconds,
+        )
 
     @classmethod
     def from_settings(
@@ -246,6 +254,7 @@ class Engine:
                     on_page=self._page_read,
                 )  # fmt: skip
         self._count_reads(pulled)
+        self.book.refresh(fresh=[item.key for item in work if item.kind == "ticket"])
         flow = CycleFlow(self.store, self.target, self.raci, self.settings.review.selection)
         phase = flow.phase(cycle)
         history = self._carried_over(cycle, phase, only)

@@ -11,7 +11,19 @@ from sync.state.store import (
     SlaTally,
     StateStore,
     StepRow,
+    StoredTickets,
+    TicketRead,
     open_store,
 )
 
-__all__ = ["Lease", "LedgerRow", "MirrorRecord", "SlaTally", "StateStore", "StepRow", "open_store"]
+__all__ = [
+    "Lease",
+    "LedgerRow",
+    "MirrorRecord",
+    "SlaTally",
+    "StateStore",
+    "StepRow",
+    "StoredTickets",
+    "TicketRead",
+    "open_store",
+]

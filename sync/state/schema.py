@@ -10,6 +10,8 @@
 - `cycles`: review cycles and their state machine; `runs`: one row per sync run.
 - `people`: email -> account id / user name per target system (the user cache).
 - `leases`: which replica works on which unit (a service's review, the cycle, the pull) until when.
+- `ticket_states`: the last known state of each ticket of ours (JSON), or `gone`; `ticket_reads`:
+  per target, where the next incremental ticket read starts and when the last full read was.
 """
 
 from __future__ import annotations
@@ -127,4 +129,22 @@ people = Table(
     Column("name", String(255)),
     Column("resolved", Boolean, nullable=False),
     Column("checked_at", DateTime(timezone=True), nullable=False),
+)
+
+ticket_states = Table(
+    "ticket_states",
+    metadata,
+    Column("target", String(32), primary_key=True),
+    Column("ticket_key", String(64), primary_key=True),
+    Column("body", Text, nullable=False),
+    Column("gone", Boolean, nullable=False),
+    Column("read_at", DateTime(timezone=True), nullable=False),
+)
+
+ticket_reads = Table(
+    "ticket_reads",
+    metadata,
+    Column("target", String(32), primary_key=True),
+    Column("mark", String(64), nullable=False),
+    Column("full_at", DateTime(timezone=True), nullable=False),
 )
