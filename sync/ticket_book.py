@@ -60,16 +60,18 @@ class TicketBook:
         target = self.target
         if not isinstance(target, IncrementalStates):
             return
-        target.known_states = None
         known = self._load()
         full = self._full_due(known)
+        target.known_states = known  # what a read may skip as unchanged
         try:
             read = target.read_states(None if full else self._mark(), self.margin_seconds)
         except FatalError:
             raise
         except ConnectorError as error:  # the cycle reads its tickets live instead
+            target.known_states = None
             log.warning("tickets.read_failed", error=str(error), full=full)
             return
+        target.known_states = None
         now = self.clock()
         if full:
             gone = (set(known.states) | known.gone) - set(read.states)

@@ -9,8 +9,10 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+import requests
 
 import connectors.jira.target
 from config import Settings
@@ -18,7 +20,7 @@ from connectors import TicketRef
 from review import activity_ticket_key, review_ticket_key
 from sandbox import Sandbox
 from sync.demo import demo_settings
-from sync.engine import Engine, RunResult
+from sync.engine import Engine
 from sync.state import StateStore, open_store
 
 from .people import People
@@ -164,3 +166,52 @@ def test_a_deleted_ticket_is_noticed_at_the_periodic_full_read(
     assert restarted.target.state([doomed]) == {}
     assert _state_reads(searches) == {"changed tickets": 1}
     store.close()
+
+
+def test_an_idle_cycle_into_servicenow_reads_its_tasks_in_one_request(
+    site: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ServiceNow target's equivalent: one Table API read of the tasks changed since the
+    last read (none), no per-task state reads and no journal reads; a person's work note is
+    read at the next cycle (the changed task, then its journal)."""
+    settings = _settings(site, tmp_path, reviews=4)
+    settings.sync.target = "servicenow"
+    settings.sync.ticket_read_margin_seconds = 0  # the stand-in commits at once
+    service = settings.review.selection[0]
+    store = open_store(settings.sync.resolved_state_url())
+    engine = Engine.from_settings(settings, store)
+    first = engine.run_once()
+    time.sleep(1.1)  # the stand-in's stamps are whole seconds: the read-back starts after them
+    engine.run_once()
+    sent: list[str] = []
+    original = requests.Session.send
+
+    def spy(session: requests.Session, request: requests.PreparedRequest, **kw: Any) -> Any:
+        url = urlsplit(request.url or "")
+        wanted = dict(parse_qsl(url.query)).get("sysparm_query", "")
+        if url.path.endswith("/vtb_task") and "sys_created_on>=" not in wanted:
+            sent.append("changed tasks" if "sys_updated_on>=" in wanted else "task states")
+        elif url.path.endswith("/sys_journal_field"):
+            sent.append("journal")
+        return original(session, request, **kw)
+
+    monkeypatch.setattr(requests.Session, "send", spy)
+    idle = engine.run_once()
+    assert idle.summary.as_counts()["unchanged"] == first.summary.as_counts()["created"]
+    assert sent == ["changed tasks"]
+
+    review = _ref_in(store, "servicenow", review_ticket_key(first.build.cycle.id, service))
+    People(site, "servicenow").comment(review, "Decision: keep the availability target")
+    sent.clear()
+    shown = engine.run_once().build.packs[service].meeting
+    assert shown is not None and [d.text for d in shown.decisions] == [
+        "keep the availability target"
+    ]
+    # keyset paging ends on an empty page: the changed task and its journal, two requests each
+    assert sent == ["changed tasks", "changed tasks", "journal", "journal"]
+    store.close()
+
+
+def _ref_in(store: StateStore, target: str, key: str) -> TicketRef:
+    row = store.ledger_rows(target)[key]
+    return TicketRef(key=row.ticket_key or "", id=row.ticket_id or "", url=row.ticket_url)
