@@ -408,7 +408,10 @@ class Engine:
     def _audit_duplicates(self) -> list[Duplicate]:
         """The cycle's duplicate audit; its failure is logged, never the run's."""
         audit = DuplicateAudit(
-            self.target, self.store, resolve=self.settings.sync.resolve_duplicates
+            self.target,
+            self.store,
+            resolve=self.settings.sync.resolve_duplicates,
+            listed=self.book.listing(),
         )
         try:
             found = audit.run()

@@ -37,6 +37,7 @@ from connectors import (
 from sync.state import StateStore, TicketRead
 
 log = structlog.get_logger("slm_sync.tickets")
+KEY_PREFIX = "slm:"  # idempotency keys (review.plan.ticket_key) among a ticket's labels
 
 
 @dataclass
@@ -51,6 +52,7 @@ class TicketBook:
     # What the last refresh read (every ticket on a full read), by ticket key.
     changed: dict[str, TicketState] = field(default_factory=dict, init=False)
     full: bool = field(default=False, init=False)
+    read_now: bool = field(default=False, init=False)  # this cycle's read succeeded
     _known: KnownStates | None = field(default=None, init=False)
     _read: TicketRead | None = field(default=None, init=False)
 
@@ -58,6 +60,7 @@ class TicketBook:
         """Bring the book up to date with one read and hand it to the target; `fresh`: ticket
         keys a webhook named, read live (the search index may not have their change yet)."""
         target = self.target
+        self.read_now = False
         if not isinstance(target, IncrementalStates):
             return
         known = self._load()
@@ -79,7 +82,7 @@ class TicketBook:
         else:
             known.states.update(read.states)
             known.gone -= set(read.states)
-        self.changed, self.full = dict(read.states), full
+        self.changed, self.full, self.read_now = dict(read.states), full, True
         self._read = TicketRead(
             read.mark, now if full or self._read is None else self._read.full_at
         )
@@ -91,6 +94,20 @@ class TicketBook:
         )  # fmt: skip
         self._read_live(known, fresh)
         target.known_states = known
+
+    def listing(self) -> list[tuple[str, TicketRef, bool]] | None:
+        """(idempotency key, ticket, done) of every ticket this cycle's read returned (every
+        ticket of ours on a full read), oldest first: what the duplicate audit checks. None when
+        the target has no such read or it failed this cycle (the audit searches then)."""
+        if not self.read_now:
+            return None
+        ordered = sorted(self.changed.values(), key=_creation_order)
+        return [
+            (label, state.ref, state.done)
+            for state in ordered
+            for label in state.labels
+            if label.startswith(KEY_PREFIX)
+        ]
 
     def _load(self) -> KnownStates:
         if self._known is None:
@@ -124,6 +141,13 @@ class TicketBook:
         found = self.target.state(refs, comments=True)
         known.states.update(found)
         known.gone -= set(found)
+
+
+def _creation_order(state: TicketState) -> tuple[str, int, str]:
+    """Oldest first: by creation time where the target told it, then by numeric id."""
+    created = state.fields.get("created") or state.fields.get("sys_created_on") or ""
+    number = int(state.ref.id) if state.ref.id.isdigit() else 0
+    return str(created), number, state.ref.key
 
 
 def state_body(state: TicketState) -> dict[str, Any]:
