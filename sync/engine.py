@@ -67,7 +67,7 @@ from sync.cycle_flow import (
 from sync.duplicates import Duplicate, DuplicateAudit
 from sync.history import History, carried_over
 from sync.leases import LeaseLost, WorkLeases, units
-from sync.meeting import CycleRecord, MeetingReader
+from sync.meeting import CycleRecord, MeetingReader, PlanCache
 from sync.metrics import Metrics
 from sync.pull import PullSummary, pull, store_announced
 from sync.reconcile import Action, ApplySummary, ChangeNote, Outcome, Reconciler, leased
@@ -165,6 +165,8 @@ class Engine:
     on_write: Callable[[int, int], None] | None = None  # progress: tickets done of planned
     leases: WorkLeases = field(init=False)
     book: TicketBook = field(init=False)  # our tickets' states, read incrementally
+    # the plan the meetings were last read against, reused while the services are the same
+    meeting_plans: PlanCache = field(default_factory=PlanCache, init=False)
     # the last cycle's review build: packs whose inputs did not change are reused from it
     last_build: ReviewBuild | None = field(default=None, init=False)
 
@@ -524,6 +526,7 @@ class Engine:
             due_dates=phase.state is not CycleState.SELECTING,
             adopt=self._adopt,
             freezing=freezing,
+            plans=self.meeting_plans,
         )
 
     def _freeze_packs(
