@@ -6,8 +6,8 @@ moved to another project, its label removed). `ticket_reads`: per target, where 
 incremental read starts (`mark`: the target's own notion, a time or a `sys_updated_on`) and when
 the last full read was made.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
