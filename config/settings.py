@@ -307,6 +307,18 @@ class SyncSettings(Section):
         description="close later tickets carrying the same key as duplicates of the oldest "
         "(linked, noted, never deleted); off: duplicates are only reported",
     )
+    ticket_read_margin_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="each cycle reads the tickets changed since the previous read and this far "
+        "before it (the target's search index lag; at least jira.index_lag_seconds)",
+    )
+    ticket_full_read_seconds: float = Field(
+        3600.0,
+        ge=0,
+        description="how often every ticket is read (deletions, moves, label removals, what an "
+        "incremental read missed); 0: every cycle",
+    )
     http_host: str = Field("127.0.0.1", description="address of /healthz, /readyz, /metrics")
     http_port: int | None = Field(None, ge=0, le=65535, description="off unless set")
 

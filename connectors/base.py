@@ -211,6 +211,38 @@ def create_settle_seconds(settings: Settings) -> float:
     return max(settings.sync.create_settle_seconds, 2 * settings.http.read_timeout)
 
 
+@dataclass
+class KnownStates:
+    """The ticket states the sync layer holds this cycle (its ticket book): a target's `state()`
+    answers from them, reads only the tickets not among them, and answers `gone` tickets (a
+    full read no longer found them) as absent without a read."""
+
+    states: dict[str, TicketState]
+    gone: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class StateRead:
+    """One read of our tickets: the states changed since the mark (every ticket of ours on a
+    full read), by ticket key, and the mark the next incremental read starts from."""
+
+    states: dict[str, TicketState]
+    mark: str
+
+
+@runtime_checkable
+class IncrementalStates(Protocol):
+    """A target that reads the states of its tickets changed since a mark, in one search."""
+
+    known_states: KnownStates | None
+
+    def read_states(self, mark: str | None, margin_seconds: float) -> StateRead:
+        """Every ticket of ours (labelled / marked as ours) changed since `mark` and
+        `margin_seconds` before it (search index lag), with comments; all of them if `mark`
+        is None (a full read)."""
+        ...
+
+
 @runtime_checkable
 class TargetConnector(Protocol):
     """Creates and keeps review tickets in Jira, ServiceNow or another tool."""

@@ -2,10 +2,12 @@
 
 The protocol never creates a key twice, but duplicates can still appear: a person copies or
 clones a ticket (its labels / correlation_id come along), or an older version had a bug. Each
-cycle reads the tickets of ours created since the previous audit (one search; the first audit
-reads them all) and compares them with the ledger: a key with more than one open ticket is a
-duplicate. Found duplicates are kept in the state store until they are resolved, so `doctor`
-and `/metrics` (`slm_sync_duplicate_tickets`) report them.
+cycle checks the tickets of ours that the cycle's ticket read returned (`sync.ticket_book`: every
+ticket changed since the last read, all of them on a full read); a target without that read is
+searched for the tickets created since the previous audit (the first audit reads them all).
+They are compared with the ledger: a key with more than one open ticket is a duplicate.
+Found duplicates are kept in the state store until they are resolved, so `doctor` and
+`/metrics` (`slm_sync_duplicate_tickets`) report them.
 
 With `sync.resolve_duplicates: true` each later ticket is linked to the survivor (the oldest:
 the one the review lives in) as a duplicate, gets a note, and is closed; the ledger points at
@@ -63,6 +65,9 @@ class DuplicateAudit:
     store: StateStore
     resolve: bool = False
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    # (key, ticket, done) of the tickets this cycle's ticket read returned (sync.ticket_book):
+    # every ticket created since the last read is among them, so no search is needed
+    listed: Sequence[tuple[str, TicketRef, bool]] | None = None
 
     def run(self) -> list[Duplicate]:
         """Find (and, if configured, resolve) duplicates; returns those still open."""
@@ -70,7 +75,11 @@ class DuplicateAudit:
             return []
         started = self.clock()
         since = self._last_audit()
-        tickets = self.target.ours_created_since(since - MARGIN if since else None)
+        tickets = (
+            list(self.listed)
+            if self.listed is not None
+            else self.target.ours_created_since(since - MARGIN if since else None)
+        )
         ledger = self.store.ledger_rows(self.target.system)
         found = {d.key: d for d in _group(tickets, ledger)}
         found.update({d.key: d for d in self._still_open(found)})

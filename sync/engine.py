@@ -68,13 +68,14 @@ from sync.duplicates import Duplicate, DuplicateAudit
 from sync.history import History, carried_over
 from sync.kept_packs import keep_packs, kept_build
 from sync.leases import LeaseLost, WorkLeases, units
-from sync.meeting import CycleRecord, MeetingReader
+from sync.meeting import CycleRecord, MeetingReader, PlanCache
 from sync.metrics import Metrics
 from sync.pull import PullSummary, pull, store_announced
 from sync.reconcile import Action, ApplySummary, ChangeNote, Outcome, Reconciler, leased
 from sync.source_state import SourceStateKeeper
 from sync.state import LedgerRow, MirrorRecord, StateStore
 from sync.steps import FollowUps, ReadsAhead
+from sync.ticket_book import TicketBook
 from sync.webhooks import WorkItem
 
 log = structlog.get_logger("slm_sync.engine")
@@ -165,6 +166,9 @@ class Engine:
     on_page: Callable[[str, int], None] | None = None  # progress: records read
     on_write: Callable[[int, int], None] | None = None  # progress: tickets done of planned
     leases: WorkLeases = field(init=False)
+    book: TicketBook = field(init=False)  # our tickets' states, read incrementally
+    # the plan the meetings were last read against, reused while the services are the same
+    meeting_plans: PlanCache = field(default_factory=PlanCache, init=False)
     # the last cycle's review build: packs whose inputs did not change are reused from it
     last_build: ReviewBuild | None = field(default=None, init=False)
     # the source's kept state (CMDB mirror) as last loaded from or saved to the store
@@ -172,6 +176,12 @@ class Engine:
 
     def __post_init__(self) -> None:
         self.leases = WorkLeases(self.store, seconds=self.settings.sync.lease_seconds)
+        self.book = TicketBook(
+            self.store,
+            self.target,
+            margin_seconds=self.settings.sync.ticket_read_margin_seconds,
+            full_every_seconds=self.settings.sync.ticket_full_read_seconds,
+        )
 
     @classmethod
     def from_settings(
@@ -252,6 +262,7 @@ class Engine:
                     on_page=self._page_read, keeper=self.source_state,
                 )  # fmt: skip
         self._count_reads(pulled)
+        self.book.refresh(fresh=[item.key for item in work if item.kind == "ticket"])
         flow = CycleFlow(self.store, self.target, self.raci, self.settings.review.selection)
         phase = flow.phase(cycle)
         history = self._carried_over(cycle, phase, only)
@@ -417,7 +428,10 @@ class Engine:
     def _audit_duplicates(self) -> list[Duplicate]:
         """The cycle's duplicate audit; its failure is logged, never the run's."""
         audit = DuplicateAudit(
-            self.target, self.store, resolve=self.settings.sync.resolve_duplicates
+            self.target,
+            self.store,
+            resolve=self.settings.sync.resolve_duplicates,
+            listed=self.book.listing(),
         )
         try:
             found = audit.run()
@@ -538,6 +552,7 @@ class Engine:
             due_dates=phase.state is not CycleState.SELECTING,
             adopt=self._adopt,
             freezing=freezing,
+            plans=self.meeting_plans,
         )
 
     def _freeze_packs(

@@ -83,6 +83,26 @@ class CycleRecord:
 
 
 @dataclass
+class PlanCache:
+    """The plan the last meetings were read against (`build_plan` is pure): reused while the
+    cycle and the services are the same, as in an idle cycle, instead of building every
+    sub-task's body again."""
+
+    key: tuple[Cycle, tuple[Service, ...]] | None = None
+    tickets: tuple[TicketSpec, ...] = ()
+
+    def tickets_for(
+        self, cycle: Cycle, matrix: RaciMatrix, holders: RoleHolders, services: Sequence[Service]
+    ) -> tuple[TicketSpec, ...]:
+        key = (cycle, tuple(services))
+        if self.key != key:
+            keys = [s.key for s in services]
+            self.tickets = tuple(build_plan(cycle, matrix, holders, services, keys).tickets)
+            self.key = key
+        return self.tickets
+
+
+@dataclass
 class MeetingReader:
     """Reads the meetings of `read` (service keys) and, with `dates`, every activity's dates;
     with `due_dates`, the done sub-tasks' due dates of the other selected reviews (no comments).
@@ -102,12 +122,11 @@ class MeetingReader:
     adopt: Adopt | None = None
     freezing: Collection[str] = ()
     record: CycleRecord = field(default_factory=CycleRecord)
+    plans: PlanCache = field(default_factory=PlanCache)
 
     def meetings(self, services: Sequence[Service]) -> dict[str, Meeting]:
         """Each readable selected service's meeting, as its tickets show it now."""
-        tickets = build_plan(
-            self.cycle, self.matrix, self.holders, services, [s.key for s in services]
-        ).tickets
+        tickets = self.plans.tickets_for(self.cycle, self.matrix, self.holders, services)
         self.record = read_cycle(
             self.target,
             tickets,

@@ -26,7 +26,9 @@ from config import Settings
 from connectors.base import (
     AttachedFile,
     CreateResult,
+    KnownStates,
     LinkedTicket,
+    StateRead,
     TicketComment,
     TicketRef,
     TicketState,
@@ -90,6 +92,8 @@ class JiraTarget:
         self._me: dict[str, str] | None = None  # the integration account (/myself), read once
         self._shown: dict[str, str] = {}  # ticket key -> attachment id its chart shows (Cloud)
         self._ahead: dict[str, _ReadAhead] = {}  # ticket key -> what `read_ahead` read of it
+        # the sync layer's ticket book for this cycle: `state()` answers from it (see there)
+        self.known_states: KnownStates | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JiraTarget:
@@ -559,26 +563,60 @@ class JiraTarget:
         """Status, labels, due date, resolution date and assignee of our tickets (one search
         per 50), and with `comments` what people wrote in them.
 
+        With `known_states` (the sync layer's ticket book, kept current by `read_states`),
+        tickets it holds are answered from it, its gone tickets are absent, and only the rest
+        (created since the book's read) are read.
+
         The search index lags behind new issues and every change: Cloud reads these ids
         through it (`reconcileIssues`, 50 at most), and a ticket the search still misses is
         read by key. Search embeds only a page of an issue's comments (`comment.total` says how
         many there are); the rest are read from GET issue/{key}/comment, page by page.
         """
-        fields = [*STATE_FIELDS, "comment"] if comments else list(STATE_FIELDS)
+        known = self.known_states
         states: dict[str, TicketState] = {}
+        if known is not None:
+            states = {ref.key: known.states[ref.key] for ref in refs if ref.key in known.states}
+            refs = [r for r in refs if r.key not in known.states and r.key not in known.gone]
+        fields = [*STATE_FIELDS, "comment"] if comments else list(STATE_FIELDS)
         by_key = {ref.key: ref for ref in refs}
         for chunk in _chunks(list(by_key), LOOKUP_CHUNK):
             for issue in self._state_issues(chunk, by_key, fields):
                 ref = by_key.get(str(issue["key"]))
                 if ref is not None:
-                    found = replace(
-                        _state(ref, issue["fields"]),
-                        assignee=self._name(issue["fields"].get("assignee")),
-                    )
-                    if comments:
-                        found = replace(found, comments=self._comments(ref, issue["fields"]))
-                    states[ref.key] = found
+                    states[ref.key] = self._issue_state(ref, issue["fields"], comments=comments)
         return states
+
+    def read_states(self, mark: str | None, margin_seconds: float) -> StateRead:
+        """Every ticket of ours (project and sync label) updated since `mark` (an ISO time this
+        method returned) less the margin, with comments; all of them when `mark` is None.
+
+        The window is relative (`updated >= -Nm`, whole minutes rounded up), so the searching
+        user's time zone cannot shift it, and the elapsed time is measured on our clock, so a
+        skew between the clocks cannot either. The margin is at least `jira.index_lag_seconds`:
+        a change the index had not taken at the last read is inside the next window."""
+        started = datetime.now(UTC)
+        jql = f"project = {quote(self.settings.project)} AND labels = {quote(SYNC_LABEL)}"
+        if mark is not None:
+            since = datetime.fromisoformat(mark)
+            margin = max(margin_seconds, self.settings.index_lag_seconds)
+            minutes = max(1, math.ceil(((started - since).total_seconds() + margin) / 60))
+            jql += f" AND updated >= -{minutes}m"
+        states: dict[str, TicketState] = {}
+        fields = [*STATE_FIELDS, "comment", "created"]
+        for page in search(self.api, jql, fields, what="changed tickets"):
+            for issue in page:
+                ref = self.ref(str(issue["key"]), str(issue["id"]))
+                states[ref.key] = self._issue_state(ref, issue["fields"], comments=True)
+        log.info("jira.tickets_read", changed=len(states), full=mark is None)
+        return StateRead(states, started.isoformat())
+
+    def _issue_state(
+        self, ref: TicketRef, fields: Mapping[str, Any], *, comments: bool
+    ) -> TicketState:
+        found = replace(_state(ref, fields), assignee=self._name(fields.get("assignee")))
+        if comments:
+            found = replace(found, comments=self._comments(ref, fields))
+        return found
 
     def _state_issues(
         self, chunk: Sequence[str], by_key: Mapping[str, TicketRef], fields: list[str]
@@ -705,7 +743,7 @@ def _state(ref: TicketRef, fields: Mapping[str, Any]) -> TicketState:
         status=str(status.get("name", "")),
         done=category == "done",
         labels=tuple(fields.get("labels") or ()),
-        fields={"status_category": category},
+        fields={"status_category": category, "created": str(fields.get("created") or "")},
         due=_day(fields.get("duedate")),
         resolved=_moment(fields.get("resolutiondate")),
         assignee=_person(fields.get("assignee")),

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -34,7 +34,9 @@ from config import ServiceNowSettings, Settings
 from connectors.base import (
     AttachedFile,
     CreateResult,
+    KnownStates,
     LinkedTicket,
+    StateRead,
     TicketComment,
     TicketRef,
     TicketState,
@@ -101,6 +103,8 @@ class ServiceNowTarget:
         self._shown: dict[str, str] = {}  # ticket key -> sys_id of the attachment it links
         self._me: str | None = None  # the integration user's user_name, once known
         self._ahead: dict[str, Record] = {}  # sys_id -> managed fields read ahead this cycle
+        # the sync layer's ticket book for this cycle: `state()` answers from it (see there)
+        self.known_states: KnownStates | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ServiceNowTarget:
@@ -181,6 +185,11 @@ class ServiceNowTarget:
         (number); labels: marker and key. With `comments`, people's work notes and comments
         (see the module docstring)."""
         states: dict[str, TicketState] = {}
+        known = self.known_states
+        if known is not None:  # the ticket book: read only what it does not hold
+            states = {ref.key: known.states[ref.key] for ref in refs if ref.key in known.states}
+            refs = [r for r in refs if r.key not in known.states and r.key not in known.gone]
+        held = set(states)
         ids = [ref.id for ref in refs]
         spec = StreamSpec(self.table, STATE_FIELDS)
         for start in range(0, len(ids), KEYS_PER_LOOKUP):
@@ -189,8 +198,8 @@ class ServiceNowTarget:
                 for row in page.records:
                     ref = self._ref(row)
                     states[ref.key] = _state(ref, row)
-        if comments and states:
-            self._with_comments(states)
+        if comments:
+            self._with_comments({k: v for k, v in states.items() if k not in held}, states)
         return states
 
     def read_ahead(self, refs: Sequence[TicketRef]) -> None:
@@ -212,9 +221,38 @@ class ServiceNowTarget:
         """A new cycle: what was read ahead for the last one is not used again."""
         self._ahead.clear()
 
-    def _with_comments(self, states: dict[str, TicketState]) -> None:
-        """Put each ticket's journal entries, oldest first, into its state."""
-        keys = {state.ref.id: key for key, state in states.items()}
+    def read_states(self, mark: str | None, margin_seconds: float) -> StateRead:
+        """Every task of ours (`correlation_display`) updated since `mark` (when the previous
+        read started, UTC) less the margin, with its work notes; all of them when `mark` is
+        None. Stamps are compared as stored (UTC, `sysparm_display_value=false`), so the
+        integration user's time zone cannot shift the window; the margin covers a skew between
+        our clock and the instance's and transactions that commit late. Tasks the ticket book
+        holds with the same `sys_updated_on` are left out (no journal read for them)."""
+        started = datetime.now(UTC)
+        condition = f"correlation_display={MARKER}"
+        if mark:
+            since = datetime.strptime(mark, STAMP) - timedelta(seconds=margin_seconds)
+            condition += f"^{query.since_stamp(since.strftime(STAMP))}"
+        spec = StreamSpec(self.table, (*STATE_FIELDS, "sys_updated_on", "sys_created_on"))
+        known = self.known_states.states if self.known_states is not None else {}
+        states: dict[str, TicketState] = {}
+        for page in KeysetPager(self.client, self.guard, spec, 1000, extra=condition).pages():
+            for row in page.records:
+                ref = self._ref(row)
+                held = known.get(ref.key)
+                if held is None or held.fields.get("sys_updated_on") != row.get("sys_updated_on"):
+                    states[ref.key] = _state(ref, row)
+        self._with_comments(states, states)
+        log.info("servicenow.tickets_read", changed=len(states), full=mark is None)
+        return StateRead(states, started.strftime(STAMP))
+
+    def _with_comments(
+        self, wanted: Mapping[str, TicketState], states: dict[str, TicketState]
+    ) -> None:
+        """Put each `wanted` ticket's journal entries, oldest first, into its state."""
+        if not wanted:
+            return
+        keys = {state.ref.id: key for key, state in wanted.items()}
         entries = self.journal.entries(list(keys))
         self._learn_writers(e.user_name for found in entries.values() for e in found)
         me = self.integration_user().casefold()

@@ -13,6 +13,8 @@ from sync.state.store import (
     SlaTally,
     StateStore,
     StepRow,
+    StoredTickets,
+    TicketRead,
     open_store,
 )
 
@@ -24,5 +26,7 @@ __all__ = [
     "SlaTally",
     "StateStore",
     "StepRow",
+    "StoredTickets",
+    "TicketRead",
     "open_store",
 ]

@@ -14,6 +14,8 @@
   mirror: relation edges, reached CIs, cursors, the last full walk), by item, and its version.
 - `built_packs`: the pack and chart each selected review was last built with, and the
   fingerprint of its inputs (a restarted process renders only what changed).
+- `ticket_states`: the last known state of each ticket of ours (JSON), or `gone`; `ticket_reads`:
+  per target, where the next incremental ticket read starts and when the last full read was.
 """
 
 from __future__ import annotations
@@ -160,4 +162,22 @@ built_packs = Table(
     Column("code", String(64), nullable=False),
     Column("pack", Text, nullable=False),
     Column("chart", LargeBinary, nullable=False),
+)
+
+ticket_states = Table(
+    "ticket_states",
+    metadata,
+    Column("target", String(32), primary_key=True),
+    Column("ticket_key", String(64), primary_key=True),
+    Column("body", Text, nullable=False),
+    Column("gone", Boolean, nullable=False),
+    Column("read_at", DateTime(timezone=True), nullable=False),
+)
+
+ticket_reads = Table(
+    "ticket_reads",
+    metadata,
+    Column("target", String(32), primary_key=True),
+    Column("mark", String(64), nullable=False),
+    Column("full_at", DateTime(timezone=True), nullable=False),
 )

@@ -37,6 +37,8 @@ from sync.state.schema import (
     runs,
     source_saves,
     source_state,
+    ticket_reads,
+    ticket_states,
     ticket_steps,
 )
 
@@ -655,6 +657,63 @@ class StateStore:
                 found[row.email] = row.account
         return found
 
+    # -- ticket states -------------------------------------------------------------------
+
+    def stored_tickets(self, target: str) -> StoredTickets:
+        """Every ticket state of `target` as last read, the gone keys and the read mark."""
+        states: dict[str, dict[str, Any]] = {}
+        gone: set[str] = set()
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(
+                    ticket_states.c.ticket_key, ticket_states.c.body, ticket_states.c.gone
+                ).where(ticket_states.c.target == target)
+            ).all()
+            mark = connection.execute(
+                sa.select(ticket_reads.c.mark, ticket_reads.c.full_at).where(
+                    ticket_reads.c.target == target
+                )
+            ).first()
+        for row in rows:
+            if row.gone:
+                gone.add(row.ticket_key)
+            else:
+                states[row.ticket_key] = json.loads(row.body)
+        read = None
+        if mark is not None:
+            full_at = mark.full_at if mark.full_at.tzinfo else mark.full_at.replace(tzinfo=UTC)
+            read = TicketRead(mark.mark, full_at)
+        return StoredTickets(states, gone, read)
+
+    def store_tickets(
+        self,
+        target: str,
+        read: TicketRead,
+        changed: dict[str, dict[str, Any]],
+        *,
+        gone: Iterable[str] = (),
+        full: bool = False,
+    ) -> None:
+        """Record one read in one transaction: the changed states, the keys now gone, and the
+        mark the next read starts from. A `full` read replaces every stored state."""
+        now = _now()
+        rows = [
+            {"target": target, "ticket_key": key, "body": json.dumps(body), "gone": False,
+             "read_at": now}
+            for key, body in changed.items()
+        ]  # fmt: skip
+        rows += [
+            {"target": target, "ticket_key": key, "body": "", "gone": True, "read_at": now}
+            for key in gone
+            if key not in changed
+        ]
+        with self.engine.begin() as connection:
+            if full:
+                connection.execute(sa.delete(ticket_states).where(ticket_states.c.target == target))
+            _upsert_many(connection, ticket_states, rows, ("target", "ticket_key"))
+            values = {"target": target, "mark": read.mark, "full_at": read.full_at}
+            _upsert(connection, ticket_reads, values, ("target",))
+
     def remember_people(self, system: str, cache: dict[str, str | None]) -> None:
         """Persist a connector's email -> account cache (None: not found)."""
         rows = [
@@ -788,6 +847,24 @@ class BuiltPack:
     code: str
     pack: str
     chart: bytes
+
+
+@dataclass(frozen=True)
+class TicketRead:
+    """Where the next incremental read of a target's tickets starts, and the last full read."""
+
+    mark: str
+    full_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredTickets:
+    """A target's tickets as last read: state bodies by ticket key, the keys a full read no
+    longer found, and the read mark (None before the first read)."""
+
+    states: dict[str, dict[str, Any]]
+    gone: set[str]
+    read: TicketRead | None
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ def test_migrations_from_empty_and_from_the_previous_version(postgres_url: str) 
     assert store.schema_version() == "0001"
     store.record_intent("jira", "slm:2026:cycle", parent_key=None, kind="cycle", spec_hash="h")
     store.migrate()
-    assert store.schema_version() == "0006"
+    assert store.schema_version() == "0007"
     assert "slm:2026:cycle" in store.ledger_rows("jira")
     assert store.acquire_lease("pull:servicenow", "replica-a", 60)
     store.close()

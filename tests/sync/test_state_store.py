@@ -21,9 +21,9 @@ def _record(key: str, breached: bool) -> MirrorRecord:
 
 def test_migrations_bring_an_empty_database_to_head(store: StateStore) -> None:
     """A new database is migrated on open; opening it again is a no-op."""
-    assert store.schema_version() == "0006"
+    assert store.schema_version() == "0007"
     store.migrate()
-    assert store.schema_version() == "0006"
+    assert store.schema_version() == "0007"
 
 
 def test_page_and_cursor_commit_together(store: StateStore) -> None:
@@ -92,4 +92,4 @@ def test_two_processes_opening_a_new_sqlite_store_together_both_succeed(tmp_path
     ]
     outputs = [run.communicate(timeout=60)[0].strip() for run in runs]
     assert [run.returncode for run in runs] == [0, 0, 0]
-    assert outputs == ["0006"] * 3
+    assert outputs == ["0007"] * 3

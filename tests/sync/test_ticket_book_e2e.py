@@ -1,0 +1,217 @@
+"""The ticket book: each cycle reads only the tickets that changed, in one search, and still
+shows what people did in them. ServiceNow stand-in as the source, the Jira Cloud stand-in as the
+target over HTTP, the tests acting as the people in the tickets (tests/sync/people.py)."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+import requests
+
+import connectors.jira.target
+from config import Settings
+from connectors import TicketRef
+from review import activity_ticket_key, review_ticket_key
+from sandbox import Sandbox
+from sync.demo import demo_settings
+from sync.engine import Engine
+from sync.state import StateStore, open_store
+
+from .people import People
+
+pytestmark = pytest.mark.usefixtures("no_retry_waits")
+LAG_MS = 1500  # the stand-in's search index lag while people act
+
+
+@pytest.fixture
+def site() -> Iterator[Sandbox]:
+    running = Sandbox(seed=31, services=8, sla_records=600, index_lag_ms=0).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def searches(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """Jira searches made by the target connector, by what they were for (one per page)."""
+    counted: Counter[str] = Counter()
+    original = connectors.jira.target.search
+
+    def counting(*args: Any, what: str = "issue search", **kwargs: Any) -> Iterator[Any]:
+        for page in original(*args, what=what, **kwargs):
+            counted[what] += 1
+            yield page
+
+    monkeypatch.setattr(connectors.jira.target, "search", counting)
+    return counted
+
+
+def _settings(site: Sandbox, tmp_path: Path, reviews: int) -> Settings:
+    probe = demo_settings(site, tmp_path / "probe")
+    probe_store = open_store(probe.sync.resolved_state_url())
+    services = Engine.from_settings(probe, probe_store).run_once(dry_run=True).build.services
+    probe_store.close()
+    settings = demo_settings(site, tmp_path / "data")
+    settings.servicenow.clock_skew_seconds = 0
+    settings.jira.index_lag_seconds = 0.2
+    settings.review.selection = sorted(s.key for s in services)[:reviews]
+    return settings
+
+
+def _ref(store: StateStore, key: str) -> TicketRef:
+    row = store.ledger_rows("jira")[key]
+    return TicketRef(key=row.ticket_key or "", id=row.ticket_id or "", url=row.ticket_url)
+
+
+def _state_reads(searches: Counter[str]) -> dict[str, int]:
+    return {w: n for w, n in searches.items() if w in ("changed tickets", "ticket states")}
+
+
+def test_an_idle_cycle_reads_the_state_of_its_tickets_in_one_search(
+    site: Sandbox, tmp_path: Path, searches: Counter[str]
+) -> None:
+    """After the cycle that reads back what the first one wrote, a cycle in which nothing
+    changed makes one ticket search (no per-ticket state reads), and so does a new engine on
+    the same state store (a restart, `sync --once`): the stored states stand in for a read."""
+    settings = _settings(site, tmp_path, reviews=6)
+    store = open_store(settings.sync.resolved_state_url())
+    engine = Engine.from_settings(settings, store)
+    first = engine.run_once()
+    assert first.summary.as_counts()["created"] > 40
+    engine.run_once()
+    searches.clear()
+    idle = engine.run_once()
+    assert idle.summary.as_counts()["unchanged"] == first.summary.as_counts()["created"]
+    assert _state_reads(searches) == {"changed tickets": 1}
+
+    searches.clear()
+    restarted = Engine.from_settings(settings, store).run_once()
+    assert restarted.summary.as_counts()["unchanged"] == first.summary.as_counts()["created"]
+    assert _state_reads(searches) == {"changed tickets": 1}
+    assert idle.build.rebuilt == [] and restarted.build.packs.keys() == idle.build.packs.keys()
+    store.close()
+
+
+def test_what_people_do_shows_in_the_next_cycles_although_search_lags(
+    site: Sandbox, tmp_path: Path, searches: Counter[str]
+) -> None:
+    """A person's comment and status change are not in search for a while (the stand-in's
+    index lag is on): the cycle right after them cannot see them, and the next cycle's read,
+    reaching back over the margin, does; every cycle makes one ticket search."""
+    settings = _settings(site, tmp_path, reviews=2)
+    service = settings.review.selection[0]
+    store = open_store(settings.sync.resolved_state_url())
+    engine = Engine.from_settings(settings, store)
+    first = engine.run_once()
+    cycle = first.build.cycle.id
+    engine.run_once()
+    review = _ref(store, review_ticket_key(cycle, service))
+    schedule = _ref(store, activity_ticket_key(cycle, "schedule_review", service))
+    before = engine.run_once().build.packs[service].meeting
+    assert before is not None and before.decisions == () and before.scheduled is None
+
+    site.knobs.update({"index_lag_ms": LAG_MS})
+    people = People(site, "jira")
+    people.comment(review, "Decision: keep the availability target at 99.9 %")
+    people.close(schedule)
+    searches.clear()
+    hidden = engine.run_once().build.packs[service].meeting
+    assert hidden is not None and hidden.decisions == ()  # not in search yet
+    time.sleep(LAG_MS / 1000 + 0.3)
+    shown = engine.run_once().build.packs[service].meeting
+    assert shown is not None
+    assert [d.text for d in shown.decisions] == ["keep the availability target at 99.9 %"]
+    assert shown.scheduled is not None
+    assert _state_reads(searches) == {"changed tickets": 2}
+    store.close()
+
+
+def test_a_deleted_ticket_is_noticed_at_the_periodic_full_read(
+    site: Sandbox, tmp_path: Path, searches: Counter[str]
+) -> None:
+    """A ticket a person deleted keeps its last known state in incremental cycles (nothing
+    changed in search), and is gone after the next full read (`sync.ticket_full_read_seconds`),
+    also for an engine started afterwards; deleting does not make later cycles read it."""
+    settings = _settings(site, tmp_path, reviews=2)
+    service = settings.review.selection[0]
+    store = open_store(settings.sync.resolved_state_url())
+    engine = Engine.from_settings(settings, store)
+    cycle = engine.run_once().build.cycle.id
+    engine.run_once()
+    doomed = _ref(store, activity_ticket_key(cycle, "schedule_review", service))
+    jira_store = site.jira.site.store
+    issue = jira_store.issues.pop(doomed.key)  # a person deletes it
+    jira_store.by_id.pop(issue.id)
+
+    engine.run_once()
+    known = engine.target.known_states  # type: ignore[attr-defined]
+    assert doomed.key in known.states and doomed.key not in known.gone
+
+    engine.book.full_every_seconds = 0  # the full read is due
+    searches.clear()
+    engine.run_once()
+    known = engine.target.known_states  # type: ignore[attr-defined]
+    assert doomed.key not in known.states and doomed.key in known.gone
+    assert engine.target.state([doomed]) == {}
+    assert _state_reads(searches) == {"changed tickets": 1}
+
+    restarted = Engine.from_settings(settings, store)
+    searches.clear()
+    restarted.run_once()
+    assert restarted.target.state([doomed]) == {}
+    assert _state_reads(searches) == {"changed tickets": 1}
+    store.close()
+
+
+def test_an_idle_cycle_into_servicenow_reads_its_tasks_in_one_request(
+    site: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ServiceNow target's equivalent: one Table API read of the tasks changed since the
+    last read (none), no per-task state reads and no journal reads; a person's work note is
+    read at the next cycle (the changed task, then its journal)."""
+    settings = _settings(site, tmp_path, reviews=4)
+    settings.sync.target = "servicenow"
+    settings.sync.ticket_read_margin_seconds = 0  # the stand-in commits at once
+    service = settings.review.selection[0]
+    store = open_store(settings.sync.resolved_state_url())
+    engine = Engine.from_settings(settings, store)
+    first = engine.run_once()
+    time.sleep(1.1)  # the stand-in's stamps are whole seconds: the read-back starts after them
+    engine.run_once()
+    sent: list[str] = []
+    original = requests.Session.send
+
+    def spy(session: requests.Session, request: requests.PreparedRequest, **kw: Any) -> Any:
+        url = urlsplit(request.url or "")
+        wanted = dict(parse_qsl(url.query)).get("sysparm_query", "")
+        if url.path.endswith("/vtb_task") and "sys_created_on>=" not in wanted:
+            sent.append("changed tasks" if "sys_updated_on>=" in wanted else "task states")
+        elif url.path.endswith("/sys_journal_field"):
+            sent.append("journal")
+        return original(session, request, **kw)
+
+    monkeypatch.setattr(requests.Session, "send", spy)
+    idle = engine.run_once()
+    assert idle.summary.as_counts()["unchanged"] == first.summary.as_counts()["created"]
+    assert sent == ["changed tasks"]
+
+    review = _ref_in(store, "servicenow", review_ticket_key(first.build.cycle.id, service))
+    People(site, "servicenow").comment(review, "Decision: keep the availability target")
+    sent.clear()
+    shown = engine.run_once().build.packs[service].meeting
+    assert shown is not None and [d.text for d in shown.decisions] == [
+        "keep the availability target"
+    ]
+    # keyset paging ends on an empty page: the changed task and its journal, two requests each
+    assert sent == ["changed tasks", "changed tasks", "journal", "journal"]
+    store.close()
+
+
+def _ref_in(store: StateStore, target: str, key: str) -> TicketRef:
+    row = store.ledger_rows(target)[key]
+    return TicketRef(key=row.ticket_key or "", id=row.ticket_id or "", url=row.ticket_url)
