@@ -50,6 +50,7 @@ from connectors.servicenow.client import SYSTEM, Record, TableClient, TableResul
 from connectors.servicenow.guard import Guard
 from connectors.servicenow.journal import JournalReader
 from connectors.servicenow.links import record_url
+from connectors.servicenow.lookup import read_by_id
 from connectors.servicenow.paging import KeysetPager
 from connectors.servicenow.people import PeopleDirectory
 from connectors.servicenow.render import render_text
@@ -210,12 +211,16 @@ class ServiceNowTarget:
         person's edit since the read is never undone by it. (A record's attachments are still
         listed one record at a time.)"""
         ids = [ref.id for ref in refs if ref.id and ref.id not in self._ahead]
-        spec = StreamSpec(self.table, ("sys_id", *MANAGED_FIELDS))
+        fields = ("sys_id", *MANAGED_FIELDS)
         for start in range(0, len(ids), KEYS_PER_LOOKUP):
-            condition = query.sys_ids_in("sys_id", ids[start : start + KEYS_PER_LOOKUP])
-            for page in KeysetPager(self.client, self.guard, spec, 1000, extra=condition).pages():
-                for row in page.records:
-                    self._ahead[str(row.get("sys_id", ""))] = dict(row)
+            chunk = ids[start : start + KEYS_PER_LOOKUP]
+            wanted = len(chunk)  # all found: no empty page to confirm the end
+            rows = read_by_id(
+                self.client, self.guard, self.table, query.sys_ids_in("sys_id", chunk), fields,
+                wanted, complete=partial(_all_found, wanted),
+            )  # fmt: skip
+            for row in rows:
+                self._ahead[str(row.get("sys_id", ""))] = dict(row)
 
     def forget_read_ahead(self) -> None:
         """A new cycle: what was read ahead for the last one is not used again."""
@@ -587,3 +592,7 @@ def _normal(name: str, value: str) -> Any:
     if name == "watch_list":
         return frozenset(v.strip() for v in value.split(",") if v.strip())
     return value.replace("\r\n", "\n").strip()
+
+
+def _all_found(wanted: int, found: Sequence[Record]) -> bool:
+    return len(found) >= wanted

@@ -207,8 +207,9 @@ def test_an_idle_cycle_into_servicenow_reads_its_tasks_in_one_request(
     assert shown is not None and [d.text for d in shown.decisions] == [
         "keep the availability target"
     ]
-    # keyset paging ends on an empty page: the changed task and its journal, two requests each
-    assert sent == ["changed tasks", "changed tasks", "journal", "journal"]
+    # keyset paging ends on an empty page: the changed task and its journal, two requests each;
+    # the review's update reads its record ahead (one sys_idIN query, no empty page after it)
+    assert sent == ["changed tasks", "changed tasks", "journal", "journal", "task states"]
     store.close()
 
 
