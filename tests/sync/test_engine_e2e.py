@@ -27,10 +27,13 @@ AUTH = ("slm-demo", "demo-api-token")
 pytestmark = pytest.mark.usefixtures("no_retry_waits")
 
 
+INDEX_LAG_MS = 200  # the stand-in's search lags this far behind every change
+
+
 @pytest.fixture
 def site() -> Iterator[Sandbox]:
     """A small fresh estate per test (Jira Cloud flavour), index lag as in real Jira."""
-    running = Sandbox(seed=11, services=6, sla_records=1500, index_lag_ms=200).start()
+    running = Sandbox(seed=11, services=6, sla_records=1500, index_lag_ms=INDEX_LAG_MS).start()
     yield running
     running.stop()
 
@@ -329,6 +332,9 @@ def test_cycle_closes_after_reviews_and_closing_activities_are_done(
     for activity in load_raci().in_scope(Scope.SERVICE):
         row = ledger[f"slm:{cycle_id}:{service}:{activity.id}"]
         _jira(site, "POST", f"issue/{row.ticket_key}/transitions", {"transition": {"id": "31"}})
+    # Cycles read the tickets changed since the last read through the search, which shows a
+    # change only after the index lag (a cycle at once would see it one cycle later)
+    time.sleep(INDEX_LAG_MS / 1000 + 0.1)
     closing = _engine(settings, store).run_once()
     assert closing.phase.state.value == "closing"
     opened = {o.key for o in closing.summary.outcomes if o.action.value == "create"}
@@ -344,6 +350,7 @@ def test_cycle_closes_after_reviews_and_closing_activities_are_done(
             f"issue/{ledger[key].ticket_key}/transitions",
             {"transition": {"id": "31"}},
         )
+    time.sleep(INDEX_LAG_MS / 1000 + 0.1)
     closed = _engine(settings, store).run_once()
     store.close()
     assert closed.phase.state.value == "closed"
