@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 import tempfile
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -169,6 +170,10 @@ def run_demo(
             lt.transition(selection_task, JIRA_DONE_TRANSITION)
             closed = f"LT closes the selection sub-task {selection_task}"
             steps.append(DemoStep(closed, opening.phase.state.value))
+            # A cycle reads the tickets changed since its last read through Jira's search, which
+            # shows a change only after its index lag; the daemon's next cycle comes minutes
+            # later, the demo's at once: it waits for the lag first.
+            time.sleep(settings.jira.index_lag_seconds)
             first = engine.run_once()
             steps.append(_step("sync: the selection is read back, the reviews open", first))
             second = engine.run_once()

@@ -232,20 +232,24 @@ class ServiceNowTarget:
         None. Stamps are compared as stored (UTC, `sysparm_display_value=false`), so the
         integration user's time zone cannot shift the window; the margin covers a skew between
         our clock and the instance's and transactions that commit late. Tasks the ticket book
-        holds with the same `sys_updated_on` are left out (no journal read for them)."""
+        holds at the same version are left out (no journal read for them): the same
+        `sys_updated_on` and `sys_mod_count` (stamps have whole seconds, so a person's edit in
+        the second of our own last write keeps the stamp; the update count still moves)."""
         started = datetime.now(UTC)
         condition = f"correlation_display={MARKER}"
         if mark:
             since = datetime.strptime(mark, STAMP) - timedelta(seconds=margin_seconds)
             condition += f"^{query.since_stamp(since.strftime(STAMP))}"
-        spec = StreamSpec(self.table, (*STATE_FIELDS, "sys_updated_on", "sys_created_on"))
+        spec = StreamSpec(
+            self.table, (*STATE_FIELDS, "sys_updated_on", "sys_mod_count", "sys_created_on")
+        )
         known = self.known_states.states if self.known_states is not None else {}
         states: dict[str, TicketState] = {}
         for page in KeysetPager(self.client, self.guard, spec, 1000, extra=condition).pages():
             for row in page.records:
                 ref = self._ref(row)
                 held = known.get(ref.key)
-                if held is None or held.fields.get("sys_updated_on") != row.get("sys_updated_on"):
+                if held is None or _version(held.fields) != _version(row):
                     states[ref.key] = _state(ref, row)
         self._with_comments(states, states)
         log.info("servicenow.tickets_read", changed=len(states), full=mark is None)
@@ -596,3 +600,8 @@ def _normal(name: str, value: str) -> Any:
 
 def _all_found(wanted: int, found: Sequence[Record]) -> bool:
     return len(found) >= wanted
+
+
+def _version(row: Mapping[str, Any]) -> tuple[str, str]:
+    """A task's version as the Table API gives it: its last update and its update count."""
+    return str(row.get("sys_updated_on") or ""), str(row.get("sys_mod_count") or "")

@@ -16,6 +16,7 @@ would see: the tickets' text and status.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -62,6 +63,9 @@ class Walk:
     def sync(self) -> RunResult:
         """One `sync --once`; with lose_state a brand-new state store every time."""
         self.syncs += 1
+        # What the people just did reaches Jira's search after its index lag; the daemon's next
+        # cycle comes minutes later, this walk's at once (the ticket read goes through search)
+        time.sleep(self.settings.jira.index_lag_seconds)
         name = f"state-{self.syncs}.db" if self.lose_state else "state.db"
         self.settings.sync.state_url = None
         store = open_store(f"sqlite:///{self.data / name}")

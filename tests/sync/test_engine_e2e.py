@@ -226,6 +226,7 @@ def test_review_marked_done_freezes_its_pack(site: Sandbox, tmp_path: Path) -> N
     _jira(site, "POST", f"issue/{participate.ticket_key}/transitions", {"transition": {"id": "31"}})
     slas = {a.key for a in first.build.agreements if a.service_key == service}
     _breach_one(site, service, slas)
+    time.sleep(INDEX_LAG_MS / 1000 + 0.1)  # the transition reaches the search (see below)
     last = _engine(settings, store).run_once()
     review = next(o for o in last.summary.outcomes if o.kind == "review")
     assert review.action.value == "update", "the pack's last version has the meeting's news"
