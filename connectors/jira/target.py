@@ -335,14 +335,18 @@ class JiraTarget:
         ahead = self._ahead.get(ref.key)
         if ahead is not None and ahead.names.issuperset(names):
             return ahead.fields
+        return dict(self._get_issue(ref.key, names, what)["fields"])
+
+    def _get_issue(self, key: str, fields: Sequence[str], what: str = "issue") -> dict[str, Any]:
+        """GET issue/{key} with `fields` (a refusal raises)."""
         return dict(
             self.api.call(
                 "GET",
-                f"issue/{ref.key}",
-                what=f"{what} {ref.key}",
+                f"issue/{key}",
+                what=f"{what} {key}",
                 permission=Permission.BROWSE,
-                params={"fields": ",".join(names)},
-            )["fields"]
+                params={"fields": ",".join(fields)},
+            )
         )
 
     def _wrote(self, key: str, changed: Mapping[str, Any], labels: Sequence[str]) -> None:
@@ -632,15 +636,7 @@ class JiraTarget:
 
     def _issue(self, key: str, fields: Sequence[str] = STATE_FIELDS) -> dict[str, Any] | None:
         try:
-            return dict(
-                self.api.call(
-                    "GET",
-                    f"issue/{key}",
-                    what=f"issue {key}",
-                    permission=Permission.BROWSE,
-                    params={"fields": ",".join(fields)},
-                )
-            )
+            return self._get_issue(key, fields)
         except RequestRejected:
             return None
 
