@@ -128,6 +128,8 @@ class TicketBook:
 
     def _read_live(self, known: KnownStates, keys: Sequence[str]) -> None:
         """The named tickets as the target shows them now (through its index lag)."""
+        if not keys:  # most cycles: no ledger read
+            return
         refs = [known.states[key].ref for key in keys if key in known.states]
         rows = self.store.ledger_rows(self.target.system).values()
         held = {ref.key for ref in refs}
