@@ -6,6 +6,7 @@ say is read from the target itself, as a person would read it."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -99,6 +100,9 @@ def _late_by(text: str, spec: TicketSpec) -> int | None:
 
 
 def _run(settings: Settings, store: StateStore) -> RunResult:
+    # What the people just did reaches Jira's search after its index lag; the daemon's next
+    # cycle comes minutes later, this test's at once (the ticket read goes through search)
+    time.sleep(settings.jira.index_lag_seconds)
     return Engine.from_settings(settings, store).run_once()
 
 
