@@ -4,6 +4,7 @@ people through the stand-ins' REST APIs (closing sub-tasks, reopening a ticket).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,6 +43,9 @@ def _settings(site: Sandbox, tmp_path: Path, target: str) -> Settings:
 
 
 def _run(settings: Settings, store: StateStore, clock: datetime | None = None) -> RunResult:
+    # People act just before each sync; Jira's search index takes their edits after a lag, and
+    # the ticket book reads what the index has (as a person's edit reaches the next cycle).
+    time.sleep(settings.jira.index_lag_seconds)
     engine = Engine.from_settings(settings, store)
     if clock is not None:
         engine.clock = lambda: clock

@@ -4,6 +4,7 @@ ServiceNow as the target."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -72,6 +73,8 @@ def _jira_ticket(site: Sandbox, issue: str) -> dict[str, Any]:
 
 
 def _run(settings: Settings, store: StateStore, metrics: Metrics | None = None) -> Any:
+    # A person's copy is found by search, which takes it after Jira's index lag.
+    time.sleep(settings.jira.index_lag_seconds)
     return Engine.from_settings(settings, store, metrics=metrics).run_once()
 
 

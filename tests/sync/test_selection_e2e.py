@@ -9,6 +9,7 @@ what people see: the cycle ticket's labels, text and comments."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -41,6 +42,8 @@ class Cycle:
         self.people = People(site, target)
 
     def sync(self) -> RunResult:
+        # People act just before each sync; Jira's search index takes their edits after a lag.
+        time.sleep(self.settings.jira.index_lag_seconds)
         store = open_store(f"sqlite:///{self.data / self.state_file}")
         try:
             result = Engine.from_settings(self.settings, store).run_once()
