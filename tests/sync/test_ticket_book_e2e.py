@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -216,3 +217,45 @@ def test_an_idle_cycle_into_servicenow_reads_its_tasks_in_one_request(
 def _ref_in(store: StateStore, target: str, key: str) -> TicketRef:
     row = store.ledger_rows(target)[key]
     return TicketRef(key=row.ticket_key or "", id=row.ticket_id or "", url=row.ticket_url)
+
+
+def test_a_servicenow_edit_in_the_same_second_as_our_write_is_still_read(
+    site: Sandbox, tmp_path: Path
+) -> None:
+    """ServiceNow stamps `sys_updated_on` in whole seconds: a person's work note landing in the
+    same second as our own last write leaves the stamp as it was. The task's `sys_mod_count`
+    moved, so the next cycle still reads the note (the stand-in's clock is held in one second
+    for every write here)."""
+    settings = _settings(site, tmp_path, reviews=1)
+    settings.sync.target = "servicenow"
+    service = settings.review.selection[0]
+    store = open_store(settings.sync.resolved_state_url())
+    engine = Engine.from_settings(settings, store)
+    site.servicenow.clock = datetime.now(UTC).replace(microsecond=0)
+    try:
+        first = engine.run_once()
+        engine.run_once()  # the book now holds every task at the held second
+        review = _ref_in(store, "servicenow", review_ticket_key(first.build.cycle.id, service))
+        before = _task(site, review.id)
+        People(site, "servicenow").comment(review, "Decision: keep the availability target")
+        after = _task(site, review.id)
+        assert after["sys_updated_on"] == before["sys_updated_on"], "one second for all writes"
+        assert int(after["sys_mod_count"]) > int(before["sys_mod_count"])
+        shown = engine.run_once().build.packs[service].meeting
+    finally:
+        site.servicenow.clock = None
+    assert shown is not None and [d.text for d in shown.decisions] == [
+        "keep the availability target"
+    ]
+    store.close()
+
+
+def _task(site: Sandbox, sys_id: str) -> dict[str, str]:
+    response = requests.get(
+        f"{site.servicenow_url}/api/now/table/vtb_task/{sys_id}",
+        params={"sysparm_fields": "sys_updated_on,sys_mod_count"},
+        auth=("slm-demo", "demo-password"),
+        timeout=5,
+    )
+    response.raise_for_status()
+    return dict(response.json()["result"])
