@@ -101,7 +101,7 @@ def _fail_config(error: ConfigError) -> NoReturn:
         f"[bold red]configuration error:[/] {escape(error.message)}", markup=True
     )
     if error.hint:
-        Console(stderr=True, highlight=False, soft_wrap=True).print(f"  hint: {error.hint}")
+        Console(stderr=True, highlight=False, soft_wrap=True).print(f"  hint: {escape(error.hint)}")
     raise typer.Exit(EXIT_CONFIG)
 
 
@@ -145,7 +145,7 @@ def check_config(config: ConfigOption = None, as_json: JsonOption = False) -> No
     table.add_column("checked")
     table.add_column("result")
     for key, value in summary.items():
-        table.add_row(key, str(value))
+        table.add_row(escape(key), escape(str(value)))
     console.print(table)
 
 
@@ -200,7 +200,7 @@ def _run_guarded(action: Callable[[], int]) -> None:
         _fail_config(error)
     except ConnectorError as error:
         Console(stderr=True, highlight=False, soft_wrap=True).print(
-            f"[bold red]{error.system or 'connector'} failed:[/] {error}"
+            f"[bold red]{escape(error.system or 'connector')} failed:[/] {escape(str(error))}"
         )
         raise typer.Exit(EXIT_FAILURE) from None
     raise typer.Exit(code)
@@ -214,10 +214,10 @@ def _print_outcomes(result: RunResult, *, title: str) -> None:
     for outcome in result.summary.outcomes:
         table.add_row(
             outcome.action.value + (" (failed)" if outcome.error else ""),
-            outcome.ticket or "-",
-            outcome.kind,
-            outcome.title,
-            outcome.assignee or "-",
+            escape(outcome.ticket or "-"),
+            escape(outcome.kind),
+            escape(outcome.title),
+            escape(outcome.assignee or "-"),
         )
     console.print(table)
     counts = result.summary.as_counts()
@@ -226,7 +226,7 @@ def _print_outcomes(result: RunResult, *, title: str) -> None:
         + ", ".join(f"{k} {v}" for k, v in counts.items())
     )
     for failure in result.summary.failed:
-        console.print(f"[red]failed[/] {failure.key}: {failure.error}")
+        console.print(f"[red]failed[/] {escape(failure.key)}: {escape(str(failure.error))}")
 
 
 def _one_cycle(config: Path | None, *, as_json: bool, title: str, **options: bool) -> int:
@@ -264,7 +264,9 @@ def sync_command(
 ) -> None:
     """One sync cycle: read, plan, create / update tickets, print the summary."""
     if not once:
-        Console(stderr=True).print("sync needs --once; use `slm-sync run` for the daemon loop")
+        Console(stderr=True, highlight=False, soft_wrap=True, markup=False).print(
+            "sync needs --once; use `slm-sync run` for the daemon loop"
+        )
         raise typer.Exit(EXIT_CONFIG)
     _run_guarded(lambda: _one_cycle(config, as_json=as_json, title="slm-sync sync", full=full))
 
@@ -336,12 +338,16 @@ def demo_command(
 ) -> None:
     """The whole product on a local sandbox: two syncs, the second changing nothing."""
     if source not in DEMO_SOURCES:
-        Console(stderr=True).print(f"--source must be servicenow or jira, not {source!r}")
+        Console(stderr=True, highlight=False, soft_wrap=True, markup=False).print(
+            f"--source must be servicenow or jira, not {source!r}"
+        )
         raise typer.Exit(EXIT_CONFIG)
     try:  # before the walk: the packs are written at its end, a folder per service
         output.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        Console(stderr=True).print(f"--output {output}: cannot use it as a folder ({error})")
+        Console(stderr=True, highlight=False, soft_wrap=True, markup=False).print(
+            f"--output {output}: cannot use it as a folder ({error})"
+        )
         raise typer.Exit(EXIT_CONFIG) from None
 
     def body() -> int:
@@ -365,9 +371,9 @@ def _print_demo(result: DemoResult) -> None:
     names = {s.key: s.name for s in first.build.services}
     for number, step in enumerate(result.steps, 1):
         counts = ", ".join(f"{k} {v}" for k, v in step.counts.items())
-        chosen = ", ".join(names.get(k, k) for k in step.selection)
+        chosen = escape(", ".join(names.get(k, k) for k in step.selection))
         console.print(
-            f"{number}. {step.what} — cycle [bold]{step.cycle_state}[/]"
+            f"{number}. {escape(step.what)} — cycle [bold]{step.cycle_state}[/]"
             + (f"; selected: {chosen}" if chosen else "")
             + (f" ({counts})" if counts else "")
         )
@@ -375,10 +381,10 @@ def _print_demo(result: DemoResult) -> None:
     again = second.summary.as_counts()
     if again["created"] or again["updated"]:
         console.print("[yellow]the last sync changed tickets: it should have changed nothing[/]")
-    console.print(f"review packs written to {result.output_dir}/ (open review.html):")
+    console.print(f"review packs written to {escape(str(result.output_dir))}/ (open review.html):")
     for key, folder in result.folders.items():
-        console.print(f"  {result.names.get(key, key)}: {folder}/")
-    console.print(f"portfolio page: {result.output_dir / PAGE_NAME}")
+        console.print(f"  {escape(result.names.get(key, key))}: {escape(str(folder))}/")
+    console.print(f"portfolio page: {escape(str(result.output_dir / PAGE_NAME))}")
 
 
 @app.command("report")
@@ -397,10 +403,14 @@ def report_command(
     """Render one service's review pack (with its chart), or with --portfolio the portfolio
     page, locally from the configured source (nothing is written to the target)."""
     if portfolio == (service is not None):
-        Console(stderr=True).print("give either --service KEY or --portfolio")
+        Console(stderr=True, highlight=False, soft_wrap=True, markup=False).print(
+            "give either --service KEY or --portfolio"
+        )
         raise typer.Exit(EXIT_CONFIG)
     if fmt not in ("md", "html"):
-        Console(stderr=True).print(f"--format must be md or html, not {fmt!r}")
+        Console(stderr=True, highlight=False, soft_wrap=True, markup=False).print(
+            f"--format must be md or html, not {fmt!r}"
+        )
         raise typer.Exit(EXIT_CONFIG)
 
     def body() -> int:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from rich.markup import escape
 from rich.tree import Tree
 
 from config import Settings
@@ -270,7 +271,8 @@ def _branch(
     who = f"R: {_name(spec.assignee)}, A: {_name(spec.accountable)}"
     if spec.consulted:
         who += ", C: " + ", ".join(_name(p) for p in spec.consulted)
-    branch = node.add(f"[bold]{tickets.get(spec.key) or '-'}[/] {spec.title}  [dim]({who})[/]")
+    ticket, title = escape(tickets.get(spec.key) or "-"), escape(spec.title)
+    branch = node.add(f"[bold]{ticket}[/] {title}  [dim]({escape(who)})[/]")
     for child in children.get(spec.key, []):
         _branch(branch, child, children, tickets)
 

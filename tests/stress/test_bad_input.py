@@ -206,6 +206,7 @@ HOSTILE = {
     "control_characters": "Ctl\x00\x07\x1b[31mred\x7f \u202eevil\u200b\r\nsecond line\ttab",
     "not_utf8": f"Legacy {NOT_UTF8_MARK} system",
     "long_name": "Long " + "name " * 800,
+    "console_markup": "Payroll [EU] [bold]loud[/bold] [/closing] [link=https://x.invalid]l[/link]",
 }
 HUGE = "D" * 1_000_000  # a 1 MB description on every hostile service (a field we do not read)
 INJECTED = ("ORDERBYname", "project = OPS", "<script>", "javascript:", "onerror", "ORDER BY key")
@@ -445,3 +446,21 @@ def test_no_query_carries_hostile_text(hostile: HostileRun) -> None:
         for part in query.split("^"):
             if part and not part.startswith(("ORDERBY", "OR", "NQ")):
                 assert term.match(part), (part, query)
+
+
+def test_the_terminal_shows_hostile_names_as_written(
+    hostile: HostileRun, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A service name with console markup (`[bold]`, a stray `[/closing]`) is printed as
+    written in `sync --once`'s ticket table and the demo's ticket tree: nothing is styled
+    away and nothing fails."""
+    from rich.console import Console
+
+    from sync.cli import _print_outcomes
+    from sync.demo import ticket_tree
+
+    _print_outcomes(hostile.result, title="tickets")
+    Console(width=400, highlight=False, soft_wrap=True).print(ticket_tree(hostile.result))
+    out = " ".join(capsys.readouterr().out.split())
+    for fragment in ("[EU]", "[bold]loud[/bold]", "[/closing]", "[link=https://x.invalid]"):
+        assert fragment in out
