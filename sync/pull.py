@@ -10,6 +10,12 @@ so a page may repeat rows: each raw row is hashed, and a row whose hash the mirr
 is neither mapped nor stored again (`--full` maps everything). A page that brings nothing new
 and does not move the cursor writes nothing.
 
+Streams are read ahead of the storing, in background threads (`read_ahead`): a source that
+names `independent_streams` (reads that share no state with other streams') has each of them
+read in a lane of its own, at the same time as the others, so that more than one request is in
+flight while a page is stored; the pages of one stream are stored in their order, those of
+different streams as they arrive. The rest are read one after the other in one lane.
+
 Before the first stream, a source that can fetch ahead (`prepare`: ServiceNow sends the first
 page of every incremental read in one REST Batch API call) is told every stream and cursor the
 pull will read.
@@ -35,7 +41,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from queue import Full, Queue
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from pydantic import BaseModel
@@ -49,6 +55,7 @@ from sync.state import MirrorRecord, StateStore
 from sync.state.decided import decided_moment, moment_text, month_text
 
 log = structlog.get_logger("slm_sync.pull")
+T = TypeVar("T")
 
 # People first: services and components refer to them; agreements before the SLA records.
 PULL_ORDER = (
@@ -133,24 +140,48 @@ def _pull_streams(
     full: bool,
     on_page: Callable[[Stream, int], None] | None,
 ) -> None:
-    for stream, since in reads.items():
-        state = _StreamRead(committed=since)
-        for page in prefetched(source.read(stream, since=since, until=until)):
-            state.snapshot = state.snapshot and page.cursor is None
-            state.pages += 1
-            _store(page, mappings, store, source.system, summary, state, full=full)
-            summary.pages += 1
-            if on_page is not None:
-                on_page(stream, len(page.records))
-        _prune(stream.value, store, state, full=full)
-        _delivered(source, stream)
-        log.info(
-            "pull.stream_done",
-            stream=stream.value,
-            read=summary.read[stream.value],
-            unchanged=summary.unchanged[stream.value],
-            skipped=summary.skipped[stream.value],
-        )
+    states = {stream: _StreamRead(committed=since) for stream, since in reads.items()}
+    lanes = [_lane(source, [(s, reads[s]) for s in lane], until) for lane in _lanes(source, reads)]
+    for stream, page in read_ahead(lanes, depth=len(lanes)):
+        state = states[stream]
+        if page is None:  # every page of the stream is stored
+            _prune(stream.value, store, state, full=full)
+            _delivered(source, stream)
+            log.info(
+                "pull.stream_done",
+                stream=stream.value,
+                read=summary.read[stream.value],
+                unchanged=summary.unchanged[stream.value],
+                skipped=summary.skipped[stream.value],
+            )
+            continue
+        state.snapshot = state.snapshot and page.cursor is None
+        state.pages += 1
+        _store(page, mappings, store, source.system, summary, state, full=full)
+        summary.pages += 1
+        if on_page is not None:
+            on_page(stream, len(page.records))
+
+
+def _lanes(source: SourceConnector, reads: Mapping[Stream, Cursor | None]) -> list[list[Stream]]:
+    """The streams to read, grouped into lanes that are read at the same time: each stream a
+    source names in `independent_streams` (its read shares no state with any other's) in a lane
+    of its own, the others together in pull order in one lane."""
+    independent = set(getattr(source, "independent_streams", ()))
+    shared = [s for s in reads if s not in independent]
+    lanes = [shared] if shared else []
+    return lanes + [[stream] for stream in reads if stream in independent]
+
+
+def _lane(
+    source: SourceConnector, streams: Sequence[tuple[Stream, Cursor | None]], until: datetime | None
+) -> Iterator[tuple[Stream, Page | None]]:
+    """The pages of `streams`, read one stream after the other, each stream's last followed
+    by (stream, None)."""
+    for stream, since in streams:
+        for page in source.read(stream, since=since, until=until):
+            yield stream, page
+        yield stream, None
 
 
 def _cursor(store: StateStore, system: str, stream: Stream) -> Cursor | None:
@@ -257,7 +288,21 @@ def prefetched(pages: Iterable[Page], *, depth: int = 1) -> Iterator[Page]:
     the current one (at most `depth` pages wait). A read error is raised where the page would
     have been; a caller that stops early (an exception, a stop) ends the reader at its next page.
     """
-    queue: Queue[tuple[str, Any]] = Queue(maxsize=depth)
+    return read_ahead([pages], depth=depth)
+
+
+def read_ahead(lanes: Sequence[Iterable[T]], *, depth: int = 1) -> Iterator[T]:
+    """The items of every lane, each lane read by a background thread of its own while the
+    caller works on the item before: each lane's items in its order, the lanes interleaved as
+    their items arrive, at most `depth` items waiting in all (and one more being read per
+    lane). A lane's error is raised where its item would have been; a caller that stops early
+    (an exception, a stop) ends every reader at its next item.
+
+    With the pull's lanes this keeps requests of several streams in flight at once (up to the
+    source's own concurrency cap): one stream's paging is sequential, each page asking for the
+    rows after the last one, so one lane alone waits a round trip per page.
+    """
+    queue: Queue[tuple[str, Any]] = Queue(maxsize=max(1, depth))
     done = threading.Event()
 
     def put(item: tuple[str, Any]) -> bool:
@@ -269,30 +314,45 @@ def prefetched(pages: Iterable[Page], *, depth: int = 1) -> Iterator[Page]:
                 continue
         return False
 
-    def read() -> None:
+    def read(items: Iterable[T]) -> None:
         try:
-            for page in pages:
-                if not put(("page", page)):
+            for item in items:
+                if not put(("item", item)):
                     return
         except BaseException as error:  # handed to the caller, raised there
             put(("error", error))
             return
         put(("end", None))
 
-    context = contextvars.copy_context()
-    reader = threading.Thread(target=context.run, args=(read,), name="pull-prefetch", daemon=True)
-    reader.start()
-    try:
-        while True:
-            kind, value = queue.get()
-            if kind == "end":
-                return
-            if kind == "error":
-                raise value
-            yield value
-    finally:
-        done.set()
-        reader.join(timeout=30)
+    readers = [
+        threading.Thread(
+            target=contextvars.copy_context().run,
+            args=(read, lane),
+            name=f"pull-read-ahead-{number}",
+            daemon=True,
+        )
+        for number, lane in enumerate(lanes)
+    ]
+
+    def items() -> Iterator[T]:
+        for reader in readers:
+            reader.start()
+        try:
+            running = len(readers)
+            while running:
+                kind, value = queue.get()
+                if kind == "end":
+                    running -= 1
+                elif kind == "error":
+                    raise value
+                else:
+                    yield value
+        finally:
+            done.set()
+            for reader in readers:
+                reader.join(timeout=30)
+
+    return items()
 
 
 def source_hash(stream: str, record: Mapping[str, Any]) -> str:
