@@ -1,9 +1,14 @@
 """Pull: read each source stream incrementally, map it, and keep it in the state store's mirror.
 
 Each page is mapped and stored together with its cursor in one transaction, so the cursor never
-runs ahead of stored data and a crash loses nothing. Records that fail to map are mirrored as
-`skipped` entries (gaps in their service's review) until a later version of them maps. Streams
-the connector reads whole every time (pages without cursor) are pruned to what was seen.
+runs ahead of stored data and a crash loses nothing. Mapped pages wait briefly and are written
+several to a transaction (`_Writes`: up to `FLUSH_ROWS` records or `FLUSH_SECONDS`; a commit
+costs more than a page's rows), always before a stream's end is acted on and when a pull fails
+or stops; a page that was not written yet is read again by the next pull.
+
+Records that fail to map are mirrored as `skipped` entries (gaps in their service's review)
+until a later version of them maps. Streams the connector reads whole every time (pages without
+cursor) are pruned to what was seen.
 
 Sources re-read an overlap behind the cursor (rows written late into an already-read second),
 so a page may repeat rows: each raw row is hashed, and a row whose hash the mirror already holds
@@ -36,6 +41,7 @@ import contextvars
 import hashlib
 import json
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -51,7 +57,7 @@ from mapping import SystemMapping
 from mapping.engine import skipped_record
 from review import SkippedRecord, SlaRecord
 from sync.source_state import SourceStateKeeper
-from sync.state import MirrorRecord, StateStore
+from sync.state import MirrorRecord, PageWrite, StateStore
 from sync.state.decided import decided_moment, moment_text, month_text
 
 log = structlog.get_logger("slm_sync.pull")
@@ -68,6 +74,10 @@ PULL_ORDER = (
     Stream.MATERIALS,
 )
 SKIPPED = "skipped"
+# Mapped pages are written together (one transaction) once this many records wait, or once the
+# first has waited this long: see `_Writes`.
+FLUSH_ROWS = 5000
+FLUSH_SECONDS = 1.0
 READ_ERROR = "read"  # the middle part of a read problem's skipped key: <stream>:read:<table>:...
 
 
@@ -142,25 +152,69 @@ def _pull_streams(
 ) -> None:
     states = {stream: _StreamRead(committed=since) for stream, since in reads.items()}
     lanes = [_lane(source, [(s, reads[s]) for s in lane], until) for lane in _lanes(source, reads)]
-    for stream, page in read_ahead(lanes, depth=len(lanes)):
-        state = states[stream]
-        if page is None:  # every page of the stream is stored
-            _prune(stream.value, store, state, full=full)
-            _delivered(source, stream)
-            log.info(
-                "pull.stream_done",
-                stream=stream.value,
-                read=summary.read[stream.value],
-                unchanged=summary.unchanged[stream.value],
-                skipped=summary.skipped[stream.value],
-            )
-            continue
-        state.snapshot = state.snapshot and page.cursor is None
-        state.pages += 1
-        _store(page, mappings, store, source.system, summary, state, full=full)
-        summary.pages += 1
-        if on_page is not None:
-            on_page(stream, len(page.records))
+    writes = _Writes(store, source.system)
+    try:
+        for stream, page in read_ahead(lanes, depth=len(lanes)):
+            state = states[stream]
+            if page is None:  # the stream's last page: every page of it is stored first
+                writes.flush()
+                _prune(stream.value, store, state, full=full)
+                _delivered(source, stream)
+                log.info(
+                    "pull.stream_done",
+                    stream=stream.value,
+                    read=summary.read[stream.value],
+                    unchanged=summary.unchanged[stream.value],
+                    skipped=summary.skipped[stream.value],
+                )
+                continue
+            state.snapshot = state.snapshot and page.cursor is None
+            state.pages += 1
+            writes.add(_store(page, mappings, store, summary, state, full=full))
+            summary.pages += 1
+            if on_page is not None:
+                on_page(stream, len(page.records))
+        writes.flush()
+    except BaseException:
+        writes.flush_after_failure()
+        raise
+
+
+class _Writes:
+    """Pages mapped and waiting to be stored, written together (`StateStore.store_pages`)
+    once `FLUSH_ROWS` records wait or the first has waited `FLUSH_SECONDS`, before a stream's
+    end is acted on (pruning), and when the pull ends or fails: a page's records always go
+    with its cursor, so what waits is read again next time if the process dies."""
+
+    def __init__(self, store: StateStore, system: str) -> None:
+        self.store = store
+        self.system = system
+        self.pages: list[PageWrite] = []
+        self.rows = 0
+        self.since = 0.0
+
+    def add(self, page: PageWrite | None) -> None:
+        if page is None:
+            return
+        if not self.pages:
+            self.since = time.monotonic()
+        self.pages.append(page)
+        self.rows += len(page.mirrored) + 1
+        if self.rows >= FLUSH_ROWS or time.monotonic() - self.since >= FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pages:
+            self.store.store_pages(self.system, self.pages)
+        self.pages, self.rows = [], 0
+
+    def flush_after_failure(self) -> None:
+        """Store what was mapped whole before a failure or a stop (a failing store is
+        reported by the exception already on its way)."""
+        try:
+            self.flush()
+        except Exception as error:  # the pull's own exception is the one raised
+            log.warning("pull.flush_failed", pages=len(self.pages), error=str(error))
 
 
 def _lanes(source: SourceConnector, reads: Mapping[Stream, Cursor | None]) -> list[list[Stream]]:
@@ -222,12 +276,12 @@ def _store(
     page: Page,
     mappings: SystemMapping,
     store: StateStore,
-    system: str,
     summary: PullSummary,
     state: _StreamRead,
     *,
     full: bool,
-) -> None:
+) -> PageWrite | None:
+    """Map a page and say what to store of it (None: nothing, its cursor did not move)."""
     stream = page.stream.value
     rows = [(source_hash(stream, record), dict(record)) for record in page.records]
     problems = [_problem(stream, error) for error in page.errors]
@@ -247,14 +301,15 @@ def _store(
             summary.read_errors.append(problem)
             summary.skipped[stream] += 1
     cursor = _later(state.committed, page.cursor)
-    if mirrored or cursor != state.committed:
-        stored = (cursor.updated, cursor.id) if cursor else None
-        # skipped entries of records that map now go in the same transaction
-        forget = (SKIPPED, [f"{stream}:{record_id}" for record_id in mapped_ids])
-        store.store_page(system, stream, mirrored, stored, forget=forget)
-        state.committed = cursor
     summary.read[stream] += len(page.records)
     summary.unchanged[stream] += len(rows) - len(fresh)
+    if not mirrored and cursor == state.committed:
+        return None
+    stored = (cursor.updated, cursor.id) if cursor else None
+    # skipped entries of records that map now go in the same transaction
+    forget = (SKIPPED, [f"{stream}:{record_id}" for record_id in mapped_ids])
+    state.committed = cursor  # as far as the pages handed to the store go
+    return PageWrite(stream, mirrored, stored, forget)
 
 
 def _map(
@@ -454,7 +509,9 @@ def store_announced(
     Returns the services the page's records belong to."""
     if page.cursor is not None:
         raise ValueError("an announced page carries no cursor")
-    _store(page, mappings, store, system, summary, _StreamRead(committed=None), full=False)
+    write = _store(page, mappings, store, summary, _StreamRead(committed=None), full=False)
+    if write is not None:
+        store.store_pages(system, [write])
     summary.pages += 1
     result = mappings.map(page.stream.value, [dict(row) for row in page.records])
     return {key for e in result.entities if isinstance(key := getattr(e, "service_key", None), str)}
