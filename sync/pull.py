@@ -410,9 +410,14 @@ def read_ahead(lanes: Sequence[Iterable[T]], *, depth: int = 1) -> Iterator[T]:
     return items()
 
 
+# The row hash's JSON: keys sorted, compact, anything not JSON as str() (one encoder for all:
+# json.dumps builds a new one per call for these options).
+_HASH_JSON = json.JSONEncoder(sort_keys=True, default=str, separators=(",", ":"))
+
+
 def source_hash(stream: str, record: Mapping[str, Any]) -> str:
     """The hash of a raw row as the source sent it (stream included): unchanged rows match."""
-    text = json.dumps([stream, record], sort_keys=True, default=str, separators=(",", ":"))
+    text = _HASH_JSON.encode([stream, record])
     return hashlib.sha256(text.encode()).hexdigest()
 
 

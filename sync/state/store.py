@@ -907,12 +907,17 @@ def _decided_in(start: datetime, end: datetime) -> tuple[sa.ColumnElement[bool],
 
 
 def _delete_keys(connection: Connection, stream: str, keys: Sequence[str]) -> None:
+    """Delete these keys of `stream`, 500 to a statement in the driver's own placeholders (the
+    pull asks this for every page it stores: SQLAlchemy's expanding IN, compiled for 500 bound
+    names each time, cost more than the delete)."""
+    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
     for start in range(0, len(keys), 500):
-        connection.execute(
-            sa.delete(records).where(
-                records.c.stream == stream, records.c.key.in_(keys[start : start + 500])
-            )
+        chunk = keys[start : start + 500]
+        statement = (
+            f"DELETE FROM records WHERE stream = {mark} AND key IN "
+            f"({', '.join([mark] * len(chunk))})"
         )
+        connection.exec_driver_sql(statement, (stream, *chunk))
 
 
 RECORD_COLUMNS = (
