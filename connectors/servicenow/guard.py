@@ -81,8 +81,11 @@ class Guard:
         )
 
     def _attempt(self, send: Callable[[], T], what: str, repeatable: bool) -> T:
-        self.pacer.acquire()
+        # The slot first, then the token: a token taken while waiting for a slot would be
+        # spent late, and with more threads than slots (the pull's lanes, parallel lookups)
+        # the requests would then leave in bursts above the pacing rate.
         with self._slots:
+            self.pacer.acquire()
             with self._count_lock:
                 self.requests_made += 1
             try:

@@ -77,6 +77,10 @@ class ServiceNowSource:
     """`connectors.SourceConnector` for a ServiceNow instance."""
 
     system = "servicenow"
+    # Streams whose reads share no state with any other stream's: the pull reads each in a
+    # thread of its own beside the others (people, services and components share the CMDB
+    # walk and are read one after the other). The guard's concurrency caps the calls in flight.
+    independent_streams = (Stream.AGREEMENTS, Stream.SLA_RECORDS, Stream.CSAT, Stream.MATERIALS)
 
     def __init__(
         self,

@@ -8,16 +8,19 @@ moment in UTC with a fixed width, so `period.start <= decided < period.end` is a
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
+_UTC_OFFSET = timedelta(0)
 
 
 def moment_text(moment: datetime) -> str:
     """`moment` in UTC as fixed-width text (a naive moment is taken as UTC)."""
     if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
+        if moment.utcoffset() != _UTC_OFFSET:  # most are UTC already: no conversion then
+            moment = moment.astimezone(UTC)
+        moment = moment.replace(tzinfo=None)
     return moment.isoformat(timespec="microseconds")  # FORMAT, without strftime's cost
 
 

@@ -103,6 +103,17 @@ class MirrorRecord:
     encoded: str | None = None  # the body as JSON text when the writer has it (stored as is)
 
 
+@dataclass(frozen=True)
+class PageWrite:
+    """One page for `StateStore.store_pages`: its mirrored records, the stream's cursor after
+    it (None: unchanged) and the mirrored keys it makes obsolete (`forget`: (stream, keys))."""
+
+    stream: str
+    mirrored: Sequence[MirrorRecord]
+    cursor: tuple[str, str] | None
+    forget: tuple[str, Sequence[str]] | None = None
+
+
 def open_store(url: str, *, migrate_to: str = "head") -> StateStore:
     """Connect to `url`, create the SQLite directory if needed, migrate to the latest schema."""
     lock_path: Path | None = None
@@ -199,20 +210,30 @@ class StateStore:
         `forget`: (stream, keys) of mirrored records to delete in the same transaction (the
         skipped entries of records that map now).
         """
+        self.store_pages(system, [PageWrite(stream, mirrored, cursor, forget)])
+
+    def store_pages(self, system: str, pages: Sequence[PageWrite]) -> None:
+        """Several pages (of one stream or several) in one transaction, each as `store_page`
+        writes it, in order. One commit per page cost more than the page's rows (every commit
+        writes out each index page the rows touched, and the mirror's keys and hashes are
+        random): the pull keeps a few pages back and writes them together."""
+        if not pages:
+            return
         with self.engine.begin() as connection:
-            if forget is not None:
-                _delete_keys(connection, *forget)
-            _upsert_records(connection, mirrored)
-            if cursor is not None:
-                crash_point("mid_cursor_commit")  # inside the transaction: nothing commits
-                values = {
-                    "system": system,
-                    "stream": stream,
-                    "updated": cursor[0],
-                    "record_id": cursor[1],
-                    "committed_at": _now(),
-                }
-                _upsert(connection, cursors, values, ("system", "stream"))
+            for page in pages:
+                if page.forget is not None:
+                    _delete_keys(connection, *page.forget)
+                _upsert_records(connection, page.mirrored)
+                if page.cursor is not None:
+                    crash_point("mid_cursor_commit")  # inside the transaction: nothing commits
+                    values = {
+                        "system": system,
+                        "stream": page.stream,
+                        "updated": page.cursor[0],
+                        "record_id": page.cursor[1],
+                        "committed_at": _now(),
+                    }
+                    _upsert(connection, cursors, values, ("system", "stream"))
 
     def known(self, streams: Sequence[str], hashes: Sequence[str]) -> dict[str, str]:
         """source_hash -> key of the records of `streams` already mirrored from these raw rows."""
@@ -886,12 +907,17 @@ def _decided_in(start: datetime, end: datetime) -> tuple[sa.ColumnElement[bool],
 
 
 def _delete_keys(connection: Connection, stream: str, keys: Sequence[str]) -> None:
+    """Delete these keys of `stream`, 500 to a statement in the driver's own placeholders (the
+    pull asks this for every page it stores: SQLAlchemy's expanding IN, compiled for 500 bound
+    names each time, cost more than the delete)."""
+    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
     for start in range(0, len(keys), 500):
-        connection.execute(
-            sa.delete(records).where(
-                records.c.stream == stream, records.c.key.in_(keys[start : start + 500])
-            )
+        chunk = keys[start : start + 500]
+        statement = (
+            f"DELETE FROM records WHERE stream = {mark} AND key IN "
+            f"({', '.join([mark] * len(chunk))})"
         )
+        connection.exec_driver_sql(statement, (stream, *chunk))
 
 
 RECORD_COLUMNS = (

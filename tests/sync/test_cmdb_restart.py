@@ -156,14 +156,14 @@ def _late_service(site: Sandbox) -> str:
 
 
 def _failing_components(process: Process, monkeypatch: pytest.MonkeyPatch) -> None:
-    original = process.store.store_page
+    original = process.store.store_pages
 
-    def failing(system: str, stream: str, *args: Any, **kwargs: Any) -> Any:
-        if stream == "component":
+    def failing(system: str, pages: Any) -> Any:
+        if any(page.stream == "component" for page in pages):
             raise RuntimeError("disk full")
-        return original(system, stream, *args, **kwargs)
+        return original(system, pages)
 
-    monkeypatch.setattr(process.store, "store_page", failing)
+    monkeypatch.setattr(process.store, "store_pages", failing)
 
 
 def test_a_process_killed_after_storing_services_leaves_the_next_one_walking_cold(

@@ -266,16 +266,16 @@ def test_a_pull_that_fails_midway_gets_the_changed_components_again(
     type_id = app.store.rows("cmdb_rel_ci")[0]["type"]
     new_ci = app.insert("cmdb_ci_server", name="late-host")["sys_id"]
     app.insert("cmdb_rel_ci", parent=estate.services[1].sys_id, child=new_ci, type=type_id)
-    original = sqlite_store.store_page
+    original = sqlite_store.store_pages
 
-    def failing(system: str, stream: str, *args: Any, **kwargs: Any) -> Any:
-        if stream == "component":
+    def failing(system: str, pages: Any) -> Any:
+        if any(page.stream == "component" for page in pages):
             raise RuntimeError("disk full")
-        return original(system, stream, *args, **kwargs)
+        return original(system, pages)
 
-    monkeypatch.setattr(sqlite_store, "store_page", failing)
+    monkeypatch.setattr(sqlite_store, "store_pages", failing)
     with pytest.raises(RuntimeError):
         _cycle(source, sqlite_store, BASE + timedelta(minutes=2))
-    monkeypatch.setattr(sqlite_store, "store_page", original)
+    monkeypatch.setattr(sqlite_store, "store_pages", original)
     _cycle(source, sqlite_store, BASE + timedelta(minutes=3))
     assert new_ci in {r.key for r in sqlite_store.mirrored("component")}

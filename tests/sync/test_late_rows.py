@@ -78,13 +78,13 @@ class Spy:
         self.stored: list[str] = []
         self.mapped: list[str] = []
         self.mappings = mappings
-        store_page = store.store_page
+        store_pages = store.store_pages
 
-        def spy_store(system: str, stream: str, *args: Any) -> None:
-            self.stored.append(stream)
-            store_page(system, stream, *args)
+        def spy_store(system: str, pages: Any) -> None:
+            self.stored += [page.stream for page in pages]
+            store_pages(system, pages)
 
-        monkeypatch.setattr(store, "store_page", spy_store)
+        monkeypatch.setattr(store, "store_pages", spy_store)
 
     def has(self, entity: str) -> bool:
         return self.mappings.has(entity)

@@ -1,6 +1,7 @@
 """The pull reads the next page while it stores the current one, without changing what it sees:
 pages arrive in order, a read error surfaces where its page would have been, and a pull that
-stops early stops the reader too (it reads at most one page ahead)."""
+stops early stops the reader too (it reads at most one page ahead). Several lanes (streams that
+share no state) are read at the same time, each in its order."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from connectors import ConnectorError
-from sync.pull import prefetched
+from sync.pull import prefetched, read_ahead
 
 
 def _pages(count: int, read: list[int], *, fail_at: int | None = None) -> Iterator[int]:
@@ -30,7 +31,8 @@ def test_pages_arrive_in_order_and_the_reader_runs_in_another_thread() -> None:
             yield n
 
     assert list(prefetched(pages())) == list(range(50))  # type: ignore[arg-type]
-    assert threads == {"pull-prefetch"}
+    assert len(threads) == 1
+    assert next(iter(threads)).startswith("pull-read-ahead")
 
 
 def test_a_read_error_is_raised_after_the_pages_before_it() -> None:
@@ -48,5 +50,33 @@ def test_stopping_early_stops_the_reader_one_page_ahead_at_most() -> None:
         consumed += 1
         if consumed == 5:
             break
-    assert not [t for t in threading.enumerate() if t.name == "pull-prefetch"]
+    assert not [t for t in threading.enumerate() if t.name.startswith("pull-read-ahead")]
     assert consumed <= len(read) <= consumed + 2
+
+
+def test_lanes_are_read_at_the_same_time_each_in_its_order() -> None:
+    # Lane "a" cannot go past its first item until lane "b" has read all of its own: one
+    # reader after the other would wait here (and fail on the timeout).
+    b_done = threading.Event()
+
+    def lane_a() -> Iterator[str]:
+        yield "a0"
+        assert b_done.wait(timeout=10), "lane b was not read while lane a waited"
+        yield from ("a1", "a2")
+
+    def lane_b() -> Iterator[str]:
+        yield from ("b0", "b1")
+        b_done.set()
+
+    got = list(read_ahead([lane_a(), lane_b()], depth=2))
+    assert sorted(got) == ["a0", "a1", "a2", "b0", "b1"]
+    assert [x for x in got if x.startswith("a")] == ["a0", "a1", "a2"]
+    assert [x for x in got if x.startswith("b")] == ["b0", "b1"]
+
+
+def test_one_lanes_error_is_raised_and_every_reader_stops() -> None:
+    endless = _pages(10**12, [])  # a lane that never ends by itself
+    with pytest.raises(ConnectorError, match="page 2 could not be read"):
+        for _ in read_ahead([endless, _pages(10, [], fail_at=2)], depth=2):  # type: ignore[list-item]
+            pass
+    assert not [t for t in threading.enumerate() if t.name.startswith("pull-read-ahead")]
