@@ -97,7 +97,9 @@ class PullSummary:
 
 @dataclass
 class _StreamRead:
-    """What one stream's read has seen so far: record keys, skipped keys, the cursor."""
+    """What one stream's read has seen so far: record keys (of a whole read only, which is
+    pruned to them: an incremental read of a million SLA records keeps none in memory), skipped
+    keys, the cursor."""
 
     committed: Cursor | None
     seen: set[str] = field(default_factory=set)
@@ -173,6 +175,8 @@ def _pull_streams(
                 )
                 continue
             state.snapshot = state.snapshot and page.cursor is None
+            if not state.snapshot:
+                state.seen.clear()  # only a whole read is pruned: an incremental one keeps none
             state.pages += 1
             writes.add(_store(page, mappings, store, summary, state, full=full))
             summary.pages += 1
@@ -309,7 +313,8 @@ def _store(
     problems = [_problem(stream, error) for error in page.errors]
     hashes = [h for h, _ in rows] + [error_hash(stream, p) for p in problems]
     known = {} if full else store.known((stream, SKIPPED), hashes)
-    state.seen.update(known.values())
+    if state.snapshot:
+        state.seen.update(known.values())
     state.skipped.update(k for k in known.values() if k.startswith(f"{stream}:"))
     fresh = [(h, row) for h, row in rows if h not in known]
     mirrored, mapped_ids = _map(stream, fresh, mappings, state, summary)
@@ -356,7 +361,8 @@ def _map(
             )
             state.skipped.add(mirrored[-1].key)
             summary.skipped[stream] += 1
-    state.seen.update(mapped_ids)
+    if state.snapshot:
+        state.seen.update(mapped_ids)
     return mirrored, mapped_ids
 
 

@@ -175,3 +175,42 @@ def test_independent_streams_are_read_in_lanes_of_their_own(store: StateStore) -
     assert source.threads[Stream.SERVICES] != source.threads[Stream.SLA_RECORDS]
     assert len({r.key for r in store.mirrored("service")}) == 15
     assert store.cursor("servicenow", "sla_record") == ("2025-06-01 00:00:00", "")
+
+
+class WholeSource:
+    """Services read whole every time (pages without a cursor), as a snapshot stream is."""
+
+    system = "servicenow"
+
+    def __init__(self, numbers: list[int]) -> None:
+        self.numbers = numbers
+
+    def read(
+        self, stream: Stream, *, since: Cursor | None = None, until: datetime | None = None
+    ) -> Iterator[Page]:
+        if stream is Stream.SERVICES:
+            yield Page(stream, [_service(n) for n in self.numbers], None)
+
+
+def test_a_whole_read_prunes_what_it_no_longer_saw_and_an_incremental_one_keeps_no_keys(
+    store: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stream read whole loses the records the source no longer has; a stream read by its
+    cursor prunes nothing and keeps no record keys in memory (a cold pull of a million SLA
+    records would hold them all)."""
+    mappings = load_mappings("servicenow")
+    pull(WholeSource([1, 2, 3]), mappings, store, until=UNTIL)
+    pull(WholeSource([1, 3]), mappings, store, until=UNTIL)
+    assert [r.key for r in store.mirrored("service")] == [f"{1:032x}", f"{3:032x}"]
+
+    kept: list[int] = []
+    original = pull_module._prune
+
+    def spy(stream: str, store_: StateStore, state: Any, *, full: bool) -> None:
+        kept.append(len(state.seen))
+        original(stream, store_, state, full=full)
+
+    monkeypatch.setattr(pull_module, "_prune", spy)
+    pull(PagedSource(3, 10), mappings, store, until=UNTIL)
+    assert len({r.key for r in store.mirrored("service")}) == 30, "services 0-29, 1 and 3 among them"
+    assert kept and max(kept) == 0
