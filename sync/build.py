@@ -10,7 +10,8 @@ every record; a selected review whose inputs did not change keeps its last pack 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+import json
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TypeVar
@@ -128,6 +129,7 @@ def build_review(
     links: RecordLinks | None = None,
     only: Collection[str] | None = None,
     previous: ReviewBuild | None = None,
+    charts: bool = True,
 ) -> ReviewBuild:
     """The cycle, every service as a candidate, and the packs of the selected services.
 
@@ -145,16 +147,23 @@ def build_review(
     candidates ranking, the selection and the portfolio page need a whole one).
     `previous`: the last cycle's build; a selected service whose pack inputs have the same
     fingerprint keeps that build's pack and chart (not built, rendered or hashed again).
+    `charts`: draw the charts of the packs built (not reused); without, a built pack has no
+    chart in `charts` (a prompted cycle does not upload them: the next poll's build, finding
+    no chart to reuse, builds the pack again and draws it).
     """
     review = settings.review
     cycle = current_cycle(settings, today)
     # Packs not frozen yet show data up to the last whole month (frozen ones are not rebuilt).
     cycle = cycle.model_copy(update={"period": live_period(cycle, today, review.period)})
-    skipped = [SkippedRecord.model_validate(r.body) for r in store.mirrored(SKIPPED)]
+    # A partial build reads the `only` services' rows alone, each by an index (`_skipped`,
+    # `_services`, `_agreements`, the SLA tallies of their agreements).
+    skipped = _skipped(store, only)
     services = tuple(_linked_service(s, links) for s in _services(store, skipped, only))
     agreements = _agreements(store, None if only is None else services)
+    of = None if only is None else [a.key for a in agreements]
+    margin = review.at_risk_margin_percent
     attainments = _linked_breaches(
-        stored_attainment(store, agreements, cycle.period, review.at_risk_margin_percent), links
+        stored_attainment(store, agreements, cycle.period, margin, agreement_keys=of), links
     )
     csat = CsatAccumulator(cycle.period)
     for record in _mirrored(store, "csat_response", only):
@@ -202,7 +211,6 @@ def build_review(
     ]
     materials += carried  # previous review and its open improvement tickets
     held = meetings(chosen) if meetings is not None and chosen else {}
-    margin = settings.review.at_risk_margin_percent
     materials_of: dict[str | None, list[Material]] = {}
     for material in materials:
         materials_of.setdefault(material.service_key, []).append(material)
@@ -218,19 +226,30 @@ def build_review(
             build.packs[service.key] = previous.packs[service.key]
             build.charts[service.key] = previous.charts[service.key]
             continue
-        _add_pack(build, service, attainments, own, meeting, margin=margin)
+        _add_pack(build, service, attainments, own, meeting, margin=margin, chart=charts)
         build.rebuilt.append(service.key)
     return build
 
 
+def _skipped(store: StateStore, only: Collection[str] | None) -> list[SkippedRecord]:
+    """The skipped records (and read problems) of every service, or those of the `only`
+    services and of no service (all their gaps show), in key order."""
+    if only is None:
+        rows: Iterable[MirrorRecord] = store.mirrored(SKIPPED)
+    else:
+        rows = store.mirrored_of(SKIPPED, only, unplaced=True)
+    return [SkippedRecord.model_validate(r.body) for r in rows]
+
+
 def _agreements(store: StateStore, services: Sequence[Service] | None) -> tuple[Agreement, ...]:
     """Every agreement, or those of these services and their components (their packs and
-    feasibility checks read both); the others are not even validated."""
-    rows = store.mirrored("agreement")
+    feasibility checks read both); the others are not even read: the store returns the rows
+    whose body names one of these keys (`mirrored_mentioning`), checked here field by field."""
     if services is None:
-        return tuple(Agreement.model_validate(r.body) for r in rows)
+        return tuple(Agreement.model_validate(r.body) for r in store.mirrored("agreement"))
     keys = {s.key for s in services}
     components = {c.key for s in services for c in s.components}
+    rows = _mentioning(store, "agreement", [t for k in keys | components for t in _quoted(k)])
     return tuple(
         Agreement.model_validate(r.body)
         for r in rows
@@ -323,15 +342,20 @@ def stored_attainment(
     agreements: Sequence[Agreement],
     period: ReviewPeriod,
     margin: float,
+    *,
+    agreement_keys: Collection[str] | None = None,
 ) -> dict[str, Attainment]:
     """Attainment of every agreement over `period`, from the mirror without reading every SLA
     record: counts per agreement and month from one GROUP BY on the `decided` column, and only
     breached records' bodies (priorities, the worst breaches). Same result as feeding every
-    record to `AttainmentAccumulator.add` (tests/sync/test_stored_attainment.py)."""
+    record to `AttainmentAccumulator.add` (tests/sync/test_stored_attainment.py).
+    `agreement_keys`: read only these agreements' records (those of `agreements`: a partial
+    build); None reads every agreement's (records of unknown agreements count as ignored)."""
     accumulator = AttainmentAccumulator(agreements, period, at_risk_margin_percent=margin)
-    for tally in store.sla_tallies(period.start, period.end):
+    start, end = period.start, period.end
+    for tally in store.sla_tallies(start, end, agreement_keys=agreement_keys):
         accumulator.add_counts(tally.agreement_key, tally.month, tally.measured, tally.breached)
-    for record in store.breached_sla(period.start, period.end):
+    for record in store.breached_sla(start, end, agreement_keys=agreement_keys):
         if record.agreement_key in accumulator.agreements:
             accumulator.add_breach(SlaRecord.model_validate(record.body))
     return accumulator.results()
@@ -345,6 +369,7 @@ def _add_pack(
     meeting: Meeting | None,
     *,
     margin: float,
+    chart: bool = True,
 ) -> None:
     name = chart_name(service.key)
     build.packs[service.key] = build_pack(
@@ -359,6 +384,8 @@ def _add_pack(
         chart_name=name,
         meeting=meeting,
     )
+    if not chart:
+        return
     series = [
         (agreement_label(a), attainments[a.key])
         for a in build.agreements
@@ -442,19 +469,55 @@ def unplaced_gaps(skipped: Sequence[SkippedRecord], service_keys: set[str]) -> t
 def _services(
     store: StateStore, skipped: list[SkippedRecord], only: Collection[str] | None = None
 ) -> tuple[Service, ...]:
-    """Every service, or the `only` ones (their drafts and components alone are validated)."""
-    people = {r.key: Person.model_validate(r.body) for r in store.mirrored("person")}
-    drafts = [
-        ServiceDraft.model_validate(r.body)
-        for r in store.mirrored("service")
-        if only is None or r.body.get("key", r.key) in only
-    ]
+    """Every service, or the `only` ones: their drafts, their components (and those of no
+    service, whose unresolved owners are every service's gaps) and the people these name are
+    read alone, by key or by the component bodies naming them (`mirrored_mentioning`)."""
+    if only is None:
+        people = {r.key: Person.model_validate(r.body) for r in store.mirrored("person")}
+        drafts = [ServiceDraft.model_validate(r.body) for r in store.mirrored("service")]
+        components = [ComponentDraft.model_validate(r.body) for r in store.mirrored("component")]
+        return assemble(drafts, components, people, skipped=skipped)
+    wanted = set(only)
+    drafts = [ServiceDraft.model_validate(r.body) for r in _service_rows(store, wanted)]
+    texts = [t for k in wanted for t in _quoted(k)] + ['"service_keys":[]', '"service_keys": []']
     components = [
         ComponentDraft.model_validate(r.body)
-        for r in store.mirrored("component")
-        if only is None or set(r.body.get("service_keys") or ()) & set(only)
+        for r in _mentioning(store, "component", texts)
+        if not r.body.get("service_keys") or set(r.body["service_keys"]) & wanted
     ]
+    refs = [ref for d in drafts for ref in (d.owner, d.business_owner, d.lt_sponsor)]
+    named = {ref.id for ref in [*refs, *(c.owner for c in components)] if ref and ref.id}
+    people = {r.key: Person.model_validate(r.body) for r in store.mirrored_keys("person", named)}
     return assemble(drafts, components, people, skipped=skipped)
+
+
+def _service_rows(store: StateStore, only: set[str]) -> list[MirrorRecord]:
+    """The mirrored service records of the `only` services, in key order: by their record
+    keys (a service's key is its record's sys_id); if that does not find them all (a mapping
+    that keys services otherwise, a service not mirrored), the whole stream, filtered."""
+    rows = [r for r in store.mirrored_keys("service", only) if r.body.get("key", r.key) in only]
+    if {r.body.get("key", r.key) for r in rows} == only:
+        return rows
+    return [r for r in store.mirrored("service") if r.body.get("key", r.key) in only]
+
+
+# Up to this many texts the store matches a stream's bodies against them (a few ms each, over
+# 16,000 agreements); beyond (a burst of announced services), one read of the whole stream.
+MENTIONS_MATCHED = 12
+
+
+def _mentioning(store: StateStore, stream: str, texts: Sequence[str]) -> Iterable[MirrorRecord]:
+    """The stream's records whose body may name one of `texts` (a superset: the caller checks
+    the decoded body)."""
+    if len(set(texts)) <= MENTIONS_MATCHED:
+        return store.mirrored_mentioning(stream, texts)
+    return store.mirrored(stream)
+
+
+def _quoted(key: str) -> set[str]:
+    """How a key appears in a record's JSON body as a string value (written by pydantic, or
+    by `json.dumps` with its ASCII escapes)."""
+    return {json.dumps(key), json.dumps(key, ensure_ascii=False)}
 
 
 def _people_involved(services: Sequence[Service], settings: Settings) -> list[Person]:

@@ -279,6 +279,7 @@ class Engine:
             links=record_links(self.source),
             only=only,
             previous=self._previous_build(cycle),
+            charts=only is None,  # an announced cycle shows no new chart: the next poll does
         )
         self._keep_build(build, partial=only is not None)
         if not dry_run:
@@ -422,8 +423,11 @@ class Engine:
             return
         for key in build.packs:
             last.packs[key] = build.packs[key]
-            last.charts[key] = build.charts[key]
             last.fingerprints[key] = build.fingerprints[key]
+            if key in build.charts:
+                last.charts[key] = build.charts[key]
+            else:  # not drawn: the next cycle builds this pack again, and draws its chart
+                last.charts.pop(key, None)
 
     def _audit_duplicates(self) -> list[Duplicate]:
         """The cycle's duplicate audit; its failure is logged, never the run's."""

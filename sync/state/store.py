@@ -12,7 +12,7 @@ from __future__ import annotations
 import fcntl
 import json
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -286,28 +286,49 @@ class StateStore:
                     source_hash=row.source_hash,
                 )
 
-    def sla_tallies(self, start: datetime, end: datetime) -> list[SlaTally]:
+    def sla_tallies(
+        self, start: datetime, end: datetime, *, agreement_keys: Collection[str] | None = None
+    ) -> list[SlaTally]:
         """SLA records decided in [start, end), counted per agreement and month (one GROUP BY
-        over `ix_records_stream_decided`: no record body is read)."""
+        over `ix_records_stream_decided`: no record body is read). `agreement_keys`: only these
+        agreements' (filtered inside the same index; a webhook's partial build)."""
         breached = sa.func.sum(sa.case((records.c.breached, 1), else_=0))
         query = (
             sa.select(records.c.agreement_key, records.c.month, sa.func.count(), breached)
             .where(*_decided_in(start, end))
             .group_by(records.c.agreement_key, records.c.month)
         )
+        found: list[SlaTally] = []
         with self.engine.connect() as connection:
-            rows = connection.execute(query).all()
-        return [SlaTally(str(a), str(m), int(n), int(b or 0)) for a, m, n, b in rows]
+            for chunk in _chunks(agreement_keys):
+                chosen = query if chunk is None else query.where(_agreement_in(chunk))
+                rows = connection.execute(chosen).all()
+                found += [SlaTally(str(a), str(m), int(n), int(b or 0)) for a, m, n, b in rows]
+        return found
 
-    def breached_sla(self, start: datetime, end: datetime) -> Iterator[MirrorRecord]:
-        """The breached SLA records decided in [start, end) (their bodies: breach lists)."""
+    def breached_sla(
+        self, start: datetime, end: datetime, *, agreement_keys: Collection[str] | None = None
+    ) -> Iterator[MirrorRecord]:
+        """The breached SLA records decided in [start, end) (their bodies: breach lists), in
+        key order. `agreement_keys`: only these agreements' (a webhook's partial build)."""
         query = (
             sa.select(records.c.key, records.c.body, records.c.agreement_key)
             .where(*_decided_in(start, end), records.c.breached == sa.true())
             .order_by(records.c.key)
         )
         with self.engine.connect() as connection:
-            for row in connection.execution_options(yield_per=2000).execute(query):
+            if agreement_keys is None:
+                rows: Iterable[Any] = connection.execution_options(yield_per=2000).execute(query)
+            else:  # a few agreements' breaches: read them all, in key order across chunks
+                rows = sorted(
+                    (
+                        row
+                        for chunk in _chunks(agreement_keys)
+                        for row in connection.execute(query.where(_agreement_in(chunk or ())))
+                    ),
+                    key=lambda row: str(row.key),
+                )
+            for row in rows:
                 yield MirrorRecord(
                     stream=SLA_STREAM,
                     key=row.key,
@@ -316,9 +337,59 @@ class StateStore:
                     breached=True,
                 )
 
+    # -- a few services' mirrored rows (a webhook's partial build, `sync.build`) ----------
+    # Each by an index: the primary key (stream, key), `ix_records_stream_service_key`, or the
+    # stream's rows filtered on their body text inside the database (no row decoded that is
+    # not returned); `explain` shows their plans.
+
+    def mirrored_keys(self, stream: str, keys: Collection[str]) -> list[MirrorRecord]:
+        """These mirrored records of `stream` (those that exist), in key order."""
+        found: list[MirrorRecord] = []
+        with self.engine.connect() as connection:
+            for chunk in _chunks(sorted(set(keys))):
+                query = sa.select(records).where(
+                    records.c.stream == stream, records.c.key.in_(chunk or ())
+                )
+                found += [_mirror_record(row) for row in connection.execute(query)]
+        return sorted(found, key=lambda r: r.key)
+
+    def mirrored_of(
+        self, stream: str, service_keys: Collection[str], *, unplaced: bool = False
+    ) -> list[MirrorRecord]:
+        """The mirrored records of `stream` of these services (and, with `unplaced`, those of
+        no service), in key order: one indexed read per service."""
+        found: list[MirrorRecord] = []
+        with self.engine.connect() as connection:
+            for service_key in [*sorted(set(service_keys)), *([None] if unplaced else [])]:
+                column = records.c.service_key
+                query = sa.select(records).where(
+                    records.c.stream == stream,
+                    column.is_(None) if service_key is None else column == service_key,
+                )
+                found += [_mirror_record(row) for row in connection.execute(query)]
+        return sorted(found, key=lambda r: r.key)
+
+    def mirrored_mentioning(self, stream: str, texts: Collection[str]) -> list[MirrorRecord]:
+        """The mirrored records of `stream` whose body contains one of `texts` (a superset:
+        the caller checks the decoded body), in key order. The stream's rows are matched inside
+        the database (its index on `stream`): only those returned are decoded."""
+        found: dict[str, MirrorRecord] = {}
+        wanted = sorted(set(texts))
+        with self.engine.connect() as connection:
+            for start in range(0, len(wanted), 50):
+                matches = [
+                    records.c.body.contains(t, autoescape=True) for t in wanted[start : start + 50]
+                ]
+                query = sa.select(records).where(records.c.stream == stream, sa.or_(*matches))
+                for row in connection.execute(query):
+                    found[row.key] = _mirror_record(row)
+        return [found[key] for key in sorted(found)]
+
     def explain(self, query: str, *, period: tuple[datetime, datetime] | None = None) -> str:
         """The database's plan for one of the store's own queries (`sla_tallies`,
-        `breached_sla`, `known`, `mirrored_service`), as text: tests check the indexes.
+        `breached_sla`, `known`, `mirrored_service`, and those of a partial build:
+        `sla_tallies_of`, `breached_sla_of`, `mirrored_keys`, `mirrored_unplaced`,
+        `mirrored_mentioning`), as text: tests check the indexes.
         PostgreSQL plans with sequential scans off, so a small table still shows the index a
         query can use (at estate size the planner picks it on its own)."""
         start, end = period or (_now() - timedelta(days=92), _now())
@@ -335,6 +406,22 @@ class StateStore:
             "mirrored_service": sa.select(records)
             .where(records.c.stream == "material", records.c.service_key == "s")
             .order_by(records.c.key),
+            "sla_tallies_of": sa.select(records.c.agreement_key, records.c.month, sa.func.count())
+            .where(*_decided_in(start, end), _agreement_in(["a", "b"]))
+            .group_by(records.c.agreement_key, records.c.month),
+            "breached_sla_of": sa.select(records.c.body).where(
+                *_decided_in(start, end), records.c.breached == sa.true(), _agreement_in(["a"])
+            ),
+            "mirrored_keys": sa.select(records).where(
+                records.c.stream == "person", records.c.key.in_(["x", "y"])
+            ),
+            "mirrored_unplaced": sa.select(records).where(
+                records.c.stream == "skipped", records.c.service_key.is_(None)
+            ),
+            "mirrored_mentioning": sa.select(records).where(
+                records.c.stream == "agreement",
+                sa.or_(*(records.c.body.contains(t, autoescape=True) for t in ('"c"', '"d"'))),
+            ),
         }
         with self.engine.connect() as connection:
             compiled = statements[query].compile(connection, compile_kwargs={"literal_binds": True})
@@ -882,6 +969,33 @@ def _decided_in(start: datetime, end: datetime) -> tuple[sa.ColumnElement[bool],
         records.c.stream == SLA_STREAM,
         records.c.decided >= moment_text(start),
         records.c.decided < moment_text(end),
+    )
+
+
+def _agreement_in(keys: Sequence[str]) -> sa.ColumnElement[bool]:
+    return records.c.agreement_key.in_(list(keys))
+
+
+def _chunks(keys: Collection[str] | None, size: int = 500) -> Iterator[list[str] | None]:
+    """`keys` in sorted chunks of `size` (None: one unrestricted read)."""
+    if keys is None:
+        yield None
+        return
+    ordered = sorted(set(keys))
+    for start in range(0, len(ordered), size):
+        yield ordered[start : start + size]
+
+
+def _mirror_record(row: Any) -> MirrorRecord:
+    return MirrorRecord(
+        stream=row.stream,
+        key=row.key,
+        body=json.loads(row.body),
+        service_key=row.service_key,
+        agreement_key=row.agreement_key,
+        month=row.month,
+        breached=row.breached,
+        source_hash=row.source_hash,
     )
 
 
