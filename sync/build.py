@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from datetime import date
 from typing import TypeVar
 
@@ -84,6 +84,21 @@ class ReviewBuild:
     fingerprints: dict[str, str] = field(default_factory=dict)
     # the services whose pack and chart were built (rendered) this cycle, not reused
     rebuilt: list[str] = field(default_factory=list)
+    # a whole build's decoded inputs by the digest of their stored rows (`Decoded`)
+    decoded: Decoded | None = None
+
+
+@dataclass
+class Decoded:
+    """What a whole build decoded from the mirror (every agreement, every agreement's
+    attainment), each with the digest of the stored rows it came from: the next whole build
+    reads the rows as text, and reuses a part whose digest is the same instead of decoding,
+    validating and computing it again (an idle cycle at estate size)."""
+
+    agreements_digest: str = ""
+    agreements: tuple[Agreement, ...] = ()
+    attainment_digest: str = ""
+    attainments: dict[str, Attainment] = field(default_factory=dict)
 
 
 def chart_name(service_key: str) -> str:
@@ -159,12 +174,17 @@ def build_review(
     # `_services`, `_agreements`, the SLA tallies of their agreements).
     skipped = _skipped(store, only)
     services = tuple(_linked_service(s, links) for s in _services(store, skipped, only))
-    agreements = _agreements(store, None if only is None else services)
-    of = None if only is None else [a.key for a in agreements]
     margin = review.at_risk_margin_percent
-    attainments = _linked_breaches(
-        stored_attainment(store, agreements, cycle.period, margin, agreement_keys=of), links
-    )
+    decoded: Decoded | None = None
+    if only is None:  # every agreement and attainment, decoded again only if their rows changed
+        last = previous.decoded if previous is not None else None
+        decoded = _whole_inputs(store, cycle.period, margin, last or Decoded())
+        agreements, unlinked = decoded.agreements, decoded.attainments
+    else:
+        agreements = _agreements(store, services)
+        of = [a.key for a in agreements]
+        unlinked = stored_attainment(store, agreements, cycle.period, margin, agreement_keys=of)
+    attainments = _linked_breaches(unlinked, links)
     csat = CsatAccumulator(cycle.period)
     for record in _mirrored(store, "csat_response", only):
         csat.add(CsatResponse.model_validate(record.body))
@@ -199,6 +219,7 @@ def build_review(
         last_reviewed=last_reviewed,
     )
     build = ReviewBuild(cycle, services, agreements, candidates, findings, gaps, summaries)
+    build.decoded = decoded
     if only is None:  # a partial build cannot tell another service's records from orphans
         build.unplaced = unplaced_gaps(skipped, {s.key for s in services})
     build.attainments, build.last_reviewed = dict(attainments), dict(last_reviewed or {})
@@ -231,6 +252,46 @@ def build_review(
     return build
 
 
+def _whole_inputs(store: StateStore, period: ReviewPeriod, margin: float, last: Decoded) -> Decoded:
+    """Every agreement and its attainment over `period`, as `_agreements` and
+    `stored_attainment` make them, reusing `last`'s where the stored rows they come from (the
+    agreements; the SLA tallies and breached records of the period) digest the same."""
+    texts = list(store.mirrored_texts("agreement"))
+    digest = _digest(texts)
+    found = Decoded(agreements_digest=digest)
+    if digest == last.agreements_digest:
+        found.agreements = last.agreements
+    else:
+        found.agreements = tuple(Agreement.model_validate(json.loads(t)) for _, t in texts)
+    del texts
+    tallies = store.sla_tallies(period.start, period.end)
+    breached = list(store.breached_sla_texts(period.start, period.end))
+    inputs = (digest, period.model_dump_json(), repr(margin))
+    found.attainment_digest = _digest([inputs, *map(astuple, tallies), *breached])
+    if found.attainment_digest == last.attainment_digest:
+        found.attainments = last.attainments
+        return found
+    accumulator = AttainmentAccumulator(found.agreements, period, at_risk_margin_percent=margin)
+    for tally in tallies:
+        accumulator.add_counts(tally.agreement_key, tally.month, tally.measured, tally.breached)
+    for _, agreement_key, body in breached:
+        if agreement_key in accumulator.agreements:
+            accumulator.add_breach(SlaRecord.model_validate(json.loads(body)))
+    found.attainments = accumulator.results()
+    return found
+
+
+def _digest(rows: Iterable[Sequence[object]]) -> str:
+    """A digest of rows of plain values (their text and order)."""
+    digest = hashlib.sha256()
+    for row in rows:
+        for value in row:
+            digest.update(str(value).encode())
+            digest.update(b"\x1f")
+        digest.update(b"\x1e")
+    return digest.hexdigest()
+
+
 def _skipped(store: StateStore, only: Collection[str] | None) -> list[SkippedRecord]:
     """The skipped records (and read problems) of every service, or those of the `only`
     services and of no service (all their gaps show), in key order."""
@@ -241,12 +302,10 @@ def _skipped(store: StateStore, only: Collection[str] | None) -> list[SkippedRec
     return [SkippedRecord.model_validate(r.body) for r in rows]
 
 
-def _agreements(store: StateStore, services: Sequence[Service] | None) -> tuple[Agreement, ...]:
-    """Every agreement, or those of these services and their components (their packs and
-    feasibility checks read both); the others are not even read: the store returns the rows
+def _agreements(store: StateStore, services: Sequence[Service]) -> tuple[Agreement, ...]:
+    """The agreements of these services and their components (their packs and feasibility
+    checks read both), in key order; the others are not even read: the store returns the rows
     whose body names one of these keys (`mirrored_mentioning`), checked here field by field."""
-    if services is None:
-        return tuple(Agreement.model_validate(r.body) for r in store.mirrored("agreement"))
     keys = {s.key for s in services}
     components = {c.key for s in services for c in s.components}
     rows = _mentioning(store, "agreement", [t for k in keys | components for t in _quoted(k)])
@@ -409,6 +468,8 @@ def _linked_breaches(
         key: result.model_copy(
             update={"top_breaches": tuple(_linked(b, links) for b in result.top_breaches)}
         )
+        if result.top_breaches
+        else result  # nothing to link (most agreements): not copied
         for key, result in attainments.items()
     }
 

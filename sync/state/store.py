@@ -337,10 +337,38 @@ class StateStore:
                     breached=True,
                 )
 
-    # -- a few services' mirrored rows (a webhook's partial build, `sync.build`) ----------
-    # Each by an index: the primary key (stream, key), `ix_records_stream_service_key`, or the
-    # stream's rows filtered on their body text inside the database (no row decoded that is
-    # not returned); `explain` shows their plans.
+    # -- the build's reads (`sync.build`) ---------------------------------------------------
+    # A whole build's rows as stored text (digested, decoded only when they changed), and a
+    # webhook's partial build's few services' rows, each by an index: the primary key
+    # (stream, key), `ix_records_stream_service_key`, or the stream's rows filtered on their
+    # body text inside the database (no row decoded that is not returned); `explain` shows
+    # their plans.
+
+    def mirrored_texts(self, stream: str) -> Iterator[tuple[str, str]]:
+        """(key, body as stored JSON text) of every record of `stream`, in key order: a whole
+        build digests the text and decodes it only if it changed (`sync.build`)."""
+        query = (
+            sa.select(records.c.key, records.c.body)
+            .where(records.c.stream == stream)
+            .order_by(records.c.key)
+        )
+        with self.engine.connect() as connection:
+            for key, body in connection.execution_options(yield_per=2000).execute(query):
+                yield str(key), str(body)
+
+    def breached_sla_texts(self, start: datetime, end: datetime) -> Iterator[tuple[str, str, str]]:
+        """(key, agreement key, body text) of the breached SLA records decided in [start, end),
+        in key order (`breached_sla`, undecoded)."""
+        query = (
+            sa.select(records.c.key, records.c.agreement_key, records.c.body)
+            .where(*_decided_in(start, end), records.c.breached == sa.true())
+            .order_by(records.c.key)
+        )
+        with self.engine.connect() as connection:
+            for key, agreement_key, body in connection.execution_options(yield_per=2000).execute(
+                query
+            ):
+                yield str(key), str(agreement_key or ""), str(body)
 
     def mirrored_keys(self, stream: str, keys: Collection[str]) -> list[MirrorRecord]:
         """These mirrored records of `stream` (those that exist), in key order."""
@@ -448,9 +476,15 @@ class StateStore:
 
     def ledger_rows(self, target: str) -> dict[str, LedgerRow]:
         """Every ledger row of `target`, by key."""
+        # The stamps as the driver gives them (SQLite: text), parsed by `_moment`: SQLAlchemy's
+        # own DateTime processing cost more than the rest of the read (called several times a
+        # cycle over every ticket's row).
+        columns = [
+            sa.type_coerce(c, sa.String) if isinstance(c.type, sa.DateTime) else c for c in ledger.c
+        ]
         with self.engine.connect() as connection:
-            rows = connection.execute(sa.select(ledger).where(ledger.c.target == target)).all()
-        return {row.key: _ledger_row(row) for row in rows}
+            rows = connection.execute(sa.select(*columns).where(ledger.c.target == target)).all()
+        return {row[1]: _fast_ledger_row(row) for row in rows}
 
     def record_intent(
         self, target: str, key: str, *, parent_key: str | None, kind: str, spec_hash: str
@@ -1072,6 +1106,24 @@ def _ledger_row(row: Any) -> LedgerRow:
 
 def _json(body: Any) -> str:
     return json.dumps(body, separators=(",", ":"), sort_keys=True, default=str)
+
+
+def _fast_ledger_row(row: Sequence[Any]) -> LedgerRow:
+    """A ledger row read with its stamps uncoerced (`ledger_rows`), in the table's order."""
+    (target, key, parent_key, kind, state, ticket_key, ticket_id, ticket_url, spec_hash,
+     applied_hash, frozen, error, updated_at, sent_at) = row  # fmt: skip
+    return LedgerRow(
+        target, key, parent_key, kind, state, ticket_key, ticket_id, ticket_url, spec_hash,
+        applied_hash, bool(frozen), error, _moment(updated_at), _moment(sent_at),
+    )  # fmt: skip
+
+
+def _moment(value: datetime | str | None) -> datetime | None:
+    """A stamp as a driver returns it (SQLite: ISO text), as an aware UTC datetime."""
+    if value is None:
+        return None
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _aware(moment: datetime | None) -> datetime | None:

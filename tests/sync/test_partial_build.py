@@ -227,3 +227,49 @@ def test_no_chart_is_drawn_without_charts(mirror: Mirror, tmp_path: Path) -> Non
     )
     assert list(built.packs) == [service] and built.charts == {}
     assert built.rebuilt == [service]
+
+
+def test_a_whole_build_decodes_again_only_the_rows_that_changed(mirror: Mirror) -> None:
+    """A whole build with the last one as `previous` reuses its agreements and attainment when
+    their stored rows are the same (an idle cycle), and makes them anew from a changed SLA
+    record or agreement: always what a build without `previous` makes."""
+    store, today = mirror.store, datetime.now(UTC).date()
+
+    def build(previous: ReviewBuild | None) -> ReviewBuild:
+        return build_review(
+            store, mirror.settings, today=today, selection=mirror.services, previous=previous
+        )
+
+    first = build(None)
+    idle = build(first)
+    assert first.decoded is not None and idle.decoded is not None
+    assert idle.decoded.agreements is first.decoded.agreements, "not decoded again"
+    assert idle.decoded.attainments is first.decoded.attainments, "not computed again"
+    assert idle.attainments == first.attainments and idle.packs == first.packs
+    met = next(r for r in store.mirrored("sla_record") if not r.breached and r.agreement_key)
+    flipped = {**met.body, "breached": True}
+    changed = MirrorRecord("sla_record", met.key, flipped, service_key=met.service_key,
+                           agreement_key=met.agreement_key, breached=True)  # fmt: skip
+    original = MirrorRecord("sla_record", met.key, met.body, service_key=met.service_key,
+                            agreement_key=met.agreement_key, breached=False)  # fmt: skip
+    agreement = next(r for r in store.mirrored("agreement") if r.key == met.agreement_key)
+    try:
+        store.store_page("servicenow", "sla_record", [changed], None)
+        after = build(idle)
+        assert after.decoded is not None
+        assert after.decoded.agreements is idle.decoded.agreements
+        assert after.attainments == build(None).attainments
+        assert after.attainments[agreement.key] != idle.attainments[agreement.key]
+        target = {**agreement.body, "target_percent": 12.5}
+        store.store_page(
+            "servicenow", "agreement", [MirrorRecord("agreement", agreement.key, target)], None
+        )
+        retargeted = build(after)
+        assert retargeted.decoded is not None
+        assert retargeted.decoded.agreements is not after.decoded.agreements
+        assert retargeted.attainments[agreement.key].target_percent == 12.5
+        assert retargeted.attainments == build(None).attainments
+    finally:
+        store.store_page("servicenow", "sla_record", [original], None)
+        store.store_page("servicenow", "agreement", [agreement], None)
+    assert build(None).attainments == first.attainments
