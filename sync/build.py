@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import astuple, dataclass, field
 from datetime import date
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -90,10 +90,15 @@ class ReviewBuild:
 
 @dataclass
 class Decoded:
-    """What a whole build decoded from the mirror (every agreement, every agreement's
-    attainment), each with the digest of the stored rows it came from: the next whole build
-    reads the rows as text, and reuses a part whose digest is the same instead of decoding,
-    validating and computing it again (an idle cycle at estate size)."""
+    """What a whole build decoded from the mirror (every service assembled with its people
+    and components, and the references it could not resolve; every agreement; every
+    agreement's attainment), each with the digest of the stored rows it came from: the next
+    whole build reads the rows as text, and reuses a part whose digest is the same instead of
+    decoding, validating and computing it again (an idle cycle at estate size)."""
+
+    services_digest: str = ""
+    services: tuple[Service, ...] = ()
+    unresolved: tuple[SkippedRecord, ...] = ()  # what assembling the services reported
 
     agreements_digest: str = ""
     agreements: tuple[Agreement, ...] = ()
@@ -173,14 +178,17 @@ def build_review(
     # A partial build reads the `only` services' rows alone, each by an index (`_skipped`,
     # `_services`, `_agreements`, the SLA tallies of their agreements).
     skipped = _skipped(store, only)
-    services = tuple(_linked_service(s, links) for s in _services(store, skipped, only))
     margin = review.at_risk_margin_percent
     decoded: Decoded | None = None
-    if only is None:  # every agreement and attainment, decoded again only if their rows changed
-        last = previous.decoded if previous is not None else None
-        decoded = _whole_inputs(store, cycle.period, margin, last or Decoded())
+    if only is None:  # every service, agreement and attainment, decoded again if rows changed
+        last = (previous.decoded if previous is not None else None) or Decoded()
+        decoded = _whole_inputs(store, cycle.period, margin, last)
+        decoded.services_digest, decoded.services, decoded.unresolved = _whole_services(store, last)
+        skipped += decoded.unresolved
+        services = tuple(_linked_service(s, links) for s in decoded.services)
         agreements, unlinked = decoded.agreements, decoded.attainments
     else:
+        services = tuple(_linked_service(s, links) for s in _services(store, skipped, only))
         agreements = _agreements(store, services)
         of = [a.key for a in agreements]
         unlinked = stored_attainment(store, agreements, cycle.period, margin, agreement_keys=of)
@@ -279,6 +287,28 @@ def _whole_inputs(store: StateStore, period: ReviewPeriod, margin: float, last: 
             accumulator.add_breach(SlaRecord.model_validate(json.loads(body)))
     found.attainments = accumulator.results()
     return found
+
+
+def _whole_services(
+    store: StateStore, last: Decoded
+) -> tuple[str, tuple[Service, ...], tuple[SkippedRecord, ...]]:
+    """Every service with its people and components (`_services`), and the references that
+    assembling them could not resolve; `last`'s if the stored rows digest the same."""
+    streams = ("person", "service", "component")
+    texts = {stream: list(store.mirrored_texts(stream)) for stream in streams}
+    digest = _digest([(stream, *row) for stream in streams for row in texts[stream]])
+    if digest == last.services_digest:
+        return digest, last.services, last.unresolved
+
+    def decoded(stream: str) -> Iterator[dict[str, Any]]:
+        return (json.loads(text) for _, text in texts[stream])
+
+    people = {key: Person.model_validate(json.loads(text)) for key, text in texts["person"]}
+    drafts = [ServiceDraft.model_validate(body) for body in decoded("service")]
+    components = [ComponentDraft.model_validate(body) for body in decoded("component")]
+    unresolved: list[SkippedRecord] = []
+    services = assemble(drafts, components, people, skipped=unresolved)
+    return digest, services, tuple(unresolved)
 
 
 def _digest(rows: Iterable[Sequence[object]]) -> str:
@@ -528,16 +558,12 @@ def unplaced_gaps(skipped: Sequence[SkippedRecord], service_keys: set[str]) -> t
 
 
 def _services(
-    store: StateStore, skipped: list[SkippedRecord], only: Collection[str] | None = None
+    store: StateStore, skipped: list[SkippedRecord], only: Collection[str]
 ) -> tuple[Service, ...]:
-    """Every service, or the `only` ones: their drafts, their components (and those of no
-    service, whose unresolved owners are every service's gaps) and the people these name are
-    read alone, by key or by the component bodies naming them (`mirrored_mentioning`)."""
-    if only is None:
-        people = {r.key: Person.model_validate(r.body) for r in store.mirrored("person")}
-        drafts = [ServiceDraft.model_validate(r.body) for r in store.mirrored("service")]
-        components = [ComponentDraft.model_validate(r.body) for r in store.mirrored("component")]
-        return assemble(drafts, components, people, skipped=skipped)
+    """The `only` services (a whole build's: `_whole_services`): their drafts, their
+    components (and those of no service, whose unresolved owners are every service's gaps)
+    and the people these name are read alone, by key or by the component bodies naming them
+    (`mirrored_mentioning`)."""
     wanted = set(only)
     drafts = [ServiceDraft.model_validate(r.body) for r in _service_rows(store, wanted)]
     texts = [t for k in wanted for t in _quoted(k)] + ['"service_keys":[]', '"service_keys": []']

@@ -128,6 +128,20 @@ def _count_reads(mirror: Mirror) -> None:
         mirror.tallied += [t.agreement_key for t in found]
         return found
 
+    texts, breached_texts = store.mirrored_texts, store.breached_sla_texts
+
+    def mirrored_texts(stream: str) -> Iterator[tuple[str, str]]:
+        for key, text in texts(stream):
+            mirror.reads.append((stream, MirrorRecord(stream, key, {})))
+            yield key, text
+
+    def breached_sla_texts(*args: Any) -> Iterator[tuple[str, str, str]]:
+        for key, agreement, text in breached_texts(*args):
+            mirror.reads.append(("sla_record", MirrorRecord("sla_record", key, {})))
+            yield key, agreement, text
+
+    store.mirrored_texts = mirrored_texts  # type: ignore[method-assign]
+    store.breached_sla_texts = breached_sla_texts  # type: ignore[method-assign,assignment]
     store.breached_sla = breached_sla  # type: ignore[method-assign]
     store.sla_tallies = sla_tallies  # type: ignore[method-assign]
 
@@ -230,9 +244,9 @@ def test_no_chart_is_drawn_without_charts(mirror: Mirror, tmp_path: Path) -> Non
 
 
 def test_a_whole_build_decodes_again_only_the_rows_that_changed(mirror: Mirror) -> None:
-    """A whole build with the last one as `previous` reuses its agreements and attainment when
-    their stored rows are the same (an idle cycle), and makes them anew from a changed SLA
-    record or agreement: always what a build without `previous` makes."""
+    """A whole build with the last one as `previous` reuses its services, agreements and
+    attainment when their stored rows are the same (an idle cycle), and makes them anew from a
+    changed SLA record, agreement or person: always what a build without `previous` makes."""
     store, today = mirror.store, datetime.now(UTC).date()
 
     def build(previous: ReviewBuild | None) -> ReviewBuild:
@@ -245,6 +259,8 @@ def test_a_whole_build_decodes_again_only_the_rows_that_changed(mirror: Mirror) 
     assert first.decoded is not None and idle.decoded is not None
     assert idle.decoded.agreements is first.decoded.agreements, "not decoded again"
     assert idle.decoded.attainments is first.decoded.attainments, "not computed again"
+    assert idle.decoded.services is first.decoded.services, "not assembled again"
+    assert idle.gaps == first.gaps, "the references assembling found unresolved, kept"
     assert idle.attainments == first.attainments and idle.packs == first.packs
     met = next(r for r in store.mirrored("sla_record") if not r.breached and r.agreement_key)
     flipped = {**met.body, "breached": True}
@@ -258,6 +274,7 @@ def test_a_whole_build_decodes_again_only_the_rows_that_changed(mirror: Mirror) 
         after = build(idle)
         assert after.decoded is not None
         assert after.decoded.agreements is idle.decoded.agreements
+        assert after.decoded.services is idle.decoded.services
         assert after.attainments == build(None).attainments
         assert after.attainments[agreement.key] != idle.attainments[agreement.key]
         target = {**agreement.body, "target_percent": 12.5}
@@ -269,6 +286,16 @@ def test_a_whole_build_decodes_again_only_the_rows_that_changed(mirror: Mirror) 
         assert retargeted.decoded.agreements is not after.decoded.agreements
         assert retargeted.attainments[agreement.key].target_percent == 12.5
         assert retargeted.attainments == build(None).attainments
+        person = next(iter(store.mirrored("person")))
+        renamed = MirrorRecord("person", person.key, {**person.body, "name": "Someone Else"})
+        store.store_page("servicenow", "person", [renamed], None)
+        try:
+            named = build(retargeted)
+            assert named.decoded is not None
+            assert named.decoded.services is not retargeted.decoded.services
+            assert named.services == build(None).services != retargeted.services
+        finally:
+            store.store_page("servicenow", "person", [person], None)
     finally:
         store.store_page("servicenow", "sla_record", [original], None)
         store.store_page("servicenow", "agreement", [agreement], None)
