@@ -9,6 +9,7 @@ of people and status lozenges.
 from __future__ import annotations
 
 from enum import StrEnum
+from functools import lru_cache
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
@@ -127,7 +128,13 @@ class Document(_Node):
 
 
 def text(value: str, *, strong: bool = False) -> Text:
-    """Shorthand for a text node."""
+    """Shorthand for a text node (nodes are immutable: the same labels and separators, made
+    thousands of times a plan, are one node each)."""
+    return _text(value, strong)
+
+
+@lru_cache(maxsize=4096)
+def _text(value: str, strong: bool) -> Text:
     return Text(text=value, strong=strong)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -66,6 +67,14 @@ class RaciError(ValueError):
 _ROLES = tuple(Role)  # the matrix's column order (iterating the enum itself is slow)
 
 
+@lru_cache(maxsize=1024)
+def _roles_with(
+    raci: tuple[tuple[Role, frozenset[Letter]], ...], letter: Letter
+) -> tuple[Role, ...]:
+    held = dict(raci)
+    return tuple(role for role in _ROLES if letter in held.get(role, ()))
+
+
 class Activity(BaseModel):
     """One row of the matrix: an SLM activity and each role's letters."""
 
@@ -82,9 +91,9 @@ class Activity(BaseModel):
         return dict(self.raci).get(role, frozenset())
 
     def roles_with(self, letter: Letter) -> tuple[Role, ...]:
-        """Roles holding `letter`, in the matrix's column order."""
-        held = dict(self.raci)  # once, not once per role (plans ask this thousands of times)
-        return tuple(role for role in _ROLES if letter in held.get(role, ()))
+        """Roles holding `letter`, in the matrix's column order (worked out once per letter:
+        plans ask this thousands of times a cycle, and the activity never changes)."""
+        return _roles_with(self.raci, letter)
 
     @property
     def accountable(self) -> Role:

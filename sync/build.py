@@ -10,10 +10,11 @@ every record; a selected review whose inputs did not change keeps its last pack 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+import json
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import astuple, dataclass, field
 from datetime import date
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -83,6 +84,26 @@ class ReviewBuild:
     fingerprints: dict[str, str] = field(default_factory=dict)
     # the services whose pack and chart were built (rendered) this cycle, not reused
     rebuilt: list[str] = field(default_factory=list)
+    # a whole build's decoded inputs by the digest of their stored rows (`Decoded`)
+    decoded: Decoded | None = None
+
+
+@dataclass
+class Decoded:
+    """What a whole build decoded from the mirror (every service assembled with its people
+    and components, and the references it could not resolve; every agreement; every
+    agreement's attainment), each with the digest of the stored rows it came from: the next
+    whole build reads the rows as text, and reuses a part whose digest is the same instead of
+    decoding, validating and computing it again (an idle cycle at estate size)."""
+
+    services_digest: str = ""
+    services: tuple[Service, ...] = ()
+    unresolved: tuple[SkippedRecord, ...] = ()  # what assembling the services reported
+
+    agreements_digest: str = ""
+    agreements: tuple[Agreement, ...] = ()
+    attainment_digest: str = ""
+    attainments: dict[str, Attainment] = field(default_factory=dict)
 
 
 def chart_name(service_key: str) -> str:
@@ -128,6 +149,7 @@ def build_review(
     links: RecordLinks | None = None,
     only: Collection[str] | None = None,
     previous: ReviewBuild | None = None,
+    charts: bool = True,
 ) -> ReviewBuild:
     """The cycle, every service as a candidate, and the packs of the selected services.
 
@@ -145,17 +167,32 @@ def build_review(
     candidates ranking, the selection and the portfolio page need a whole one).
     `previous`: the last cycle's build; a selected service whose pack inputs have the same
     fingerprint keeps that build's pack and chart (not built, rendered or hashed again).
+    `charts`: draw the charts of the packs built (not reused); without, a built pack has no
+    chart in `charts` (a prompted cycle does not upload them: the next poll's build, finding
+    no chart to reuse, builds the pack again and draws it).
     """
     review = settings.review
     cycle = current_cycle(settings, today)
     # Packs not frozen yet show data up to the last whole month (frozen ones are not rebuilt).
     cycle = cycle.model_copy(update={"period": live_period(cycle, today, review.period)})
-    skipped = [SkippedRecord.model_validate(r.body) for r in store.mirrored(SKIPPED)]
-    services = tuple(_linked_service(s, links) for s in _services(store, skipped, only))
-    agreements = _agreements(store, None if only is None else services)
-    attainments = _linked_breaches(
-        stored_attainment(store, agreements, cycle.period, review.at_risk_margin_percent), links
-    )
+    # A partial build reads the `only` services' rows alone, each by an index (`_skipped`,
+    # `_services`, `_agreements`, the SLA tallies of their agreements).
+    skipped = _skipped(store, only)
+    margin = review.at_risk_margin_percent
+    decoded: Decoded | None = None
+    if only is None:  # every service, agreement and attainment, decoded again if rows changed
+        last = (previous.decoded if previous is not None else None) or Decoded()
+        decoded = _whole_inputs(store, cycle.period, margin, last)
+        decoded.services_digest, decoded.services, decoded.unresolved = _whole_services(store, last)
+        skipped += decoded.unresolved
+        services = tuple(_linked_service(s, links) for s in decoded.services)
+        agreements, unlinked = decoded.agreements, decoded.attainments
+    else:
+        services = tuple(_linked_service(s, links) for s in _services(store, skipped, only))
+        agreements = _agreements(store, services)
+        of = [a.key for a in agreements]
+        unlinked = stored_attainment(store, agreements, cycle.period, margin, agreement_keys=of)
+    attainments = _linked_breaches(unlinked, links)
     csat = CsatAccumulator(cycle.period)
     for record in _mirrored(store, "csat_response", only):
         csat.add(CsatResponse.model_validate(record.body))
@@ -190,6 +227,7 @@ def build_review(
         last_reviewed=last_reviewed,
     )
     build = ReviewBuild(cycle, services, agreements, candidates, findings, gaps, summaries)
+    build.decoded = decoded
     if only is None:  # a partial build cannot tell another service's records from orphans
         build.unplaced = unplaced_gaps(skipped, {s.key for s in services})
     build.attainments, build.last_reviewed = dict(attainments), dict(last_reviewed or {})
@@ -202,7 +240,6 @@ def build_review(
     ]
     materials += carried  # previous review and its open improvement tickets
     held = meetings(chosen) if meetings is not None and chosen else {}
-    margin = settings.review.at_risk_margin_percent
     materials_of: dict[str | None, list[Material]] = {}
     for material in materials:
         materials_of.setdefault(material.service_key, []).append(material)
@@ -218,19 +255,90 @@ def build_review(
             build.packs[service.key] = previous.packs[service.key]
             build.charts[service.key] = previous.charts[service.key]
             continue
-        _add_pack(build, service, attainments, own, meeting, margin=margin)
+        _add_pack(build, service, attainments, own, meeting, margin=margin, chart=charts)
         build.rebuilt.append(service.key)
     return build
 
 
-def _agreements(store: StateStore, services: Sequence[Service] | None) -> tuple[Agreement, ...]:
-    """Every agreement, or those of these services and their components (their packs and
-    feasibility checks read both); the others are not even validated."""
-    rows = store.mirrored("agreement")
-    if services is None:
-        return tuple(Agreement.model_validate(r.body) for r in rows)
+def _whole_inputs(store: StateStore, period: ReviewPeriod, margin: float, last: Decoded) -> Decoded:
+    """Every agreement and its attainment over `period`, as `_agreements` and
+    `stored_attainment` make them, reusing `last`'s where the stored rows they come from (the
+    agreements; the SLA tallies and breached records of the period) digest the same."""
+    texts = list(store.mirrored_texts("agreement"))
+    digest = _digest(texts)
+    found = Decoded(agreements_digest=digest)
+    if digest == last.agreements_digest:
+        found.agreements = last.agreements
+    else:
+        found.agreements = tuple(Agreement.model_validate(json.loads(t)) for _, t in texts)
+    del texts
+    tallies = store.sla_tallies(period.start, period.end)
+    breached = list(store.breached_sla_texts(period.start, period.end))
+    inputs = (digest, period.model_dump_json(), repr(margin))
+    found.attainment_digest = _digest([inputs, *map(astuple, tallies), *breached])
+    if found.attainment_digest == last.attainment_digest:
+        found.attainments = last.attainments
+        return found
+    accumulator = AttainmentAccumulator(found.agreements, period, at_risk_margin_percent=margin)
+    for tally in tallies:
+        accumulator.add_counts(tally.agreement_key, tally.month, tally.measured, tally.breached)
+    for _, agreement_key, body in breached:
+        if agreement_key in accumulator.agreements:
+            accumulator.add_breach(SlaRecord.model_validate(json.loads(body)))
+    found.attainments = accumulator.results()
+    return found
+
+
+def _whole_services(
+    store: StateStore, last: Decoded
+) -> tuple[str, tuple[Service, ...], tuple[SkippedRecord, ...]]:
+    """Every service with its people and components (`_services`), and the references that
+    assembling them could not resolve; `last`'s if the stored rows digest the same."""
+    streams = ("person", "service", "component")
+    texts = {stream: list(store.mirrored_texts(stream)) for stream in streams}
+    digest = _digest([(stream, *row) for stream in streams for row in texts[stream]])
+    if digest == last.services_digest:
+        return digest, last.services, last.unresolved
+
+    def decoded(stream: str) -> Iterator[dict[str, Any]]:
+        return (json.loads(text) for _, text in texts[stream])
+
+    people = {key: Person.model_validate(json.loads(text)) for key, text in texts["person"]}
+    drafts = [ServiceDraft.model_validate(body) for body in decoded("service")]
+    components = [ComponentDraft.model_validate(body) for body in decoded("component")]
+    unresolved: list[SkippedRecord] = []
+    services = assemble(drafts, components, people, skipped=unresolved)
+    return digest, services, tuple(unresolved)
+
+
+def _digest(rows: Iterable[Sequence[object]]) -> str:
+    """A digest of rows of plain values (their text and order)."""
+    digest = hashlib.sha256()
+    for row in rows:
+        for value in row:
+            digest.update(str(value).encode())
+            digest.update(b"\x1f")
+        digest.update(b"\x1e")
+    return digest.hexdigest()
+
+
+def _skipped(store: StateStore, only: Collection[str] | None) -> list[SkippedRecord]:
+    """The skipped records (and read problems) of every service, or those of the `only`
+    services and of no service (all their gaps show), in key order."""
+    if only is None:
+        rows: Iterable[MirrorRecord] = store.mirrored(SKIPPED)
+    else:
+        rows = store.mirrored_of(SKIPPED, only, unplaced=True)
+    return [SkippedRecord.model_validate(r.body) for r in rows]
+
+
+def _agreements(store: StateStore, services: Sequence[Service]) -> tuple[Agreement, ...]:
+    """The agreements of these services and their components (their packs and feasibility
+    checks read both), in key order; the others are not even read: the store returns the rows
+    whose body names one of these keys (`mirrored_mentioning`), checked here field by field."""
     keys = {s.key for s in services}
     components = {c.key for s in services for c in s.components}
+    rows = _mentioning(store, "agreement", [t for k in keys | components for t in _quoted(k)])
     return tuple(
         Agreement.model_validate(r.body)
         for r in rows
@@ -323,15 +431,20 @@ def stored_attainment(
     agreements: Sequence[Agreement],
     period: ReviewPeriod,
     margin: float,
+    *,
+    agreement_keys: Collection[str] | None = None,
 ) -> dict[str, Attainment]:
     """Attainment of every agreement over `period`, from the mirror without reading every SLA
     record: counts per agreement and month from one GROUP BY on the `decided` column, and only
     breached records' bodies (priorities, the worst breaches). Same result as feeding every
-    record to `AttainmentAccumulator.add` (tests/sync/test_stored_attainment.py)."""
+    record to `AttainmentAccumulator.add` (tests/sync/test_stored_attainment.py).
+    `agreement_keys`: read only these agreements' records (those of `agreements`: a partial
+    build); None reads every agreement's (records of unknown agreements count as ignored)."""
     accumulator = AttainmentAccumulator(agreements, period, at_risk_margin_percent=margin)
-    for tally in store.sla_tallies(period.start, period.end):
+    start, end = period.start, period.end
+    for tally in store.sla_tallies(start, end, agreement_keys=agreement_keys):
         accumulator.add_counts(tally.agreement_key, tally.month, tally.measured, tally.breached)
-    for record in store.breached_sla(period.start, period.end):
+    for record in store.breached_sla(start, end, agreement_keys=agreement_keys):
         if record.agreement_key in accumulator.agreements:
             accumulator.add_breach(SlaRecord.model_validate(record.body))
     return accumulator.results()
@@ -345,6 +458,7 @@ def _add_pack(
     meeting: Meeting | None,
     *,
     margin: float,
+    chart: bool = True,
 ) -> None:
     name = chart_name(service.key)
     build.packs[service.key] = build_pack(
@@ -359,6 +473,8 @@ def _add_pack(
         chart_name=name,
         meeting=meeting,
     )
+    if not chart:
+        return
     series = [
         (agreement_label(a), attainments[a.key])
         for a in build.agreements
@@ -382,6 +498,8 @@ def _linked_breaches(
         key: result.model_copy(
             update={"top_breaches": tuple(_linked(b, links) for b in result.top_breaches)}
         )
+        if result.top_breaches
+        else result  # nothing to link (most agreements): not copied
         for key, result in attainments.items()
     }
 
@@ -440,21 +558,53 @@ def unplaced_gaps(skipped: Sequence[SkippedRecord], service_keys: set[str]) -> t
 
 
 def _services(
-    store: StateStore, skipped: list[SkippedRecord], only: Collection[str] | None = None
+    store: StateStore, skipped: list[SkippedRecord], only: Collection[str]
 ) -> tuple[Service, ...]:
-    """Every service, or the `only` ones (their drafts and components alone are validated)."""
-    people = {r.key: Person.model_validate(r.body) for r in store.mirrored("person")}
-    drafts = [
-        ServiceDraft.model_validate(r.body)
-        for r in store.mirrored("service")
-        if only is None or r.body.get("key", r.key) in only
-    ]
+    """The `only` services (a whole build's: `_whole_services`): their drafts, their
+    components (and those of no service, whose unresolved owners are every service's gaps)
+    and the people these name are read alone, by key or by the component bodies naming them
+    (`mirrored_mentioning`)."""
+    wanted = set(only)
+    drafts = [ServiceDraft.model_validate(r.body) for r in _service_rows(store, wanted)]
+    texts = [t for k in wanted for t in _quoted(k)] + ['"service_keys":[]', '"service_keys": []']
     components = [
         ComponentDraft.model_validate(r.body)
-        for r in store.mirrored("component")
-        if only is None or set(r.body.get("service_keys") or ()) & set(only)
+        for r in _mentioning(store, "component", texts)
+        if not r.body.get("service_keys") or set(r.body["service_keys"]) & wanted
     ]
+    refs = [ref for d in drafts for ref in (d.owner, d.business_owner, d.lt_sponsor)]
+    named = {ref.id for ref in [*refs, *(c.owner for c in components)] if ref and ref.id}
+    people = {r.key: Person.model_validate(r.body) for r in store.mirrored_keys("person", named)}
     return assemble(drafts, components, people, skipped=skipped)
+
+
+def _service_rows(store: StateStore, only: set[str]) -> list[MirrorRecord]:
+    """The mirrored service records of the `only` services, in key order: by their record
+    keys (a service's key is its record's sys_id); if that does not find them all (a mapping
+    that keys services otherwise, a service not mirrored), the whole stream, filtered."""
+    rows = [r for r in store.mirrored_keys("service", only) if r.body.get("key", r.key) in only]
+    if {r.body.get("key", r.key) for r in rows} == only:
+        return rows
+    return [r for r in store.mirrored("service") if r.body.get("key", r.key) in only]
+
+
+# Up to this many texts the store matches a stream's bodies against them (a few ms each, over
+# 16,000 agreements); beyond (a burst of announced services), one read of the whole stream.
+MENTIONS_MATCHED = 12
+
+
+def _mentioning(store: StateStore, stream: str, texts: Sequence[str]) -> Iterable[MirrorRecord]:
+    """The stream's records whose body may name one of `texts` (a superset: the caller checks
+    the decoded body)."""
+    if len(set(texts)) <= MENTIONS_MATCHED:
+        return store.mirrored_mentioning(stream, texts)
+    return store.mirrored(stream)
+
+
+def _quoted(key: str) -> set[str]:
+    """How a key appears in a record's JSON body as a string value (written by pydantic, or
+    by `json.dumps` with its ASCII escapes)."""
+    return {json.dumps(key), json.dumps(key, ensure_ascii=False)}
 
 
 def _people_involved(services: Sequence[Service], settings: Settings) -> list[Person]:

@@ -189,10 +189,11 @@ class CycleFlow:
             self._save(cycle, state, selection)
         closable = _close_checks(cycle, state, states, ledger, selection, self._adopted)
         reviews = [review_ticket_key(cycle.id, key) for key in selection]
+        children = _children_of(ledger)
         deferred = frozenset(
             review
             for review in reviews
-            if any(row.key in self._adopted for row in _children(ledger, review))
+            if any(row.key in self._adopted for row in children.get(review, ()))
         )
         return CyclePhase(state, selection, frozen, closable, status, deferred)
 
@@ -204,14 +205,15 @@ class CycleFlow:
         if not phase.deferred:
             return phase.closable
         ledger = self.store.ledger_rows(self.target.system)
+        children = _children_of(ledger)
         keys = [
-            k for r in sorted(phase.deferred) for k in (r, *(c.key for c in _children(ledger, r)))
+            k for r in sorted(phase.deferred) for k in (r, *(c.key for c in children.get(r, ())))
         ]
         states = self._states(ledger, keys)
         checks = []
         for check in phase.closable:
             if check.key in phase.deferred:
-                ready = _subtasks_done(check.key, states, ledger, set())
+                ready = _subtasks_done(check.key, states, ledger, set(), children)
                 found = _state_of(states, ledger, check.key)
                 check = CloseCheck(check.key, check.ref, ready, found.done if found else check.done)
             checks.append(check)
@@ -336,13 +338,14 @@ class CycleFlow:
         """The tickets whose done-ness moves the cycle on: each selected service's review and
         sub-tasks."""
         keys: list[str] = []
+        children = _children_of(ledger)
         for service in selection:
             keys += [
                 activity_ticket_key(cycle.id, a.id, service)
                 for a in self.matrix.in_scope(Scope.SERVICE)
             ]
             review = review_ticket_key(cycle.id, service)
-            keys += [review, *(r.key for r in _children(ledger, review))]
+            keys += [review, *(r.key for r in children.get(review, ()))]
         return list(dict.fromkeys(keys))
 
     def _states(
@@ -403,8 +406,9 @@ def _close_checks(
     the cycle is closed), as far as the target showed them to us this cycle. A review whose
     sub-tasks were adopted this cycle is not ready yet: its further parts are found by the
     apply that follows, and the next cycle decides."""
+    children = _children_of(ledger)
     wanted = [
-        (key, _subtasks_done(review_ticket_key(cycle.id, key), states, ledger, adopted))
+        (key, _subtasks_done(review_ticket_key(cycle.id, key), states, ledger, adopted, children))
         for key in selection
     ]
     checks: list[CloseCheck] = []
@@ -418,8 +422,13 @@ def _close_checks(
     return tuple(checks)
 
 
-def _children(ledger: dict[str, LedgerRow], parent: str) -> list[LedgerRow]:
-    return [row for row in ledger.values() if row.parent_key == parent]
+def _children_of(ledger: dict[str, LedgerRow]) -> dict[str, list[LedgerRow]]:
+    """Each parent key's rows, in the ledger's order (one pass: looked up per review)."""
+    children: dict[str, list[LedgerRow]] = {}
+    for row in ledger.values():
+        if row.parent_key is not None:
+            children.setdefault(row.parent_key, []).append(row)
+    return children
 
 
 def _subtasks_done(
@@ -427,9 +436,10 @@ def _subtasks_done(
     states: dict[str, TicketState],
     ledger: dict[str, LedgerRow],
     adopted: set[str],
+    children_of: dict[str, list[LedgerRow]],
 ) -> bool:
     """The review has sub-tasks, all created, all done (one not created yet keeps it open)."""
-    children = _children(ledger, review)
+    children = children_of.get(review, [])
     if any(row.key in adopted for row in children):
         return False
     return bool(children) and all(_done(states, ledger, row.key) for row in children)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -80,6 +80,7 @@ from sync.webhooks import WorkItem
 
 log = structlog.get_logger("slm_sync.engine")
 PACK_STATE = "pack_state"
+FEW_PACKS = 20  # up to this many packs, their reviews' kept states are read one by one
 MEETING_STATE = "meeting_state"  # what the last change note knew of each review's meeting
 # A target's status in a change note, as people say it: now (in full) and before (short).
 STATUS_NOW = {
@@ -279,6 +280,7 @@ class Engine:
             links=record_links(self.source),
             only=only,
             previous=self._previous_build(cycle),
+            charts=only is None,  # an announced cycle shows no new chart: the next poll does
         )
         self._keep_build(build, partial=only is not None)
         if not dry_run:
@@ -422,8 +424,11 @@ class Engine:
             return
         for key in build.packs:
             last.packs[key] = build.packs[key]
-            last.charts[key] = build.charts[key]
             last.fingerprints[key] = build.fingerprints[key]
+            if key in build.charts:
+                last.charts[key] = build.charts[key]
+            else:  # not drawn: the next cycle builds this pack again, and draws its chart
+                last.charts.pop(key, None)
 
     def _audit_duplicates(self) -> list[Duplicate]:
         """The cycle's duplicate audit; its failure is logged, never the run's."""
@@ -614,8 +619,8 @@ class Engine:
             return ()
 
     def _change_note(self, build: ReviewBuild) -> ChangeNote:
-        previous = {r.key: r.body for r in self.store.mirrored(PACK_STATE)}
-        meetings = {r.key: r.body for r in self.store.mirrored(MEETING_STATE)}
+        previous = {r.key: r.body for r in self._kept_states(PACK_STATE, build)}
+        meetings = {r.key: r.body for r in self._kept_states(MEETING_STATE, build)}
         names = target_names(build.agreements)
 
         def note(spec: TicketSpec, row: LedgerRow) -> Document | None:
@@ -629,6 +634,13 @@ class Engine:
             return _change_document(previous.get(spec.key), _pack_state(pack, names), lines)
 
         return note
+
+    def _kept_states(self, stream: str, build: ReviewBuild) -> Iterable[MirrorRecord]:
+        """What the last change notes knew of the reviews of `build`'s packs: a few reviews'
+        (an announced cycle's) by their service, else every review's in one read."""
+        if len(build.packs) <= FEW_PACKS:
+            return self.store.mirrored_of(stream, list(build.packs))
+        return self.store.mirrored(stream)
 
     def _remember_packs(self, build: ReviewBuild) -> None:
         names = target_names(build.agreements)

@@ -151,10 +151,13 @@ class Reconciler:
         """Make the target match `specs`; with dry_run, only read and report."""
         summary = ApplySummary()
         ledger = self.store.ledger_rows(self.target.system)
+        # The tickets of these specs and of their parents (every lookup is by one of these
+        # keys): not a ref for every ticket of the ledger per batch of units.
+        wanted = {s.key for s in specs} | {s.parent_key for s in specs if s.parent_key}
         refs = {
             key: TicketRef(key=row.ticket_key or "", id=row.ticket_id or "", url=row.ticket_url)
-            for key, row in ledger.items()
-            if row.state == "created"
+            for key in wanted
+            if (row := ledger.get(key)) is not None and row.state == "created"
         }
         for depth, level in enumerate(levels(specs)):
             self.stop()

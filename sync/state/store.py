@@ -12,7 +12,7 @@ from __future__ import annotations
 import fcntl
 import json
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -307,28 +307,49 @@ class StateStore:
                     source_hash=row.source_hash,
                 )
 
-    def sla_tallies(self, start: datetime, end: datetime) -> list[SlaTally]:
+    def sla_tallies(
+        self, start: datetime, end: datetime, *, agreement_keys: Collection[str] | None = None
+    ) -> list[SlaTally]:
         """SLA records decided in [start, end), counted per agreement and month (one GROUP BY
-        over `ix_records_stream_decided`: no record body is read)."""
+        over `ix_records_stream_decided`: no record body is read). `agreement_keys`: only these
+        agreements' (filtered inside the same index; a webhook's partial build)."""
         breached = sa.func.sum(sa.case((records.c.breached, 1), else_=0))
         query = (
             sa.select(records.c.agreement_key, records.c.month, sa.func.count(), breached)
             .where(*_decided_in(start, end))
             .group_by(records.c.agreement_key, records.c.month)
         )
+        found: list[SlaTally] = []
         with self.engine.connect() as connection:
-            rows = connection.execute(query).all()
-        return [SlaTally(str(a), str(m), int(n), int(b or 0)) for a, m, n, b in rows]
+            for chunk in _chunks(agreement_keys):
+                chosen = query if chunk is None else query.where(_agreement_in(chunk))
+                rows = connection.execute(chosen).all()
+                found += [SlaTally(str(a), str(m), int(n), int(b or 0)) for a, m, n, b in rows]
+        return found
 
-    def breached_sla(self, start: datetime, end: datetime) -> Iterator[MirrorRecord]:
-        """The breached SLA records decided in [start, end) (their bodies: breach lists)."""
+    def breached_sla(
+        self, start: datetime, end: datetime, *, agreement_keys: Collection[str] | None = None
+    ) -> Iterator[MirrorRecord]:
+        """The breached SLA records decided in [start, end) (their bodies: breach lists), in
+        key order. `agreement_keys`: only these agreements' (a webhook's partial build)."""
         query = (
             sa.select(records.c.key, records.c.body, records.c.agreement_key)
             .where(*_decided_in(start, end), records.c.breached == sa.true())
             .order_by(records.c.key)
         )
         with self.engine.connect() as connection:
-            for row in connection.execution_options(yield_per=2000).execute(query):
+            if agreement_keys is None:
+                rows: Iterable[Any] = connection.execution_options(yield_per=2000).execute(query)
+            else:  # a few agreements' breaches: read them all, in key order across chunks
+                rows = sorted(
+                    (
+                        row
+                        for chunk in _chunks(agreement_keys)
+                        for row in connection.execute(query.where(_agreement_in(chunk or ())))
+                    ),
+                    key=lambda row: str(row.key),
+                )
+            for row in rows:
                 yield MirrorRecord(
                     stream=SLA_STREAM,
                     key=row.key,
@@ -337,9 +358,87 @@ class StateStore:
                     breached=True,
                 )
 
+    # -- the build's reads (`sync.build`) ---------------------------------------------------
+    # A whole build's rows as stored text (digested, decoded only when they changed), and a
+    # webhook's partial build's few services' rows, each by an index: the primary key
+    # (stream, key), `ix_records_stream_service_key`, or the stream's rows filtered on their
+    # body text inside the database (no row decoded that is not returned); `explain` shows
+    # their plans.
+
+    def mirrored_texts(self, stream: str) -> Iterator[tuple[str, str]]:
+        """(key, body as stored JSON text) of every record of `stream`, in key order: a whole
+        build digests the text and decodes it only if it changed (`sync.build`)."""
+        query = (
+            sa.select(records.c.key, records.c.body)
+            .where(records.c.stream == stream)
+            .order_by(records.c.key)
+        )
+        with self.engine.connect() as connection:
+            for key, body in connection.execution_options(yield_per=2000).execute(query):
+                yield str(key), str(body)
+
+    def breached_sla_texts(self, start: datetime, end: datetime) -> Iterator[tuple[str, str, str]]:
+        """(key, agreement key, body text) of the breached SLA records decided in [start, end),
+        in key order (`breached_sla`, undecoded)."""
+        query = (
+            sa.select(records.c.key, records.c.agreement_key, records.c.body)
+            .where(*_decided_in(start, end), records.c.breached == sa.true())
+            .order_by(records.c.key)
+        )
+        with self.engine.connect() as connection:
+            for key, agreement_key, body in connection.execution_options(yield_per=2000).execute(
+                query
+            ):
+                yield str(key), str(agreement_key or ""), str(body)
+
+    def mirrored_keys(self, stream: str, keys: Collection[str]) -> list[MirrorRecord]:
+        """These mirrored records of `stream` (those that exist), in key order."""
+        found: list[MirrorRecord] = []
+        with self.engine.connect() as connection:
+            for chunk in _chunks(sorted(set(keys))):
+                query = sa.select(records).where(
+                    records.c.stream == stream, records.c.key.in_(chunk or ())
+                )
+                found += [_mirror_record(row) for row in connection.execute(query)]
+        return sorted(found, key=lambda r: r.key)
+
+    def mirrored_of(
+        self, stream: str, service_keys: Collection[str], *, unplaced: bool = False
+    ) -> list[MirrorRecord]:
+        """The mirrored records of `stream` of these services (and, with `unplaced`, those of
+        no service), in key order: one indexed read per service."""
+        found: list[MirrorRecord] = []
+        with self.engine.connect() as connection:
+            for service_key in [*sorted(set(service_keys)), *([None] if unplaced else [])]:
+                column = records.c.service_key
+                query = sa.select(records).where(
+                    records.c.stream == stream,
+                    column.is_(None) if service_key is None else column == service_key,
+                )
+                found += [_mirror_record(row) for row in connection.execute(query)]
+        return sorted(found, key=lambda r: r.key)
+
+    def mirrored_mentioning(self, stream: str, texts: Collection[str]) -> list[MirrorRecord]:
+        """The mirrored records of `stream` whose body contains one of `texts` (a superset:
+        the caller checks the decoded body), in key order. The stream's rows are matched inside
+        the database (its index on `stream`): only those returned are decoded."""
+        found: dict[str, MirrorRecord] = {}
+        wanted = sorted(set(texts))
+        with self.engine.connect() as connection:
+            for start in range(0, len(wanted), 50):
+                matches = [
+                    records.c.body.contains(t, autoescape=True) for t in wanted[start : start + 50]
+                ]
+                query = sa.select(records).where(records.c.stream == stream, sa.or_(*matches))
+                for row in connection.execute(query):
+                    found[row.key] = _mirror_record(row)
+        return [found[key] for key in sorted(found)]
+
     def explain(self, query: str, *, period: tuple[datetime, datetime] | None = None) -> str:
         """The database's plan for one of the store's own queries (`sla_tallies`,
-        `breached_sla`, `known`, `mirrored_service`), as text: tests check the indexes.
+        `breached_sla`, `known`, `mirrored_service`, and those of a partial build:
+        `sla_tallies_of`, `breached_sla_of`, `mirrored_keys`, `mirrored_unplaced`,
+        `mirrored_mentioning`), as text: tests check the indexes.
         PostgreSQL plans with sequential scans off, so a small table still shows the index a
         query can use (at estate size the planner picks it on its own)."""
         start, end = period or (_now() - timedelta(days=92), _now())
@@ -356,6 +455,22 @@ class StateStore:
             "mirrored_service": sa.select(records)
             .where(records.c.stream == "material", records.c.service_key == "s")
             .order_by(records.c.key),
+            "sla_tallies_of": sa.select(records.c.agreement_key, records.c.month, sa.func.count())
+            .where(*_decided_in(start, end), _agreement_in(["a", "b"]))
+            .group_by(records.c.agreement_key, records.c.month),
+            "breached_sla_of": sa.select(records.c.body).where(
+                *_decided_in(start, end), records.c.breached == sa.true(), _agreement_in(["a"])
+            ),
+            "mirrored_keys": sa.select(records).where(
+                records.c.stream == "person", records.c.key.in_(["x", "y"])
+            ),
+            "mirrored_unplaced": sa.select(records).where(
+                records.c.stream == "skipped", records.c.service_key.is_(None)
+            ),
+            "mirrored_mentioning": sa.select(records).where(
+                records.c.stream == "agreement",
+                sa.or_(*(records.c.body.contains(t, autoescape=True) for t in ('"c"', '"d"'))),
+            ),
         }
         with self.engine.connect() as connection:
             compiled = statements[query].compile(connection, compile_kwargs={"literal_binds": True})
@@ -382,9 +497,15 @@ class StateStore:
 
     def ledger_rows(self, target: str) -> dict[str, LedgerRow]:
         """Every ledger row of `target`, by key."""
+        # The stamps as the driver gives them (SQLite: text), parsed by `_moment`: SQLAlchemy's
+        # own DateTime processing cost more than the rest of the read (called several times a
+        # cycle over every ticket's row).
+        columns = [
+            sa.type_coerce(c, sa.String) if isinstance(c.type, sa.DateTime) else c for c in ledger.c
+        ]
         with self.engine.connect() as connection:
-            rows = connection.execute(sa.select(ledger).where(ledger.c.target == target)).all()
-        return {row.key: _ledger_row(row) for row in rows}
+            rows = connection.execute(sa.select(*columns).where(ledger.c.target == target)).all()
+        return {row[1]: _fast_ledger_row(row) for row in rows}
 
     def record_intent(
         self, target: str, key: str, *, parent_key: str | None, kind: str, spec_hash: str
@@ -906,6 +1027,33 @@ def _decided_in(start: datetime, end: datetime) -> tuple[sa.ColumnElement[bool],
     )
 
 
+def _agreement_in(keys: Sequence[str]) -> sa.ColumnElement[bool]:
+    return records.c.agreement_key.in_(list(keys))
+
+
+def _chunks(keys: Collection[str] | None, size: int = 500) -> Iterator[list[str] | None]:
+    """`keys` in sorted chunks of `size` (None: one unrestricted read)."""
+    if keys is None:
+        yield None
+        return
+    ordered = sorted(set(keys))
+    for start in range(0, len(ordered), size):
+        yield ordered[start : start + size]
+
+
+def _mirror_record(row: Any) -> MirrorRecord:
+    return MirrorRecord(
+        stream=row.stream,
+        key=row.key,
+        body=json.loads(row.body),
+        service_key=row.service_key,
+        agreement_key=row.agreement_key,
+        month=row.month,
+        breached=row.breached,
+        source_hash=row.source_hash,
+    )
+
+
 def _delete_keys(connection: Connection, stream: str, keys: Sequence[str]) -> None:
     """Delete these keys of `stream`, 500 to a statement in the driver's own placeholders (the
     pull asks this for every page it stores: SQLAlchemy's expanding IN, compiled for 500 bound
@@ -984,6 +1132,24 @@ def _ledger_row(row: Any) -> LedgerRow:
 
 def _json(body: Any) -> str:
     return json.dumps(body, separators=(",", ":"), sort_keys=True, default=str)
+
+
+def _fast_ledger_row(row: Sequence[Any]) -> LedgerRow:
+    """A ledger row read with its stamps uncoerced (`ledger_rows`), in the table's order."""
+    (target, key, parent_key, kind, state, ticket_key, ticket_id, ticket_url, spec_hash,
+     applied_hash, frozen, error, updated_at, sent_at) = row  # fmt: skip
+    return LedgerRow(
+        target, key, parent_key, kind, state, ticket_key, ticket_id, ticket_url, spec_hash,
+        applied_hash, bool(frozen), error, _moment(updated_at), _moment(sent_at),
+    )  # fmt: skip
+
+
+def _moment(value: datetime | str | None) -> datetime | None:
+    """A stamp as a driver returns it (SQLite: ISO text), as an aware UTC datetime."""
+    if value is None:
+        return None
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _aware(moment: datetime | None) -> datetime | None:

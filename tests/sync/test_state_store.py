@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sync.state import MirrorRecord, StateStore, open_store
@@ -93,3 +94,49 @@ def test_two_processes_opening_a_new_sqlite_store_together_both_succeed(tmp_path
     outputs = [run.communicate(timeout=60)[0].strip() for run in runs]
     assert [run.returncode for run in runs] == [0, 0, 0]
     assert outputs == ["0007"] * 3
+
+
+def test_a_few_services_rows_are_read_by_key_service_and_body_text(store: StateStore) -> None:
+    """A partial build's reads: records by key (more than one chunk of 500), a stream's rows of
+    some services and of none in key order, rows whose body names a text (`%` and `_` are
+    characters, not wildcards), and SLA tallies and breaches of some agreements only."""
+    people = [MirrorRecord("person", f"p{n:04d}", {"n": n}) for n in range(1200)]
+    store.store_page("servicenow", "person", people, None)
+    found = store.mirrored_keys("person", [f"p{n:04d}" for n in range(0, 1200, 2)] + ["nobody"])
+    assert [r.key for r in found] == [f"p{n:04d}" for n in range(0, 1200, 2)]
+    skipped = [
+        MirrorRecord("skipped", key, {"key": key}, service_key=service)
+        for key, service in [("d", "s1"), ("c", None), ("b", "s2"), ("a", "s1"), ("e", "s3")]
+    ]
+    store.store_page("servicenow", "skipped", skipped, None)
+    assert [r.key for r in store.mirrored_of("skipped", ["s1", "s2"])] == ["a", "b", "d"]
+    assert [r.key for r in store.mirrored_of("skipped", ["s1"], unplaced=True)] == ["a", "c", "d"]
+    bodies = {"x": {"name": "5%_off"}, "y": {"name": "5%Xoff"},
+              "z": {"component_key": "c-1"}, "w": {"component_key": "c-10"}}  # fmt: skip
+    agreements = [MirrorRecord("agreement", k, b) for k, b in bodies.items()]
+    store.store_page("servicenow", "agreement", agreements, None)
+    assert [r.key for r in store.mirrored_mentioning("agreement", ['"5%_off"'])] == ["x"]
+    assert [r.key for r in store.mirrored_mentioning("agreement", ['"c-1"', '"5%_off"'])] == [
+        "x",
+        "z",
+    ]
+    many = [f'"none-{n}"' for n in range(120)] + ['"c-10"']  # more texts than one query takes
+    assert [r.key for r in store.mirrored_mentioning("agreement", many)] == ["w"]
+    records = [
+        MirrorRecord("sla_record", f"r{n:03d}", {"key": f"r{n:03d}"}, agreement_key=f"agr-{n % 3}",
+                     month="2025-03", breached=n % 2 == 0, decided="2025-03-10T00:00:00.000000")
+        for n in range(30)
+    ]  # fmt: skip
+    store.store_page("servicenow", "sla_record", records, None)
+    start, end = datetime(2025, 3, 1, tzinfo=UTC), datetime(2025, 4, 1, tzinfo=UTC)
+    tallies = store.sla_tallies(start, end, agreement_keys=["agr-0", "agr-2", "agr-9"])
+    assert sorted((t.agreement_key, t.measured, t.breached) for t in tallies) == [
+        ("agr-0", 10, 5),
+        ("agr-2", 10, 5),
+    ]
+    assert len(store.sla_tallies(start, end)) == 3
+    assert store.sla_tallies(start, end, agreement_keys=[]) == []
+    breached = list(store.breached_sla(start, end, agreement_keys=["agr-1", "agr-2"]))
+    assert [r.key for r in breached] == sorted(
+        r.key for r in records if r.breached and r.agreement_key in ("agr-1", "agr-2")
+    )

@@ -364,7 +364,11 @@ def test_a_burst_of_fifty_breaches_merges_into_the_next_prompted_cycle(
         "POST /rest/api/3/issue/<key>/comment": 50,
         "POST /rest/api/3/search/jql": calls["POST /rest/api/3/search/jql"],
     }
-    assert calls["POST /rest/api/3/search/jql"] <= 36
+    # Measured 14 on every run: each prompted cycle's ticket read returns the first cycle's
+    # 453 tickets (their creates are inside its window: the last read less the margin), in
+    # pages of 100, besides the read-ahead of the reviews to update. A slower run finds the
+    # creates outside a window (fewer searches), never more tickets than these.
+    assert calls["POST /rest/api/3/search/jql"] <= 14
 
 
 def _jira_update(url: str, key: str, delivery: str) -> int:
