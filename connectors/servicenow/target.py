@@ -232,7 +232,8 @@ class ServiceNowTarget:
         None. Stamps are compared as stored (UTC, `sysparm_display_value=false`), so the
         integration user's time zone cannot shift the window; the margin covers a skew between
         our clock and the instance's and transactions that commit late. Tasks the ticket book
-        holds at the same version are left out (no journal read for them): the same
+        holds at the same version are not read again (no journal read for them; an incremental
+        read leaves them out, a full read answers with the book's state): the same
         `sys_updated_on` and `sys_mod_count` (stamps have whole seconds, so a person's edit in
         the second of our own last write keeps the stamp; the update count still moves)."""
         started = datetime.now(UTC)
@@ -245,14 +246,19 @@ class ServiceNowTarget:
         )
         known = self.known_states.states if self.known_states is not None else {}
         states: dict[str, TicketState] = {}
+        unchanged: dict[str, TicketState] = {}
         for page in KeysetPager(self.client, self.guard, spec, 1000, extra=condition).pages():
             for row in page.records:
                 ref = self._ref(row)
                 held = known.get(ref.key)
                 if held is None or _version(held.fields) != _version(row):
                     states[ref.key] = _state(ref, row)
+                else:
+                    unchanged[ref.key] = held
         self._with_comments(states, states)
         log.info("servicenow.tickets_read", changed=len(states), full=mark is None)
+        if mark is None:  # a full read answers for every task it found, changed or not
+            states = {**unchanged, **states}
         return StateRead(states, started.strftime(STAMP))
 
     def _with_comments(

@@ -259,3 +259,30 @@ def _task(site: Sandbox, sys_id: str) -> dict[str, str]:
     )
     response.raise_for_status()
     return dict(response.json()["result"])
+
+
+def test_a_full_read_into_servicenow_keeps_what_people_did_in_unchanged_tasks(
+    site: Sandbox, tmp_path: Path
+) -> None:
+    """The periodic full read into ServiceNow skips the journals of tasks that did not change
+    since the book read them, but still answers for them: a sub-task a person closed before
+    stays done, its review's meeting stays scheduled, and no task counts as gone."""
+    settings = _settings(site, tmp_path, reviews=2)
+    settings.sync.target = "servicenow"
+    service = settings.review.selection[0]
+    store = open_store(settings.sync.resolved_state_url())
+    engine = Engine.from_settings(settings, store)
+    cycle = engine.run_once().build.cycle.id
+    schedule = _ref_in(store, "servicenow", activity_ticket_key(cycle, "schedule_review", service))
+    People(site, "servicenow").close(schedule)
+    time.sleep(1.1)  # whole-second stamps: the close is after the first read's second
+    seen = engine.run_once().build.packs[service].meeting
+    assert seen is not None and seen.scheduled is not None
+
+    engine.book.full_every_seconds = 0  # the hourly full read is due
+    kept = engine.run_once().build.packs[service].meeting
+    known = engine.target.known_states  # type: ignore[attr-defined]
+    assert known.gone == set()
+    assert engine.target.state([schedule])[schedule.key].done
+    assert kept is not None and kept.scheduled == seen.scheduled
+    store.close()
