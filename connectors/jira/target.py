@@ -605,6 +605,9 @@ class JiraTarget:
             margin = max(margin_seconds, self.settings.index_lag_seconds)
             minutes = max(1, math.ceil(((started - since).total_seconds() + margin) / 60))
             jql += f" AND updated >= -{minutes}m"
+        # A stable order: Data Center pages by startAt, and in the default order a ticket
+        # updated between two pages moves ahead of them and would be missed (gone for an hour).
+        jql += " ORDER BY created ASC"
         states: dict[str, TicketState] = {}
         fields = [*STATE_FIELDS, "comment", "created"]
         for page in search(self.api, jql, fields, what="changed tickets"):
