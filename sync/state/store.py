@@ -294,18 +294,8 @@ class StateStore:
         with self.engine.connect() as connection:
             result = connection.execution_options(yield_per=2000).execute(query)
             for row in result:
-                if row.stream != stream:
-                    continue
-                yield MirrorRecord(
-                    stream=row.stream,
-                    key=row.key,
-                    body=json.loads(row.body),
-                    service_key=row.service_key,
-                    agreement_key=row.agreement_key,
-                    month=row.month,
-                    breached=row.breached,
-                    source_hash=row.source_hash,
-                )
+                if row.stream == stream:
+                    yield _mirror_record(row)
 
     def sla_tallies(
         self, start: datetime, end: datetime, *, agreement_keys: Collection[str] | None = None
