@@ -54,7 +54,7 @@ from typing import Any, TypeVar
 import structlog
 from pydantic import BaseModel
 
-from connectors import Cursor, Page, ReadError, SourceConnector, Stream
+from connectors import Cursor, Page, ReadError, SourceConnector, Stream, cancel
 from mapping import SystemMapping
 from mapping.engine import skipped_record
 from review import SkippedRecord, SlaRecord
@@ -81,6 +81,7 @@ SKIPPED = "skipped"
 FLUSH_ROWS = 5000
 FLUSH_SECONDS = 1.0
 GC_YOUNG = 10_000  # allocations between collections of the youngest generation while pulling
+READER_WAIT_SECONDS = 30.0  # a reader still running after the pull ended is logged this often
 READ_ERROR = "read"  # the middle part of a read problem's skipped key: <stream>:read:<table>:...
 
 
@@ -253,15 +254,30 @@ def _collections_spaced() -> Iterator[None]:
     (`gc.freeze`), and the youngest generation is collected every `GC_YOUNG` allocations
     instead of 700. A pull allocates a dict, an entity and a mirror entry per record, nearly
     all freed by reference counting, and each collection walked the whole heap of long-lived
-    objects again (a quarter of the pull's CPU on a cold sync). Both are undone after."""
-    young, *older = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(max(young, GC_YOUNG), *older)
+    objects again (a quarter of the pull's CPU on a cold sync). Both are undone after the last
+    of the pulls running at the same time in this process ends (the first one's start saved
+    the thresholds: a later one would save the raised ones and put them back)."""
+    global _spaced_pulls, _saved_threshold
+    with _spacing_lock:
+        if _spaced_pulls == 0:
+            _saved_threshold = gc.get_threshold()
+            young, *older = _saved_threshold
+            gc.freeze()
+            gc.set_threshold(max(young, GC_YOUNG), *older)
+        _spaced_pulls += 1
     try:
         yield
     finally:
-        gc.set_threshold(young, *older)
-        gc.unfreeze()
+        with _spacing_lock:
+            _spaced_pulls -= 1
+            if _spaced_pulls == 0:
+                gc.set_threshold(*_saved_threshold)
+                gc.unfreeze()
+
+
+_spacing_lock = threading.Lock()
+_spaced_pulls = 0  # pulls inside `_collections_spaced` now
+_saved_threshold: tuple[int, int, int] = gc.get_threshold()
 
 
 def _cursor(store: StateStore, system: str, stream: Stream) -> Cursor | None:
@@ -369,7 +385,8 @@ def _map(
 def prefetched(pages: Iterable[Page], *, depth: int = 1) -> Iterator[Page]:
     """The pages of `pages`, the next one read by a background thread while the caller stores
     the current one (at most `depth` pages wait). A read error is raised where the page would
-    have been; a caller that stops early (an exception, a stop) ends the reader at its next page.
+    have been; a caller that stops early (an exception, a stop) ends the reader at its next page
+    or request, and waits for it to end.
     """
     return read_ahead([pages], depth=depth)
 
@@ -379,7 +396,8 @@ def read_ahead(lanes: Sequence[Iterable[T]], *, depth: int = 1) -> Iterator[T]:
     caller works on the item before: each lane's items in its order, the lanes interleaved as
     their items arrive, at most `depth` items waiting in all (and one more being read per
     lane). A lane's error is raised where its item would have been; a caller that stops early
-    (an exception, a stop) ends every reader at its next item.
+    (an exception, a stop) ends every reader at its next item or its next request (each
+    reader's requests carry the cancel flag, `connectors.cancel`), and waits until all ended.
 
     With the pull's lanes this keeps requests of several streams in flight at once (up to the
     source's own concurrency cap): one stream's paging is sequential, each page asking for the
@@ -407,15 +425,16 @@ def read_ahead(lanes: Sequence[Iterable[T]], *, depth: int = 1) -> Iterator[T]:
             return
         put(("end", None))
 
-    readers = [
-        threading.Thread(
-            target=contextvars.copy_context().run,
-            args=(read, lane),
+    def reader(number: int, lane: Iterable[T]) -> threading.Thread:
+        context = contextvars.copy_context()  # one each: a context runs in one thread at a time
+        return threading.Thread(
+            target=context.run,
+            args=(_cancellable, done, read, lane),
             name=f"pull-read-ahead-{number}",
             daemon=True,
         )
-        for number, lane in enumerate(lanes)
-    ]
+
+    readers = [reader(number, lane) for number, lane in enumerate(lanes)]
 
     def items() -> Iterator[T]:
         for reader in readers:
@@ -431,11 +450,33 @@ def read_ahead(lanes: Sequence[Iterable[T]], *, depth: int = 1) -> Iterator[T]:
                 else:
                     yield value
         finally:
-            done.set()
-            for reader in readers:
-                reader.join(timeout=30)
+            done.set()  # every reader's cancel flag: each stops at its next request
+            _join(readers)
 
     return items()
+
+
+def _cancellable(
+    flag: threading.Event, read: Callable[[Iterable[T]], None], lane: Iterable[T]
+) -> None:
+    """A reader's body: its requests stop once `flag` is set (see `connectors.cancel`)."""
+    with cancel.cancelled_by(flag):
+        read(lane)
+
+
+def _join(readers: Sequence[threading.Thread]) -> None:
+    """Wait for every reader to end, however long its last request takes (each stops at its
+    next one): the pull must not return while a reader still reads, or the source's kept state
+    would be saved while a reader changes it, and the next pull would read beside it. A
+    reader that takes long is logged every `READER_WAIT_SECONDS`."""
+    waited = 0.0
+    for reader in readers:
+        while True:
+            reader.join(timeout=READER_WAIT_SECONDS)
+            if not reader.is_alive():
+                break
+            waited += READER_WAIT_SECONDS
+            log.warning("pull.reader_still_running", reader=reader.name, seconds=waited)
 
 
 # The row hash's JSON: keys sorted, compact, anything not JSON as str() (one encoder for all:
