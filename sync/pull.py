@@ -19,7 +19,10 @@ Streams are read ahead of the storing, in background threads (`read_ahead`): a s
 names `independent_streams` (reads that share no state with other streams') has each of them
 read in a lane of its own, at the same time as the others, so that more than one request is in
 flight while a page is stored; the pages of one stream are stored in their order, those of
-different streams as they arrive. The rest are read one after the other in one lane.
+different streams as they arrive. The rest are read one after the other in one lane. A pull
+that ends early (a failure, a stop) gives up the lanes still reading at their next request
+(`connectors.cancel`) and returns only once every lane ended, so the source's kept state is
+saved while nothing changes it and the next pull never reads beside an old lane.
 
 Before the first stream, a source that can fetch ahead (`prepare`: ServiceNow sends the first
 page of every incremental read in one REST Batch API call) is told every stream and cursor the
@@ -48,7 +51,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from queue import Full, Queue
+from queue import Empty, Full, Queue
 from typing import Any, TypeVar
 
 import structlog
@@ -81,6 +84,7 @@ SKIPPED = "skipped"
 FLUSH_ROWS = 5000
 FLUSH_SECONDS = 1.0
 GC_YOUNG = 10_000  # allocations between collections of the youngest generation while pulling
+WAIT_SECONDS = 0.5  # `on_wait` is called this often while no page comes
 READER_WAIT_SECONDS = 30.0  # a reader still running after the pull ended is logged this often
 READ_ERROR = "read"  # the middle part of a read problem's skipped key: <stream>:read:<table>:...
 
@@ -118,11 +122,16 @@ def pull(
     full: bool = False,
     on_page: Callable[[Stream, int], None] | None = None,
     keeper: SourceStateKeeper | None = None,
+    on_wait: Callable[[], None] | None = None,
 ) -> PullSummary:
     """Bring the mirror up to date with the source, stream by stream; with a `keeper`, the
     source's own state is loaded from the store first (not with `full`: the source starts
     from nothing) and saved after the last stream, or where a failure or a stop ended the
-    pull (the source's state is then as current as the cursors stored)."""
+    pull (the source's state is then as current as the cursors stored).
+
+    `on_page` is called after each page, `on_wait` every `WAIT_SECONDS` while no page comes
+    (a cold CMDB walk reads for minutes before its first): either may raise to stop the pull
+    (a stop requested), which then gives up the reads still running and waits for them."""
     summary = PullSummary()
     if keeper is not None:
         keeper.load(source, store, cold=full)
@@ -136,7 +145,7 @@ def pull(
     try:
         with _collections_spaced():
             _pull_streams(source, mappings, store, summary, reads, until=until, full=full,
-                          on_page=on_page)  # fmt: skip
+                          on_page=on_page, on_wait=on_wait)  # fmt: skip
     except BaseException:
         if keeper is not None:  # what the source read so far goes with the cursors stored
             keeper.save_after_failure(source, store, streams)
@@ -156,12 +165,13 @@ def _pull_streams(
     until: datetime | None,
     full: bool,
     on_page: Callable[[Stream, int], None] | None,
+    on_wait: Callable[[], None] | None = None,
 ) -> None:
     states = {stream: _StreamRead(committed=since) for stream, since in reads.items()}
     lanes = [_lane(source, [(s, reads[s]) for s in lane], until) for lane in _lanes(source, reads)]
     writes = _Writes(store, source.system)
     try:
-        for stream, page in read_ahead(lanes, depth=len(lanes)):
+        for stream, page in read_ahead(lanes, depth=len(lanes), on_wait=on_wait):
             state = states[stream]
             if page is None:  # the stream's last page: every page of it is stored first
                 writes.flush()
@@ -391,13 +401,17 @@ def prefetched(pages: Iterable[Page], *, depth: int = 1) -> Iterator[Page]:
     return read_ahead([pages], depth=depth)
 
 
-def read_ahead(lanes: Sequence[Iterable[T]], *, depth: int = 1) -> Iterator[T]:
+def read_ahead(
+    lanes: Sequence[Iterable[T]], *, depth: int = 1, on_wait: Callable[[], None] | None = None
+) -> Iterator[T]:
     """The items of every lane, each lane read by a background thread of its own while the
     caller works on the item before: each lane's items in its order, the lanes interleaved as
     their items arrive, at most `depth` items waiting in all (and one more being read per
     lane). A lane's error is raised where its item would have been; a caller that stops early
     (an exception, a stop) ends every reader at its next item or its next request (each
     reader's requests carry the cancel flag, `connectors.cancel`), and waits until all ended.
+    `on_wait` is called every `WAIT_SECONDS` while the caller waits for an item; what it
+    raises ends the reading as the caller's own exception would.
 
     With the pull's lanes this keeps requests of several streams in flight at once (up to the
     source's own concurrency cap): one stream's paging is sequential, each page asking for the
@@ -442,7 +456,12 @@ def read_ahead(lanes: Sequence[Iterable[T]], *, depth: int = 1) -> Iterator[T]:
         try:
             running = len(readers)
             while running:
-                kind, value = queue.get()
+                try:
+                    kind, value = queue.get(timeout=WAIT_SECONDS if on_wait else None)
+                except Empty:
+                    if on_wait is not None:
+                        on_wait()
+                    continue
                 if kind == "end":
                     running -= 1
                 elif kind == "error":

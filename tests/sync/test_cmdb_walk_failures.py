@@ -182,14 +182,17 @@ class _Stop(Exception):
     """A stop between pages (the engine raises its own from `on_page`)."""
 
 
-@pytest.mark.parametrize("ended_by", ["another stream fails", "a stop between pages"])
+@pytest.mark.parametrize(
+    "ended_by", ["another stream fails", "a stop between pages", "a stop while no page comes"]
+)
 def test_a_walk_running_when_the_pull_ends_stops_before_the_pull_returns(
     site: Sandbox,
     tmp_path: Path,
     ended_by: str,
 ) -> None:
     """The walk's relation read of a new CI is in flight when the pull ends early: the
-    satisfaction answers are refused (403), or a stop comes with the first SLA page. The walk
+    satisfaction answers are refused (403), or a stop comes with the first SLA page, or while
+    the pull waits for the walk's first page (`on_wait`). The walk
     sends no further request, the pull returns (and saves the kept state) only once the
     walk's reader thread ended, the state saved is the one the pull leaves (nothing changes it
     after), and a restarted process going on from it stores every component."""
@@ -236,16 +239,22 @@ def test_a_walk_running_when_the_pull_ends_stops_before_the_pull_returns(
             in_flight.wait(timeout=60)
         yield from read(stream, **kw)
 
-    on_page = None
+    def stop_once_the_walk_runs() -> None:
+        if in_flight.is_set():
+            raise _Stop
+
+    on_page = on_wait = None
     if ended_by == "another stream fails":
         site.knobs.update({"servicenow_denied_tables": ["asmt_metric_result"]})
         first.source.read = csat_once_the_walk_runs  # type: ignore[method-assign]
-    else:
+    elif ended_by == "a stop between pages":
         on_page = stop_at_sla_page
+    else:
+        on_wait = stop_once_the_walk_runs
     until = BASE + timedelta(minutes=2)
     with pytest.raises((ConnectorError, _Stop)):
         pull(first.source, load_mappings("servicenow"), first.store, until=until,
-             on_page=on_page, keeper=first.keeper)  # fmt: skip
+             on_page=on_page, keeper=first.keeper, on_wait=on_wait)  # fmt: skip
     _clear(site)
 
     assert given_up == [True]

@@ -119,6 +119,46 @@ def test_a_lane_busy_before_its_first_item_is_stopped_at_its_next_request_and_wa
     assert sent == [0]
 
 
+class _Stop(Exception):
+    pass
+
+
+def test_a_stop_while_no_item_comes_gives_up_the_busy_lane() -> None:
+    """`on_wait` is called while the caller waits; what it raises (a stop) ends the reading:
+    the lane busy with requests stops at its next one and is waited for."""
+    policy = RetryPolicy(sleep=lambda seconds: None)
+    sent: list[int] = []
+    in_flight = threading.Event()
+    ended = threading.Event()
+
+    def request(n: int) -> int:
+        if n == 0:
+            in_flight.set()
+            flag = cancel.current()
+            assert flag is not None and flag.wait(timeout=60)
+        sent.append(n)
+        return n
+
+    def walk() -> Iterator[str]:
+        try:
+            for n in range(10**6):
+                policy.call(partial(request, n), system="servicenow", what="walk")
+            yield "walked"
+        finally:
+            ended.set()
+
+    def stop_once_busy() -> None:
+        if in_flight.is_set():
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        for _ in read_ahead([walk()], on_wait=stop_once_busy):
+            pass
+    assert ended.is_set()
+    assert not [t for t in threading.enumerate() if t.name.startswith("pull-read-ahead")]
+    assert sent == [0]
+
+
 def test_overlapping_pulls_leave_the_collection_thresholds_as_they_found_them() -> None:
     """Two pulls at once in one process (`sync.pull._collections_spaced`), ending in either
     order: the thresholds stay raised while either runs and are the original ones after."""
