@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from connectors import cancel
+
 log = structlog.get_logger("slm_sync.pacing")
 _EPSILON = 1e-9
 
@@ -48,7 +50,7 @@ class Pacer:
                         self._tokens = max(0.0, self._tokens - 1.0)
                         return waited
                     delay = (1.0 - self._tokens) / self.rate
-            self.sleep(delay)
+            cancel.wait(delay, self.sleep)  # a read given up stops waiting for its token
             waited += delay
 
     def pause_until(self, monotonic_deadline: float, *, reason: str, system: str) -> None:

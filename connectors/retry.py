@@ -6,6 +6,8 @@ Waits grow exponentially with full jitter, never shorter than a `Retry-After` th
 are bounded by both an attempt count and a time budget: a wait that would overrun the budget
 ends the retries at once instead of sleeping into it. Every retry is logged (`http.retry`) and
 reported to the observers (metrics). `set_testing(True)` removes the waits, not the decisions.
+A call made for a read that was given up (`connectors.cancel`) raises `Cancelled` before its
+next attempt, and a retry's wait ends when the read is given up.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import TypeVar
 import structlog
 import tenacity
 
+from connectors import cancel
 from connectors.errors import OutcomeUnknown, RateLimited, TransientError
 
 T = TypeVar("T")
@@ -92,15 +95,19 @@ class RetryPolicy:
             for observer in (*self.observers, *_global_observers):
                 observer(event)
 
+        def attempt() -> T:
+            cancel.check()  # a read given up (see `connectors.cancel`) sends nothing more
+            return fn()
+
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(_retriable),
             stop=stop,
             wait=wait,
-            sleep=lambda seconds: None if _testing else self.sleep(seconds),
+            sleep=lambda seconds: None if _testing else cancel.wait(seconds, self.sleep),
             before_sleep=before_sleep,
             reraise=True,
         )
-        return retrying(fn)
+        return retrying(attempt)
 
     def _next_wait(self, state: tenacity.RetryCallState) -> float:
         """Full-jitter exponential backoff, at least the tool's Retry-After."""

@@ -19,7 +19,10 @@ Streams are read ahead of the storing, in background threads (`read_ahead`): a s
 names `independent_streams` (reads that share no state with other streams') has each of them
 read in a lane of its own, at the same time as the others, so that more than one request is in
 flight while a page is stored; the pages of one stream are stored in their order, those of
-different streams as they arrive. The rest are read one after the other in one lane.
+different streams as they arrive. The rest are read one after the other in one lane. A pull
+that ends early (a failure, a stop) gives up the lanes still reading at their next request
+(`connectors.cancel`) and returns only once every lane ended, so the source's kept state is
+saved while nothing changes it and the next pull never reads beside an old lane.
 
 Before the first stream, a source that can fetch ahead (`prepare`: ServiceNow sends the first
 page of every incremental read in one REST Batch API call) is told every stream and cursor the
@@ -48,13 +51,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from queue import Full, Queue
+from queue import Empty, Full, Queue
 from typing import Any, TypeVar
 
 import structlog
 from pydantic import BaseModel
 
-from connectors import Cursor, Page, ReadError, SourceConnector, Stream
+from connectors import Cursor, Page, ReadError, SourceConnector, Stream, cancel
 from mapping import SystemMapping
 from mapping.engine import skipped_record
 from review import SkippedRecord, SlaRecord
@@ -81,6 +84,8 @@ SKIPPED = "skipped"
 FLUSH_ROWS = 5000
 FLUSH_SECONDS = 1.0
 GC_YOUNG = 10_000  # allocations between collections of the youngest generation while pulling
+WAIT_SECONDS = 0.5  # `on_wait` is called this often while no page comes
+READER_WAIT_SECONDS = 30.0  # a reader still running after the pull ended is logged this often
 READ_ERROR = "read"  # the middle part of a read problem's skipped key: <stream>:read:<table>:...
 
 
@@ -117,11 +122,16 @@ def pull(
     full: bool = False,
     on_page: Callable[[Stream, int], None] | None = None,
     keeper: SourceStateKeeper | None = None,
+    on_wait: Callable[[], None] | None = None,
 ) -> PullSummary:
     """Bring the mirror up to date with the source, stream by stream; with a `keeper`, the
     source's own state is loaded from the store first (not with `full`: the source starts
     from nothing) and saved after the last stream, or where a failure or a stop ended the
-    pull (the source's state is then as current as the cursors stored)."""
+    pull (the source's state is then as current as the cursors stored).
+
+    `on_page` is called after each page, `on_wait` every `WAIT_SECONDS` while no page comes
+    (a cold CMDB walk reads for minutes before its first): either may raise to stop the pull
+    (a stop requested), which then gives up the reads still running and waits for them."""
     summary = PullSummary()
     if keeper is not None:
         keeper.load(source, store, cold=full)
@@ -135,7 +145,7 @@ def pull(
     try:
         with _collections_spaced():
             _pull_streams(source, mappings, store, summary, reads, until=until, full=full,
-                          on_page=on_page)  # fmt: skip
+                          on_page=on_page, on_wait=on_wait)  # fmt: skip
     except BaseException:
         if keeper is not None:  # what the source read so far goes with the cursors stored
             keeper.save_after_failure(source, store, streams)
@@ -155,12 +165,13 @@ def _pull_streams(
     until: datetime | None,
     full: bool,
     on_page: Callable[[Stream, int], None] | None,
+    on_wait: Callable[[], None] | None = None,
 ) -> None:
     states = {stream: _StreamRead(committed=since) for stream, since in reads.items()}
     lanes = [_lane(source, [(s, reads[s]) for s in lane], until) for lane in _lanes(source, reads)]
     writes = _Writes(store, source.system)
     try:
-        for stream, page in read_ahead(lanes, depth=len(lanes)):
+        for stream, page in read_ahead(lanes, depth=len(lanes), on_wait=on_wait):
             state = states[stream]
             if page is None:  # the stream's last page: every page of it is stored first
                 writes.flush()
@@ -253,15 +264,30 @@ def _collections_spaced() -> Iterator[None]:
     (`gc.freeze`), and the youngest generation is collected every `GC_YOUNG` allocations
     instead of 700. A pull allocates a dict, an entity and a mirror entry per record, nearly
     all freed by reference counting, and each collection walked the whole heap of long-lived
-    objects again (a quarter of the pull's CPU on a cold sync). Both are undone after."""
-    young, *older = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(max(young, GC_YOUNG), *older)
+    objects again (a quarter of the pull's CPU on a cold sync). Both are undone after the last
+    of the pulls running at the same time in this process ends (the first one's start saved
+    the thresholds: a later one would save the raised ones and put them back)."""
+    global _spaced_pulls, _saved_threshold
+    with _spacing_lock:
+        if _spaced_pulls == 0:
+            _saved_threshold = gc.get_threshold()
+            young, *older = _saved_threshold
+            gc.freeze()
+            gc.set_threshold(max(young, GC_YOUNG), *older)
+        _spaced_pulls += 1
     try:
         yield
     finally:
-        gc.set_threshold(young, *older)
-        gc.unfreeze()
+        with _spacing_lock:
+            _spaced_pulls -= 1
+            if _spaced_pulls == 0:
+                gc.set_threshold(*_saved_threshold)
+                gc.unfreeze()
+
+
+_spacing_lock = threading.Lock()
+_spaced_pulls = 0  # pulls inside `_collections_spaced` now
+_saved_threshold: tuple[int, int, int] = gc.get_threshold()
 
 
 def _cursor(store: StateStore, system: str, stream: Stream) -> Cursor | None:
@@ -369,17 +395,23 @@ def _map(
 def prefetched(pages: Iterable[Page], *, depth: int = 1) -> Iterator[Page]:
     """The pages of `pages`, the next one read by a background thread while the caller stores
     the current one (at most `depth` pages wait). A read error is raised where the page would
-    have been; a caller that stops early (an exception, a stop) ends the reader at its next page.
+    have been; a caller that stops early (an exception, a stop) ends the reader at its next page
+    or request, and waits for it to end.
     """
     return read_ahead([pages], depth=depth)
 
 
-def read_ahead(lanes: Sequence[Iterable[T]], *, depth: int = 1) -> Iterator[T]:
+def read_ahead(
+    lanes: Sequence[Iterable[T]], *, depth: int = 1, on_wait: Callable[[], None] | None = None
+) -> Iterator[T]:
     """The items of every lane, each lane read by a background thread of its own while the
     caller works on the item before: each lane's items in its order, the lanes interleaved as
     their items arrive, at most `depth` items waiting in all (and one more being read per
     lane). A lane's error is raised where its item would have been; a caller that stops early
-    (an exception, a stop) ends every reader at its next item.
+    (an exception, a stop) ends every reader at its next item or its next request (each
+    reader's requests carry the cancel flag, `connectors.cancel`), and waits until all ended.
+    `on_wait` is called every `WAIT_SECONDS` while the caller waits for an item; what it
+    raises ends the reading as the caller's own exception would.
 
     With the pull's lanes this keeps requests of several streams in flight at once (up to the
     source's own concurrency cap): one stream's paging is sequential, each page asking for the
@@ -407,15 +439,16 @@ def read_ahead(lanes: Sequence[Iterable[T]], *, depth: int = 1) -> Iterator[T]:
             return
         put(("end", None))
 
-    readers = [
-        threading.Thread(
-            target=contextvars.copy_context().run,
-            args=(read, lane),
+    def reader(number: int, lane: Iterable[T]) -> threading.Thread:
+        context = contextvars.copy_context()  # one each: a context runs in one thread at a time
+        return threading.Thread(
+            target=context.run,
+            args=(_cancellable, done, read, lane),
             name=f"pull-read-ahead-{number}",
             daemon=True,
         )
-        for number, lane in enumerate(lanes)
-    ]
+
+    readers = [reader(number, lane) for number, lane in enumerate(lanes)]
 
     def items() -> Iterator[T]:
         for reader in readers:
@@ -423,7 +456,12 @@ def read_ahead(lanes: Sequence[Iterable[T]], *, depth: int = 1) -> Iterator[T]:
         try:
             running = len(readers)
             while running:
-                kind, value = queue.get()
+                try:
+                    kind, value = queue.get(timeout=WAIT_SECONDS if on_wait else None)
+                except Empty:
+                    if on_wait is not None:
+                        on_wait()
+                    continue
                 if kind == "end":
                     running -= 1
                 elif kind == "error":
@@ -431,11 +469,33 @@ def read_ahead(lanes: Sequence[Iterable[T]], *, depth: int = 1) -> Iterator[T]:
                 else:
                     yield value
         finally:
-            done.set()
-            for reader in readers:
-                reader.join(timeout=30)
+            done.set()  # every reader's cancel flag: each stops at its next request
+            _join(readers)
 
     return items()
+
+
+def _cancellable(
+    flag: threading.Event, read: Callable[[Iterable[T]], None], lane: Iterable[T]
+) -> None:
+    """A reader's body: its requests stop once `flag` is set (see `connectors.cancel`)."""
+    with cancel.cancelled_by(flag):
+        read(lane)
+
+
+def _join(readers: Sequence[threading.Thread]) -> None:
+    """Wait for every reader to end, however long its last request takes (each stops at its
+    next one): the pull must not return while a reader still reads, or the source's kept state
+    would be saved while a reader changes it, and the next pull would read beside it. A
+    reader that takes long is logged every `READER_WAIT_SECONDS`."""
+    waited = 0.0
+    for reader in readers:
+        while True:
+            reader.join(timeout=READER_WAIT_SECONDS)
+            if not reader.is_alive():
+                break
+            waited += READER_WAIT_SECONDS
+            log.warning("pull.reader_still_running", reader=reader.name, seconds=waited)
 
 
 # The row hash's JSON: keys sorted, compact, anything not JSON as str() (one encoder for all:

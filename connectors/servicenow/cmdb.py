@@ -203,15 +203,17 @@ class CmdbMirror:
 
     def rebuild(self, services: Sequence[Record], type_id: str, bound: str) -> None:
         """The cold walk: all services, their relations level by level, the reached CIs."""
+        started = self.clock()
+        self.warm = False  # until the walk is whole: a failed one leaves the mirror cold (due)
         self.services = {str(s["sys_id"]): s for s in services}
         self.graph = Graph()
         self.cis = {}
         start = Cursor(bound)
         self._relation_cursor = self._ci_cursor = self._audit_cursor = start
-        self._walked_at = self.clock()
+        self.expand(type_id)
+        self._walked_at = started
         self.warm = True
         self._refreshed = bound
-        self.expand(type_id)
 
     def cycle_done(self) -> None:
         """The cycle's last CMDB reader is done: the next one refreshes (same bound or not)."""
@@ -227,7 +229,6 @@ class CmdbMirror:
         """Once per cycle: changed relations, deleted relations, changed CIs; walk on."""
         if not self.warm or self._refreshed == bound:
             return
-        self._refreshed = bound
         for relation in self._changed_relations(type_id, bound):
             self.graph.add(relation)
         for record_id in self._deleted(bound):
@@ -237,6 +238,8 @@ class CmdbMirror:
         for row in self._changed_cis(bound):
             if row["sys_id"] in self.cis:
                 self.cis[row["sys_id"]] = row
+        self._refreshed = bound  # only once whole: a failed refresh is made again (each
+        # table from its own cursor, which moved only with what was taken in)
 
     def expand(self, type_id: str) -> dict[str, Reached]:
         """Read the relations of reachable CIs never walked, until none is left; fetch the
@@ -249,8 +252,12 @@ class CmdbMirror:
             )
             if not frontier:
                 break
+            relations = walk.relations_of(frontier)  # may fail or stop: nothing taken yet
+            # expanded only with its relations in the graph: a walk that failed (or was
+            # stopped) midway reads the rest of the frontier next time, in this process or
+            # after a restart from the kept state
             self.graph.expanded.update(frontier)
-            for relation in walk.relations_of(frontier):
+            for relation in relations:
                 self.graph.add(relation)
         reached = self.graph.reached(list(self.services), self.depth)
         missing = [ci for ci in reached if ci not in self.cis]

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from config import ServiceNowSettings
+from connectors import cancel
 from connectors.errors import RequestRejected
 from connectors.servicenow import query
 from connectors.servicenow.client import Record, TableClient
@@ -148,7 +149,7 @@ class CommitmentReader:
 
         if len(conditions) > 1 and self.guard.concurrency > 1:
             with ThreadPoolExecutor(max_workers=self.guard.concurrency) as pool:
-                found = list(pool.map(read, conditions))
+                found = list(pool.map(cancel.carried(read), conditions))
         else:
             found = [read(condition) for condition in conditions]
         return [row for rows in found for row in rows]

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
+from connectors import cancel
 from connectors.errors import ConnectorError, RateLimited, write_failure
 from connectors.http import monotonic_deadline, retry_after_seconds
 from connectors.pacing import Pacer
@@ -86,6 +87,7 @@ class Guard:
         # the requests would then leave in bursts above the pacing rate.
         with self._slots:
             self.pacer.acquire()
+            cancel.check()  # given up while it waited for its slot (see `connectors.cancel`)
             with self._count_lock:
                 self.requests_made += 1
             try:

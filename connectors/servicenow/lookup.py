@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from connectors import cancel
 from connectors.servicenow import query
 from connectors.servicenow.client import Record, TableClient
 from connectors.servicenow.guard import Guard
@@ -44,7 +45,7 @@ class BatchLookup:
         ]
         if len(batches) > 1:
             with ThreadPoolExecutor(max_workers=self.guard.concurrency) as pool:
-                results = list(pool.map(self._batch, batches))
+                results = list(pool.map(cancel.carried(self._batch), batches))
         else:
             results = [self._batch(batch) for batch in batches]
         with self._lock:

@@ -1,17 +1,21 @@
 """The pull reads the next page while it stores the current one, without changing what it sees:
 pages arrive in order, a read error surfaces where its page would have been, and a pull that
 stops early stops the reader too (it reads at most one page ahead). Several lanes (streams that
-share no state) are read at the same time, each in its order."""
+share no state) are read at the same time, each in its order. A lane busy with requests before
+its first item is stopped at its next request and waited for. Overlapping pulls leave the
+collection thresholds as they found them."""
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Iterator
+from functools import partial
 
 import pytest
 
-from connectors import ConnectorError
-from sync.pull import prefetched, read_ahead
+from connectors import ConnectorError, RetryPolicy, cancel
+from sync.pull import GC_YOUNG, _collections_spaced, prefetched, read_ahead
 
 
 def _pages(count: int, read: list[int], *, fail_at: int | None = None) -> Iterator[int]:
@@ -80,3 +84,91 @@ def test_one_lanes_error_is_raised_and_every_reader_stops() -> None:
         for _ in read_ahead([endless, _pages(10, [], fail_at=2)], depth=2):  # type: ignore[list-item]
             pass
     assert not [t for t in threading.enumerate() if t.name.startswith("pull-read-ahead")]
+
+
+def test_a_lane_busy_before_its_first_item_is_stopped_at_its_next_request_and_waited_for() -> None:
+    """A lane that makes many requests before its first item (the CMDB walk) when another
+    lane fails: its request in flight ends, it sends no other, and `read_ahead` raises only
+    once that lane's thread ended (its state is no longer changed when the pull saves it)."""
+    policy = RetryPolicy(sleep=lambda seconds: None)
+    sent: list[int] = []
+    given_up: list[bool] = []
+    ended = threading.Event()
+
+    def request(n: int) -> int:
+        if n == 0:  # in flight until the read is given up
+            flag = cancel.current()
+            given_up.append(flag is not None and flag.wait(timeout=60))
+        sent.append(n)
+        return n
+
+    def walk() -> Iterator[str]:
+        try:
+            for n in range(10**6):
+                policy.call(partial(request, n), system="servicenow", what="walk")
+            yield "walked"
+        finally:
+            ended.set()
+
+    with pytest.raises(ConnectorError, match="page 0 could not be read"):
+        for _ in read_ahead([walk(), _pages(10, [], fail_at=0)], depth=2):
+            pass
+    assert ended.is_set()
+    assert not [t for t in threading.enumerate() if t.name.startswith("pull-read-ahead")]
+    assert given_up == [True]
+    assert sent == [0]
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_a_stop_while_no_item_comes_gives_up_the_busy_lane() -> None:
+    """`on_wait` is called while the caller waits; what it raises (a stop) ends the reading:
+    the lane busy with requests stops at its next one and is waited for."""
+    policy = RetryPolicy(sleep=lambda seconds: None)
+    sent: list[int] = []
+    in_flight = threading.Event()
+    ended = threading.Event()
+
+    def request(n: int) -> int:
+        if n == 0:
+            in_flight.set()
+            flag = cancel.current()
+            assert flag is not None and flag.wait(timeout=60)
+        sent.append(n)
+        return n
+
+    def walk() -> Iterator[str]:
+        try:
+            for n in range(10**6):
+                policy.call(partial(request, n), system="servicenow", what="walk")
+            yield "walked"
+        finally:
+            ended.set()
+
+    def stop_once_busy() -> None:
+        if in_flight.is_set():
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        for _ in read_ahead([walk()], on_wait=stop_once_busy):
+            pass
+    assert ended.is_set()
+    assert not [t for t in threading.enumerate() if t.name.startswith("pull-read-ahead")]
+    assert sent == [0]
+
+
+def test_overlapping_pulls_leave_the_collection_thresholds_as_they_found_them() -> None:
+    """Two pulls at once in one process (`sync.pull._collections_spaced`), ending in either
+    order: the thresholds stay raised while either runs and are the original ones after."""
+    original = gc.get_threshold()
+    for first_ends_first in (True, False):
+        first, second = _collections_spaced(), _collections_spaced()
+        first.__enter__()
+        second.__enter__()
+        assert gc.get_threshold()[0] >= GC_YOUNG
+        (first if first_ends_first else second).__exit__(None, None, None)
+        assert gc.get_threshold()[0] >= GC_YOUNG  # the other still runs
+        (second if first_ends_first else first).__exit__(None, None, None)
+        assert gc.get_threshold() == original
