@@ -260,7 +260,7 @@ class Engine:
                     raise Interrupted
                 pulled = pull(
                     self.source, self.mappings, self.store, until=until, full=full,
-                    on_page=self._page_read, keeper=self.source_state,
+                    on_page=self._page_read, on_wait=self._check_stop, keeper=self.source_state,
                 )  # fmt: skip
         self._count_reads(pulled)
         self.book.refresh(fresh=[item.key for item in work if item.kind == "ticket"])
