@@ -106,6 +106,11 @@ class Decoded:
     attainments: dict[str, Attainment] = field(default_factory=dict)
     csat_digest: str = ""
     csat: dict[str, CsatSummary] = field(default_factory=dict)  # by service key
+    # The services and attainments with the source's record links (`_whole_linked`), and what
+    # they were linked from: reused while those are the very objects decoded (or reused) above.
+    linked_from: tuple[object, ...] | None = None
+    linked_services: tuple[Service, ...] = ()
+    linked_attainments: dict[str, Attainment] = field(default_factory=dict)
 
 
 def chart_name(service_key: str) -> str:
@@ -187,14 +192,14 @@ def build_review(
         decoded = _whole_inputs(store, cycle.period, margin, last)
         decoded.services_digest, decoded.services, decoded.unresolved = _whole_services(store, last)
         skipped += decoded.unresolved
-        services = tuple(_linked_service(s, links) for s in decoded.services)
-        agreements, unlinked = decoded.agreements, decoded.attainments
+        services, attainments = _whole_linked(decoded, last, links)
+        agreements = decoded.agreements
     else:
         services = tuple(_linked_service(s, links) for s in _services(store, skipped, only))
         agreements = _agreements(store, services)
         of = [a.key for a in agreements]
         unlinked = stored_attainment(store, agreements, cycle.period, margin, agreement_keys=of)
-    attainments = _linked_breaches(unlinked, links)
+        attainments = _linked_breaches(unlinked, links)
     if decoded is not None:
         summaries = _whole_csat(store, cycle.period, decoded, last)
     else:
@@ -293,6 +298,26 @@ def _whole_inputs(store: StateStore, period: ReviewPeriod, margin: float, last: 
             accumulator.add_breach(SlaRecord.model_validate(json.loads(body)))
     found.attainments = accumulator.results()
     return found
+
+
+def _whole_linked(
+    found: Decoded, last: Decoded, links: RecordLinks | None
+) -> tuple[tuple[Service, ...], dict[str, Attainment]]:
+    """Every service and attainment with its records' links; `last`'s when they were linked
+    from the same services and attainments (reused, not decoded again) with the same links:
+    the same objects again, so that what is planned from them is seen to be the same."""
+    sources = (found.services, found.attainments, links)
+    kept = last.linked_from
+    if kept is not None and kept[0] is sources[0] and kept[1] is sources[1] and kept[2] == links:
+        found.linked_services, found.linked_attainments = (
+            last.linked_services,
+            last.linked_attainments,
+        )
+    else:
+        found.linked_services = tuple(_linked_service(s, links) for s in found.services)
+        found.linked_attainments = _linked_breaches(found.attainments, links)
+    found.linked_from = sources
+    return found.linked_services, found.linked_attainments
 
 
 def _whole_csat(
