@@ -325,6 +325,7 @@ class Engine:
             for key in (*frozen, *_finished_closing(self.raci, cycle, phase)):
                 self.store.freeze(self.target.system, key)
         self._check_stop()
+        self.hashes.keep_only(t.key for t in tickets)
         followups = FollowUps.load(self.target, self.store)
         summary = self._apply(tickets, build, followups, dry_run=dry_run, charts=not prompt)
         duplicates: list[Duplicate] = []
@@ -486,7 +487,6 @@ class Engine:
         cycle so writes the pack and its change comment only: a burst of 50 announced
         breaches costs two calls per review (with the tickets read ahead, 50 per search), not
         six (a read of the ticket, the chart's listing, upload and removal besides)."""
-        self.hashes.next_cycle()
         reconciler = Reconciler(
             self.target,
             self.store,

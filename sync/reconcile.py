@@ -114,26 +114,26 @@ def spec_hash(spec: TicketSpec) -> str:
 
 @dataclass
 class SpecHashes:
-    """`spec_hash` of the specs of this cycle, kept for the next: a spec that is the same
-    object as last cycle's (a review whose plan was reused, `review.plan.PlanMemo`; specs are
-    frozen) is not serialised and hashed again."""
+    """`spec_hash` of the specs applied, kept for the next cycles: a spec that is the same
+    object as the one hashed before (a review whose plan was reused, `review.plan.PlanMemo`;
+    specs are frozen) is not serialised and hashed again."""
 
-    last: dict[str, tuple[TicketSpec, str]] = field(default_factory=dict)
-    now: dict[str, tuple[TicketSpec, str]] = field(default_factory=dict)
+    kept: dict[str, tuple[TicketSpec, str]] = field(default_factory=dict)
     computed: int = 0  # hashes computed (not reused) since the start (tests count them)
 
-    def next_cycle(self) -> None:
-        """Forget the specs of the cycle before last (what this cycle did not hash again)."""
-        self.last, self.now = self.now, {}
-
     def of(self, spec: TicketSpec) -> str:
-        """The spec's hash, reused when this cycle or the last hashed this very spec object."""
-        kept = self.now.get(spec.key) or self.last.get(spec.key)
+        """The spec's hash, reused when this very spec object was hashed before."""
+        kept = self.kept.get(spec.key)
         if kept is None or kept[0] is not spec:
             self.computed += 1
-            kept = (spec, spec_hash(spec))
-        self.now[spec.key] = kept
+            kept = self.kept[spec.key] = (spec, spec_hash(spec))
         return kept[1]
+
+    def keep_only(self, keys: Iterable[str]) -> None:
+        """Forget the specs of keys no longer planned (a whole cycle's tickets)."""
+        wanted = set(keys)
+        for key in [k for k in self.kept if k not in wanted]:
+            del self.kept[key]
 
 
 def settled(
