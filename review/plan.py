@@ -31,8 +31,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import partial
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -200,6 +203,42 @@ def _take(people: Sequence[Person], taken: set[str]) -> tuple[Person, ...]:
     return tuple(kept)
 
 
+@dataclass
+class PlanMemo:
+    """Each selected service's review ticket and sub-tasks (and the gaps found planning them)
+    as last planned, with what they were planned from: the cycle, the matrix, the role
+    holders, the service and its pack. Planning a service again from the same inputs gives the
+    same tickets (planning reads nothing else), so `build_plan` reuses them: a cycle in which
+    nothing changed plans no review, and a spec reused is the same object (its hash is kept,
+    `sync.reconcile.SpecHashes`)."""
+
+    kept: dict[str, tuple[tuple[Any, ...], list[TicketSpec], list[Gap]]] = field(
+        default_factory=dict
+    )
+    planned: int = 0  # services planned (not reused) since the start (tests count them)
+
+    def tickets(
+        self,
+        inputs: tuple[Any, ...],
+        service_key: str,
+        plan: Callable[[], tuple[list[TicketSpec], list[Gap]]],
+    ) -> tuple[list[TicketSpec], list[Gap]]:
+        """The service's tickets and gaps: last time's if `inputs` are the same, else `plan()`."""
+        kept = self.kept.get(service_key)
+        if kept is not None and all(a is b or a == b for a, b in zip(kept[0], inputs, strict=True)):
+            return kept[1], kept[2]
+        self.planned += 1
+        tickets, gaps = plan()
+        self.kept[service_key] = (inputs, tickets, gaps)
+        return tickets, gaps
+
+    def keep_only(self, service_keys: Iterable[str]) -> None:
+        """Forget the services no longer selected."""
+        wanted = set(service_keys)
+        for key in [k for k in self.kept if k not in wanted]:
+            del self.kept[key]
+
+
 def build_plan(
     cycle: Cycle,
     matrix: RaciMatrix,
@@ -211,6 +250,7 @@ def build_plan(
     candidates: Sequence[Candidate] = (),
     activity_bodies: Mapping[str, doc.Document] | None = None,
     selection_status: SelectionStatus | None = None,
+    memo: PlanMemo | None = None,
 ) -> ReviewPlan:
     """The tickets of a cycle: cycle ticket and sub-tasks, then each selected service's review.
 
@@ -242,8 +282,28 @@ def build_plan(
     tickets[0] = tickets[0].model_copy(update={"body": body})
     for service in selected:
         pack = (packs or {}).get(service.key)
-        tickets.extend(_service_tickets(cycle, matrix, holders, service, pack, gaps))
+        if memo is None:
+            tickets.extend(_service_tickets(cycle, matrix, holders, service, pack, gaps))
+            continue
+        inputs = (cycle, matrix, holders, service, pack)
+        planned, found = memo.tickets(inputs, service.key, partial(_planned, *inputs))
+        tickets.extend(planned)
+        gaps.extend(found)
+    if memo is not None:
+        memo.keep_only(chosen)
     return ReviewPlan(tickets=tuple(tickets), gaps=tuple(dict.fromkeys(gaps)))
+
+
+def _planned(
+    cycle: Cycle,
+    matrix: RaciMatrix,
+    holders: RoleHolders,
+    service: Service,
+    pack: ReviewPack | None,
+) -> tuple[list[TicketSpec], list[Gap]]:
+    """One service's tickets and the gaps found planning them."""
+    gaps: list[Gap] = []
+    return _service_tickets(cycle, matrix, holders, service, pack, gaps), gaps
 
 
 def _cycle_tickets(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import astuple, dataclass, field
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, TypeVar
 
@@ -104,6 +104,13 @@ class Decoded:
     agreements: tuple[Agreement, ...] = ()
     attainment_digest: str = ""
     attainments: dict[str, Attainment] = field(default_factory=dict)
+    csat_digest: str = ""
+    csat: dict[str, CsatSummary] = field(default_factory=dict)  # by service key
+    # The services and attainments with the source's record links (`_whole_linked`), and what
+    # they were linked from: reused while those are the very objects decoded (or reused) above.
+    linked_from: tuple[object, ...] | None = None
+    linked_services: tuple[Service, ...] = ()
+    linked_attainments: dict[str, Attainment] = field(default_factory=dict)
 
 
 def chart_name(service_key: str) -> str:
@@ -185,18 +192,21 @@ def build_review(
         decoded = _whole_inputs(store, cycle.period, margin, last)
         decoded.services_digest, decoded.services, decoded.unresolved = _whole_services(store, last)
         skipped += decoded.unresolved
-        services = tuple(_linked_service(s, links) for s in decoded.services)
-        agreements, unlinked = decoded.agreements, decoded.attainments
+        services, attainments = _whole_linked(decoded, last, links)
+        agreements = decoded.agreements
     else:
         services = tuple(_linked_service(s, links) for s in _services(store, skipped, only))
         agreements = _agreements(store, services)
         of = [a.key for a in agreements]
         unlinked = stored_attainment(store, agreements, cycle.period, margin, agreement_keys=of)
-    attainments = _linked_breaches(unlinked, links)
-    csat = CsatAccumulator(cycle.period)
-    for record in _mirrored(store, "csat_response", only):
-        csat.add(CsatResponse.model_validate(record.body))
-    summaries = csat.summaries()
+        attainments = _linked_breaches(unlinked, links)
+    if decoded is not None:
+        summaries = _whole_csat(store, cycle.period, decoded, last)
+    else:
+        csat = CsatAccumulator(cycle.period)
+        for record in _mirrored(store, "csat_response", only):
+            csat.add(CsatResponse.model_validate(record.body))
+        summaries = csat.summaries()
     # Each service looks only at its own and its components' agreements (not the whole list:
     # that was services x agreements work), in their original order.
     relevant = relevant_agreements(services, agreements)
@@ -275,7 +285,8 @@ def _whole_inputs(store: StateStore, period: ReviewPeriod, margin: float, last: 
     tallies = store.sla_tallies(period.start, period.end)
     breached = list(store.breached_sla_texts(period.start, period.end))
     inputs = (digest, period.model_dump_json(), repr(margin))
-    found.attainment_digest = _digest([inputs, *map(astuple, tallies), *breached])
+    rows = ((t.agreement_key, t.month, t.measured, t.breached) for t in tallies)  # astuple's
+    found.attainment_digest = _digest([inputs, *rows, *breached])
     if found.attainment_digest == last.attainment_digest:
         found.attainments = last.attainments
         return found
@@ -287,6 +298,43 @@ def _whole_inputs(store: StateStore, period: ReviewPeriod, margin: float, last: 
             accumulator.add_breach(SlaRecord.model_validate(json.loads(body)))
     found.attainments = accumulator.results()
     return found
+
+
+def _whole_linked(
+    found: Decoded, last: Decoded, links: RecordLinks | None
+) -> tuple[tuple[Service, ...], dict[str, Attainment]]:
+    """Every service and attainment with its records' links; `last`'s when they were linked
+    from the same services and attainments (reused, not decoded again) with the same links:
+    the same objects again, so that what is planned from them is seen to be the same."""
+    sources = (found.services, found.attainments, links)
+    kept = last.linked_from
+    if kept is not None and kept[0] is sources[0] and kept[1] is sources[1] and kept[2] == links:
+        found.linked_services, found.linked_attainments = (
+            last.linked_services,
+            last.linked_attainments,
+        )
+    else:
+        found.linked_services = tuple(_linked_service(s, links) for s in found.services)
+        found.linked_attainments = _linked_breaches(found.attainments, links)
+    found.linked_from = sources
+    return found.linked_services, found.linked_attainments
+
+
+def _whole_csat(
+    store: StateStore, period: ReviewPeriod, found: Decoded, last: Decoded
+) -> dict[str, CsatSummary]:
+    """Every service's CSAT summary over `period`; `last`'s if the answers' stored rows (and the
+    period) digest the same."""
+    texts = list(store.mirrored_texts("csat_response"))
+    found.csat_digest = _digest([(period.model_dump_json(),), *texts])
+    if found.csat_digest == last.csat_digest:
+        found.csat = last.csat
+        return found.csat
+    csat = CsatAccumulator(period)
+    for _, text in texts:
+        csat.add(CsatResponse.model_validate(json.loads(text)))
+    found.csat = csat.summaries()
+    return found.csat
 
 
 def _whole_services(

@@ -80,7 +80,9 @@ class DuplicateAudit:
             if self.listed is not None
             else self.target.ours_created_since(since - MARGIN if since else None)
         )
-        ledger = self.store.ledger_rows(self.target.system)
+        # Retiring copies acts on what the ledger says now (another replica may have written
+        # it during this cycle); a report alone takes the cycle's read.
+        ledger = self.store.ledger_rows(self.target.system, fresh=self.resolve)
         found = {d.key: d for d in _group(tickets, ledger)}
         found.update({d.key: d for d in self._still_open(found)})
         if self.resolve:

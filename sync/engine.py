@@ -54,6 +54,7 @@ from review.cycle_summary import (
 )
 from review.meeting import frozen_note
 from review.model import Meeting
+from review.plan import PlanMemo
 from sync.build import ReviewBuild, build_review, chart_name, current_cycle, role_holders
 from sync.closing import close_finished
 from sync.cycle_flow import (
@@ -71,7 +72,16 @@ from sync.leases import LeaseLost, WorkLeases, units
 from sync.meeting import CycleRecord, MeetingReader, PlanCache
 from sync.metrics import Metrics
 from sync.pull import PullSummary, pull, store_announced
-from sync.reconcile import Action, ApplySummary, ChangeNote, Outcome, Reconciler, leased
+from sync.reconcile import (
+    Action,
+    ApplySummary,
+    ChangeNote,
+    Outcome,
+    Reconciler,
+    SpecHashes,
+    leased,
+    settled,
+)
 from sync.source_state import SourceStateKeeper
 from sync.state import LedgerRow, MirrorRecord, StateStore
 from sync.steps import FollowUps, ReadsAhead
@@ -174,6 +184,11 @@ class Engine:
     last_build: ReviewBuild | None = field(default=None, init=False)
     # the source's kept state (CMDB mirror) as last loaded from or saved to the store
     source_state: SourceStateKeeper = field(default_factory=SourceStateKeeper, init=False)
+    # the specs' hashes of the last cycle, reused for the same spec objects (reused plans)
+    hashes: SpecHashes = field(default_factory=SpecHashes, init=False)
+    # each selected review's tickets as last planned, reused while their inputs are the same
+    plans: PlanMemo = field(default_factory=PlanMemo, init=False)
+    units_applied: int = field(default=0, init=False)  # units given to the reconciler (tests)
 
     def __post_init__(self) -> None:
         self.leases = WorkLeases(self.store, seconds=self.settings.sync.lease_seconds)
@@ -224,10 +239,14 @@ class Engine:
         self, *, dry_run: bool, full: bool, prompt: bool, work: Sequence[WorkItem]
     ) -> RunResult:
         if dry_run:
-            return self._run(dry_run=True, full=full, prompt=prompt, work=work)
+            with self.store.held_ledger():
+                return self._run(dry_run=True, full=full, prompt=prompt, work=work)
         run_id = self.store.start_run()
         try:
-            result = self._run(dry_run=False, full=full, prompt=prompt, work=work)
+            # The ledger is read once for the cycle's steps (and after each write of ours):
+            # not a dozen times over every ticket's row. The next cycle reads it anew.
+            with self.store.held_ledger():
+                result = self._run(dry_run=False, full=full, prompt=prompt, work=work)
         except BaseException as error:
             self.store.finish_run(run_id, "failed", {"error": f"{type(error).__name__}: {error}"})
             raise
@@ -295,6 +314,7 @@ class Engine:
             candidates=build.candidates,
             activity_bodies=self._closing_bodies(build, phase, reader.record),
             selection_status=phase.selection_status,
+            memo=self.plans,
         )
         wanted = flow.wanted(build.cycle, phase, plan.tickets)
         tickets = tuple(_with_people_due(_readable(wanted, phase, reader.record), reader.record))
@@ -305,6 +325,7 @@ class Engine:
             for key in (*frozen, *_finished_closing(self.raci, cycle, phase)):
                 self.store.freeze(self.target.system, key)
         self._check_stop()
+        self.hashes.keep_only(t.key for t in tickets)
         followups = FollowUps.load(self.target, self.store)
         summary = self._apply(tickets, build, followups, dry_run=dry_run, charts=not prompt)
         duplicates: list[Duplicate] = []
@@ -473,11 +494,26 @@ class Engine:
             stop=self._safe_point,
             followups=followups,
             charts=_charts_of(build) if charts else None,
+            hashes=self.hashes,
         )
         if dry_run:
             return reconciler.apply(tickets, dry_run=True)
         summary = ApplySummary()
-        pending = list(units(tickets).items())
+        # A unit the ledger shows done (created, showing its spec, no step pending) has nothing
+        # to apply: its outcomes are told without a lease or the reconciler's reads. What
+        # people did in its tickets reaches it through the plan (the ticket book is read
+        # first), which changes its specs.
+        ledger = self.store.ledger_rows(self.target.system)
+        watching = followups.keys_with_watchers_pending()
+        pending: list[tuple[str, list[TicketSpec]]] = []
+        for unit, specs in units(tickets).items():
+            done = settled(specs, ledger, self.hashes, watching)
+            if done is None:
+                pending.append((unit, specs))
+            else:
+                summary.outcomes.extend(done)
+        self.units_applied += len(pending)
+        self._check_stop()
         for start in range(0, len(pending), UNITS_PER_APPLY):
             summary.outcomes.extend(
                 self._apply_units(reconciler, pending[start : start + UNITS_PER_APPLY])

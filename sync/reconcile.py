@@ -112,6 +112,51 @@ def spec_hash(spec: TicketSpec) -> str:
     return hashlib.sha256(spec.model_dump_json().encode()).hexdigest()
 
 
+@dataclass
+class SpecHashes:
+    """`spec_hash` of the specs applied, kept for the next cycles: a spec that is the same
+    object as the one hashed before (a review whose plan was reused, `review.plan.PlanMemo`;
+    specs are frozen) is not serialised and hashed again."""
+
+    kept: dict[str, tuple[TicketSpec, str]] = field(default_factory=dict)
+    computed: int = 0  # hashes computed (not reused) since the start (tests count them)
+
+    def of(self, spec: TicketSpec) -> str:
+        """The spec's hash, reused when this very spec object was hashed before."""
+        kept = self.kept.get(spec.key)
+        if kept is None or kept[0] is not spec:
+            self.computed += 1
+            kept = self.kept[spec.key] = (spec, spec_hash(spec))
+        return kept[1]
+
+    def keep_only(self, keys: Iterable[str]) -> None:
+        """Forget the specs of keys no longer planned (a whole cycle's tickets)."""
+        wanted = set(keys)
+        for key in [k for k in self.kept if k not in wanted]:
+            del self.kept[key]
+
+
+def settled(
+    specs: Sequence[TicketSpec],
+    ledger: dict[str, LedgerRow],
+    hashes: SpecHashes,
+    watching: set[str],
+) -> list[Outcome] | None:
+    """The outcomes of applying `specs` (one unit: a root ticket and its sub-tasks) when
+    `Reconciler.apply` would find nothing to do: every ticket created as the ledger says,
+    frozen or showing its spec (the applied hash), no watcher pending (`watching`). None when
+    one of them has work (a create, a lookup, an update, a step): the unit is applied."""
+    outcomes = []
+    for spec in specs:
+        row = ledger.get(spec.key)
+        if row is None or row.state != "created" or spec.key in watching:
+            return None
+        if _updates(row, hashes.of(spec)):
+            return None
+        outcomes.append(_outcome(spec, Action.UNCHANGED, ticket=row.ticket_key or ""))
+    return outcomes
+
+
 def levels(specs: Sequence[TicketSpec]) -> list[list[TicketSpec]]:
     """Specs grouped parents-first: level 0 has no parent in the plan, level n a parent in n-1."""
     by_key = {s.key: s for s in specs}
@@ -142,6 +187,7 @@ class Reconciler:
     # The chart (file name, content) a ticket's description shows, if any: uploaded before the
     # update of an existing ticket, so that the update shows it (`FollowUps.stage`).
     charts: Callable[[TicketSpec], tuple[str, bytes] | None] | None = None
+    hashes: SpecHashes = field(default_factory=SpecHashes)
 
     def __post_init__(self) -> None:
         if self.followups is None:
@@ -150,7 +196,9 @@ class Reconciler:
     def apply(self, specs: Sequence[TicketSpec], *, dry_run: bool = False) -> ApplySummary:
         """Make the target match `specs`; with dry_run, only read and report."""
         summary = ApplySummary()
-        ledger = self.store.ledger_rows(self.target.system)
+        # Read now, under the units' leases: another replica may have written these keys
+        # since the cycle's steps read the ledger (`StateStore.held_ledger`).
+        ledger = self.store.ledger_rows(self.target.system, fresh=True)
         # The tickets of these specs and of their parents (every lookup is by one of these
         # keys): not a ref for every ticket of the ledger per batch of units.
         wanted = {s.key for s in specs} | {s.parent_key for s in specs if s.parent_key}
@@ -195,7 +243,7 @@ class Reconciler:
                 to_create.append(spec)
         self._create(to_create, refs, summary, dry_run=dry_run)
         existing = {
-            spec.key: spec_hash(spec)
+            spec.key: self.hashes.of(spec)
             for spec in level
             if spec.key in ledger and ledger[spec.key].state == "created" and spec.key in refs
         }

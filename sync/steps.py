@@ -399,6 +399,14 @@ class FollowUps:
         self.store.forget_step(self.target.system, key, WATCH + email)
         del self.rows[key, WATCH + email]
 
+    def keys_with_watchers_pending(self) -> set[str]:
+        """Every key an earlier run left a watcher pending of (`watchers_pending` of each)."""
+        return {
+            k
+            for (k, step), row in self.rows.items()
+            if step.startswith(WATCH) and row.state != "done"
+        }
+
     def watchers_pending(self, key: str) -> bool:
         """Whether an earlier run left a watcher of `key` pending."""
         return any(

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import fcntl
 import json
+import threading
 import time
 from collections.abc import Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -153,6 +155,10 @@ class StateStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # The ledger as read in a cycle (`held_ledger`), per thread: (version, rows) by target.
+        self._held = threading.local()
+        self._ledger_version = 0  # bumped by every ledger write of this object
+        self.ledger_reads = 0  # reads of a whole target's ledger from the database (tests)
 
     def migrate(self, revision: str = "head") -> None:
         """Apply alembic migrations up to `revision` (idempotent; head by default)."""
@@ -485,8 +491,40 @@ class StateStore:
 
     # -- ledger --------------------------------------------------------------------------
 
-    def ledger_rows(self, target: str) -> dict[str, LedgerRow]:
-        """Every ledger row of `target`, by key."""
+    @contextmanager
+    def held_ledger(self) -> Iterator[None]:
+        """Within this block (one cycle, on this thread), `ledger_rows` reads the database once
+        and answers from that read until a ledger write of this store object (which reads
+        again after it). Only for one cycle: another replica's writes show in the next one, and
+        a read that must see them at once (the reconciler's, after its lease) asks `fresh`."""
+        outer = getattr(self._held, "rows", None)
+        if outer is None:
+            self._held.rows = {}
+        try:
+            yield
+        finally:
+            if outer is None:
+                self._held.rows = None
+
+    def _ledger_changed(self) -> None:
+        self._ledger_version += 1
+
+    def ledger_rows(self, target: str, *, fresh: bool = False) -> dict[str, LedgerRow]:
+        """Every ledger row of `target`, by key (a new dict: the caller's to change). Within
+        `held_ledger` the last read of it, unless `fresh` or written since."""
+        held: dict[str, tuple[int, dict[str, LedgerRow]]] | None = getattr(self._held, "rows", None)
+        version = self._ledger_version
+        if held is not None and not fresh:
+            kept = held.get(target)
+            if kept is not None and kept[0] == version:
+                return dict(kept[1])
+        rows = self._read_ledger(target)
+        if held is not None:
+            held[target] = (version, rows)
+        return dict(rows)
+
+    def _read_ledger(self, target: str) -> dict[str, LedgerRow]:
+        self.ledger_reads += 1
         # The stamps as the driver gives them (SQLite: text), parsed by `_moment`: SQLAlchemy's
         # own DateTime processing cost more than the rest of the read (called several times a
         # cycle over every ticket's row).
@@ -518,6 +556,7 @@ class StateStore:
                 "updated_at": _now(),
             }
             _upsert(connection, ledger, values, ("target", "key"))
+        self._ledger_changed()
 
     def record_created(
         self,
@@ -559,6 +598,7 @@ class StateStore:
                 .where(ledger.c.state != "created")
                 .values(state="sending", sent_at=now, updated_at=now)
             )
+        self._ledger_changed()
 
     def record_doubt(self, target: str, key: str, error: str) -> None:
         """The create for `key` was sent and failed in transit: it may exist. `sent_at` stays."""
@@ -580,6 +620,7 @@ class StateStore:
                     ),
                 )
             )
+        self._ledger_changed()
 
     def steps(self, target: str) -> dict[tuple[str, str], StepRow]:
         """Every follow-up step of `target`'s tickets, by (ticket key, step name)."""
@@ -622,6 +663,7 @@ class StateStore:
         with self.engine.begin() as connection:
             connection.execute(sa.delete(ledger).where(ledger.c.target == target))
             connection.execute(sa.delete(ticket_steps).where(ticket_steps.c.target == target))
+        self._ledger_changed()
 
     def _set(self, target: str, key: str, **values: Any) -> None:
         with self.engine.begin() as connection:
@@ -630,6 +672,7 @@ class StateStore:
                 .where(ledger.c.target == target, ledger.c.key == key)
                 .values(updated_at=_now(), **values)
             )
+        self._ledger_changed()
 
     # -- cycles and runs -----------------------------------------------------------------
 

@@ -140,3 +140,36 @@ def test_a_few_services_rows_are_read_by_key_service_and_body_text(store: StateS
     assert [r.key for r in breached] == sorted(
         r.key for r in records if r.breached and r.agreement_key in ("agr-1", "agr-2")
     )
+
+
+def test_a_held_ledger_is_read_once_per_cycle_and_again_after_a_write(store: StateStore) -> None:
+    """Within `held_ledger` (one cycle) the ledger is read once, and again after a write of
+    this store; another replica's write (another store object) shows in a `fresh` read (the
+    reconciler's, under its leases) and in the next cycle, not in the held one."""
+    url = store.engine.url.render_as_string(hide_password=False)
+    other = open_store(url)  # another replica on the same database
+    store.record_intent("jira", "k1", parent_key=None, kind="review", spec_hash="h1")
+    with store.held_ledger():
+        reads = store.ledger_reads
+        assert set(store.ledger_rows("jira")) == {"k1"}
+        rows = store.ledger_rows("jira")
+        rows.clear()  # the caller's copy: the held read is not changed
+        assert set(store.ledger_rows("jira")) == {"k1"}
+        assert store.ledger_reads == reads + 1
+
+        store.record_created(
+            "jira", "k1", ticket_key="T-1", ticket_id="1", ticket_url=None, applied_hash="h1"
+        )
+        assert store.ledger_rows("jira")["k1"].state == "created"
+        assert store.ledger_reads == reads + 2
+
+        other.record_intent("jira", "k2", parent_key=None, kind="review", spec_hash="h2")
+        assert set(store.ledger_rows("jira")) == {"k1"}
+        assert set(store.ledger_rows("jira", fresh=True)) == {"k1", "k2"}
+    with store.held_ledger():
+        assert set(store.ledger_rows("jira")) == {"k1", "k2"}
+    reads = store.ledger_reads
+    store.ledger_rows("jira")
+    store.ledger_rows("jira")
+    assert store.ledger_reads == reads + 2, "outside a cycle every call reads"
+    other.close()
