@@ -55,7 +55,7 @@ from review import (
 )
 from review.model import Meeting
 from sync.pull import SKIPPED
-from sync.state import MirrorRecord, StateStore
+from sync.state import MirrorRecord, SlaTally, StateStore
 
 Resolver = Callable[[Sequence[Person]], tuple[Person, ...]]
 # The selected services' review meetings, as their tickets show them (sync.meeting).
@@ -290,13 +290,8 @@ def _whole_inputs(store: StateStore, period: ReviewPeriod, margin: float, last: 
     if found.attainment_digest == last.attainment_digest:
         found.attainments = last.attainments
         return found
-    accumulator = AttainmentAccumulator(found.agreements, period, at_risk_margin_percent=margin)
-    for tally in tallies:
-        accumulator.add_counts(tally.agreement_key, tally.month, tally.measured, tally.breached)
-    for _, agreement_key, body in breached:
-        if agreement_key in accumulator.agreements:
-            accumulator.add_breach(SlaRecord.model_validate(json.loads(body)))
-    found.attainments = accumulator.results()
+    bodies = ((agreement_key, json.loads(body)) for _, agreement_key, body in breached)
+    found.attainments = _attainment(found.agreements, period, margin, tallies, bodies)
     return found
 
 
@@ -488,13 +483,27 @@ def stored_attainment(
     record to `AttainmentAccumulator.add` (tests/sync/test_stored_attainment.py).
     `agreement_keys`: read only these agreements' records (those of `agreements`: a partial
     build); None reads every agreement's (records of unknown agreements count as ignored)."""
-    accumulator = AttainmentAccumulator(agreements, period, at_risk_margin_percent=margin)
     start, end = period.start, period.end
-    for tally in store.sla_tallies(start, end, agreement_keys=agreement_keys):
+    tallies = store.sla_tallies(start, end, agreement_keys=agreement_keys)
+    breached = store.breached_sla(start, end, agreement_keys=agreement_keys)
+    bodies = ((record.agreement_key, record.body) for record in breached)
+    return _attainment(agreements, period, margin, tallies, bodies)
+
+
+def _attainment(
+    agreements: Sequence[Agreement],
+    period: ReviewPeriod,
+    margin: float,
+    tallies: Iterable[SlaTally],
+    breached: Iterable[tuple[str | None, dict[str, Any]]],
+) -> dict[str, Attainment]:
+    """Attainment from the store's tallies and the breached records' (agreement key, body)."""
+    accumulator = AttainmentAccumulator(agreements, period, at_risk_margin_percent=margin)
+    for tally in tallies:
         accumulator.add_counts(tally.agreement_key, tally.month, tally.measured, tally.breached)
-    for record in store.breached_sla(start, end, agreement_keys=agreement_keys):
-        if record.agreement_key in accumulator.agreements:
-            accumulator.add_breach(SlaRecord.model_validate(record.body))
+    for agreement_key, body in breached:
+        if agreement_key in accumulator.agreements:
+            accumulator.add_breach(SlaRecord.model_validate(body))
     return accumulator.results()
 
 
