@@ -328,11 +328,7 @@ class StateStore:
     ) -> Iterator[MirrorRecord]:
         """The breached SLA records decided in [start, end) (their bodies: breach lists), in
         key order. `agreement_keys`: only these agreements' (a webhook's partial build)."""
-        query = (
-            sa.select(records.c.key, records.c.body, records.c.agreement_key)
-            .where(*_decided_in(start, end), records.c.breached == sa.true())
-            .order_by(records.c.key)
-        )
+        query = _breached_in(start, end)
         with self.engine.connect() as connection:
             if agreement_keys is None:
                 rows: Iterable[Any] = connection.execution_options(yield_per=2000).execute(query)
@@ -376,16 +372,10 @@ class StateStore:
     def breached_sla_texts(self, start: datetime, end: datetime) -> Iterator[tuple[str, str, str]]:
         """(key, agreement key, body text) of the breached SLA records decided in [start, end),
         in key order (`breached_sla`, undecoded)."""
-        query = (
-            sa.select(records.c.key, records.c.agreement_key, records.c.body)
-            .where(*_decided_in(start, end), records.c.breached == sa.true())
-            .order_by(records.c.key)
-        )
         with self.engine.connect() as connection:
-            for key, agreement_key, body in connection.execution_options(yield_per=2000).execute(
-                query
-            ):
-                yield str(key), str(agreement_key or ""), str(body)
+            rows = connection.execution_options(yield_per=2000).execute(_breached_in(start, end))
+            for row in rows:
+                yield str(row.key), str(row.agreement_key or ""), str(row.body)
 
     def mirrored_keys(self, stream: str, keys: Collection[str]) -> list[MirrorRecord]:
         """These mirrored records of `stream` (those that exist), in key order."""
@@ -1072,6 +1062,15 @@ def _chunks(keys: Collection[str] | None, size: int = 500) -> Iterator[list[str]
     ordered = sorted(set(keys))
     for start in range(0, len(ordered), size):
         yield ordered[start : start + size]
+
+
+def _breached_in(start: datetime, end: datetime) -> sa.Select[Any]:
+    """The breached SLA records decided in [start, end): key, body, agreement key, key order."""
+    return (
+        sa.select(records.c.key, records.c.body, records.c.agreement_key)
+        .where(*_decided_in(start, end), records.c.breached == sa.true())
+        .order_by(records.c.key)
+    )
 
 
 def _mirror_record(row: Any) -> MirrorRecord:
