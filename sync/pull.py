@@ -15,6 +15,10 @@ so a page may repeat rows: each raw row is hashed, and a row whose hash the mirr
 is neither mapped nor stored again (`--full` maps everything). A page that brings nothing new
 and does not move the cursor writes nothing.
 
+The first read into an empty SQLite mirror, and a `--full` one, is a bulk load
+(`StateStore.bulk_load`): the mirror's secondary indexes are set aside while the records are
+written and built once at the end, and every row is mapped (the row hashes have no index then).
+
 Streams are read ahead of the storing, in background threads (`read_ahead`): a source that
 names `independent_streams` (reads that share no state with other streams') has each of them
 read in a lane of its own, at the same time as the others, so that more than one request is in
@@ -142,10 +146,12 @@ def pull(
     }
     _prepare(source, reads, until)
     streams = [s.value for s in reads]
+    bulk = store.bulk_load_wanted(full=full)
     try:
-        with _collections_spaced():
+        with _collections_spaced(), store.bulk_load(bulk) as bulk:
+            # in a bulk load the row hashes have no index: every row is mapped, as with --full
             _pull_streams(source, mappings, store, summary, reads, until=until, full=full,
-                          on_page=on_page, on_wait=on_wait)  # fmt: skip
+                          remap=full or bulk, on_page=on_page, on_wait=on_wait)  # fmt: skip
     except BaseException:
         if keeper is not None:  # what the source read so far goes with the cursors stored
             keeper.save_after_failure(source, store, streams)
@@ -164,6 +170,7 @@ def _pull_streams(
     *,
     until: datetime | None,
     full: bool,
+    remap: bool,
     on_page: Callable[[Stream, int], None] | None,
     on_wait: Callable[[], None] | None = None,
 ) -> None:
@@ -189,7 +196,7 @@ def _pull_streams(
             if not state.snapshot:
                 state.seen.clear()  # only a whole read is pruned: an incremental one keeps none
             state.pages += 1
-            writes.add(_store(page, mappings, store, summary, state, full=full))
+            writes.add(_store(page, mappings, store, summary, state, remap=remap))
             summary.pages += 1
             if on_page is not None:
                 on_page(stream, len(page.records))
@@ -331,14 +338,14 @@ def _store(
     summary: PullSummary,
     state: _StreamRead,
     *,
-    full: bool,
+    remap: bool,
 ) -> PageWrite | None:
     """Map a page and say what to store of it (None: nothing, its cursor did not move)."""
     stream = page.stream.value
     rows = [(source_hash(stream, record), dict(record)) for record in page.records]
     problems = [_problem(stream, error) for error in page.errors]
     hashes = [h for h, _ in rows] + [error_hash(stream, p) for p in problems]
-    known = {} if full else store.known((stream, SKIPPED), hashes)
+    known = {} if remap else store.known((stream, SKIPPED), hashes)
     if state.snapshot:
         state.seen.update(known.values())
     state.skipped.update(k for k in known.values() if k.startswith(f"{stream}:"))
@@ -602,7 +609,8 @@ def store_announced(
     Returns the services the page's records belong to."""
     if page.cursor is not None:
         raise ValueError("an announced page carries no cursor")
-    write = _store(page, mappings, store, summary, _StreamRead(committed=None), full=False)
+    write = _store(page, mappings, store, summary, _StreamRead(committed=None),
+                   remap=store.bulk_loading)  # fmt: skip
     if write is not None:
         store.store_pages(system, [write])
     summary.pages += 1

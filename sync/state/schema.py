@@ -63,6 +63,7 @@ records = Table(
     Index("ix_records_stream_source_hash", "stream", "source_hash"),
     Index("ix_records_stream_decided", "stream", "decided", "agreement_key", "month", "breached"),
     Index("ix_records_stream_service_key", "stream", "service_key", "key"),
+    Index("ix_records_stream_agreement", "stream", "agreement_key", "decided", "month", "breached"),
 )
 
 ledger = Table(

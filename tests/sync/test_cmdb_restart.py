@@ -327,7 +327,7 @@ def test_the_kept_state_table_comes_with_revision_0006(postgres_url: str) -> Non
     assert old.schema_version() == "0005"
     old.close()
     store = open_store(postgres_url)
-    assert store.schema_version() == "0007"
+    assert store.schema_version() == "0008"
     assert store.source_state("servicenow") == (None, {})
     with store.engine.connect() as connection:
         tables = set(sa.inspect(connection).get_table_names())

@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from sync.state import open_store
+from sync.state.schema import records
 
 SLM_SYNC = [sys.executable, "-m", "sync.cli"]
 
@@ -42,7 +43,9 @@ def test_migrations_from_empty_and_from_the_previous_version(postgres_url: str) 
     assert store.schema_version() == "0001"
     store.record_intent("jira", "slm:2026:cycle", parent_key=None, kind="cycle", spec_hash="h")
     store.migrate()
-    assert store.schema_version() == "0007"
+    assert store.schema_version() == "0008"
+    indexes = {i["name"] for i in sa.inspect(store.engine).get_indexes("records")}
+    assert indexes == {i.name for i in records.indexes}, "0001's one-column indexes are gone"
     assert "slm:2026:cycle" in store.ledger_rows("jira")
     assert store.acquire_lease("pull:servicenow", "replica-a", 60)
     store.close()

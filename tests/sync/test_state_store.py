@@ -22,9 +22,9 @@ def _record(key: str, breached: bool) -> MirrorRecord:
 
 def test_migrations_bring_an_empty_database_to_head(store: StateStore) -> None:
     """A new database is migrated on open; opening it again is a no-op."""
-    assert store.schema_version() == "0007"
+    assert store.schema_version() == "0008"
     store.migrate()
-    assert store.schema_version() == "0007"
+    assert store.schema_version() == "0008"
 
 
 def test_page_and_cursor_commit_together(store: StateStore) -> None:
@@ -93,7 +93,7 @@ def test_two_processes_opening_a_new_sqlite_store_together_both_succeed(tmp_path
     ]
     outputs = [run.communicate(timeout=60)[0].strip() for run in runs]
     assert [run.returncode for run in runs] == [0, 0, 0]
-    assert outputs == ["0007"] * 3
+    assert outputs == ["0008"] * 3
 
 
 def test_a_few_services_rows_are_read_by_key_service_and_body_text(store: StateStore) -> None:
