@@ -557,7 +557,7 @@ class Engine:
         selection = [k for k in phase.selection if only is None or k in only]
         return carried_over(
             self.store, self.target, self.settings, cycle,
-            selection=selection, matrix=self.raci,
+            selection=selection, matrix=self.raci, every=self.book.everything(),
         )  # fmt: skip
 
     def _meeting_reader(

@@ -109,6 +109,17 @@ class TicketBook:
             if label.startswith(KEY_PREFIX)
         ]
 
+    def everything(self) -> dict[str, TicketRef] | None:
+        """Idempotency key -> ticket (the oldest, where two carry one) of every ticket of ours,
+        when this cycle's read was a full one; else None (an incremental read lists only what
+        changed)."""
+        if not (self.full and self.read_now):
+            return None
+        found: dict[str, TicketRef] = {}
+        for label, ref, _done in self.listing() or ():
+            found.setdefault(label, ref)
+        return found
+
     def _load(self) -> KnownStates:
         if self._known is None:
             stored = self.store.stored_tickets(self.target.system)
