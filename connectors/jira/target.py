@@ -192,16 +192,24 @@ class JiraTarget:
                 results[spec.key] = CreateResult(spec.key, None, error)
             else:
                 ready.append(spec)
-        for index, chunk in enumerate(_chunks(ready, BULK_LIMIT)):
-            if index:
+        sent = 0
+        while ready:
+            chunk, ready = ready[:BULK_LIMIT], ready[BULK_LIMIT:]
+            if sent:
                 crash_point("mid_bulk")
-            results.update(self._create_chunk(chunk, parents))
+            sent += 1
+            done, retry = self._create_chunk(chunk, parents)
+            results.update(done)
+            # Elements refused only for their assignee were not created: they go again, to the
+            # fallback assignee, at the head of the next call (not a call of their own).
+            ready = [*retry, *ready]
         return results
 
     def _create_chunk(
         self, chunk: Sequence[TicketSpec], parents: Mapping[str, TicketRef]
-    ) -> dict[str, CreateResult]:
-        """One bulk call for `chunk`, never repeated here: see the module docstring."""
+    ) -> tuple[dict[str, CreateResult], list[TicketSpec]]:
+        """One bulk call for `chunk`, never repeated here (see the module docstring); with the
+        specs to send again because Jira refused only their assignee."""
         results: dict[str, CreateResult] = {}
         ready: list[TicketSpec] = []
         updates: list[dict[str, Any]] = []
@@ -214,19 +222,16 @@ class JiraTarget:
             except ConnectorError as error:  # a lookup for this ticket's fields failed
                 results[spec.key] = CreateResult(spec.key, None, f"{spec.key} not sent: {error}")
         if not ready:
-            return results
+            return results, []
         try:
             outcomes = self.api.bulk_create(updates)
         except (RequestRejected, TransientError) as error:
             doubt = outcome_unknown(error)
             results.update({s.key: CreateResult(s.key, None, str(error), doubt) for s in ready})
-            return results
+            return results, []
         for spec, outcome in zip(ready, outcomes, strict=True):
             results[spec.key] = self._element(spec, outcome)
-        retry = self._refused_assignees(ready, updates, outcomes)
-        if retry:  # refused elements were not created: sending them again is safe
-            results.update(self._create_chunk(retry, parents))
-        return results
+        return results, self._refused_assignees(ready, updates, outcomes)
 
     def _refused_assignees(
         self,

@@ -97,6 +97,31 @@ def test_assignee_jira_refuses_gets_the_fallback_and_becomes_a_gap(
     assert len(refusals) == 1
 
 
+def test_an_element_refused_for_its_assignee_rides_with_the_next_bulk_call(
+    fresh_site: Sandbox,
+    jira_settings: Callable[..., Settings],
+    people_of: Callable[[Sandbox], list[Person]],
+    created: Callable[[Sandbox], list[dict[str, Any]]],
+    calls: Callable[[Sandbox], dict[str, int]],
+) -> None:
+    """120 tickets, one of the first 50 for a person Jira will not assign: it goes again to
+    the fallback at the head of the next bulk call, not in a call of its own (3 calls, the
+    bound for 120), and every ticket exists exactly once."""
+    fallback, owner = people_of(fresh_site)[:2]
+    newcomer = _newcomer(fresh_site)
+    target = JiraTarget.from_settings(jira_settings(fresh_site, fallback_assignee=fallback.email))
+    specs = [_spec(f"slm:2026:s{n:03d}:review", newcomer if n == 7 else owner) for n in range(120)]
+    results = target.create(specs, {})
+    assert all(r.ref is not None for r in results)
+    bulk = sum(n for route, n in calls(fresh_site).items() if route.endswith("/issue/bulk"))
+    assert bulk == 3
+    tickets = created(fresh_site)
+    labels = [label for t in tickets for label in t["labels"] if label.startswith("slm:")]
+    assert sorted(labels) == sorted(s.key for s in specs), "each ticket once"
+    refused = next(t for t in tickets if "slm:2026:s007:review" in t["labels"])
+    assert refused["assignee"]["email"] == fallback.email
+
+
 def test_update_to_an_assignee_jira_refuses_uses_the_fallback(
     fresh_site: Sandbox,
     jira_settings: Callable[..., Settings],
