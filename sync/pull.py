@@ -147,6 +147,8 @@ def pull(
     _prepare(source, reads, until)
     streams = [s.value for s in reads]
     bulk = store.bulk_load_wanted(full=full)
+    if not bulk:
+        store.restore_indexes()  # a bulk load killed, or whose final build failed
     try:
         with _collections_spaced(), store.bulk_load(bulk) as bulk:
             # in a bulk load the row hashes have no index: every row is mapped, as with --full
@@ -609,8 +611,7 @@ def store_announced(
     Returns the services the page's records belong to."""
     if page.cursor is not None:
         raise ValueError("an announced page carries no cursor")
-    write = _store(page, mappings, store, summary, _StreamRead(committed=None),
-                   remap=store.bulk_loading)  # fmt: skip
+    write = _store(page, mappings, store, summary, _StreamRead(committed=None), remap=False)
     if write is not None:
         store.store_pages(system, [write])
     summary.pages += 1

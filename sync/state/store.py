@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import sqlalchemy as sa
+import structlog
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy.engine import Connection, Engine
@@ -43,6 +44,8 @@ from sync.state.schema import (
     ticket_states,
     ticket_steps,
 )
+
+log = structlog.get_logger("slm_sync.state")
 
 SLA_STREAM = "sla_record"
 MIGRATION_LOCK = 7_501_001  # PostgreSQL advisory lock id held while migrating
@@ -119,11 +122,11 @@ class PageWrite:
 def open_store(url: str, *, migrate_to: str = "head") -> StateStore:
     """Connect to `url`, create the SQLite directory if needed, migrate to the latest schema."""
     lock_path: Path | None = None
-    if url.startswith("sqlite:///"):
-        database = Path(url.removeprefix("sqlite:///"))
+    engine = sa.create_engine(url, future=True)
+    database = _sqlite_file(engine)
+    if database is not None:
         database.parent.mkdir(parents=True, exist_ok=True)
         lock_path = database.with_name(database.name + ".migrate-lock")
-    engine = sa.create_engine(url, future=True)
     if engine.dialect.name == "sqlite":
         _sqlite_pragmas(engine)
     store = StateStore(engine)
@@ -137,6 +140,26 @@ def open_store(url: str, *, migrate_to: str = "head") -> StateStore:
             if migrate_to == "head":
                 store.restore_indexes()  # a process killed during a bulk load left them out
     return store
+
+
+def _sqlite_file(engine: Engine) -> Path | None:
+    """The database file of a SQLite engine (None: PostgreSQL, or SQLite in memory)."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return None
+    return Path(database)
+
+
+def _try_lock(path: Path) -> IO[str] | None:
+    """`path` opened and exclusively locked (closing it releases the lock), or None when
+    another open file holds the lock (another process, or another handle of this one)."""
+    handle = path.open("a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return None
+    return handle
 
 
 def _sqlite_pragmas(engine: Engine) -> None:
@@ -163,6 +186,11 @@ class StateStore:
         self.ledger_reads = 0  # reads of a whole target's ledger from the database (tests)
         self._bulk_lock = threading.Lock()
         self._bulk_loads = 0  # `bulk_load`s running now
+        self._bulk_handle: IO[str] | None = None  # holds the bulk lock while loading
+        database = _sqlite_file(engine)
+        self._bulk_path = (
+            None if database is None else database.with_name(database.name + ".bulk-lock")
+        )
 
     def migrate(self, revision: str = "head") -> None:
         """Apply alembic migrations up to `revision` (idempotent; head by default)."""
@@ -184,7 +212,7 @@ class StateStore:
         """Whether a pull should write its records as a bulk load (`bulk_load`): on SQLite,
         a full re-read, or the first read into an empty mirror (a later read brings changed
         rows and re-read ones, which the row-hash look-up skips cheaply: that needs its index)."""
-        if self.engine.dialect.name != "sqlite":
+        if self._bulk_path is None:
             return False  # PostgreSQL: replicas read and write beside us (and it copes)
         if full:
             return True
@@ -202,37 +230,93 @@ class StateStore:
         (the 10,000-service run was 1.45x linear). Without them the rows append; building an
         index afterwards is one sort (about 2 s per index per million rows). Meanwhile queries
         on the mirror stay correct, only slower, and `known` must not be asked (the pull maps
-        every row instead). The indexes come back when the last bulk load of this object ends,
-        however it ends; a process killed meanwhile gets them back from `open_store`.
-        Yields whether the indexes were set aside (never on PostgreSQL)."""
-        if not enabled or self.engine.dialect.name != "sqlite":
+        every row instead).
+
+        The loading process holds an exclusive lock on `<database>.bulk-lock` meanwhile, so
+        another process opening the store (a CLI command) does not build the indexes under the
+        load; a process killed meanwhile loses the lock, and the next `open_store` or pull
+        builds them. The indexes come back when the last bulk load of this object ends,
+        however it ends (a failure to build them then is logged, not raised over the error
+        already on its way). Yields whether the indexes were set aside: never on PostgreSQL
+        (replicas query it meanwhile), nor when another process holds the lock."""
+        if not enabled or self._bulk_path is None:
             yield False
             return
         with self._bulk_lock:
             if self._bulk_loads == 0:
-                with self.engine.begin() as connection:
-                    for index in records.indexes:
-                        index.drop(connection, checkfirst=True)
-            self._bulk_loads += 1
+                handle = _try_lock(self._bulk_path)
+                if handle is None:
+                    started = False
+                else:
+                    try:
+                        with self.engine.begin() as connection:
+                            for index in records.indexes:
+                                connection.execute(sa.schema.DropIndex(index, if_exists=True))
+                    except BaseException:
+                        handle.close()
+                        raise
+                    self._bulk_handle = handle
+                    started = True
+            else:
+                started = True
+            if started:
+                self._bulk_loads += 1
+        if not started:
+            log.warning("state.bulk_load_skipped", reason="another process holds the bulk lock")
+            yield False
+            return
         try:
             yield True
-        finally:
-            with self._bulk_lock:
-                self._bulk_loads -= 1
-                if self._bulk_loads == 0:
-                    self.restore_indexes()
+        except BaseException:
+            self._end_bulk_load(quietly=True)
+            raise
+        self._end_bulk_load(quietly=False)
 
-    @property
-    def bulk_loading(self) -> bool:
-        """Whether a `bulk_load` runs now (the row hashes have no index: don't ask `known`)."""
-        return self._bulk_loads > 0
+    def _end_bulk_load(self, *, quietly: bool) -> None:
+        with self._bulk_lock:
+            self._bulk_loads -= 1
+            if self._bulk_loads:
+                return
+            handle, self._bulk_handle = self._bulk_handle, None
+            try:
+                self._create_missing_indexes()
+            except Exception as error:
+                if not quietly:
+                    raise
+                log.warning("state.indexes_not_built", error=str(error),
+                            hint="the next pull or start builds them")  # fmt: skip
+            finally:
+                if handle is not None:
+                    handle.close()  # releases the lock
 
-    def restore_indexes(self) -> None:
-        """Create the mirror's indexes that are missing (each in its own transaction, so a
-        writer waiting for the database waits for one index at a time)."""
-        for index in sorted(records.indexes, key=lambda i: str(i.name)):
+    def restore_indexes(self) -> bool:
+        """Build the mirror's indexes that are missing (a bulk load that was killed, or whose
+        final build failed), unless a bulk load holds the lock now; True when none is missing
+        afterwards. Cheap when none is missing (one read of the schema)."""
+        if self._bulk_path is None or not self._missing_indexes():
+            return True
+        handle = _try_lock(self._bulk_path)
+        if handle is None:
+            return False  # being loaded: its loader builds them
+        with handle:
+            self._create_missing_indexes()
+        return True
+
+    def _missing_indexes(self) -> list[sa.Index]:
+        with self.engine.connect() as connection:
+            present = set(
+                connection.exec_driver_sql(
+                    "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'records'"
+                ).scalars()
+            )
+        return [i for i in records.indexes if i.name not in present]
+
+    def _create_missing_indexes(self) -> None:
+        """Each in its own transaction, so a writer waiting for the database waits for one
+        index at a time; IF NOT EXISTS, so two processes building at once both succeed."""
+        for index in sorted(self._missing_indexes(), key=lambda i: str(i.name)):
             with self.engine.begin() as connection:
-                index.create(connection, checkfirst=True)
+                connection.execute(sa.schema.CreateIndex(index, if_not_exists=True))
 
     def schema_version(self) -> str | None:
         """The alembic revision the database is at."""
@@ -350,13 +434,8 @@ class StateStore:
         query = sa.select(records).where(records.c.stream == stream).order_by(records.c.key)
         if service_key is not None:
             query = query.where(records.c.service_key == service_key)
-        if agreement_key is not None:
-            # By the agreement_key index alone (SQLite would scan the stream's index instead:
-            # without statistics it prefers the stream's); the stream is checked per row.
-            query = sa.select(records).where(records.c.agreement_key == agreement_key)
-            query = query.order_by(records.c.key)
-            if service_key is not None:
-                query = query.where(records.c.service_key == service_key)
+        if agreement_key is not None:  # by `ix_records_stream_agreement`
+            query = query.where(records.c.agreement_key == agreement_key)
         with self.engine.connect() as connection:
             result = connection.execution_options(yield_per=2000).execute(query)
             for row in result:

@@ -93,7 +93,11 @@ def test_a_first_pull_stores_what_an_indexed_one_does_and_leaves_every_index(
     mappings = load_mappings("servicenow")
     source = Services(400)
     source.store = sqlite_store
+    asked: list[int] = []
+    known = sqlite_store.known
+    monkeypatch.setattr(sqlite_store, "known", lambda s, h: asked.append(len(h)) or known(s, h))
     summary = pull(source, mappings, sqlite_store, until=UNTIL)
+    assert asked == [], "no row-hash look-up without its index: every row is mapped"
     assert summary.read["service"] == 400
     assert source.indexes_seen and all(not seen for seen in source.indexes_seen), (
         "the records were written without the secondary indexes"
@@ -112,6 +116,7 @@ def test_a_first_pull_stores_what_an_indexed_one_does_and_leaves_every_index(
     again = pull(source, mappings, sqlite_store, until=UNTIL)
     assert again.read["service"] == 1 and again.unchanged["service"] == 1
     assert source.indexes_seen == [INDEXES]
+    assert asked == [1], "an incremental pull asks by hash"
 
 
 def test_a_failed_bulk_load_leaves_the_indexes_and_the_next_pull_goes_on(
@@ -163,3 +168,40 @@ def test_postgresql_never_sets_its_indexes_aside(store: StateStore) -> None:
     assert _indexes(store) == INDEXES
     if store.engine.dialect.name == "postgresql":
         assert not store.bulk_load_wanted(full=True)
+
+
+def test_a_store_opened_during_a_bulk_load_leaves_the_indexes_to_the_loader(
+    sqlite_store: StateStore, tmp_path: Path
+) -> None:
+    """A CLI command opening the store while the daemon loads does not build the indexes
+    under the load (the loader holds the bulk lock); the loader builds them at its end."""
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    with sqlite_store.bulk_load() as on:
+        assert on and not _indexes(sqlite_store)
+        other = open_store(url)
+        assert not _indexes(other) and other.restore_indexes() is False
+        with other.bulk_load() as also:
+            assert also is False, "one loader at a time"
+        other.close()
+    assert _indexes(sqlite_store) == INDEXES
+
+
+def test_a_failed_final_build_does_not_hide_the_pulls_error_and_the_next_pull_mends_it(
+    sqlite_store: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mappings = load_mappings("servicenow")
+    build = StateStore._create_missing_indexes
+
+    def full_disk(self: StateStore) -> None:
+        raise sa.exc.OperationalError("CREATE INDEX", {}, Exception("database or disk is full"))
+
+    monkeypatch.setattr(StateStore, "_create_missing_indexes", full_disk)
+    with pytest.raises(ConnectorError, match="went away"):
+        pull(Services(400, fail_at=3), mappings, sqlite_store, until=UNTIL)
+    assert not _indexes(sqlite_store)
+    monkeypatch.setattr(StateStore, "_create_missing_indexes", build)
+    source = Services(400)
+    source.store = sqlite_store
+    pull(source, mappings, sqlite_store, until=UNTIL)
+    assert source.indexes_seen[0] == INDEXES, "built before the next (incremental) pull reads"
+    assert len(_mirror(sqlite_store)) == 400

@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 
 from config import Settings
-from connectors import TicketRef
+from connectors import TicketRef, TicketState
 from review import cycle_for, earlier_cycles, review_ticket_key
 from sync.history import latest_reviews
 from sync.state import MirrorRecord, StateStore, open_store
+from sync.ticket_book import TicketBook
 
 CYCLE = cycle_for(date(2026, 3, 1), "yearly", "01-15")
 SERVICES = [f"svc-{n}" for n in range(120)]  # more than one key search's worth (50)
@@ -78,3 +79,23 @@ def test_without_a_full_read_the_target_is_asked_once_per_earlier_cycle(
     assert target.looked_up == [len(SERVICES)] * 3, "three earlier cycles, every service's key"
     latest_reviews(mirrored, target, settings, CYCLE, SERVICES)  # type: ignore[arg-type]
     assert len(target.looked_up) == 3, "cached"
+
+
+def test_the_book_lists_every_ticket_only_after_a_full_read_that_succeeded(
+    mirrored: StateStore,
+) -> None:
+    """`everything()` is the full read's tickets by idempotency key, the oldest where two
+    carry one key; None after an incremental read (only what changed) or a failed one."""
+    book = TicketBook(mirrored, Target())  # type: ignore[arg-type]
+    key = review_ticket_key("2025", "svc-3")
+    older = TicketState(TicketRef("R-9", "9"), "Done", True, (key, "slm-sync"),
+                        fields={"created": "2025-01-15T09:00:00.000+0000"})  # fmt: skip
+    newer = TicketState(TicketRef("R-2", "2"), "To Do", False, (key, "slm-sync"),
+                        fields={"created": "2025-02-01T09:00:00.000+0000"})  # fmt: skip
+    book.changed = {"R-2": newer, "R-9": older}
+    book.full, book.read_now = True, True
+    assert book.everything() == {key: older.ref}
+    book.full = False
+    assert book.everything() is None, "an incremental read lists only what changed"
+    book.full, book.read_now = True, False
+    assert book.everything() is None, "this cycle's read failed"

@@ -32,6 +32,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index("ix_records_stream_agreement", table_name="records")
+    op.drop_index("ix_records_stream_agreement", table_name="records", if_exists=True)
     op.create_index("ix_records_agreement_key", "records", ["agreement_key"])
     op.create_index("ix_records_service_key", "records", ["service_key"])
