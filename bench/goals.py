@@ -89,6 +89,16 @@ def _user_calls(result: Results) -> float:
     return float(sum(v for k, v in routes.items() if "/user" in k))
 
 
+def _linear(measure: str, benchmark: str) -> tuple[Goal, Goal]:
+    """A scale run's two goals: wall time and our process's CPU linear within 1.1x."""
+    return (
+        Goal(f"{measure}, wall", benchmark, "time ratio ≤ 1.1 x data ratio", 1.1, True,
+             _scale_linearity, "x linear"),
+        Goal("same, CPU of slm-sync's process alone", benchmark, "CPU ratio ≤ 1.1 x data ratio",
+             1.1, True, _scale_cpu_linearity, "x linear"),
+    )  # fmt: skip
+
+
 GOALS: tuple[Goal, ...] = (
     Goal(
         "cold sync, 1,000 services / 100,000 SLA records, 50 ms, ServiceNow 20/s, Jira 10/s",
@@ -144,42 +154,8 @@ GOALS: tuple[Goal, ...] = (
         lambda r: r["idle_cpu_s"],
         "s",
     ),
-    Goal(
-        "scale 100 → 1,000 → 3,000 services (100 records each), wall",
-        "scale",
-        "time ratio ≤ 1.1 x data ratio",
-        1.1,
-        True,
-        _scale_linearity,
-        "x linear",
-    ),
-    Goal(
-        "same, CPU of slm-sync's process alone",
-        "scale",
-        "CPU ratio ≤ 1.1 x data ratio",
-        1.1,
-        True,
-        _scale_cpu_linearity,
-        "x linear",
-    ),
-    Goal(
-        "scale 1,000 → 10,000 services / 1,000,000 SLA records, wall",
-        "scale_10000",
-        "time ratio ≤ 1.1 x data ratio",
-        1.1,
-        True,
-        _scale_linearity,
-        "x linear",
-    ),
-    Goal(
-        "same, CPU of slm-sync's process alone",
-        "scale_10000",
-        "CPU ratio ≤ 1.1 x data ratio",
-        1.1,
-        True,
-        _scale_cpu_linearity,
-        "x linear",
-    ),
+    *_linear("scale 100 → 1,000 → 3,000 services (100 records each)", "scale"),
+    *_linear("scale 1,000 → 10,000 services / 1,000,000 SLA records", "scale_10000"),
     Goal(
         "peak RSS, 1,000,000 vs 100,000 SLA records",
         "memory",
