@@ -25,6 +25,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:] = [str(HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != HERE]
 
+from bench._harness import quiet  # noqa: E402
 from review import attainment_chart  # noqa: E402
 from review.model import (  # noqa: E402
     Attainment,
@@ -72,6 +73,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--charts", type=int, default=20, help="charts drawn after the first")
     args = parser.parse_args()
+    quiet()  # stdout carries the JSON (a missing font's warning goes to stderr)
     data = series()
     title = "決済サービス 💳 Payments: monthly attainment"
     started = time.perf_counter()
