@@ -10,6 +10,7 @@ every record; a selected review whose inputs did not change keeps its last pack 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -274,23 +275,29 @@ def _whole_inputs(store: StateStore, period: ReviewPeriod, margin: float, last: 
     """Every agreement and its attainment over `period`, as `_agreements` and
     `stored_attainment` make them, reusing `last`'s where the stored rows they come from (the
     agreements; the SLA tallies and breached records of the period) digest the same."""
-    texts = list(store.mirrored_texts("agreement"))
-    digest = _digest(texts)
+    digest = _digest(store.mirrored_texts("agreement"))  # as they stream; decoded if changed
     found = Decoded(agreements_digest=digest)
     if digest == last.agreements_digest:
         found.agreements = last.agreements
     else:
-        found.agreements = tuple(Agreement.model_validate(json.loads(t)) for _, t in texts)
-    del texts
+        found.agreements = tuple(
+            Agreement.model_validate(json.loads(t)) for _, t in store.mirrored_texts("agreement")
+        )
     tallies = store.sla_tallies(period.start, period.end)
-    breached = list(store.breached_sla_texts(period.start, period.end))
     inputs = (digest, period.model_dump_json(), repr(margin))
     rows = ((t.agreement_key, t.month, t.measured, t.breached) for t in tallies)  # astuple's
-    found.attainment_digest = _digest([inputs, *rows, *breached])
+    # The breached records are digested as they stream, and read again (decoded) only when the
+    # digest changed: a million SLA records hold some 100,000 breached bodies, and kept in a
+    # list for both uses they were the cold sync's peak memory.
+    breached = store.breached_sla_texts(period.start, period.end)
+    found.attainment_digest = _digest(itertools.chain([inputs], rows, breached))
     if found.attainment_digest == last.attainment_digest:
         found.attainments = last.attainments
         return found
-    bodies = ((agreement_key, json.loads(body)) for _, agreement_key, body in breached)
+    bodies = (
+        (agreement_key, json.loads(body))
+        for _, agreement_key, body in store.breached_sla_texts(period.start, period.end)
+    )
     found.attainments = _attainment(found.agreements, period, margin, tallies, bodies)
     return found
 
@@ -320,13 +327,15 @@ def _whole_csat(
 ) -> dict[str, CsatSummary]:
     """Every service's CSAT summary over `period`; `last`'s if the answers' stored rows (and the
     period) digest the same."""
-    texts = list(store.mirrored_texts("csat_response"))
-    found.csat_digest = _digest([(period.model_dump_json(),), *texts])
+    # Digested as they stream, read again only when changed: the answers grow with the tasks
+    # (about 130,000 beside a million SLA records), too many to hold as texts.
+    texts = store.mirrored_texts("csat_response")
+    found.csat_digest = _digest(itertools.chain([(period.model_dump_json(),)], texts))
     if found.csat_digest == last.csat_digest:
         found.csat = last.csat
         return found.csat
     csat = CsatAccumulator(period)
-    for _, text in texts:
+    for _, text in store.mirrored_texts("csat_response"):
         csat.add(CsatResponse.model_validate(json.loads(text)))
     found.csat = csat.summaries()
     return found.csat
