@@ -146,11 +146,8 @@ def pull(
     }
     _prepare(source, reads, until)
     streams = [s.value for s in reads]
-    bulk = store.bulk_load_wanted(full=full)
-    if not bulk:
-        store.restore_indexes()  # a bulk load killed, or whose final build failed
     try:
-        with _collections_spaced(), store.bulk_load(bulk) as bulk:
+        with _collections_spaced(), store.bulk_load(store.bulk_load_wanted(full=full)) as bulk:
             # in a bulk load the row hashes have no index: every row is mapped, as with --full
             _pull_streams(source, mappings, store, summary, reads, until=until, full=full,
                           remap=full or bulk, on_page=on_page, on_wait=on_wait)  # fmt: skip

@@ -241,29 +241,15 @@ class StateStore:
         builds them. The indexes come back when the last bulk load of this object ends,
         however it ends (a failure to build them then is logged, not raised over the error
         already on its way). Yields whether the indexes were set aside: never on PostgreSQL
-        (replicas query it meanwhile), nor when another process holds the lock."""
+        (replicas query it meanwhile), nor when another process holds the lock. Not `enabled`,
+        the indexes a killed load or a failed final build left out are built first."""
         if not enabled or self._bulk_path is None:
+            self.restore_indexes()  # what a killed load, or a failed final build, left out
             yield False
             return
         with self._bulk_lock:
-            if self._bulk_loads == 0:
-                handle = _try_lock(self._bulk_path)
-                if handle is None:
-                    started = False
-                else:
-                    try:
-                        with self.engine.begin() as connection:
-                            for index in records.indexes:
-                                connection.execute(sa.schema.DropIndex(index, if_exists=True))
-                    except BaseException:
-                        handle.close()
-                        raise
-                    self._bulk_handle = handle
-                    started = True
-            else:
-                started = True
-            if started:
-                self._bulk_loads += 1
+            started = self._bulk_loads > 0 or self._begin_bulk_load(self._bulk_path)
+            self._bulk_loads += started
         if not started:
             log.warning("state.bulk_load_skipped", reason="another process holds the bulk lock")
             yield False
@@ -274,6 +260,22 @@ class StateStore:
             self._end_bulk_load(quietly=True)
             raise
         self._end_bulk_load(quietly=False)
+
+    def _begin_bulk_load(self, lock_path: Path) -> bool:
+        """Take the bulk lock and drop the mirror's secondary indexes (False: another
+        process holds the lock)."""
+        handle = _try_lock(lock_path)
+        if handle is None:
+            return False
+        try:
+            with self.engine.begin() as connection:
+                for index in records.indexes:
+                    connection.execute(sa.schema.DropIndex(index, if_exists=True))
+        except BaseException:
+            handle.close()
+            raise
+        self._bulk_handle = handle
+        return True
 
     def _end_bulk_load(self, *, quietly: bool) -> None:
         with self._bulk_lock:
