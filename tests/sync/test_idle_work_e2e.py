@@ -12,16 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from config import Settings
 from connectors import TicketRef
 from review import TicketKind, review_ticket_key
 from sandbox import Sandbox
-from sync.demo import demo_settings
 from sync.engine import Engine, RunResult
 from sync.reconcile import Action
 from sync.state import StateStore, open_store
 
 from .people import People
+from .reviewing import reviewing_settings
 
 pytestmark = pytest.mark.usefixtures("no_retry_waits")
 REVIEWS = 6
@@ -32,18 +31,6 @@ def site() -> Iterator[Sandbox]:
     running = Sandbox(seed=31, services=8, sla_records=600, index_lag_ms=0).start()
     yield running
     running.stop()
-
-
-def _settings(site: Sandbox, tmp_path: Path) -> Settings:
-    probe = demo_settings(site, tmp_path / "probe")
-    probe_store = open_store(probe.sync.resolved_state_url())
-    services = Engine.from_settings(probe, probe_store).run_once(dry_run=True).build.services
-    probe_store.close()
-    settings = demo_settings(site, tmp_path / "data")
-    settings.servicenow.clock_skew_seconds = 0
-    settings.jira.index_lag_seconds = 0
-    settings.review.selection = sorted(s.key for s in services)[:REVIEWS]
-    return settings
 
 
 @dataclass
@@ -70,7 +57,7 @@ def _counted(engine: Engine, store: StateStore) -> tuple[RunResult, Work]:
 
 
 def _started(site: Sandbox, tmp_path: Path) -> tuple[Engine, StateStore, RunResult]:
-    settings = _settings(site, tmp_path)
+    settings = reviewing_settings(site, tmp_path, reviews=REVIEWS, index_lag_seconds=0)
     store = open_store(settings.sync.resolved_state_url())
     engine = Engine.from_settings(settings, store)
     first, work = _counted(engine, store)

@@ -16,15 +16,14 @@ import pytest
 import requests
 
 import connectors.jira.target
-from config import Settings
 from connectors import TicketRef
 from review import activity_ticket_key, review_ticket_key
 from sandbox import Sandbox
-from sync.demo import demo_settings
 from sync.engine import Engine
 from sync.state import StateStore, open_store
 
 from .people import People
+from .reviewing import reviewing_settings
 
 pytestmark = pytest.mark.usefixtures("no_retry_waits")
 LAG_MS = 1500  # the stand-in's search index lag while people act
@@ -52,18 +51,6 @@ def searches(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     return counted
 
 
-def _settings(site: Sandbox, tmp_path: Path, reviews: int) -> Settings:
-    probe = demo_settings(site, tmp_path / "probe")
-    probe_store = open_store(probe.sync.resolved_state_url())
-    services = Engine.from_settings(probe, probe_store).run_once(dry_run=True).build.services
-    probe_store.close()
-    settings = demo_settings(site, tmp_path / "data")
-    settings.servicenow.clock_skew_seconds = 0
-    settings.jira.index_lag_seconds = 0.2
-    settings.review.selection = sorted(s.key for s in services)[:reviews]
-    return settings
-
-
 def _ref(store: StateStore, key: str) -> TicketRef:
     row = store.ledger_rows("jira")[key]
     return TicketRef(key=row.ticket_key or "", id=row.ticket_id or "", url=row.ticket_url)
@@ -79,7 +66,7 @@ def test_an_idle_cycle_reads_the_state_of_its_tickets_in_one_search(
     """After the cycle that reads back what the first one wrote, a cycle in which nothing
     changed makes one ticket search (no per-ticket state reads), and so does a new engine on
     the same state store (a restart, `sync --once`): the stored states stand in for a read."""
-    settings = _settings(site, tmp_path, reviews=6)
+    settings = reviewing_settings(site, tmp_path, reviews=6, index_lag_seconds=0.2)
     store = open_store(settings.sync.resolved_state_url())
     engine = Engine.from_settings(settings, store)
     first = engine.run_once()
@@ -104,7 +91,7 @@ def test_what_people_do_shows_in_the_next_cycles_although_search_lags(
     """A person's comment and status change are not in search for a while (the stand-in's
     index lag is on): the cycle right after them cannot see them, and the next cycle's read,
     reaching back over the margin, does; every cycle makes one ticket search."""
-    settings = _settings(site, tmp_path, reviews=2)
+    settings = reviewing_settings(site, tmp_path, reviews=2, index_lag_seconds=0.2)
     service = settings.review.selection[0]
     store = open_store(settings.sync.resolved_state_url())
     engine = Engine.from_settings(settings, store)
@@ -138,7 +125,7 @@ def test_a_deleted_ticket_is_noticed_at_the_periodic_full_read(
     """A ticket a person deleted keeps its last known state in incremental cycles (nothing
     changed in search), and is gone after the next full read (`sync.ticket_full_read_seconds`),
     also for an engine started afterwards; deleting does not make later cycles read it."""
-    settings = _settings(site, tmp_path, reviews=2)
+    settings = reviewing_settings(site, tmp_path, reviews=2, index_lag_seconds=0.2)
     service = settings.review.selection[0]
     store = open_store(settings.sync.resolved_state_url())
     engine = Engine.from_settings(settings, store)
@@ -175,7 +162,7 @@ def test_an_idle_cycle_into_servicenow_reads_its_tasks_in_one_request(
     """The ServiceNow target's equivalent: one Table API read of the tasks changed since the
     last read (none), no per-task state reads and no journal reads; a person's work note is
     read at the next cycle (the changed task, then its journal)."""
-    settings = _settings(site, tmp_path, reviews=4)
+    settings = reviewing_settings(site, tmp_path, reviews=4, index_lag_seconds=0.2)
     settings.sync.target = "servicenow"
     settings.sync.ticket_read_margin_seconds = 0  # the stand-in commits at once
     service = settings.review.selection[0]
@@ -226,7 +213,7 @@ def test_a_servicenow_edit_in_the_same_second_as_our_write_is_still_read(
     same second as our own last write leaves the stamp as it was. The task's `sys_mod_count`
     moved, so the next cycle still reads the note (the stand-in's clock is held in one second
     for every write here)."""
-    settings = _settings(site, tmp_path, reviews=1)
+    settings = reviewing_settings(site, tmp_path, reviews=1, index_lag_seconds=0.2)
     settings.sync.target = "servicenow"
     service = settings.review.selection[0]
     store = open_store(settings.sync.resolved_state_url())
@@ -267,7 +254,7 @@ def test_a_full_read_into_servicenow_keeps_what_people_did_in_unchanged_tasks(
     """The periodic full read into ServiceNow skips the journals of tasks that did not change
     since the book read them, but still answers for them: a sub-task a person closed before
     stays done, its review's meeting stays scheduled, and no task counts as gone."""
-    settings = _settings(site, tmp_path, reviews=2)
+    settings = reviewing_settings(site, tmp_path, reviews=2, index_lag_seconds=0.2)
     settings.sync.target = "servicenow"
     service = settings.review.selection[0]
     store = open_store(settings.sync.resolved_state_url())
