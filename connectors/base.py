@@ -142,6 +142,8 @@ class TicketState:
     `assignee`: e-mail (else name / id) of the person it is assigned to, "" if nobody.
     `comments`: people's comments / work notes, oldest first (only where asked for:
     `state(refs, comments=True)`).
+    `links`: the tickets people linked to it (its improvement actions), where the read that
+    found it also read those (Jira's `read_states`); None where it did not (ask `linked()`).
     """
 
     ref: TicketRef
@@ -153,6 +155,7 @@ class TicketState:
     resolved: datetime | None = None
     assignee: str = ""
     comments: tuple[TicketComment, ...] = ()
+    links: tuple[LinkedTicket, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -224,10 +227,16 @@ class KnownStates:
 @dataclass(frozen=True)
 class StateRead:
     """One read of our tickets: the states changed since the mark (every ticket of ours on a
-    full read), by ticket key, and the mark the next incremental read starts from."""
+    full read), by ticket key, and the mark the next incremental read starts from.
+
+    `linked`: tickets linked to ours that changed since the mark (an improvement action done),
+    by key: a link's status lives on the other ticket, whose change does not touch ours.
+    `unlinked`: linked tickets that no longer exist (deleted): their links are gone."""
 
     states: dict[str, TicketState]
     mark: str
+    linked: dict[str, LinkedTicket] = field(default_factory=dict)
+    unlinked: frozenset[str] = frozenset()
 
 
 @runtime_checkable

@@ -17,8 +17,9 @@ reading live for the cycle, and a webhook naming a ticket has that ticket read l
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -29,6 +30,7 @@ from connectors import (
     FatalError,
     IncrementalStates,
     KnownStates,
+    LinkedTicket,
     TargetConnector,
     TicketComment,
     TicketRef,
@@ -82,6 +84,8 @@ class TicketBook:
         else:
             known.states.update(read.states)
             known.gone -= set(read.states)
+        relinked = _relinked(known, read.linked, read.unlinked)
+        known.states.update(relinked)
         self.changed, self.full, self.read_now = dict(read.states), full, True
         self._read = TicketRead(
             read.mark, now if full or self._read is None else self._read.full_at
@@ -89,7 +93,7 @@ class TicketBook:
         self._known = known
         self.store.store_tickets(
             target.system, self._read,
-            {key: state_body(state) for key, state in read.states.items()},
+            {key: state_body(state) for key, state in {**relinked, **read.states}.items()},
             gone=known.gone if full else (), full=full,
         )  # fmt: skip
         self._read_live(known, fresh)
@@ -156,6 +160,25 @@ class TicketBook:
         known.gone -= set(found)
 
 
+def _relinked(
+    known: KnownStates, linked: Mapping[str, LinkedTicket], unlinked: AbstractSet[str]
+) -> dict[str, TicketState]:
+    """The states whose links show a linked ticket as it changed (an improvement action done,
+    renamed) or deleted, with their links brought up to date."""
+    if not linked and not unlinked:
+        return {}
+    found: dict[str, TicketState] = {}
+    for key, state in known.states.items():
+        if not state.links:
+            continue
+        links = tuple(
+            linked.get(link.key, link) for link in state.links if link.key not in unlinked
+        )
+        if links != state.links:
+            found[key] = replace(state, links=links)
+    return found
+
+
 def _creation_order(state: TicketState) -> tuple[str, int, str]:
     """Oldest first: by creation time where the target told it, then by numeric id."""
     created = state.fields.get("created") or state.fields.get("sys_created_on") or ""
@@ -175,6 +198,9 @@ def state_body(state: TicketState) -> dict[str, Any]:
         "resolved": state.resolved.isoformat() if state.resolved else None,
         "assignee": state.assignee,
         "comments": [[c.author, c.created.isoformat(), c.text, c.ours] for c in state.comments],
+        "links": None
+        if state.links is None
+        else [[link.key, link.title, link.done, link.url] for link in state.links],
     }
 
 
@@ -194,4 +220,7 @@ def state_from(body: dict[str, Any]) -> TicketState:
             TicketComment(author, datetime.fromisoformat(created), text, ours)
             for author, created, text, ours in body["comments"]
         ),
+        links=None
+        if body.get("links") is None  # stored before links were read with the states
+        else tuple(LinkedTicket(*link) for link in body["links"]),
     )

@@ -57,6 +57,9 @@ log = structlog.get_logger("slm_sync.jira.target")
 BULK_LIMIT = 50
 KEY_PREFIX = "slm:"  # idempotency keys: slm:<cycle>:<service>:<activity>
 LOOKUP_CHUNK = 50
+# Open linked issues watched per search by an incremental ticket read (`key in (...)`): a JQL
+# of ~12 KB, well inside what Jira Cloud and Data Center accept in a POST body.
+WATCHED_PER_SEARCH = 1000
 STATE_FIELDS = ("status", "labels", "duedate", "resolutiondate", "assignee")
 COMMENT_PAGE = 100  # Cloud's most per page of GET issue/{key}/comment
 IDENTITY_KEYS = ("accountId", "name", "key")  # how /myself and comment authors name a user
@@ -65,6 +68,14 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # a comment without a readable time so
 
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     return (items[start : start + size] for start in range(0, len(items), size))
+
+
+def _either(ours: str, watched: Sequence[str], window: str) -> str:
+    """Our tickets changed in the window, or (with `watched`) those linked issues changed in
+    it. Parenthesised: Atlassian's spec parses "A OR B AND C" as "(A OR B) AND C"."""
+    if not watched:
+        return ours + window
+    return f"({ours}{window}) OR ({keys_in(watched)}{window})"
 
 
 class JiraTarget:
@@ -506,9 +517,17 @@ class JiraTarget:
         return tuple(p for p in people if p.email and self.people.assignable(p) is None)
 
     def linked(self, refs: Sequence[TicketRef]) -> dict[str, tuple[LinkedTicket, ...]]:
-        """Issues linked to ours (any link type), read from `issuelinks` in search results."""
+        """Issues linked to ours (any link type): from the ticket book where its read took
+        them (`read_states` reads `issuelinks`), else from `issuelinks` in search results."""
         found: dict[str, tuple[LinkedTicket, ...]] = {}
-        keys = [ref.key for ref in refs]
+        known = self.known_states
+        keys = []
+        for ref in refs:
+            state = known.states.get(ref.key) if known is not None else None
+            if state is not None and state.links is not None:
+                found[ref.key] = state.links
+            elif known is None or ref.key not in known.gone:
+                keys.append(ref.key)
         for chunk in _chunks(keys, 100):
             for page in search(self.api, keys_in(chunk), ["issuelinks"], what="linked issues"):
                 for issue in page:
@@ -597,30 +616,95 @@ class JiraTarget:
 
     def read_states(self, mark: str | None, margin_seconds: float) -> StateRead:
         """Every ticket of ours (project and sync label) updated since `mark` (an ISO time this
-        method returned) less the margin, with comments; all of them when `mark` is None.
+        method returned) less the margin, with comments and issue links; all of them when
+        `mark` is None.
 
         The window is relative (`updated >= -Nm`, whole minutes rounded up), so the searching
         user's time zone cannot shift it, and the elapsed time is measured on our clock, so a
         skew between the clocks cannot either. The margin is at least `jira.index_lag_seconds`:
-        a change the index had not taken at the last read is inside the next window."""
+        a change the index had not taken at the last read is inside the next window.
+
+        A link's status is the other issue's: an improvement action moving to done does not
+        touch our ticket. An incremental read therefore also asks, in the same search, for the
+        open issues linked to ours (`known_states`) updated in the window, up to
+        `WATCHED_PER_SEARCH` keys (more take further searches). A key Jira refuses (the issue
+        was deleted) fails the whole query: the watched keys are then read through `state()`'s
+        one-by-one fallback and the missing ones reported `unlinked`."""
         started = datetime.now(UTC)
-        jql = f"project = {quote(self.settings.project)} AND labels = {quote(SYNC_LABEL)}"
+        ours = f"project = {quote(self.settings.project)} AND labels = {quote(SYNC_LABEL)}"
+        window = ""
         if mark is not None:
             since = datetime.fromisoformat(mark)
             margin = max(margin_seconds, self.settings.index_lag_seconds)
             minutes = max(1, math.ceil(((started - since).total_seconds() + margin) / 60))
-            jql += f" AND updated >= -{minutes}m"
+            window = f" AND updated >= -{minutes}m"
+        watched = list(_chunks(self._watched() if mark is not None else [], WATCHED_PER_SEARCH))
+        first = watched[0] if watched else []
+        states: dict[str, TicketState] = {}
+        linked: dict[str, LinkedTicket] = {}
+        unlinked: set[str] = set()
+        try:
+            self._read_changed(_either(ours, first, window), states, linked)
+        except RequestRejected:
+            if not first:
+                raise
+            self._read_changed(ours + window, states, linked)
+            unlinked |= self._read_watched(first, linked)
+        for chunk in watched[1:]:
+            try:
+                self._read_changed(keys_in(chunk) + window, {}, linked)
+            except RequestRejected:
+                unlinked |= self._read_watched(chunk, linked)
+        log.info("jira.tickets_read", changed=len(states), linked=len(linked),
+                 full=mark is None)  # fmt: skip
+        return StateRead(states, started.isoformat(), linked, frozenset(unlinked))
+
+    def _read_changed(
+        self, jql: str, states: dict[str, TicketState], linked: dict[str, LinkedTicket]
+    ) -> None:
+        """Our tickets the search returns into `states` (with comments and links), and every
+        returned issue as a link's other end into `linked`."""
         # A stable order: Data Center pages by startAt, and in the default order a ticket
         # updated between two pages moves ahead of them and would be missed (gone for an hour).
-        jql += " ORDER BY created ASC"
-        states: dict[str, TicketState] = {}
-        fields = [*STATE_FIELDS, "comment", "created"]
-        for page in search(self.api, jql, fields, what="changed tickets"):
+        fields = [*STATE_FIELDS, "comment", "created", "issuelinks", "summary"]
+        for page in search(self.api, jql + " ORDER BY created ASC", fields,
+                           what="changed tickets"):  # fmt: skip
             for issue in page:
-                ref = self.ref(str(issue["key"]), str(issue["id"]))
-                states[ref.key] = self._issue_state(ref, issue["fields"], comments=True)
-        log.info("jira.tickets_read", changed=len(states), full=mark is None)
-        return StateRead(states, started.isoformat())
+                key, issue_fields = str(issue["key"]), issue["fields"]
+                linked[key] = self._linked({"outwardIssue": issue})
+                if self._ours(key, issue_fields):
+                    ref = self.ref(key, str(issue["id"]))
+                    state = self._issue_state(ref, issue_fields, comments=True)
+                    links = issue_fields.get("issuelinks") or []
+                    states[key] = replace(state, links=tuple(self._linked(k) for k in links))
+
+    def _ours(self, key: str, fields: Mapping[str, Any]) -> bool:
+        """Carries the sync label in our project (a watched linked issue may carry neither)."""
+        project = key.rsplit("-", 1)[0]
+        ours = project.upper() == self.settings.project.upper()
+        return ours and SYNC_LABEL in (fields.get("labels") or ())
+
+    def _watched(self) -> list[str]:
+        """The open issues linked to our tickets in the book, by key."""
+        known = self.known_states
+        if known is None:
+            return []
+        return sorted({
+            link.key
+            for state in known.states.values()
+            for link in state.links or ()
+            if not link.done and link.key not in known.states
+        })  # fmt: skip
+
+    def _read_watched(self, keys: Sequence[str], linked: dict[str, LinkedTicket]) -> set[str]:
+        """Linked issues read by key (one by one where a search is refused): their current
+        status into `linked`; the keys that no longer exist are returned."""
+        fields = [*STATE_FIELDS, "summary"]
+        by_key = {key: TicketRef(key, "") for key in keys}
+        found = {str(i["key"]): i for i in self._state_issues(list(keys), by_key, fields)}
+        for key, issue in found.items():
+            linked[key] = self._linked({"outwardIssue": issue})
+        return set(keys) - set(found)
 
     def _issue_state(
         self, ref: TicketRef, fields: Mapping[str, Any], *, comments: bool

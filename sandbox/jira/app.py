@@ -115,6 +115,7 @@ def _api_rules(api: str, version: str) -> list[Rule]:
         Rule(f"{api}/issueLink", endpoint="write.link_issues", methods=post),
         Rule(issue, endpoint="issue.get", methods=get),
         Rule(issue, endpoint="issue.edit", methods=put),
+        Rule(issue, endpoint="issue.delete", methods=["DELETE"]),
         Rule(f"{issue}/assignee", endpoint="issue.assign", methods=put),
         Rule(f"{issue}/transitions", endpoint="issue.transitions", methods=get),
         Rule(f"{issue}/transitions", endpoint="issue.transition", methods=post),
@@ -264,6 +265,7 @@ class JiraApp:
             "remove_watcher",
             "add_attachments",
             "add_remote_link",
+            "delete",
         }:
             return getattr(writer, action)(issue, request)  # type: ignore[no-any-return]
         return getattr(writer, action)(issue)  # type: ignore[no-any-return]

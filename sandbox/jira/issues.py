@@ -434,6 +434,18 @@ class IssueWriter:
             status,
         )
 
+    def delete(self, issue: StoredIssue, request: Request) -> Response:
+        """DELETE issue/{key}: 204; refused with 400 while it has sub-tasks, unless
+        `deleteSubtasks=true` (then they go too), as Jira answers."""
+        children = [i for i in self.site.store.issues.values() if i.parent_key == issue.key]
+        if children and request.args.get("deleteSubtasks", "false").lower() != "true":
+            return jira_error(
+                400, ["The issue has subtasks. Set deleteSubtasks to true to delete them too."]
+            )
+        for doomed in (*children, issue):
+            self.site.store.remove(doomed)
+        return no_content()
+
     def link_issues(self, request: Request) -> Response:
         body = _body(request) or {}
         wanted = body.get("type") or {}

@@ -9,9 +9,12 @@ Supported, as real Jira spells it::
     updated >= "2024-01-01 10:00"      updated <= -5m   (also created; >, < too)
                                        (date literals: wall time in the user's time zone)
     clause AND clause ...              ORDER BY updated [ASC|DESC], key [ASC|DESC]
+    (a AND b) OR (c AND d)             (parentheses group; where AND and OR mix they are required:
+                                        Atlassian's spec parses "A OR B AND C" as "(A OR B) AND C",
+                                        not as SQL would, so the sandbox refuses to guess)
 
 Strings are quoted with "..." or '...' and use backslash escapes (``\\"``, ``\\\\``) as in
-real JQL. Anything else (OR, NOT, functions, ~, unknown fields) is rejected with
+real JQL. Anything else (NOT, functions, ~, unknown fields) is rejected with
 :class:`JqlError`, which the app answers as a 400 with Jira's ``errorMessages`` shape; values
 that do not exist (an unknown project, issue type or issue key) are rejected the same way,
 as Jira does.
@@ -68,7 +71,8 @@ Predicate = Callable[[SearchDoc], bool]
 
 @dataclass(frozen=True)
 class JqlQuery:
-    """A validated query: a conjunction of predicates and a sort order."""
+    """A validated query: a conjunction of predicates (an OR is one predicate) and a sort
+    order."""
 
     predicates: tuple[Predicate, ...]
     order: tuple[tuple[str, bool], ...]  # (field, descending)
@@ -180,17 +184,42 @@ class _Parser:
         predicates: list[Predicate] = []
         token = self.peek()
         if token is not None and token.keyword != "ORDER":
-            predicates.append(self.clause())
-            while (token := self.peek()) is not None and token.keyword == "AND":
-                self.index += 1
-                predicates.append(self.clause())
+            predicates.append(self.either())
         order = self.order_by()
         token = self.peek()
         if token is not None:
-            if token.keyword in {"OR", "NOT"}:
-                raise self.fail(token, f"The sandbox supports only AND; got '{token.text}'")
+            if token.keyword == "NOT":
+                raise self.fail(token, "The sandbox does not support NOT")
             raise self.fail(token, f"Expecting either 'OR' or 'AND' but got '{token.text}'")
         return JqlQuery(tuple(predicates), order)
+
+    def either(self) -> Predicate:
+        """Terms joined by one of AND / OR. Mixing both at one level is refused: Atlassian's
+        spec parses "A OR B AND C" as "(A OR B) AND C", so a query must say what it means."""
+        parts = [self.term()]
+        joiner = ""
+        while (token := self.peek()) is not None and token.keyword in {"AND", "OR"}:
+            if joiner and token.keyword != joiner:
+                raise self.fail(token, "The sandbox needs parentheses where AND and OR mix")
+            joiner = token.keyword
+            self.index += 1
+            parts.append(self.term())
+        if len(parts) == 1:
+            return parts[0]
+        if joiner == "OR":
+            return lambda d: any(part(d) for part in parts)
+        return lambda d: all(part(d) for part in parts)
+
+    def term(self) -> Predicate:
+        token = self.peek()
+        if token is None or token.text != "(":
+            return self.clause()
+        self.index += 1
+        inner = self.either()
+        closing = self.take("')'")
+        if closing.text != ")":
+            raise self.fail(closing, f"Expecting ')' but got '{closing.text}'")
+        return inner
 
     def clause(self) -> Predicate:
         token = self.take("a field name")

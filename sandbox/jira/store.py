@@ -165,6 +165,15 @@ class JiraStore:
         self.reindex(issue, lag=0.0 if seeded else None)
         return issue
 
+    def remove(self, issue: StoredIssue) -> None:
+        """Delete the issue and its links (the issues at their other end are not touched:
+        their `updated` stays, so an incremental search does not return them)."""
+        self.issues.pop(issue.key, None)
+        self.by_id.pop(issue.id, None)
+        self.links = [
+            link for link in self.links if issue.key not in (link.inward_key, link.outward_key)
+        ]
+
     def find(self, id_or_key: str) -> StoredIssue | None:
         if id_or_key.isdigit():
             return self.by_id.get(int(id_or_key))

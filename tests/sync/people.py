@@ -146,6 +146,11 @@ class People:
         self._jira("POST", "issueLink", json=link)
         return str(created["key"])
 
+    def delete(self, ref: TicketRef) -> None:
+        """Delete the Jira issue (its links go with it)."""
+        self._labels_only()
+        self._jira("DELETE", f"issue/{ref.key}")
+
     # ---- plumbing --------------------------------------------------------------------------
     @property
     def _cloud(self) -> bool:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -38,13 +38,15 @@ def site() -> Iterator[Sandbox]:
 
 @pytest.fixture
 def searches(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
-    """Jira searches made by the target connector, by what they were for (one per page)."""
+    """Jira searches made by the target connector, by what they were for: one per request (a
+    search that found nothing or was refused counts too, each further page one more)."""
     counted: Counter[str] = Counter()
     original = connectors.jira.target.search
 
     def counting(*args: Any, what: str = "issue search", **kwargs: Any) -> Iterator[Any]:
-        for page in original(*args, what=what, **kwargs):
-            counted[what] += 1
+        counted[what] += 1
+        for number, page in enumerate(original(*args, what=what, **kwargs)):
+            counted[what] += 1 if number else 0
             yield page
 
     monkeypatch.setattr(connectors.jira.target, "search", counting)
@@ -64,8 +66,9 @@ def test_an_idle_cycle_reads_the_state_of_its_tickets_in_one_search(
     site: Sandbox, tmp_path: Path, searches: Counter[str]
 ) -> None:
     """After the cycle that reads back what the first one wrote, a cycle in which nothing
-    changed makes one ticket search (no per-ticket state reads), and so does a new engine on
-    the same state store (a restart, `sync --once`): the stored states stand in for a read."""
+    changed makes one Jira search in all (no per-ticket state reads, no read of the reviews'
+    linked tickets), and so does a new engine on the same state store (a restart, `sync
+    --once`): the stored states and links stand in for a read."""
     settings = reviewing_settings(site, tmp_path, reviews=6, index_lag_seconds=0.2)
     store = open_store(settings.sync.resolved_state_url())
     engine = Engine.from_settings(settings, store)
@@ -75,12 +78,12 @@ def test_an_idle_cycle_reads_the_state_of_its_tickets_in_one_search(
     searches.clear()
     idle = engine.run_once()
     assert idle.summary.as_counts()["unchanged"] == first.summary.as_counts()["created"]
-    assert _state_reads(searches) == {"changed tickets": 1}
+    assert dict(searches) == {"changed tickets": 1}
 
     searches.clear()
     restarted = Engine.from_settings(settings, store).run_once()
     assert restarted.summary.as_counts()["unchanged"] == first.summary.as_counts()["created"]
-    assert _state_reads(searches) == {"changed tickets": 1}
+    assert dict(searches) == {"changed tickets": 1}
     assert idle.build.rebuilt == [] and restarted.build.packs.keys() == idle.build.packs.keys()
     store.close()
 
@@ -273,3 +276,72 @@ def test_a_full_read_into_servicenow_keeps_what_people_did_in_unchanged_tasks(
     assert engine.target.state([schedule])[schedule.key].done
     assert kept is not None and kept.scheduled == seen.scheduled
     store.close()
+
+
+def test_improvements_done_or_deleted_show_in_the_next_cycles_in_the_same_search(
+    site: Sandbox, tmp_path: Path, searches: Counter[str]
+) -> None:
+    """People link improvement tickets to a review, later finish one and delete another. A
+    linked ticket's change does not touch the review (Jira keeps the status on the other
+    issue), yet the next cycles show it, through the stand-in's index lag: the book's one
+    search also asks for the open linked tickets changed in its window. No cycle reads the
+    links apart from that search; a deleted linked ticket (Jira then refuses the whole query)
+    costs one cycle a few reads and then is no longer asked for."""
+    settings = reviewing_settings(site, tmp_path, reviews=2, index_lag_seconds=0.2)
+    service = settings.review.selection[0]
+    store = open_store(settings.sync.resolved_state_url())
+    engine = Engine.from_settings(settings, store)
+    cycle = engine.run_once().build.cycle.id
+    engine.run_once()
+    review = _ref(store, review_ticket_key(cycle, service))
+
+    def improvements() -> dict[str, bool]:
+        meeting = engine.run_once().build.packs[service].meeting
+        assert meeting is not None
+        return {m.number or "": m.open for m in meeting.improvements}
+
+    site.knobs.update({"index_lag_ms": LAG_MS})
+    people = People(site, "jira")
+    fix = people.link(review, "Add a second MX relay")
+    old = people.link(review, "Retire the old relay")
+    time.sleep(LAG_MS / 1000 + 0.3)
+    searches.clear()
+    assert improvements() == {fix: True, old: True}
+    assert _reads(searches) == {"changed tickets": 1}
+
+    _age(site, timedelta(hours=1))  # the improvement is done an hour after our last write
+    updated = site.jira.site.store.issues[review.key].updated
+    people.close(TicketRef(fix, ""))
+    assert site.jira.site.store.issues[review.key].updated == updated  # the review untouched
+    time.sleep(LAG_MS / 1000 + 0.3)
+    searches.clear()
+    assert improvements() == {fix: False, old: True}
+    assert _reads(searches) == {"changed tickets": 1}
+
+    _age(site, timedelta(hours=1))
+    people.delete(TicketRef(old, ""))
+    searches.clear()
+    assert improvements() == {fix: False}
+    # Jira refused the search naming the deleted key: ours alone, the watched key by key
+    assert _reads(searches) == {"changed tickets": 2, "ticket states": 1}
+    searches.clear()
+    assert improvements() == {fix: False}
+    assert _reads(searches) == {"changed tickets": 1}
+    restarted = Engine.from_settings(settings, store).run_once().build.packs[service].meeting
+    assert restarted is not None
+    assert {m.number: m.open for m in restarted.improvements} == {fix: False}
+    store.close()
+
+
+def _reads(searches: Counter[str]) -> dict[str, int]:
+    """The searches that read tickets' states and links (not those of writing a changed pack)."""
+    return {w: n for w, n in searches.items() if w != "tickets to update"}
+
+
+def _age(site: Sandbox, by: timedelta) -> None:
+    """Every issue last changed `by` earlier than it was (what a quiet hour does), indexed."""
+    store = site.jira.site.store
+    with store.lock:
+        for issue in store.issues.values():
+            issue.updated -= by
+            store.reindex(issue, lag=0.0)

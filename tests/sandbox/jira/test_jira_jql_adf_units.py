@@ -102,3 +102,14 @@ _NOT_ADF = [
 def test_invalid_adf_is_refused(value: object) -> None:
     """Strings, docs without version and unknown nodes are not ADF."""
     assert adf_error(value) is not None
+
+
+def test_or_with_parentheses_and_mixing_refused() -> None:
+    """OR and parentheses work; AND and OR mixed at one level are refused (Atlassian's spec
+    parses "A OR B AND C" as "(A OR B) AND C", so our queries must spell the grouping)."""
+    query = parse_jql("(updated >= -5m AND project = SLM) OR (key in (SLM-2))", CATALOG)
+    assert query.matches(_doc(1, minutes_ago=4))
+    assert query.matches(_doc(2, minutes_ago=60))
+    assert not query.matches(_doc(3, minutes_ago=60))
+    with pytest.raises(JqlError, match="parentheses"):
+        parse_jql("updated >= -5m AND project = SLM OR key = SLM-2", CATALOG)

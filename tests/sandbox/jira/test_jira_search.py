@@ -149,7 +149,7 @@ def test_jql_strings_honour_quotes_and_backslashes(
 @pytest.mark.parametrize(
     "jql",
     [
-        "project = SLM OR project = ITSD",
+        "project = SLM AND labels = a OR project = ITSD",
         "summary ~ review",
         "assignee = currentUser()",
         "project = NOPE",
