@@ -146,6 +146,15 @@ GOALS: tuple[Goal, ...] = (
         "calls",
     ),
     Goal(
+        "idle cycle, 1,000 services, 300 under review: target reads",
+        "idle_cycle_estate",
+        "one target state read (1 Jira search)",
+        1,
+        True,
+        lambda r: r["target_calls"],
+        "calls",
+    ),
+    Goal(
         "idle cycle, 1,000 services, 300 under review: CPU",
         "idle_cycle_estate",
         "≤ 2 s CPU",
