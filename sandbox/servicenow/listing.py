@@ -9,8 +9,9 @@ paging over many rows stays cheap.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import overload
 from urllib.parse import urlencode
 
 from sandbox.servicenow.query import (
@@ -55,13 +56,13 @@ def select(
         return _page(chosen, limit, offset, counted=count)
     rows = _ordered(store, table, order, _lower_bound(query))
     if order and rows is None:
-        candidates = store.rows(table)
-        filtered = candidates if matches is None else [r for r in candidates if matches(r)]
+        listed = store.rows(table)
+        filtered = listed if matches is None else [r for r in listed if matches(r)]
         return _page(_sort(store, filtered, order), limit, offset)
-    candidates = rows if rows is not None else store.rows(table)
+    candidates: Sequence[Row] = rows if rows is not None else store.rows(table)
     if count or matches is None:
-        filtered = candidates if matches is None else [r for r in candidates if matches(r)]
-        return _page(filtered, limit, offset, counted=count)
+        kept = candidates if matches is None else [r for r in candidates if matches(r)]
+        return _page(kept, limit, offset, counted=count)
     return _page_without_count(candidates, matches, limit, offset)
 
 
@@ -108,13 +109,45 @@ def _in_order(
     return _sort(store, listed, order) if order else listed
 
 
-def _page(rows: list[Row], limit: int, offset: int, counted: bool = True) -> Page:
-    page = rows[offset : offset + limit]
+class _Tail(Sequence[Row]):
+    """The rows of a list from `start` on, without copying them: keyset paging asks for the
+    rows after its cursor on every page, and a copy of a million-row tail per page made the
+    stand-in quadratic where an instance's index seek is not."""
+
+    def __init__(self, rows: list[Row], start: int) -> None:
+        self.rows, self.start = rows, start
+
+    def __len__(self) -> int:
+        return len(self.rows) - self.start
+
+    @overload
+    def __getitem__(self, index: int) -> Row: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Row]: ...
+
+    def __getitem__(self, index: int | slice) -> Row | list[Row]:
+        if isinstance(index, slice):
+            begin, end, step = index.indices(len(self))
+            return self.rows[self.start + begin : self.start + end : step]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return self.rows[self.start + index]
+
+    def __iter__(self) -> Iterator[Row]:
+        rows = self.rows
+        return (rows[i] for i in range(self.start, len(rows)))
+
+
+def _page(rows: Sequence[Row], limit: int, offset: int, counted: bool = True) -> Page:
+    page = list(rows[offset : offset + limit])
     return Page(page, len(rows) if counted else None, offset, limit, len(page) == limit)
 
 
 def _page_without_count(
-    rows: list[Row], matches: Callable[[Row], bool], limit: int, offset: int
+    rows: Sequence[Row], matches: Callable[[Row], bool], limit: int, offset: int
 ) -> Page:
     page: list[Row] = []
     skipped = 0
@@ -132,7 +165,7 @@ def _page_without_count(
 
 def _ordered(
     store: TableStore, table: str, order: list[tuple[str, bool]], since: str | None
-) -> list[Row] | None:
+) -> Sequence[Row] | None:
     """Rows in the requested order from the sorted index, if the order is the indexed one;
     ascending scans start at `since` (no row before it can match)."""
     names = [name for name, _ in order]
@@ -145,7 +178,7 @@ def _ordered(
         return list(reversed(rows))
     if since is None:
         return rows
-    return rows[bisect_left(store.sorted_stamps(table), since) :]
+    return _Tail(rows, bisect_left(store.sorted_stamps(table), since))
 
 
 def _lower_bound(query: EncodedQuery) -> str | None:

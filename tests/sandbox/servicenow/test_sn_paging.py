@@ -86,3 +86,16 @@ def test_limit_is_capped_at_10000_silently(
         assert response.status_code == 200
         assert len(response.json()["result"]) == 10000
         assert response.headers["X-Total-Count"] == "10050"
+
+
+def test_a_keyset_tail_reads_like_the_list_it_does_not_copy() -> None:
+    """The rows after a keyset cursor (`_Tail`): length, indexing, slicing and iteration as the
+    copied tail would give them."""
+    from sandbox.servicenow.listing import _Tail
+
+    rows = [{"sys_id": str(i)} for i in range(10)]
+    tail = _Tail(rows, 4)
+    assert len(tail) == 6 and list(tail) == rows[4:]
+    assert tail[0] is rows[4] and tail[-1] is rows[9]
+    assert tail[1:3] == rows[5:7] and tail[4:100] == rows[8:]
+    assert list(_Tail(rows, 10)) == []
