@@ -166,6 +166,7 @@ class LinkedTicket:
     title: str
     done: bool
     url: str | None = None
+    id: str = ""  # the tool's id for it, where known (Jira: a moved issue keeps it, not its key)
 
 
 @dataclass(frozen=True)

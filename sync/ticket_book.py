@@ -93,7 +93,7 @@ class TicketBook:
         self._known = known
         self.store.store_tickets(
             target.system, self._read,
-            {key: state_body(state) for key, state in {**relinked, **read.states}.items()},
+            {key: state_body(state) for key, state in {**read.states, **relinked}.items()},
             gone=known.gone if full else (), full=full,
         )  # fmt: skip
         self._read_live(known, fresh)
@@ -164,15 +164,19 @@ def _relinked(
     known: KnownStates, linked: Mapping[str, LinkedTicket], unlinked: AbstractSet[str]
 ) -> dict[str, TicketState]:
     """The states whose links show a linked ticket as it changed (an improvement action done,
-    renamed) or deleted, with their links brought up to date."""
+    reopened, renamed, moved to another key: matched by id where known) or deleted, with their
+    links brought up to date."""
     if not linked and not unlinked:
         return {}
+    by_id = {ticket.id: ticket for ticket in linked.values() if ticket.id}
     found: dict[str, TicketState] = {}
     for key, state in known.states.items():
         if not state.links:
             continue
         links = tuple(
-            linked.get(link.key, link) for link in state.links if link.key not in unlinked
+            (by_id.get(link.id) if link.id else None) or linked.get(link.key, link)
+            for link in state.links
+            if link.key not in unlinked
         )
         if links != state.links:
             found[key] = replace(state, links=links)
@@ -200,7 +204,7 @@ def state_body(state: TicketState) -> dict[str, Any]:
         "comments": [[c.author, c.created.isoformat(), c.text, c.ours] for c in state.comments],
         "links": None
         if state.links is None
-        else [[link.key, link.title, link.done, link.url] for link in state.links],
+        else [[link.key, link.title, link.done, link.url, link.id] for link in state.links],
     }
 
 

@@ -105,6 +105,8 @@ class JiraTarget:
         self._ahead: dict[str, _ReadAhead] = {}  # ticket key -> what `read_ahead` read of it
         # the sync layer's ticket book for this cycle: `state()` answers from it (see there)
         self.known_states: KnownStates | None = None
+        # linked issues a search refused and a read by key found (archived): read by key no more
+        self._unsearchable: set[str] = set()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JiraTarget:
@@ -545,6 +547,7 @@ class JiraTarget:
             title=str(fields.get("summary", key)),
             done=category == "done",
             url=browse_url(self.site, key),
+            id=str(other.get("id") or ""),
         )
 
     # ---- duplicate audit -------------------------------------------------------------------
@@ -605,7 +608,7 @@ class JiraTarget:
         if known is not None:
             states = {ref.key: known.states[ref.key] for ref in refs if ref.key in known.states}
             refs = [r for r in refs if r.key not in known.states and r.key not in known.gone]
-        fields = [*STATE_FIELDS, "comment"] if comments else list(STATE_FIELDS)
+        fields = [*STATE_FIELDS, "comment", "issuelinks"] if comments else list(STATE_FIELDS)
         by_key = {ref.key: ref for ref in refs}
         for chunk in _chunks(list(by_key), LOOKUP_CHUNK):
             for issue in self._state_issues(chunk, by_key, fields):
@@ -626,10 +629,9 @@ class JiraTarget:
 
         A link's status is the other issue's: an improvement action moving to done does not
         touch our ticket. An incremental read therefore also asks, in the same search, for the
-        open issues linked to ours (`known_states`) updated in the window, up to
-        `WATCHED_PER_SEARCH` keys (more take further searches). A key Jira refuses (the issue
-        was deleted) fails the whole query: the watched keys are then read through `state()`'s
-        one-by-one fallback and the missing ones reported `unlinked`."""
+        issues linked to ours that may still change what a pack shows (`_watched`) and were
+        updated in the window, up to `WATCHED_PER_SEARCH` keys (more take further searches).
+        Jira refuses a whole query naming an issue that no longer exists (`_watch`)."""
         started = datetime.now(UTC)
         ours = f"project = {quote(self.settings.project)} AND labels = {quote(SYNC_LABEL)}"
         window = ""
@@ -644,48 +646,45 @@ class JiraTarget:
         linked: dict[str, LinkedTicket] = {}
         unlinked: set[str] = set()
         try:
-            self._read_changed(_either(ours, first, window), states, linked)
-        except RequestRejected:
+            self._read_changed(_either(ours, first, window), states, linked, asked=first)
+        except RequestRejected as refused:
             if not first:
                 raise
             self._read_changed(ours + window, states, linked)
-            unlinked |= self._read_watched(first, linked)
+            unlinked |= self._watch(first, window, linked, refused)
         for chunk in watched[1:]:
-            try:
-                self._read_changed(keys_in(chunk) + window, {}, linked)
-            except RequestRejected:
-                unlinked |= self._read_watched(chunk, linked)
+            unlinked |= self._watch(chunk, window, linked)
         log.info("jira.tickets_read", changed=len(states), linked=len(linked),
                  full=mark is None)  # fmt: skip
         return StateRead(states, started.isoformat(), linked, frozenset(unlinked))
 
     def _read_changed(
-        self, jql: str, states: dict[str, TicketState], linked: dict[str, LinkedTicket]
+        self,
+        jql: str,
+        states: dict[str, TicketState],
+        linked: dict[str, LinkedTicket],
+        asked: Sequence[str] = (),
     ) -> None:
         """Our tickets the search returns into `states` (with comments and links), and every
-        returned issue as a link's other end into `linked`."""
+        returned issue as a link's other end into `linked`. `asked`: the linked issues the query
+        names by key (one carrying a sync label of its own is not ours for that)."""
         # A stable order: Data Center pages by startAt, and in the default order a ticket
         # updated between two pages moves ahead of them and would be missed (gone for an hour).
         fields = [*STATE_FIELDS, "comment", "created", "issuelinks", "summary"]
+        named = set(asked)
         for page in search(self.api, jql + " ORDER BY created ASC", fields,
                            what="changed tickets"):  # fmt: skip
             for issue in page:
                 key, issue_fields = str(issue["key"]), issue["fields"]
                 linked[key] = self._linked({"outwardIssue": issue})
-                if self._ours(key, issue_fields):
+                if key not in named and SYNC_LABEL in (issue_fields.get("labels") or ()):
                     ref = self.ref(key, str(issue["id"]))
-                    state = self._issue_state(ref, issue_fields, comments=True)
-                    links = issue_fields.get("issuelinks") or []
-                    states[key] = replace(state, links=tuple(self._linked(k) for k in links))
-
-    def _ours(self, key: str, fields: Mapping[str, Any]) -> bool:
-        """Carries the sync label in our project (a watched linked issue may carry neither)."""
-        project = key.rsplit("-", 1)[0]
-        ours = project.upper() == self.settings.project.upper()
-        return ours and SYNC_LABEL in (fields.get("labels") or ())
+                    states[key] = self._issue_state(ref, issue_fields, comments=True)
 
     def _watched(self) -> list[str]:
-        """The open issues linked to our tickets in the book, by key."""
+        """Issues linked to our tickets in the book whose change the packs would show: every
+        open one, and done ones linked to a ticket of ours still open (an improvement reopened
+        during the review). Not those a search refused but a read by key found (archived)."""
         known = self.known_states
         if known is None:
             return []
@@ -693,18 +692,62 @@ class JiraTarget:
             link.key
             for state in known.states.values()
             for link in state.links or ()
-            if not link.done and link.key not in known.states
+            if (not link.done or not state.done)
+            and link.key not in known.states
+            and link.key not in self._unsearchable
         })  # fmt: skip
 
-    def _read_watched(self, keys: Sequence[str], linked: dict[str, LinkedTicket]) -> set[str]:
-        """Linked issues read by key (one by one where a search is refused): their current
-        status into `linked`; the keys that no longer exist are returned."""
-        fields = [*STATE_FIELDS, "summary"]
-        by_key = {key: TicketRef(key, "") for key in keys}
-        found = {str(i["key"]): i for i in self._state_issues(list(keys), by_key, fields)}
-        for key, issue in found.items():
-            linked[key] = self._linked({"outwardIssue": issue})
-        return set(keys) - set(found)
+    def _watch(
+        self,
+        keys: Sequence[str],
+        window: str,
+        linked: dict[str, LinkedTicket],
+        refused: RequestRejected | None = None,
+    ) -> set[str]:
+        """The watched issues changed in the window into `linked`; the keys that are gone
+        (deleted, or no longer visible to us) are returned.
+
+        Jira refuses a whole query naming an issue that does not exist ("An issue with key
+        'X-1' does not exist for field 'key'"): the keys the refusal names are read by key
+        and the rest searched again; a refusal naming none halves the list. So one deleted
+        issue among a thousand costs one more search and one read, or about twenty searches
+        at worst. A key that a search refuses and a read by key finds (an archived issue) is
+        not searched again by this process."""
+        gone: set[str] = set()
+        pending = [list(keys)]
+        while pending:
+            part = pending.pop()
+            if refused is None:
+                try:
+                    self._read_changed(keys_in(part) + window, {}, linked, asked=part)
+                    continue
+                except RequestRejected as error:
+                    refused = error
+            named = {k for k in part if f"'{k.lower()}'" in str(refused).lower()}
+            refused = None
+            alone = named or (set(part) if len(part) == 1 else set())
+            for key in sorted(alone):
+                if not self._read_linked(key, linked):
+                    gone.add(key)
+            rest = [k for k in part if k not in alone]
+            if rest and alone:
+                pending.append(rest)
+            elif rest:
+                pending += [rest[: len(rest) // 2], rest[len(rest) // 2 :]]
+        return gone
+
+    def _read_linked(self, key: str, linked: dict[str, LinkedTicket]) -> bool:
+        """One linked issue read by key into `linked` (under the key Jira answers with: a
+        moved issue has a new one); False if Jira has no such issue for us."""
+        try:
+            issue = self._get_issue(key, [*STATE_FIELDS, "summary"], what="linked issue")
+        except RequestRejected:
+            log.info("jira.linked_issue_gone", issue=key)
+            return False
+        self._unsearchable.add(key)
+        log.info("jira.linked_issue_unsearchable", issue=key)
+        linked[str(issue.get("key") or key)] = self._linked({"outwardIssue": issue})
+        return True
 
     def _issue_state(
         self, ref: TicketRef, fields: Mapping[str, Any], *, comments: bool
@@ -712,6 +755,9 @@ class JiraTarget:
         found = replace(_state(ref, fields), assignee=self._name(fields.get("assignee")))
         if comments:
             found = replace(found, comments=self._comments(ref, fields))
+        if "issuelinks" in fields:  # asked for with comments: the full read of a ticket
+            links = fields.get("issuelinks") or []
+            found = replace(found, links=tuple(self._linked(link) for link in links))
         return found
 
     def _state_issues(

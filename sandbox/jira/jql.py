@@ -64,6 +64,7 @@ class JqlCatalog:
     key_exists: Callable[[str], bool]
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     zone: tzinfo = UTC  # the searching user's time zone: date literals are its wall time
+    resolve: Callable[[str], str] = field(default=lambda key: key)  # a moved issue's old key
 
 
 Predicate = Callable[[SearchDoc], bool]
@@ -318,7 +319,7 @@ def _compile(name: str, operator: str, values: Sequence[str], catalog: JqlCatalo
         labels = set(values)
         return lambda d: not labels.isdisjoint(d.labels)
     if name in {"key", "parent"}:
-        keys = {_issue_key(v, name, catalog) for v in values}
+        keys = {catalog.resolve(_issue_key(v, name, catalog)) for v in values}
         if name == "key":
             return lambda d: d.key in keys
         return lambda d: d.parent_key in keys

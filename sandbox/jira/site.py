@@ -133,8 +133,9 @@ class JiraSite:
         return JqlCatalog(
             frozenset(self.projects),
             names,
-            lambda key: key in self.store.issues,
+            lambda key: self.store.resolve(key) in self.store.issues,
             zone=self.realism.zone,
+            resolve=self.store.resolve,
         )
 
     def person_by_login(self, login: str) -> JiraUser | None:

@@ -126,6 +126,7 @@ class JiraStore:
         self.by_id: dict[int, StoredIssue] = {}
         self.links: list[IssueLink] = []
         self.project_counters: dict[str, int] = {}
+        self.moved: dict[str, str] = {}  # old key -> new key of issues moved to another project
         self._next_id = 10000
         self._next_child_id = 10000
 
@@ -165,6 +166,30 @@ class JiraStore:
         self.reindex(issue, lag=0.0 if seeded else None)
         return issue
 
+    def move(self, issue: StoredIssue, project: str) -> str:
+        """Move the issue to another project, as a person does: it gets that project's next key,
+        its old key keeps answering (GET, JQL `key =` / `key in`) for the moved issue, its links
+        follow it, and it is updated. Returns the new key."""
+        number = self.project_counters.get(project, 0) + 1
+        self.project_counters[project] = number
+        old, new = issue.key, f"{project}-{number}"
+        self.issues.pop(old)
+        issue.key, issue.project = new, project
+        self.issues[new] = issue
+        self.moved[old] = new
+        for link in self.links:
+            link.inward_key = new if link.inward_key == old else link.inward_key
+            link.outward_key = new if link.outward_key == old else link.outward_key
+        self.touch(issue)
+        return new
+
+    def resolve(self, key: str) -> str:
+        """The issue's key now (a moved issue's old keys lead to its new one)."""
+        seen = 0
+        while key in self.moved and seen < 100:
+            key, seen = self.moved[key], seen + 1
+        return key
+
     def remove(self, issue: StoredIssue) -> None:
         """Delete the issue and its links (the issues at their other end are not touched:
         their `updated` stays, so an incremental search does not return them)."""
@@ -177,7 +202,7 @@ class JiraStore:
     def find(self, id_or_key: str) -> StoredIssue | None:
         if id_or_key.isdigit():
             return self.by_id.get(int(id_or_key))
-        return self.issues.get(id_or_key.upper())
+        return self.issues.get(self.resolve(id_or_key.upper()))
 
     def touch(self, issue: StoredIssue) -> None:
         """The issue changed: a new `updated` time, and a copy on its way to the index."""

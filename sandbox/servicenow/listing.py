@@ -129,6 +129,8 @@ class _Tail(Sequence[Row]):
     def __getitem__(self, index: int | slice) -> Row | list[Row]:
         if isinstance(index, slice):
             begin, end, step = index.indices(len(self))
+            if step < 0:  # no caller walks backwards: copy rather than shift the bounds
+                return self.rows[self.start :][index]
             return self.rows[self.start + begin : self.start + end : step]
         if index < 0:
             index += len(self)

@@ -108,6 +108,6 @@ def test_state_pages_the_comments_search_left_out(
     sent = [call.request for call in mocked.calls]
     search = json.loads(sent[0].body)
     assert search["fields"] == ["status", "labels", "duedate", "resolutiondate", "assignee",
-                                "comment"]  # fmt: skip
+                                "comment", "issuelinks"]  # fmt: skip
     query = parse_qs(urlsplit(sent[1].url).query)
     assert query == {"startAt": ["1"], "maxResults": ["100"], "orderBy": ["created"]}

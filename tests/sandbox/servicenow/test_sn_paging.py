@@ -99,3 +99,4 @@ def test_a_keyset_tail_reads_like_the_list_it_does_not_copy() -> None:
     assert tail[0] is rows[4] and tail[-1] is rows[9]
     assert tail[1:3] == rows[5:7] and tail[4:100] == rows[8:]
     assert list(_Tail(rows, 10)) == []
+    assert _Tail(rows, 0)[::-1] == rows[::-1] and _Tail(rows, 4)[::-2] == rows[4:][::-2]
