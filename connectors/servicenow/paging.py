@@ -56,6 +56,9 @@ class KeysetPager:
     until: str | None = None
     extra: str = ""  # a condition built by the connector (sys_idIN..., service links)
     overlap_seconds: int = 0  # start this far behind `since` (late rows; see the module doc)
+    # NQ groups: a row matches when it matches one of them. Every other condition (filter,
+    # extra, cursor, bound) is repeated in each group: `A^NQB^C` reads `A OR (B AND C)`.
+    either: tuple[str, ...] = ()
 
     def pages(self) -> Iterator[TablePage]:
         """Every page, until the instance answers an empty one."""
@@ -96,7 +99,10 @@ class KeysetPager:
             parts.append(query.since_stamp(cursor.updated) if not cursor.id else "")
         if self.until:
             parts.append(query.not_after(self.until))
-        return query.ordered(query.conjoin(parts))
+        if not self.either:
+            return query.ordered(query.conjoin(parts))
+        groups = [query.conjoin([group, *parts]) for group in self.either]
+        return query.ordered(query.any_of(groups))
 
 
 def overlapped(since: Cursor | None, seconds: int) -> Cursor | None:

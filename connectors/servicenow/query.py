@@ -125,6 +125,14 @@ def conjoin(parts: Sequence[str]) -> str:
     return "^".join(part for part in parts if part)
 
 
+def any_of(groups: Sequence[str]) -> str:
+    """OR the groups, each a whole AND query (`^NQ`, "new query"): `A^B^NQC^D` reads
+    `(A AND B) OR (C AND D)`. A condition meant for every group must be in each of them."""
+    if any(not group for group in groups):
+        raise ValueError("an empty NQ group would match every row")
+    return "^NQ".join(groups)
+
+
 def ordered(condition: str) -> str:
     """The condition in keyset order (sys_updated_on, then sys_id)."""
     return conjoin([condition, ORDER])

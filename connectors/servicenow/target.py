@@ -20,6 +20,11 @@ from `sys_journal_field` (see `connectors.servicenow.journal`), one query per 50
 are read as stored (`sysparm_display_value=false`): UTC; `due` is the UTC date of `due_date`.
 An entry is ours when its `sys_created_by` is the integration user (`servicenow.username`, or
 with an OAuth token the user `javascript:gs.getUserID()` names, looked up once).
+
+Improvement actions are the child tasks people add under ours (`parent`, any table extending
+`task`, no marker). The ticket book's read (`read_states`) takes them along in its one Table
+API read over `task` (an `^NQ` group with a dot-walk through `parent`), so `linked` answers
+from the book; a deleted child is dropped at the book's next full read.
 """
 
 from __future__ import annotations
@@ -75,6 +80,11 @@ CLOSED_STATES = frozenset({"3", "4", "7"})  # task: Closed Complete / Incomplete
 SKIPPED = "7"
 CLOSED_COMPLETE = "3"
 MARKER = "slm-sync"
+# Not ours: `!=` may leave out rows whose field is empty, so those are named explicitly (^OR
+# binds tighter than ^: `a^b^ORc` reads a AND (b OR c)).
+NOT_OURS = f"correlation_display!={MARKER}^ORcorrelation_displayISEMPTY"
+# A task of any class whose parent is one of ours (dot-walked) and that slm-sync did not make.
+CHILDREN_QUERY = f"parent.correlation_display={MARKER}^{NOT_OURS}"
 STAMP = "%Y-%m-%d %H:%M:%S"
 KEYS_PER_LOOKUP = 50
 
@@ -154,22 +164,31 @@ class ServiceNowTarget:
         return tuple(p for p in people if not self.people.sys_id(p))
 
     def linked(self, refs: Sequence[TicketRef]) -> dict[str, tuple[LinkedTicket, ...]]:
-        """Tasks (any task table) whose parent is one of ours and that slm-sync did not make."""
-        by_id = {ref.id: ref.key for ref in refs}
-        found: dict[str, list[LinkedTicket]] = {key: [] for key in by_id.values()}
+        """Tasks (any task table) whose parent is one of ours and that slm-sync did not make:
+        from the ticket book where its read took them (`read_states`), else read by parent,
+        one query per 50 (a task the book knows to be gone has none)."""
+        found: dict[str, tuple[LinkedTicket, ...]] = {}
+        known = self.known_states
+        by_id: dict[str, str] = {}
+        for ref in refs:
+            state = known.states.get(ref.key) if known is not None else None
+            if state is not None and state.links is not None:
+                found[ref.key] = state.links
+            elif known is None or ref.key not in known.gone:
+                by_id[ref.id] = ref.key
+        read: dict[str, list[LinkedTicket]] = {key: [] for key in by_id.values()}
         spec = StreamSpec("task", LINK_FIELDS)
         ids = list(by_id)
         for start in range(0, len(ids), KEYS_PER_LOOKUP):
             condition = query.sys_ids_in("parent", ids[start : start + KEYS_PER_LOOKUP])
-            # `!=` may leave out rows whose field is empty: name those explicitly (^OR binds
-            # tighter than ^, so this reads parent AND (display != marker OR display empty)).
-            condition += f"^correlation_display!={MARKER}^ORcorrelation_displayISEMPTY"
+            condition += f"^{NOT_OURS}"
             for page in KeysetPager(self.client, self.guard, spec, 1000, extra=condition).pages():
                 for row in page.records:
                     parent = by_id.get(str(row.get("parent", "")))
                     if parent is not None:
-                        found[parent].append(self._linked(row))
-        return {key: tuple(items) for key, items in found.items()}
+                        read[parent].append(self._linked(row))
+        found.update({key: tuple(sorted(items, key=_link_order)) for key, items in read.items()})
+        return found
 
     def _linked(self, row: Record) -> LinkedTicket:
         sys_id = str(row.get("sys_id", ""))
@@ -228,27 +247,43 @@ class ServiceNowTarget:
 
     def read_states(self, mark: str | None, margin_seconds: float) -> StateRead:
         """Every task of ours (`correlation_display`) updated since `mark` (when the previous
-        read started, UTC) less the margin, with its work notes; all of them when `mark` is
-        None. Stamps are compared as stored (UTC, `sysparm_display_value=false`), so the
-        integration user's time zone cannot shift the window; the margin covers a skew between
-        our clock and the instance's and transactions that commit late. Tasks the ticket book
-        holds at the same version are not read again (no journal read for them; an incremental
-        read leaves them out, a full read answers with the book's state): the same
-        `sys_updated_on` and `sys_mod_count` (stamps have whole seconds, so a person's edit in
-        the second of our own last write keeps the stamp; the update count still moves)."""
+        read started, UTC) less the margin, with its work notes and its child tasks (`links`,
+        see `linked`); all of them when `mark` is None. Stamps are compared as stored (UTC,
+        `sysparm_display_value=false`), so the integration user's time zone cannot shift the
+        window; the margin covers a skew between our clock and the instance's and transactions
+        that commit late. Tasks the ticket book holds at the same version are not read again
+        (no journal read for them; an incremental read leaves them out, a full read answers
+        with the book's state): the same `sys_updated_on` and `sys_mod_count` (stamps have
+        whole seconds, so a person's edit in the second of our own last write keeps the stamp;
+        the update count still moves).
+
+        One keyset read over `task`, in two NQ groups: our tasks (`sys_class_name INSTANCEOF`
+        the review table), and the tasks of any class whose `parent` is one of ours and that
+        are not ours (people's improvement actions), both in the window. A child's change does
+        not touch its parent's `sys_updated_on`, hence the second group: a child added,
+        renamed, closed or moved between our tasks amends the links the book holds for its
+        parent (that state is returned too, without a journal read). A deleted child leaves no
+        row to read, and one moved to a task not ours no row in the second group: both stay in
+        the book until the next full read (`sync.ticket_full_read_seconds`), which rebuilds
+        every task's links from its current children."""
         started = datetime.now(UTC)
-        condition = f"correlation_display={MARKER}"
+        window, since = "", None
         if mark:
             since = datetime.strptime(mark, STAMP) - timedelta(seconds=margin_seconds)
-            condition += f"^{query.since_stamp(since.strftime(STAMP))}"
-        spec = StreamSpec(
-            self.table, (*STATE_FIELDS, "sys_updated_on", "sys_mod_count", "sys_created_on")
-        )
+            window = query.since_stamp(since.strftime(STAMP))
+        fields = (*STATE_FIELDS, *LINK_FIELDS, "sys_mod_count", "sys_created_on")
+        spec = StreamSpec("task", tuple(dict.fromkeys(fields)))
+        pager = KeysetPager(self.client, self.guard, spec, 1000, extra=window,
+                            either=(self._ours_query(), CHILDREN_QUERY))  # fmt: skip
         known = self.known_states.states if self.known_states is not None else {}
         states: dict[str, TicketState] = {}
         unchanged: dict[str, TicketState] = {}
-        for page in KeysetPager(self.client, self.guard, spec, 1000, extra=condition).pages():
+        children: list[Record] = []
+        for page in pager.pages():
             for row in page.records:
+                if str(row.get("correlation_display", "")).casefold() != MARKER:
+                    children.append(row)
+                    continue
                 ref = self._ref(row)
                 held = known.get(ref.key)
                 if held is None or _version(held.fields) != _version(row):
@@ -256,10 +291,76 @@ class ServiceNowTarget:
                 else:
                     unchanged[ref.key] = held
         self._with_comments(states, states)
-        log.info("servicenow.tickets_read", changed=len(states), full=mark is None)
         if mark is None:  # a full read answers for every task it found, changed or not
-            states = {**unchanged, **states}
+            found = {**unchanged, **states}
+            links = self._children_of(found, children, dict.fromkeys(found, ()))
+            states = {key: replace(state, links=links[key]) for key, state in found.items()}
+        else:
+            states = self._relinked(known, states, children, since)
+        log.info("servicenow.tickets_read", changed=len(states), children=len(children),
+                 full=mark is None)  # fmt: skip
         return StateRead(states, started.strftime(STAMP))
+
+    def _ours_query(self) -> str:
+        """Our tasks: the marker, in the review table or a table extending it."""
+        ours = f"correlation_display={MARKER}"
+        return ours if self.table == "task" else f"{ours}^sys_class_nameINSTANCEOF{self.table}"
+
+    def _relinked(
+        self,
+        known: Mapping[str, TicketState],
+        changed: Mapping[str, TicketState],
+        children: Sequence[Record],
+        since: datetime | None,
+    ) -> dict[str, TicketState]:
+        """The changed tasks with their links (the book's, amended by the children read), and
+        the unchanged tasks whose links the children read amends. A task new to the book has
+        the children read for links when it was created inside the window (none can be older),
+        else None: `linked` then reads them."""
+        start = since.strftime(STAMP) if since is not None else ""
+        base: dict[str, tuple[LinkedTicket, ...] | None] = {
+            key: state.links for key, state in known.items()
+        }
+        for key, state in changed.items():
+            if key in known:
+                base[key] = known[key].links
+            else:
+                created = str(state.fields.get("sys_created_on") or "")
+                base[key] = () if created and created >= start else None
+        everything = {**known, **changed}
+        links = self._children_of(everything, children, base)
+        result = {key: replace(state, links=links[key]) for key, state in changed.items()}
+        for key, state in known.items():
+            if key not in result and links[key] != state.links:
+                result[key] = replace(state, links=links[key])
+        return result
+
+    def _children_of(
+        self,
+        states: Mapping[str, TicketState],
+        children: Sequence[Record],
+        base: Mapping[str, tuple[LinkedTicket, ...] | None],
+    ) -> dict[str, tuple[LinkedTicket, ...] | None]:
+        """`base` (each task's links, None where unknown) with every child row put under its
+        parent, where the parent is one of `states` with known links, and taken from under the
+        task that held it before (it moved)."""
+        by_id = {state.ref.id: key for key, state in states.items()}
+        found = {key: list(links) if links is not None else None for key, links in base.items()}
+        holder = {link.key: key for key, links in found.items() for link in links or ()}
+        for row in children:
+            child = self._linked(row)
+            parent = by_id.get(str(row.get("parent", "")))
+            before = holder.pop(child.key, None)
+            if before is not None and (held := found.get(before)) is not None:
+                held[:] = [link for link in held if link.key != child.key]
+            target = found.get(parent) if parent is not None else None
+            if parent is not None and target is not None:
+                target.append(child)
+                holder[child.key] = parent
+        return {
+            key: tuple(sorted(links, key=_link_order)) if links is not None else None
+            for key, links in found.items()
+        }
 
     def _with_comments(
         self, wanted: Mapping[str, TicketState], states: dict[str, TicketState]
@@ -606,6 +707,11 @@ def _normal(name: str, value: str) -> Any:
 
 def _all_found(wanted: int, found: Sequence[Record]) -> bool:
     return len(found) >= wanted
+
+
+def _link_order(link: LinkedTicket) -> tuple[str, str]:
+    """Child tasks by number: the same order whichever read found them."""
+    return link.key, link.url or ""
 
 
 def _version(row: Mapping[str, Any]) -> tuple[str, str]:

@@ -11,7 +11,9 @@ Grammar (the subset our connectors and tests use):
     field      := name ( "." name )*  dot-walk through reference fields
 
 Operators: `=`, `!=`, `>`, `>=`, `<`, `<=`, `IN`, `NOT IN`, `STARTSWITH`, `ENDSWITH`, `LIKE`,
-`CONTAINS`, `NOTLIKE`, `DOES NOT CONTAIN`, `ISEMPTY`, `ISNOTEMPTY`, `BETWEEN` (`a@b`).
+`CONTAINS`, `NOTLIKE`, `DOES NOT CONTAIN`, `ISEMPTY`, `ISNOTEMPTY`, `BETWEEN` (`a@b`), and
+`sys_class_nameINSTANCEOF<table>` ("class is a"): rows of that table or a table extending it
+(on another field it is no operator: the condition is dropped, as an unknown one).
 String comparisons ignore case (the instance's database collation does); when the value is a
 number, `<`/`>` compare numerically; dates compare as "YYYY-MM-DD HH:MM:SS" strings.
 A value may be `javascript:gs.dateGenerate('2024-01-01','10:00:00')`.
@@ -31,6 +33,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from sandbox.servicenow.tables import lineage
+
 __all__ = [
     "Condition", "EncodedQuery", "compile_filter", "names_unknown_field", "parse_query",
 ]  # fmt: skip
@@ -42,7 +46,7 @@ _FIELD = re.compile(r"[a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)*")
 # Longest first, so "!=" wins over "=" and "NOT IN" over "IN".
 _OPERATORS = (
     "ISNOTEMPTY", "ISEMPTY", "STARTSWITH", "ENDSWITH", "DOES NOT CONTAIN", "NOTLIKE", "NOT IN",
-    "CONTAINS", "LIKE", "BETWEEN", "IN", "!=", ">=", "<=", "=", ">", "<",
+    "CONTAINS", "LIKE", "BETWEEN", "INSTANCEOF", "IN", "!=", ">=", "<=", "=", ">", "<",
 )  # fmt: skip
 _DATE_GENERATE = re.compile(r"^javascript:gs\.dateGenerate\('([^']*)',\s*'([^']*)'\)$")
 
@@ -116,6 +120,8 @@ def _condition(text: str) -> Condition | None:
     rest = text[match.end() :]
     for operator in _OPERATORS:
         if rest.startswith(operator):
+            if operator == "INSTANCEOF" and match.group() != "sys_class_name":
+                return None
             return Condition(match.group(), operator, _value(rest[len(operator) :]))
     return None  # an operator we do not know: ignored like an invalid field
 
@@ -180,6 +186,8 @@ def _guid_test(operator: str, value: str) -> Callable[[str], bool]:
 
 def _value_test(operator: str, value: str) -> Callable[[str], bool]:
     folded = value.casefold()
+    if operator == "INSTANCEOF":  # the row's class is the table or extends it
+        return lambda v: folded in (name.casefold() for name in lineage(v)) if v else False
     if operator in ("=", "!="):
         equal = operator == "="
         return lambda v: (v.casefold() == folded) is equal

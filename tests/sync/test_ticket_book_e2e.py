@@ -22,7 +22,7 @@ from sandbox import Sandbox
 from sync.engine import Engine
 from sync.state import StateStore, open_store
 
-from .people import People
+from .people import SN_PASSWORD, People
 from .reviewing import reviewing_settings
 
 pytestmark = pytest.mark.usefixtures("no_retry_waits")
@@ -178,18 +178,27 @@ def test_an_idle_cycle_into_servicenow_reads_its_tasks_in_one_request(
     original = requests.Session.send
 
     def spy(session: requests.Session, request: requests.PreparedRequest, **kw: Any) -> Any:
+        """Every request to the instance (the source's pull is one Batch API call)."""
         url = urlsplit(request.url or "")
         wanted = dict(parse_qsl(url.query)).get("sysparm_query", "")
-        if url.path.endswith("/vtb_task") and "sys_created_on>=" not in wanted:
-            sent.append("changed tasks" if "sys_updated_on>=" in wanted else "task states")
+        if url.path.endswith("/v1/batch"):
+            sent.append("source pull")
+        elif url.path.endswith("/table/task") and "sys_updated_on>=" in wanted:
+            sent.append("changed tasks")
+        elif url.path.endswith("/vtb_task") and "sys_idIN" in wanted:
+            sent.append("task states")
         elif url.path.endswith("/sys_journal_field"):
             sent.append("journal")
+        else:
+            sent.append(f"{request.method} {url.path}?{wanted}")
         return original(session, request, **kw)
 
     monkeypatch.setattr(requests.Session, "send", spy)
     idle = engine.run_once()
     assert idle.summary.as_counts()["unchanged"] == first.summary.as_counts()["created"]
-    assert sent == ["changed tasks"]
+    # every request to the instance: the source's pull, and the target's one read of our
+    # tasks and of their child tasks changed since the last read (none)
+    assert sent == ["source pull", "changed tasks"]
 
     review = _ref_in(store, "servicenow", review_ticket_key(first.build.cycle.id, service))
     People(site, "servicenow").comment(review, "Decision: keep the availability target")
@@ -200,7 +209,8 @@ def test_an_idle_cycle_into_servicenow_reads_its_tasks_in_one_request(
     ]
     # keyset paging ends on an empty page: the changed task and its journal, two requests each;
     # the review's update reads its record ahead (one sys_idIN query, no empty page after it)
-    assert sent == ["changed tasks", "changed tasks", "journal", "journal", "task states"]
+    reads = [s for s in sent if s in ("changed tasks", "task states", "journal")]
+    assert reads == ["changed tasks", "changed tasks", "journal", "journal", "task states"]
     store.close()
 
 
@@ -390,3 +400,121 @@ def _age(site: Sandbox, by: timedelta) -> None:
         for issue in store.issues.values():
             issue.updated -= by
             store.reindex(issue, lag=0.0)
+
+
+def test_servicenow_child_tasks_added_closed_or_deleted_show_without_reading_them_apart(
+    site: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """People add child tasks (improvement actions) under a review task in ServiceNow, in two
+    task tables, later close one and delete the other. A child's change does not touch its
+    parent's `sys_updated_on`, yet the next cycle shows it: the book's one read over `task`
+    also asks for the children of our tasks changed in its window. No cycle reads the
+    children by parent (the old `linked()` read). A deleted child leaves nothing to read: it
+    stays until the next full read (`sync.ticket_full_read_seconds`), which drops it."""
+    settings = reviewing_settings(site, tmp_path, reviews=2, index_lag_seconds=0.2)
+    settings.sync.target = "servicenow"
+    settings.sync.ticket_read_margin_seconds = 0  # the stand-in commits at once
+    service = settings.review.selection[0]
+    store = open_store(settings.sync.resolved_state_url())
+    engine = Engine.from_settings(settings, store)
+    cycle = engine.run_once().build.cycle.id
+    time.sleep(1.1)  # whole-second stamps: the read-back starts after the first cycle's writes
+    engine.run_once()
+    review = _ref_in(store, "servicenow", review_ticket_key(cycle, service))
+    reads = _target_reads(site, monkeypatch)
+
+    def improvements() -> dict[str, bool]:
+        reads.clear()
+        meeting = engine.run_once().build.packs[service].meeting
+        assert meeting is not None
+        assert "children by parent" not in reads, reads
+        return {m.number or "": m.open for m in meeting.improvements}
+
+    people = People(site, "servicenow")
+    fix = people.link(review, "Add a second MX relay")  # a vtb_task under the review
+    old = _sn_insert(site, "incident", {"short_description": "Retire the old relay",
+                                        "parent": review.id})  # fmt: skip
+    assert improvements() == {fix: True, old: True}
+    assert reads.count("changed tasks") == 2  # the children, then keyset paging's empty page
+
+    # whole-second stamps: a read starting in the second of a write reads it again; the next
+    # cycle reads back the review's own update (its description lists them), then it is idle
+    time.sleep(1.1)
+    improvements()
+    time.sleep(1.1)
+    assert improvements() == {fix: True, old: True}
+    assert reads == ["changed tasks"]  # idle again: one request
+
+    _age_servicenow(site, timedelta(hours=1))  # the child is closed an hour after our writes
+    before = _sn_row(site, review.id)
+    people.close(TicketRef(fix, _sn_id(site, fix)))
+    assert _sn_row(site, review.id) == before  # the review untouched
+    assert improvements() == {fix: False, old: True}
+    assert reads.count("changed tasks") == 2
+
+    _age_servicenow(site, timedelta(hours=1))
+    site.servicenow.delete("incident", _sn_id(site, old))  # a person deletes the other child
+    # the documented limit: no row is left to read, so the incremental cycles keep it
+    assert improvements() == {fix: False, old: True}
+    engine.book.full_every_seconds = 0  # the hourly full read is due
+    assert improvements() == {fix: False}
+    engine.book.full_every_seconds = 3600
+    assert improvements() == {fix: False}
+    restarted = Engine.from_settings(settings, store).run_once().build.packs[service].meeting
+    assert restarted is not None
+    assert {m.number: m.open for m in restarted.improvements} == {fix: False}
+    store.close()
+
+
+def _target_reads(site: Sandbox, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The Table API reads of tasks sent to the ServiceNow stand-in, by what they were for."""
+    sent: list[str] = []
+    original = requests.Session.send
+
+    def spy(session: requests.Session, request: requests.PreparedRequest, **kw: Any) -> Any:
+        url = urlsplit(request.url or "")
+        wanted = dict(parse_qsl(url.query)).get("sysparm_query", "")
+        if (request.url or "").startswith(site.servicenow_url) and request.method == "GET":
+            if url.path.endswith("/table/task") and "parentIN" in wanted:
+                sent.append("children by parent")
+            elif url.path.endswith("/table/task") and "sys_updated_on>=" in wanted:
+                sent.append("changed tasks")
+        return original(session, request, **kw)
+
+    monkeypatch.setattr(requests.Session, "send", spy)
+    return sent
+
+
+def _sn_insert(site: Sandbox, table: str, fields: dict[str, str]) -> str:
+    """A record a person creates (the default person of tests/sync/people.py); its number."""
+    person = People(site, "servicenow").default
+    response = requests.post(
+        f"{site.servicenow_url}/api/now/table/{table}",
+        json=fields,
+        auth=(person.email, SN_PASSWORD),
+        timeout=10,
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["result"]["number"])
+
+
+def _sn_id(site: Sandbox, number: str) -> str:
+    """The sys_id of the task numbered `number`, from the stand-in's store."""
+    rows = site.servicenow.store.rows("task")
+    return next(row["sys_id"] for row in rows if row.get("number") == number)
+
+
+def _sn_row(site: Sandbox, sys_id: str) -> dict[str, str]:
+    found = site.servicenow.store.find("task", sys_id)
+    assert found is not None
+    return dict(found)
+
+
+def _age_servicenow(site: Sandbox, by: timedelta) -> None:
+    """Every task last changed `by` earlier than it was (what a quiet hour does)."""
+    store = site.servicenow.store
+    with store.lock:
+        for row in store.rows("task"):
+            updated = datetime.strptime(row["sys_updated_on"], "%Y-%m-%d %H:%M:%S")
+            row["sys_updated_on"] = (updated - by).strftime("%Y-%m-%d %H:%M:%S")
+        store.version += 1

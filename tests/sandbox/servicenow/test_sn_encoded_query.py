@@ -179,3 +179,44 @@ def test_indexed_lookups_answer_as_a_scan_would(sandbox: Sandbox, query: str) ->
         everything = _sort(store, everything, order)
     assert [r["sys_id"] for r in page.rows] == [r["sys_id"] for r in everything]
     assert page.total == len(everything) and everything
+
+
+def test_instanceof_nq_and_dot_walk_read_a_task_and_its_children_of_any_class(
+    sandbox_factory: Any, sn_client: Any
+) -> None:
+    """`sys_class_nameINSTANCEOF<table>` is "class is a" (the table or one extending it);
+    on `task`, one query in two NQ groups finds marked vtb_tasks and, by a dot-walk through
+    `parent`, their unmarked children whatever their class; conditions after an `^NQ` bind
+    to its group alone."""
+    running = sandbox_factory()
+    client = sn_client(running)
+
+    def insert(table: str, **fields: str) -> str:
+        response = client.post(f"/api/now/table/{table}", fields)
+        assert response.status_code == 201
+        return str(response.json()["result"]["sys_id"])
+
+    ours = insert("vtb_task", correlation_display="slm-sync", short_description="review")
+    sub = insert("vtb_task", correlation_display="slm-sync", parent=ours)
+    incident = insert("incident", parent=ours, short_description="child incident")
+    problem = insert("problem", parent=ours, correlation_display="someone else")
+    insert("problem", short_description="no parent")
+    insert("incident", parent=incident)  # a grandchild: its parent is not ours
+
+    def ids(query: str) -> set[str]:
+        rows = client.rows("task", sysparm_query=query, sysparm_fields="sys_id")
+        return {row["sys_id"] for row in rows}
+
+    assert ids("sys_class_nameINSTANCEOFvtb_task^correlation_display=slm-sync") == {ours, sub}
+    assert ids("sys_class_nameINSTANCEOFtask^parent=" + ours) == {sub, incident, problem}
+    assert ids("sys_class_nameINSTANCEOFincident^parent=" + ours) == {incident}
+    both = (
+        "correlation_display=slm-sync^sys_class_nameINSTANCEOFvtb_task^NQ"
+        "parent.correlation_display=slm-sync^correlation_display!=slm-sync"
+        "^ORcorrelation_displayISEMPTY^ORDERBYsys_updated_on^ORDERBYsys_id"
+    )
+    assert ids(both) == {ours, sub, incident, problem}
+    # a condition after the NQ narrows its group only: ours still match
+    assert ids(both.replace("^ORDERBY", "^sys_class_name=problem^ORDERBY", 1)) == {
+        ours, sub, problem,
+    }  # fmt: skip
