@@ -1,4 +1,5 @@
-"""Records fetched by sys_id in batches (`sys_idIN...`), cached for the connector's lifetime.
+"""Records fetched by sys_id in batches (`sys_idIN...`), cached for the connector's lifetime
+(all of them, or the `kept` last looked up).
 
 Used for people (owners named by services and components), the incidents behind CSAT answers,
 and the CIs a dependency walk reaches. Batches are read in parallel up to the guard's
@@ -11,6 +12,7 @@ until an empty page (`read_by_id`).
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -24,13 +26,19 @@ from connectors.servicenow.guard import Guard
 
 @dataclass
 class BatchLookup:
-    """`fetch(ids)` -> {sys_id: record} from one table, with a cache."""
+    """`fetch(ids)` -> {sys_id: record} from one table, with a cache.
+
+    `kept`: cache at most this many ids, those looked up last (None: every id ever looked up).
+    The incidents behind CSAT answers are one per answer: an unbounded cache grew with every
+    answer read (126,000 rows, some 65 MB, in a cold sync of a million SLA records) and never
+    shrank in a daemon; what is asked again is the overlap a read repeats behind its cursor."""
 
     client: TableClient
     guard: Guard
     table: str
     fields: tuple[str, ...]
     batch_size: int = 100
+    kept: int | None = None
     _cache: dict[str, Record | None] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -39,6 +47,10 @@ class BatchLookup:
         wanted = list(dict.fromkeys(i for i in ids if i and query.SYS_ID.match(i)))
         with self._lock:
             missing = [i for i in wanted if i not in self._cache]
+            if self.kept is not None:  # the ids found are the last looked up now
+                for sys_id in wanted:
+                    if sys_id in self._cache:
+                        self._cache[sys_id] = self._cache.pop(sys_id)
         batches = [
             missing[start : start + self.batch_size]
             for start in range(0, len(missing), self.batch_size)
@@ -52,7 +64,9 @@ class BatchLookup:
             for batch, found in zip(batches, results, strict=True):
                 for sys_id in batch:
                     self._cache[sys_id] = found.get(sys_id)
-            return {i: r for i in wanted if (r := self._cache.get(i)) is not None}
+            records = {i: r for i in wanted if (r := self._cache.get(i)) is not None}
+            self._forget_oldest()
+            return records
 
     def _batch(self, ids: Sequence[str]) -> dict[str, Record]:
         rows = read_by_id(
@@ -70,6 +84,15 @@ class BatchLookup:
         """Take records known from before (a restart's kept state) into the cache."""
         with self._lock:
             self._cache.update(records)
+            self._forget_oldest()
+
+    def _forget_oldest(self) -> None:
+        """Drop the ids looked up longest ago beyond `kept` (the cache is in lookup order)."""
+        if self.kept is None:
+            return
+        excess = len(self._cache) - self.kept
+        for sys_id in list(itertools.islice(self._cache, max(excess, 0))):
+            del self._cache[sys_id]
 
     def forget(self) -> None:
         """Drop the cache (a full resync reads everything again)."""

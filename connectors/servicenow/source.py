@@ -71,6 +71,10 @@ from review import SourceRef
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 # Streams `read_records` reads records of by sys_id (plain table reads whose rows map alone).
 ONE_RECORD_STREAMS = (Stream.SERVICES, Stream.SLA_RECORDS)
+# The tasks (incidents) behind CSAT answers kept looked up, per table: those of the last answers
+# read, so the overlap a read repeats behind its cursor (at most a page: `page_size` <= 10,000)
+# asks for none again; not every task ever answered about (`BatchLookup.kept`).
+TASKS_KEPT = 10_000
 
 
 class ServiceNowSource:
@@ -428,7 +432,12 @@ class ServiceNowSource:
             if lookup is None:
                 fields = ("sys_id", "business_service", "cmdb_ci")
                 lookup = BatchLookup(
-                    self.client, self.guard, table, fields, self.settings.lookup_batch_size
+                    self.client,
+                    self.guard,
+                    table,
+                    fields,
+                    self.settings.lookup_batch_size,
+                    kept=TASKS_KEPT,
                 )
                 self._task_services[table] = lookup
             for sys_id, task in lookup.fetch(ids).items():
