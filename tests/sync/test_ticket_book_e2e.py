@@ -288,6 +288,27 @@ def test_a_full_read_into_servicenow_keeps_what_people_did_in_unchanged_tasks(
     store.close()
 
 
+class _OneReview:
+    """Two reviews into the Jira stand-in, the first service's review ticket, and its meeting's
+    improvements as the next cycle shows them (each call runs a cycle, counting its searches)."""
+
+    def __init__(self, site: Sandbox, tmp_path: Path, searches: Counter[str]) -> None:
+        self.settings = reviewing_settings(site, tmp_path, reviews=2, index_lag_seconds=0.2)
+        self.service = self.settings.review.selection[0]
+        self.store = open_store(self.settings.sync.resolved_state_url())
+        self.engine = Engine.from_settings(self.settings, self.store)
+        cycle = self.engine.run_once().build.cycle.id
+        self.engine.run_once()
+        self.review = _ref(self.store, review_ticket_key(cycle, self.service))
+        self.searches = searches
+
+    def improvements(self, engine: Engine | None = None) -> dict[str, bool]:
+        self.searches.clear()
+        meeting = (engine or self.engine).run_once().build.packs[self.service].meeting
+        assert meeting is not None
+        return {m.number or "": m.open for m in meeting.improvements}
+
+
 def test_improvements_done_or_deleted_show_in_the_next_cycles_in_the_same_search(
     site: Sandbox, tmp_path: Path, searches: Counter[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -298,13 +319,8 @@ def test_improvements_done_or_deleted_show_in_the_next_cycles_in_the_same_search
     apart from that search; a deleted linked ticket (Jira then refuses the whole query, naming
     it) costs one cycle two more searches and one read by key, and is then no longer asked
     for."""
-    settings = reviewing_settings(site, tmp_path, reviews=2, index_lag_seconds=0.2)
-    service = settings.review.selection[0]
-    store = open_store(settings.sync.resolved_state_url())
-    engine = Engine.from_settings(settings, store)
-    cycle = engine.run_once().build.cycle.id
-    engine.run_once()
-    review = _ref(store, review_ticket_key(cycle, service))
+    one = _OneReview(site, tmp_path, searches)
+    review = one.review
     by_key: list[str] = []
     original = connectors.jira.target.JiraTarget._get_issue
 
@@ -313,19 +329,12 @@ def test_improvements_done_or_deleted_show_in_the_next_cycles_in_the_same_search
         return original(target, key, *args, **kwargs)
 
     monkeypatch.setattr(connectors.jira.target.JiraTarget, "_get_issue", get_issue)
-
-    def improvements() -> dict[str, bool]:
-        searches.clear()
-        meeting = engine.run_once().build.packs[service].meeting
-        assert meeting is not None
-        return {m.number or "": m.open for m in meeting.improvements}
-
     site.knobs.update({"index_lag_ms": LAG_MS})
     people = People(site, "jira")
     fix = people.link(review, "Add a second MX relay")
     old = people.link(review, "Retire the old relay")
     time.sleep(LAG_MS / 1000 + 0.3)
-    assert improvements() == {fix: True, old: True}
+    assert one.improvements() == {fix: True, old: True}
     assert _reads(searches) == {"changed tickets": 1}
 
     _age(site, timedelta(hours=1))  # the improvement is done an hour after our last write
@@ -333,26 +342,24 @@ def test_improvements_done_or_deleted_show_in_the_next_cycles_in_the_same_search
     people.close(TicketRef(fix, ""))
     assert site.jira.site.store.issues[review.key].updated == updated  # the review untouched
     time.sleep(LAG_MS / 1000 + 0.3)
-    assert improvements() == {fix: False, old: True}
+    assert one.improvements() == {fix: False, old: True}
     assert _reads(searches) == {"changed tickets": 1}
 
     _age(site, timedelta(hours=1))  # and reopened: the review is still under way
     people.reopen(TicketRef(fix, ""))
     time.sleep(LAG_MS / 1000 + 0.3)
-    assert improvements() == {fix: True, old: True}
+    assert one.improvements() == {fix: True, old: True}
     assert _reads(searches) == {"changed tickets": 1}
 
     _age(site, timedelta(hours=1))
     people.delete(TicketRef(old, ""))
-    assert improvements() == {fix: True}
+    assert one.improvements() == {fix: True}
     # refused (naming the deleted key), ours alone, the other watched key; the deleted one by key
     assert _reads(searches) == {"changed tickets": 3} and by_key == [old]
-    assert improvements() == {fix: True}
+    assert one.improvements() == {fix: True}
     assert _reads(searches) == {"changed tickets": 1} and by_key == [old]
-    restarted = Engine.from_settings(settings, store).run_once().build.packs[service].meeting
-    assert restarted is not None
-    assert {m.number: m.open for m in restarted.improvements} == {fix: True}
-    store.close()
+    assert one.improvements(Engine.from_settings(one.settings, one.store)) == {fix: True}
+    one.store.close()
 
 
 def test_an_improvement_moved_to_another_project_is_followed_by_its_id(
@@ -361,31 +368,18 @@ def test_an_improvement_moved_to_another_project_is_followed_by_its_id(
     """A person moves a linked improvement to another project (it gets a new key; Jira still
     answers its old one) and later finishes it: the next cycle shows it under its new key as
     done, from the same one search (the link is matched by the issue's id, not its key)."""
-    settings = reviewing_settings(site, tmp_path, reviews=2, index_lag_seconds=0.2)
-    service = settings.review.selection[0]
-    store = open_store(settings.sync.resolved_state_url())
-    engine = Engine.from_settings(settings, store)
-    cycle = engine.run_once().build.cycle.id
-    engine.run_once()
-    review = _ref(store, review_ticket_key(cycle, service))
+    one = _OneReview(site, tmp_path, searches)
     people = People(site, "jira")
-    fix = people.link(review, "Add a second MX relay")
-
-    def improvements() -> dict[str, bool]:
-        searches.clear()
-        meeting = engine.run_once().build.packs[service].meeting
-        assert meeting is not None
-        return {m.number or "": m.open for m in meeting.improvements}
-
-    assert improvements() == {fix: True}
+    fix = people.link(one.review, "Add a second MX relay")
+    assert one.improvements() == {fix: True}
     _age(site, timedelta(hours=1))
     jira = site.jira.site.store
     with jira.lock:
         moved = jira.move(jira.issues[fix], "ITSD")
     people.close(TicketRef(moved, ""))
-    assert improvements() == {moved: False}
+    assert one.improvements() == {moved: False}
     assert _reads(searches) == {"changed tickets": 1}
-    store.close()
+    one.store.close()
 
 
 def _reads(searches: Counter[str]) -> dict[str, int]:
