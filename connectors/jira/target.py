@@ -533,9 +533,12 @@ class JiraTarget:
         for chunk in _chunks(keys, 100):
             for page in search(self.api, keys_in(chunk), ["issuelinks"], what="linked issues"):
                 for issue in page:
-                    links = issue["fields"].get("issuelinks") or []
-                    found[str(issue["key"])] = tuple(self._linked(link) for link in links)
+                    found[str(issue["key"])] = self._links(issue["fields"])
         return found
+
+    def _links(self, fields: Mapping[str, Any]) -> tuple[LinkedTicket, ...]:
+        """The issues an issue's `issuelinks` field links it to."""
+        return tuple(self._linked(link) for link in fields.get("issuelinks") or [])
 
     def _linked(self, link: Mapping[str, Any]) -> LinkedTicket:
         other = link.get("outwardIssue") or link.get("inwardIssue") or {}
@@ -756,8 +759,7 @@ class JiraTarget:
         if comments:
             found = replace(found, comments=self._comments(ref, fields))
         if "issuelinks" in fields:  # asked for with comments: the full read of a ticket
-            links = fields.get("issuelinks") or []
-            found = replace(found, links=tuple(self._linked(link) for link in links))
+            found = replace(found, links=self._links(fields))
         return found
 
     def _state_issues(

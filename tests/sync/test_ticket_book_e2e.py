@@ -16,6 +16,7 @@ import pytest
 import requests
 
 import connectors.jira.target
+from config import Settings
 from connectors import TicketRef
 from review import activity_ticket_key, review_ticket_key
 from sandbox import Sandbox
@@ -165,9 +166,7 @@ def test_an_idle_cycle_into_servicenow_reads_its_tasks_in_one_request(
     """The ServiceNow target's equivalent: one Table API read of the tasks changed since the
     last read (none), no per-task state reads and no journal reads; a person's work note is
     read at the next cycle (the changed task, then its journal)."""
-    settings = reviewing_settings(site, tmp_path, reviews=4, index_lag_seconds=0.2)
-    settings.sync.target = "servicenow"
-    settings.sync.ticket_read_margin_seconds = 0  # the stand-in commits at once
+    settings = _into_servicenow(site, tmp_path, reviews=4)
     service = settings.review.selection[0]
     store = open_store(settings.sync.resolved_state_url())
     engine = Engine.from_settings(settings, store)
@@ -212,6 +211,15 @@ def test_an_idle_cycle_into_servicenow_reads_its_tasks_in_one_request(
     reads = [s for s in sent if s in ("changed tasks", "task states", "journal")]
     assert reads == ["changed tasks", "changed tasks", "journal", "journal", "task states"]
     store.close()
+
+
+def _into_servicenow(site: Sandbox, tmp_path: Path, *, reviews: int) -> Settings:
+    """Reviewing settings with ServiceNow as the target and no read margin (the stand-in
+    commits at once)."""
+    settings = reviewing_settings(site, tmp_path, reviews=reviews, index_lag_seconds=0.2)
+    settings.sync.target = "servicenow"
+    settings.sync.ticket_read_margin_seconds = 0
+    return settings
 
 
 def _ref_in(store: StateStore, target: str, key: str) -> TicketRef:
@@ -405,9 +413,7 @@ def test_servicenow_child_tasks_added_closed_or_deleted_show_without_reading_the
     also asks for the children of our tasks changed in its window. No cycle reads the
     children by parent (the old `linked()` read). A deleted child leaves nothing to read: it
     stays until the next full read (`sync.ticket_full_read_seconds`), which drops it."""
-    settings = reviewing_settings(site, tmp_path, reviews=2, index_lag_seconds=0.2)
-    settings.sync.target = "servicenow"
-    settings.sync.ticket_read_margin_seconds = 0  # the stand-in commits at once
+    settings = _into_servicenow(site, tmp_path, reviews=2)
     service = settings.review.selection[0]
     store = open_store(settings.sync.resolved_state_url())
     engine = Engine.from_settings(settings, store)
