@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import structlog
 from pydantic import BaseModel, ValidationError
 
-from mapping.expressions import Getter
+from mapping.expressions import Getter, plain_key
 from mapping.transforms import Transform
 from review import SkippedRecord
 
@@ -61,6 +61,10 @@ class EntityMapping:
     keep: Callable[[dict[str, Any]], bool] | None = None
     source_fields: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        # The fields' per-record work as one generated function (see `compile_fields`).
+        object.__setattr__(self, "_fill", compile_fields(self.fields))
+
     def apply(self, record: dict[str, Any]) -> MappedRecord:
         """Map one raw record; never raises for bad data."""
         record_id = _text(self.id_getter(record))
@@ -68,10 +72,7 @@ class EntityMapping:
             return MappedRecord(record_id, None, {}, {}, excluded=True)
         values: dict[str, Any] = {}
         errors: dict[str, str] = {}
-        for spec in self.fields:
-            value = _field_value(spec, record, errors)
-            if value is not MISSING:
-                values[spec.name] = value
+        self._fill(record, values, errors)
         if not record_id:
             errors["id"] = "the record has no id"
         if errors:
@@ -85,6 +86,73 @@ class EntityMapping:
         except ValidationError as exc:
             return MappedRecord(record_id, None, values, _model_errors(exc))
         return MappedRecord(record_id, entity, values, errors)
+
+    _fill: Callable[[dict[str, Any], dict[str, Any], dict[str, str]], None] = field(
+        init=False, repr=False, compare=False
+    )
+
+
+Filler = Callable[[dict[str, Any], dict[str, Any], dict[str, str]], None]
+
+
+def compile_fields(fields: tuple[FieldMapping, ...]) -> Filler:
+    """One function doing `_field_value` for every field of a mapping, in order, into the
+    record's `values` (a field without value left out) and `errors` (a field's problem).
+
+    Generated once per mapping, so that a record costs no call per field: the loop, the call
+    into `_field_value` and, for a plain key (`sys_id`, `"task.number"`), the getter's call
+    were most of the mapping's time (and mapping the largest share of a cold pull). The
+    generated text only names the fields' constants (`k0`, `g0`, `t0`, `d0`) and the field
+    names as string literals; `_field_value` stays the reference it must agree with
+    (tests/mapping/test_compiled_fields.py compares both on every shipped mapping)."""
+    lines = ["def fill(record, values, errors):", "    get = record.get"]
+    scope: dict[str, Any] = {}
+    for i, spec in enumerate(fields):
+        name = repr(spec.name)
+        key = plain_key(spec.getter) if spec.getter is not None else None
+        if spec.getter is None:
+            read = "None"
+        elif key is not None:
+            read = f"get({key!r})"
+        else:
+            scope[f"g{i}"] = spec.getter
+            read = f"g{i}(record)"
+        scope[f"d{i}"] = spec.default
+        missing = spec.required and spec.default is MISSING
+        source = f" ({spec.source})" if spec.source else ""
+        when_missing = (
+            [f"errors[{name}] = {f'required value missing{source}'!r}"] if missing else []
+        )
+        if spec.default is not MISSING:
+            when_missing.append(f"values[{name}] = d{i}")
+        lines += ["    try:", f"        raw = {read}", '        if raw is None or raw == "":']
+        lines += [f"            {line}" for line in when_missing or ["pass"]]
+        if spec.transform is None:
+            lines += ["        else:", f"            values[{name}] = raw"]
+        else:
+            scope[f"t{i}"] = spec.transform
+            after = (
+                [f'errors[{name}] = f"required value missing after transform (from {{raw!r}})"']
+                if missing
+                else []
+            )
+            if spec.default is not MISSING:
+                after.append(f"values[{name}] = d{i}")
+            lines += [
+                "        else:",
+                f"            value = t{i}(raw)",
+                "            if value is None:",
+            ]
+            lines += [f"                {line}" for line in after or ["pass"]]
+            lines += ["            else:", f"                values[{name}] = value"]
+        lines += [
+            "    except Exception as exc:",
+            f"        errors[{name}] = str(exc) or type(exc).__name__",
+        ]
+    namespace: dict[str, Any] = {}
+    exec(compile("\n".join(lines), "<slm-sync mapping>", "exec"), scope, namespace)
+    filler: Filler = namespace["fill"]
+    return filler
 
 
 def _field_value(spec: FieldMapping, record: dict[str, Any], errors: dict[str, str]) -> Any:

@@ -8,6 +8,7 @@ the compiled expression. `top_level_fields` tells a connector which columns to a
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -30,12 +31,28 @@ def compile_source(expression: str) -> tuple[Getter, tuple[str, ...]]:
     ast: dict[str, Any] = dict(parsed.parsed)
     fields = tuple(dict.fromkeys(_root_fields(ast)))
     if ast["type"] == "field":
-        key: str = ast["value"]
-        return (lambda record: record.get(key)), fields
+        return _key_getter(ast["value"]), fields
     alternatives = _field_alternatives(ast)
     if alternatives is not None:
         return _first_present(alternatives), fields
     return parsed.search, fields
+
+
+def plain_key(getter: Getter) -> str | None:
+    """The record key a getter of `compile_source` reads when its expression is a plain field
+    name (`sys_id`, `"task.number"`), else None (any other getter, e.g. a benchmark's own)."""
+    return _PLAIN_KEYS.get(getter)
+
+
+def _key_getter(key: str) -> Getter:
+    def get(record: dict[str, Any]) -> Any:
+        return record.get(key)
+
+    _PLAIN_KEYS[get] = key
+    return get
+
+
+_PLAIN_KEYS: weakref.WeakKeyDictionary[Getter, str] = weakref.WeakKeyDictionary()
 
 
 def _field_alternatives(ast: dict[str, Any]) -> tuple[str, ...] | None:
