@@ -65,11 +65,23 @@ class CommitmentReader:
     settings: ServiceNowSettings
     absent: bool = False
     _offerings: BatchLookup | None = field(default=None, repr=False)
+    _whole: dict[str, Commitment] | None = field(default=None, repr=False)
 
-    def enrich(self, rows: Sequence[Record]) -> list[Record]:
-        """`rows` with the derived fields (see the module docstring)."""
-        found = self._commitments([r["sys_id"] for r in rows if r.get("sys_id")])
+    def enrich(self, rows: Sequence[Record], *, whole: bool = False) -> list[Record]:
+        """`rows` with the derived fields (see the module docstring). `whole`: the rows are
+        part of a read of many agreements: SPM is read whole once (`_all`, kept until
+        `read_done`) instead of looked up page by page."""
+        if whole and self._whole is None:
+            self._whole = self._all()
+        if whole and self._whole is not None:
+            found = self._whole
+        else:
+            found = self._commitments([r["sys_id"] for r in rows if r.get("sys_id")])
         return [self._enriched(row, found.get(row.get("sys_id") or "")) for row in rows]
+
+    def read_done(self) -> None:
+        """The agreements read ended: forget SPM as read whole (the next read reads it again)."""
+        self._whole = None
 
     def _enriched(self, row: Record, commitment: Commitment | None) -> Record:
         kind = str(row.get("type") or "")
@@ -89,7 +101,8 @@ class CommitmentReader:
         }
 
     def _commitments(self, sla_ids: list[str]) -> dict[str, Commitment]:
-        """SLA definition sys_id -> its first commitment (by sys_id), where SPM has one."""
+        """SLA definition sys_id -> its first commitment (by sys_id), where SPM has one:
+        looked up by the SLA definitions' sys_ids, `lookup_batch_size` to a call."""
         if self.absent or not sla_ids:
             return {}
         try:
@@ -101,9 +114,36 @@ class CommitmentReader:
                 [c["sys_id"] for c in commitments],
             )
         except RequestRejected as error:
-            self.absent = True
-            log.info("servicenow.spm_absent", reason=str(error.args[0]), using="default_targets")
+            self._absent(error)
             return {}
+        return self._by_sla(commitments, links)
+
+    def _all(self) -> dict[str, Commitment] | None:
+        """Every SLA definition's commitment, SPM's tables read whole (`page_size` rows to a
+        call): a cold read of 16,000 agreements looked them up in 322 calls, 160 batches per
+        table, where their commitments fill 16 pages and their offering links 16 more. None
+        without SPM."""
+        if self.absent:
+            return None
+        size = self.settings.page_size
+        try:
+            commitments = read_by_id(
+                self.client, self.guard, COMMITMENT_TABLE, "slaISNOTEMPTY", COMMITMENT_FIELDS, size
+            )
+            links = read_by_id(
+                self.client, self.guard, OFFERING_COMMITMENT_TABLE,
+                "service_commitmentISNOTEMPTY", OFFERING_COMMITMENT_FIELDS, size,
+            )  # fmt: skip
+        except RequestRejected as error:
+            self._absent(error)
+            return None
+        return self._by_sla(commitments, links)
+
+    def _absent(self, error: RequestRejected) -> None:
+        self.absent = True
+        log.info("servicenow.spm_absent", reason=str(error.args[0]), using="default_targets")
+
+    def _by_sla(self, commitments: list[Record], links: list[Record]) -> dict[str, Commitment]:
         subjects = self._subjects(links)
         by_sla: dict[str, Commitment] = {}
         for row in sorted(commitments, key=lambda c: str(c.get("sys_id"))):
@@ -157,5 +197,6 @@ class CommitmentReader:
     def forget(self) -> None:
         """A full resync looks SPM up again (the plugin may have been activated)."""
         self.absent = False
+        self._whole = None
         if self._offerings is not None:
             self._offerings.forget()

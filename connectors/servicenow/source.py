@@ -405,9 +405,16 @@ class ServiceNowSource:
     def _agreements(self, since: Cursor | None, until: str) -> Iterator[Page]:
         """contract_sla rows plus their SPM target and subject (see `commitments`)."""
         spec = spec_for(self.settings, Stream.AGREEMENTS)
-        for page in self._pager(spec, since, until).pages():
-            records = self.commitments.enrich(page.records)
-            yield Page(Stream.AGREEMENTS, records, page.cursor, tuple(page.errors))
+        # A whole read that fills its first page reads SPM whole (a few pages) rather than
+        # look up each page's commitments (two calls per `lookup_batch_size` agreements).
+        whole = False
+        try:
+            for page in self._pager(spec, since, until).pages():
+                whole = whole or (since is None and len(page.records) >= self.settings.page_size)
+                records = self.commitments.enrich(page.records, whole=whole)
+                yield Page(Stream.AGREEMENTS, records, page.cursor, tuple(page.errors))
+        finally:
+            self.commitments.read_done()
 
     def _csat(self, since: Cursor | None, until: str) -> Iterator[Page]:
         spec = spec_for(self.settings, Stream.CSAT)
