@@ -10,7 +10,10 @@ runs in this process. Prints one JSON object: wall time, calls per system, and n
 time the calls alone need at the rate limit and at the latency (one request at a time).
 
     .venv/bin/python bench/cold_sync.py [--services 1000] [--sla-records 100000] \
-        [--latency-ms 50] [--rate-limit servicenow=20/1s,jira=10/1s] [--reviews 20]
+        [--latency-ms 50] [--rate-limit servicenow=20/1s,jira=10/1s] [--reviews 20] [--read-alone]
+
+`--read-alone` then reads the same streams again with a new source, nothing mapped or stored,
+and reports its CPU: the floor the client libraries set under the end-to-end rate.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ sys.path[:] = [str(HERE.parent)] + [p for p in sys.path if Path(p or ".").resolv
 
 import sync.engine  # noqa: E402
 from bench._harness import quiet, sandbox_settings, service_keys, start_sandbox, writes  # noqa: E402
-from sync.engine import Engine  # noqa: E402
+from sync.engine import PULL_ORDER, Engine, source_mappings  # noqa: E402
 from sync.state import open_store  # noqa: E402
 
 
@@ -66,6 +69,9 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=50)
     parser.add_argument("--rate-limit", default="servicenow=20/1s,jira=10/1s")
     parser.add_argument("--reviews", type=int, default=20, help="services selected for review")
+    parser.add_argument(
+        "--read-alone", action="store_true", help="also time the source's read with no processing"
+    )
     args = parser.parse_args()
     rates = _rates(args.rate_limit)
     quiet()
@@ -87,11 +93,37 @@ def main() -> None:
             wall = time.perf_counter() - started
             cpu = time.process_time() - cpu_started
             store.close()
-        counts = site.counts()
+            counts = site.counts()
+            floor = _read_alone(settings) if args.read_alone else {}
     finally:
         site.stop()
     report = _report(args, rates, (wall, cpu), counts, result.as_json(), site.started_s)
-    print(json.dumps({**report, **_pull_figures(pull_times, report["records_read"])}))
+    figures = {**report, **_pull_figures(pull_times, report["records_read"]), **floor}
+    print(json.dumps(figures))
+
+
+def _read_alone(settings: Any) -> dict[str, Any]:
+    """The same streams read again by a new source with nothing mapped, stored or built:
+    the CPU the connector's reading alone takes (HTTP, JSON, the client libraries), a floor
+    under the end-to-end rate that no work of ours can go below."""
+    chosen, mappings = source_mappings(settings)
+    assert chosen.source is not None
+    source = chosen.source(settings)
+    streams = [s for s in PULL_ORDER if mappings.has(s.value)]
+    prepare = getattr(source, "prepare", None)
+    if callable(prepare):
+        prepare(dict.fromkeys(streams), until=None)
+    started, cpu_started = time.perf_counter(), time.process_time()
+    sla = 0
+    for stream in streams:
+        for page in source.read(stream, since=None, until=None):
+            sla += len(page.records) if stream.value == "sla_record" else 0
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    return {
+        "read_alone_wall_s": round(wall, 1),
+        "read_alone_cpu_s": round(cpu, 1),
+        "read_alone_sla_records_per_cpu_s": round(sla / cpu) if cpu else None,
+    }
 
 
 def _pull_figures(times: dict[str, float], read: dict[str, int]) -> dict[str, Any]:

@@ -48,7 +48,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     # the same without latency or rate limits: our own work, records/s end to end
     "cold_sync_cpu": (
         "cold_sync.py",
-        ["--latency-ms", "0", "--rate-limit", UNLIMITED],
+        ["--latency-ms", "0", "--rate-limit", UNLIMITED, "--read-alone"],
         [*QUICK_COLD, "--latency-ms", "0", "--rate-limit", UNLIMITED],
     ),
     "idle_cycle": ("idle_cycle.py", [], ["--services", "20", "--sla-records", "2000"]),

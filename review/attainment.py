@@ -265,5 +265,11 @@ def _month_index(month: str) -> int:
 
 
 def _reverse(key: str) -> str:
-    """A sort key under which smaller record keys rank higher among equal overruns."""
+    """A sort key under which smaller record keys rank higher among equal overruns (each
+    character c as U+10FFFF - c; an ASCII key, nearly every one, through one translate)."""
+    if key.isascii():
+        return key.translate(_REVERSED_ASCII)
     return "".join(chr(0x10FFFF - ord(ch)) for ch in key)
+
+
+_REVERSED_ASCII = {c: chr(0x10FFFF - c) for c in range(128)}

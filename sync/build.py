@@ -280,8 +280,8 @@ def _whole_inputs(store: StateStore, period: ReviewPeriod, margin: float, last: 
     if digest == last.agreements_digest:
         found.agreements = last.agreements
     else:
-        found.agreements = tuple(
-            Agreement.model_validate(json.loads(t)) for _, t in store.mirrored_texts("agreement")
+        found.agreements = tuple(  # from the text: no dict in between
+            Agreement.model_validate_json(t) for _, t in store.mirrored_texts("agreement")
         )
     tallies = store.sla_tallies(period.start, period.end)
     inputs = (digest, period.model_dump_json(), repr(margin))
@@ -295,7 +295,7 @@ def _whole_inputs(store: StateStore, period: ReviewPeriod, margin: float, last: 
         found.attainments = last.attainments
         return found
     bodies = (
-        (agreement_key, json.loads(body))
+        (agreement_key, body)  # decoded from the text by `_attainment`, if of an agreement
         for _, agreement_key, body in store.breached_sla_texts(period.start, period.end)
     )
     found.attainments = _attainment(found.agreements, period, margin, tallies, bodies)
@@ -336,7 +336,7 @@ def _whole_csat(
         return found.csat
     csat = CsatAccumulator(period)
     for _, text in store.mirrored_texts("csat_response"):
-        csat.add(CsatResponse.model_validate(json.loads(text)))
+        csat.add(CsatResponse.model_validate_json(text))
     found.csat = csat.summaries()
     return found.csat
 
@@ -352,12 +352,9 @@ def _whole_services(
     if digest == last.services_digest:
         return digest, last.services, last.unresolved
 
-    def decoded(stream: str) -> Iterator[dict[str, Any]]:
-        return (json.loads(text) for _, text in texts[stream])
-
-    people = {key: Person.model_validate(json.loads(text)) for key, text in texts["person"]}
-    drafts = [ServiceDraft.model_validate(body) for body in decoded("service")]
-    components = [ComponentDraft.model_validate(body) for body in decoded("component")]
+    people = {key: Person.model_validate_json(text) for key, text in texts["person"]}
+    drafts = [ServiceDraft.model_validate_json(text) for _, text in texts["service"]]
+    components = [ComponentDraft.model_validate_json(text) for _, text in texts["component"]]
     unresolved: list[SkippedRecord] = []
     services = assemble(drafts, components, people, skipped=unresolved)
     return digest, services, tuple(unresolved)
@@ -504,15 +501,21 @@ def _attainment(
     period: ReviewPeriod,
     margin: float,
     tallies: Iterable[SlaTally],
-    breached: Iterable[tuple[str | None, dict[str, Any]]],
+    breached: Iterable[tuple[str | None, dict[str, Any] | str]],
 ) -> dict[str, Attainment]:
-    """Attainment from the store's tallies and the breached records' (agreement key, body)."""
+    """Attainment from the store's tallies and the breached records' (agreement key, body as
+    a dict or as its stored JSON text)."""
     accumulator = AttainmentAccumulator(agreements, period, at_risk_margin_percent=margin)
     for tally in tallies:
         accumulator.add_counts(tally.agreement_key, tally.month, tally.measured, tally.breached)
     for agreement_key, body in breached:
         if agreement_key in accumulator.agreements:
-            accumulator.add_breach(SlaRecord.model_validate(body))
+            record = (
+                SlaRecord.model_validate_json(body)
+                if isinstance(body, str)
+                else SlaRecord.model_validate(body)
+            )
+            accumulator.add_breach(record)
     return accumulator.results()
 
 
