@@ -63,6 +63,11 @@ class SandboxProcess:
             "jira": requests.get(f"{self.jira_url}/__sandbox/requests", timeout=30).json(),
         }
 
+    def cpu_s(self) -> float:
+        """CPU seconds the sandbox process has used so far (user + system, every thread)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
         try:
