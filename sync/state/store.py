@@ -374,21 +374,40 @@ class StateStore:
         random): the pull keeps a few pages back and writes them together."""
         if not pages:
             return
+        # What the pages leave behind, as writing them one after the other would (a key's
+        # last write wins; a key forgotten then mirrored again stays), written in key order:
+        # two transactions writing the same keys (this pull and a webhook's announced records,
+        # or another replica's pull, on PostgreSQL) then lock them in the same order and
+        # cannot deadlock on them, whatever order their pages came in.
+        final: dict[tuple[str, str], MirrorRecord | None] = {}
+        cursors_of: dict[str, tuple[str, str]] = {}
+        for page in pages:
+            if page.forget is not None:
+                forgotten, keys = page.forget
+                final.update(((forgotten, key), None) for key in keys)
+            final.update(((record.stream, record.key), record) for record in page.mirrored)
+            if page.cursor is not None:
+                cursors_of[page.stream] = page.cursor
+        ordered = sorted(final.items(), key=lambda item: item[0])
+        gone: dict[str, list[str]] = {}
+        for (stream, key), record in ordered:
+            if record is None:
+                gone.setdefault(stream, []).append(key)
         with self.engine.begin() as connection:
-            for page in pages:
-                if page.forget is not None:
-                    _delete_keys(connection, *page.forget)
-                _upsert_records(connection, page.mirrored)
-                if page.cursor is not None:
-                    crash_point("mid_cursor_commit")  # inside the transaction: nothing commits
-                    values = {
-                        "system": system,
-                        "stream": page.stream,
-                        "updated": page.cursor[0],
-                        "record_id": page.cursor[1],
-                        "committed_at": _now(),
-                    }
-                    _upsert(connection, cursors, values, ("system", "stream"))
+            for stream in sorted(gone):
+                _delete_keys(connection, stream, gone[stream])
+            _upsert_records(connection, [r for _, r in ordered if r is not None])
+            for stream in sorted(cursors_of):
+                crash_point("mid_cursor_commit")  # inside the transaction: nothing commits
+                updated, record_id = cursors_of[stream]
+                values = {
+                    "system": system,
+                    "stream": stream,
+                    "updated": updated,
+                    "record_id": record_id,
+                    "committed_at": _now(),
+                }
+                _upsert(connection, cursors, values, ("system", "stream"))
 
     def known(self, streams: Sequence[str], hashes: Sequence[str]) -> dict[str, str]:
         """source_hash -> key of the records of `streams` already mirrored from these raw rows."""
