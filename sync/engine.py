@@ -729,9 +729,9 @@ class Engine:
                 continue
             ref = TicketRef(key=row.ticket_key or "", id=row.ticket_id or "", url=row.ticket_url)
             due.append((outcome.key, ref, service_key, chart, outcome.action is Action.CREATE))
-        followups.read_ahead(
-            [(key, ref, chart, specs.get(key)) for key, ref, _, chart, fresh in due if not fresh]
-        )
+        # Created this run too: their description update would read each (Cloud's search
+        # reads them through the index lag, see `JiraTarget.read_ahead`).
+        followups.read_ahead([(key, ref, chart, specs.get(key)) for key, ref, _, chart, _ in due])
         for key, ref, service_key, chart, fresh in due:
             self._safe_point()
             followups.attach(

@@ -247,10 +247,10 @@ class FollowUps:
         )
 
     def read_ahead(self, charts: Sequence[tuple[str, TicketRef, bytes, TicketSpec | None]]) -> None:
-        """Before `attach` of these charts (key, ticket, content, spec as `attach` takes them;
-        tickets not created in this run): the tickets whose attachments `attach` will list
-        (and whose description it may write) are read in one go where the target can
-        (`ReadsAhead`) instead of one read each."""
+        """Before `attach` of these charts (key, ticket, content, spec as `attach` takes them):
+        the tickets whose attachments `attach` will list and whose description it may write
+        (a ticket created in this run: its description) are read in one go where the target
+        can (`ReadsAhead`) instead of one read each."""
         due = []
         for key, ref, content, spec in charts:
             wanted, showing = digest(content), _shows(self.target) and spec is not None

@@ -222,14 +222,17 @@ class JiraStore:
     ) -> Iterator[tuple[SearchDoc, StoredIssue]]:
         """What search sees now: (index entry, issue to render) for each issue it finds.
 
-        Issues in ``fresh_ids`` are read through the lag (Cloud's ``reconcileIssues``).
+        Issues in ``fresh_ids`` are read through the lag (Cloud's ``reconcileIssues``), by
+        this search alone: the index itself is not brought up to date (a later search without
+        them still sees them as the index holds them).
         """
         now, everything = self.clock(), self.lag_everything()
         for issue in self.issues.values():
-            if issue.id in fresh_ids:
-                issue.indexed, issue.pending = issue.snapshot(), []
             while issue.pending and issue.pending[0][0] <= now:
                 issue.indexed = issue.pending.pop(0)[1]
+            if issue.id in fresh_ids:
+                yield _doc(issue, tuple(issue.labels)), issue
+                continue
             seen = issue.indexed if everything else issue
             if seen is None:
                 continue

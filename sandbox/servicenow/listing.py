@@ -8,7 +8,7 @@ paging over many rows stays cheap.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import overload
@@ -54,7 +54,7 @@ def select(
     if matches is not None and indexed is not None:
         chosen = [row for row in _in_order(store, table, indexed, order) if matches(row)]
         return _page(chosen, limit, offset, counted=count)
-    rows = _ordered(store, table, order, _lower_bound(query))
+    rows = _ordered(store, table, order, _lower_bound(query), query)
     if order and rows is None:
         listed = store.rows(table)
         filtered = listed if matches is None else [r for r in listed if matches(r)]
@@ -166,11 +166,19 @@ def _page_without_count(
 
 
 def _ordered(
-    store: TableStore, table: str, order: list[tuple[str, bool]], since: str | None
+    store: TableStore,
+    table: str,
+    order: list[tuple[str, bool]],
+    since: str | None,
+    query: EncodedQuery,
 ) -> Sequence[Row] | None:
     """Rows in the requested order from the sorted index, if the order is the indexed one;
     ascending scans start at `since` (no row before it can match)."""
     names = [name for name, _ in order]
+    if names == ["sys_id"] and not order[0][1]:  # the primary key, from a `sys_id>X` cursor
+        by_id, ids = store.by_sys_id(table)
+        after = _sys_id_bound(query)
+        return by_id if after is None else _Tail(by_id, bisect_right(ids, after))
     if names not in (["sys_updated_on"], ["sys_updated_on", "sys_id"]):
         return None
     if len({desc for _, desc in order}) != 1:
@@ -181,6 +189,22 @@ def _ordered(
     if since is None:
         return rows
     return _Tail(rows, bisect_left(store.sorted_stamps(table), since))
+
+
+def _sys_id_bound(query: EncodedQuery) -> str | None:
+    """The sys_id every matching row is above, if every NQ group says so (`sys_id>X` as a plain
+    AND term): read_by_id's cursor."""
+    bounds = []
+    for terms in query.groups:
+        values = [
+            term[0].value
+            for term in terms
+            if len(term) == 1 and term[0].field == "sys_id" and term[0].operator == ">"
+        ]
+        if not values:
+            return None
+        bounds.append(max(values))
+    return min(bounds) if bounds else None
 
 
 def _lower_bound(query: EncodedQuery) -> str | None:

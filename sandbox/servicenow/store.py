@@ -114,6 +114,18 @@ class TableStore:
         self._indexes[key] = (self.version, index)
         return index
 
+    def by_sys_id(self, table: str) -> tuple[list[Row], list[str]]:
+        """The listing ordered by sys_id, and those sys_ids (for bisecting to `sys_id>X`): an
+        instance pages `ORDERBYsys_id` along its primary key."""
+        key = f"by_sys_id:{table}"
+        cached = self._listing.get(key)
+        if cached is not None and cached[0] == self.version:
+            return cached[1], self._stamps[key][1]
+        rows = sorted(self.rows(table), key=lambda r: r["sys_id"])
+        self._listing[key] = (self.version, rows)
+        self._stamps[key] = (self.version, [r["sys_id"] for r in rows])
+        return rows, self._stamps[key][1]
+
     def positions(self, table: str) -> dict[str, int]:
         """Each row's place in the listing (by sys_id): the order of an unordered query."""
         key = f"positions:{table}"

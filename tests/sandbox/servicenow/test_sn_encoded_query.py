@@ -154,6 +154,9 @@ def test_listing_a_parent_table_includes_extending_tables(sn: Any, sandbox: Sand
         "priority=1^state=7^ORDERBYnumber",
         "priorityIN1,4^ORpriority=2^ORDERBYsys_updated_on^ORDERBYsys_id",
         "sys_idIN{ids}^ORDERBYsys_id",
+        "priority!=1^ORDERBYsys_id",  # the primary key's order
+        "sys_id>{mid}^ORDERBYsys_id",  # read_by_id's cursor: a seek along it
+        "stateISNOTEMPTY^sys_id>{mid}^ORDERBYsys_id^NQpriority=2^sys_id>{mid}",
     ],
 )
 def test_indexed_lookups_answer_as_a_scan_would(sandbox: Sandbox, query: str) -> None:
@@ -164,7 +167,8 @@ def test_indexed_lookups_answer_as_a_scan_would(sandbox: Sandbox, query: str) ->
 
     store = sandbox.servicenow.store
     ids = ",".join(r["sys_id"] for r in store.rows("incident")[::7])
-    text = query.format(ids=ids)
+    mid = sorted(r["sys_id"] for r in store.rows("incident"))[len(store.rows("incident")) // 2]
+    text = query.format(ids=ids, mid=mid)
     page = select(store, "incident", text, 10000, 0, count=True)
     parsed = parse_query(text)
     matches = compile_filter(parsed, lambda n: store.is_field("incident", n), store.get_path)
@@ -179,6 +183,23 @@ def test_indexed_lookups_answer_as_a_scan_would(sandbox: Sandbox, query: str) ->
         everything = _sort(store, everything, order)
     assert [r["sys_id"] for r in page.rows] == [r["sys_id"] for r in everything]
     assert page.total == len(everything) and everything
+
+
+def test_paging_along_sys_id_reads_every_row_once_in_order(sandbox: Sandbox) -> None:
+    """Pages of 7 without a count, each after the last sys_id (`sys_id>X^ORDERBYsys_id`, as
+    read_by_id asks): every matching row once, in sys_id order."""
+    from sandbox.servicenow.listing import select
+
+    store = sandbox.servicenow.store
+    read: list[str] = []
+    while True:
+        after = f"^sys_id>{read[-1]}" if read else ""
+        page = select(store, "incident", f"priority!=1{after}^ORDERBYsys_id", 7, 0, count=False)
+        if not page.rows:
+            break
+        read += [r["sys_id"] for r in page.rows]
+    expected = sorted(r["sys_id"] for r in store.rows("incident") if r.get("priority") != "1")
+    assert read == expected and len(expected) > 14
 
 
 def test_instanceof_nq_and_dot_walk_read_a_task_and_its_children_of_any_class(
