@@ -101,10 +101,11 @@ def compile_fields(fields: tuple[FieldMapping, ...]) -> Filler:
 
     Generated once per mapping, so that a record costs no call per field: the loop, the call
     into `_field_value` and, for a plain key (`sys_id`, `"task.number"`), the getter's call
-    were most of the mapping's time (and mapping the largest share of a cold pull). The
-    generated text only names the fields' constants (`k0`, `g0`, `t0`, `d0`) and the field
-    names as string literals; `_field_value` stays the reference it must agree with
-    (tests/mapping/test_compiled_fields.py compares both on every shipped mapping)."""
+    were a good part of the mapping's time. The generated text holds the field names, plain
+    keys and messages as string literals (their `repr`) and names each field's getter,
+    transform and default (`g0`, `t0`, `d0`) from its scope; `_field_value` stays the
+    reference it must agree with (tests/mapping/test_compiled_fields.py compares both on
+    every shipped mapping and every branch)."""
     lines = ["def fill(record, values, errors):", "    get = record.get"]
     scope: dict[str, Any] = {}
     for i, spec in enumerate(fields):
