@@ -41,7 +41,10 @@ def compile_source(expression: str) -> tuple[Getter, tuple[str, ...]]:
 def plain_key(getter: Getter) -> str | None:
     """The record key a getter of `compile_source` reads when its expression is a plain field
     name (`sys_id`, `"task.number"`), else None (any other getter, e.g. a benchmark's own)."""
-    return _PLAIN_KEYS.get(getter)
+    try:
+        return _PLAIN_KEYS.get(getter)
+    except TypeError:  # a callable that takes no weak reference (operator.itemgetter): not ours
+        return None
 
 
 def _key_getter(key: str) -> Getter:

@@ -49,7 +49,7 @@ from connectors.servicenow import query
 from connectors.servicenow.batch import BatchReader, ListRequest
 from connectors.servicenow.client import Record, TableClient
 from connectors.servicenow.cmdb import CmdbMirror
-from connectors.servicenow.commitments import CommitmentReader
+from connectors.servicenow.commitments import Commitment, CommitmentReader
 from connectors.servicenow.guard import Guard
 from connectors.servicenow.links import source_url
 from connectors.servicenow.lookup import BatchLookup
@@ -405,16 +405,17 @@ class ServiceNowSource:
     def _agreements(self, since: Cursor | None, until: str) -> Iterator[Page]:
         """contract_sla rows plus their SPM target and subject (see `commitments`)."""
         spec = spec_for(self.settings, Stream.AGREEMENTS)
-        # A whole read that fills its first page reads SPM whole (a few pages) rather than
-        # look up each page's commitments (two calls per `lookup_batch_size` agreements).
-        whole = False
-        try:
-            for page in self._pager(spec, since, until).pages():
-                whole = whole or (since is None and len(page.records) >= self.settings.page_size)
-                records = self.commitments.enrich(page.records, whole=whole)
-                yield Page(Stream.AGREEMENTS, records, page.cursor, tuple(page.errors))
-        finally:
-            self.commitments.read_done()
+        # A whole read that fills its first page reads SPM whole (a few pages), for this read
+        # alone, rather than look up each page's commitments (two calls per
+        # `lookup_batch_size` agreements).
+        whole: dict[str, Commitment] | None = None
+        tried = False
+        for page in self._pager(spec, since, until).pages():
+            if not tried and since is None and len(page.records) >= self.settings.page_size:
+                tried = True
+                whole = self.commitments.read_whole()
+            records = self.commitments.enrich(page.records, whole=whole)
+            yield Page(Stream.AGREEMENTS, records, page.cursor, tuple(page.errors))
 
     def _csat(self, since: Cursor | None, until: str) -> Iterator[Page]:
         spec = spec_for(self.settings, Stream.CSAT)

@@ -61,6 +61,7 @@ class TableStore:
         self._listing: dict[str, tuple[int, list[Row]]] = {}
         self._fields: dict[str, tuple[int, frozenset[str]]] = {}
         self._stamps: dict[str, tuple[int, list[str]]] = {}
+        self._by_sys_id: dict[str, tuple[int, list[Row], list[str]]] = {}
         self._indexes: dict[str, tuple[int, dict[str, list[Row]]]] = {}
         self._positions: dict[str, tuple[int, dict[str, int]]] = {}
         # Whether stock tables also serve their `u_` fields (a customised instance).
@@ -116,15 +117,15 @@ class TableStore:
 
     def by_sys_id(self, table: str) -> tuple[list[Row], list[str]]:
         """The listing ordered by sys_id, and those sys_ids (for bisecting to `sys_id>X`): an
-        instance pages `ORDERBYsys_id` along its primary key."""
-        key = f"by_sys_id:{table}"
-        cached = self._listing.get(key)
+        instance pages `ORDERBYsys_id` along its primary key. Both come from one cache entry
+        (requests are served on threads: a pair from two versions would bisect wrong)."""
+        cached = self._by_sys_id.get(table)
         if cached is not None and cached[0] == self.version:
-            return cached[1], self._stamps[key][1]
+            return cached[1], cached[2]
         rows = sorted(self.rows(table), key=lambda r: r["sys_id"])
-        self._listing[key] = (self.version, rows)
-        self._stamps[key] = (self.version, [r["sys_id"] for r in rows])
-        return rows, self._stamps[key][1]
+        ids = [r["sys_id"] for r in rows]
+        self._by_sys_id[table] = (self.version, rows, ids)
+        return rows, ids
 
     def positions(self, table: str) -> dict[str, int]:
         """Each row's place in the listing (by sys_id): the order of an unordered query."""

@@ -377,8 +377,9 @@ class StateStore:
         # What the pages leave behind, as writing them one after the other would (a key's
         # last write wins; a key forgotten then mirrored again stays), written in key order:
         # two transactions writing the same keys (this pull and a webhook's announced records,
-        # or another replica's pull, on PostgreSQL) then lock them in the same order and
-        # cannot deadlock on them, whatever order their pages came in.
+        # or another replica's pull, on PostgreSQL) lock the rows that exist in one order
+        # first (`_lock_in_order`), then insert new ones in that order, and cannot deadlock
+        # on them, whatever order their pages came in.
         final: dict[tuple[str, str], MirrorRecord | None] = {}
         cursors_of: dict[str, tuple[str, str]] = {}
         for page in pages:
@@ -394,6 +395,7 @@ class StateStore:
             if record is None:
                 gone.setdefault(stream, []).append(key)
         with self.engine.begin() as connection:
+            _lock_in_order(connection, ordered)
             for stream in sorted(gone):
                 _delete_keys(connection, stream, gone[stream])
             _upsert_records(connection, [r for _, r in ordered if r is not None])
@@ -1247,6 +1249,25 @@ def _mirror_record(row: Any) -> MirrorRecord:
         breached=row.breached,
         source_hash=row.source_hash,
     )
+
+
+def _lock_in_order(
+    connection: Connection, ordered: Sequence[tuple[tuple[str, str], MirrorRecord | None]]
+) -> None:
+    """On PostgreSQL, lock the existing rows of these (stream, key)s, in that (code point)
+    order, before any is deleted or upserted: a delete locks rows in the order its scan meets
+    them, and a transaction that deletes a key another upserts (a skipped entry one forgets
+    and the other writes again) would otherwise hold one row the other waits for. SQLite
+    writes one transaction at a time."""
+    if connection.dialect.name != "postgresql":
+        return
+    for start in range(0, len(ordered), 500):
+        chunk = [key for key, _ in ordered[start : start + 500]]
+        connection.exec_driver_sql(
+            "SELECT 1 FROM records WHERE (stream, key) IN (SELECT * FROM unnest(%s::text[], "
+            '%s::text[])) ORDER BY stream COLLATE "C", key COLLATE "C" FOR UPDATE',
+            ([stream for stream, _ in chunk], [key for _, key in chunk]),
+        )
 
 
 def _delete_keys(connection: Connection, stream: str, keys: Sequence[str]) -> None:

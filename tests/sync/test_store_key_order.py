@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -47,6 +46,39 @@ def test_pages_leave_what_writing_them_in_order_would(store: StateStore) -> None
     assert store.cursor(SYSTEM, "material") == ("2025-01-03 00:00:00", "m3")
 
 
+def _pausing(monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
+    """Each of these store statements waits, once done, until the other writer has done one
+    too (or 3 s: the other may wait on a row of ours) before its transaction goes on."""
+    met = threading.Barrier(2)
+    for name in names:
+        statement = getattr(store_module, name)
+
+        def pausing(*args: Any, statement: Any = statement) -> None:
+            statement(*args)
+            with contextlib.suppress(threading.BrokenBarrierError):
+                met.wait(timeout=3)
+
+        monkeypatch.setattr(store_module, name, pausing)
+
+
+def _both_commit(stores: tuple[StateStore, StateStore], pages: list[list[PageWrite]]) -> None:
+    errors: list[BaseException] = []
+
+    def write(store: StateStore, mine: list[PageWrite]) -> None:
+        try:
+            store.store_pages(SYSTEM, mine)
+        except BaseException as error:
+            errors.append(error)
+
+    pairs = zip(stores, pages, strict=True)
+    writers = [threading.Thread(target=write, args=pair) for pair in pairs]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(timeout=60)
+    assert errors == []
+
+
 def test_two_writers_of_the_same_rows_in_opposite_orders_both_commit(
     postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -55,37 +87,39 @@ def test_two_writers_of_the_same_rows_in_opposite_orders_both_commit(
     would hold one row the other waits for (PostgreSQL: "deadlock detected", one cycle
     failed). In key order the second waits for the first, and both commit."""
     first, second = open_store(postgres_url), open_store(postgres_url)
-    met = threading.Barrier(2)
-    upsert = store_module._upsert_records
-
-    def pausing(connection: Any, mirrored: Sequence[MirrorRecord]) -> None:
-        upsert(connection, mirrored)
-        # the other writer may wait on a row of ours: time out and go on
-        with contextlib.suppress(threading.BrokenBarrierError):
-            met.wait(timeout=3)
-
-    monkeypatch.setattr(store_module, "_upsert_records", pausing)
-    errors: list[BaseException] = []
-
-    def write(store: StateStore, order: str, tag: str) -> None:
-        pages = [PageWrite("material", [_record("material", k, tag)], None) for k in order]
-        try:
-            store.store_pages(SYSTEM, pages)
-        except BaseException as error:
-            errors.append(error)
-
     try:
-        writers = [
-            threading.Thread(target=write, args=(first, "ba", "first")),
-            threading.Thread(target=write, args=(second, "ab", "second")),
+        _pausing(monkeypatch, "_upsert_records")
+        pages = [
+            [PageWrite("material", [_record("material", k, tag)], None) for k in order]
+            for order, tag in (("ba", "first"), ("ab", "second"))
         ]
-        for writer in writers:
-            writer.start()
-        for writer in writers:
-            writer.join(timeout=60)
-        assert errors == []
+        _both_commit((first, second), pages)
         rows = _bodies(first, "material")
         assert set(rows) == {"a", "b"} and len(set(rows.values())) == 1  # one writer's, whole
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_writer_forgetting_what_the_other_writes_again_does_not_deadlock(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between two reads a record maps and another stops mapping: one writer forgets the
+    skipped entry of X and writes Y's again, the other forgets Y's and writes X's. A delete
+    locks its rows before the upserts: without locking every existing row in key order first,
+    each held the row the other was about to write."""
+    first, second = open_store(postgres_url), open_store(postgres_url)
+    try:
+        seeded = [_record("skipped", f"material:{k}", "old") for k in "XY"]
+        first.store_pages(SYSTEM, [PageWrite("material", seeded, None)])
+        _pausing(monkeypatch, "_delete_keys", "_upsert_records")
+        pages = [
+            [PageWrite("material", [_record("skipped", f"material:{again}", tag)], None,
+                       ("skipped", [f"material:{gone}"]))]
+            for gone, again, tag in (("X", "Y", "first"), ("Y", "X", "second"))
+        ]  # fmt: skip
+        _both_commit((first, second), pages)
+        assert len(_bodies(first, "skipped")) == 1  # the later writer's outcome, whole
     finally:
         first.close()
         second.close()

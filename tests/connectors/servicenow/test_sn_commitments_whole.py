@@ -102,3 +102,21 @@ def test_without_spm_a_whole_read_uses_the_defaults(
     assert {r[1] for r in rows.values()} <= {
         "servicenow.default_targets.SLA", "servicenow.default_targets.OLA", "",
     }  # fmt: skip
+
+
+def test_a_whole_read_cut_short_by_an_odd_sys_id_looks_up_instead(
+    estate: Sandbox, make_source: Callable[..., ServiceNowSource]
+) -> None:
+    """A commitment whose sys_id is no sys_id (an imported row) ends the paging (the next page
+    cannot be asked for after it): said once, and the pages are looked up, with the targets
+    and subjects the look-ups give."""
+    expected = _derived(make_source(estate, page_size=10000, lookup_batch_size=5))
+    store = estate.servicenow.store
+    odd = dict(next(r for r in store.rows("service_commitment") if r.get("sla")))
+    store.load("service_commitment", {**odd, "sys_id": "zz-imported-commitment"})
+    source = make_source(estate, page_size=10, lookup_batch_size=5)
+    calls = _counted(source)
+    with capture_logs() as logs:
+        assert _derived(source) == expected
+    assert [e["event"] for e in logs].count("servicenow.spm_read_cut") == 1
+    assert calls["service_commitment IN"] > 0
