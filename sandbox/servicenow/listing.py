@@ -191,33 +191,28 @@ def _ordered(
     return _Tail(rows, bisect_left(store.sorted_stamps(table), since))
 
 
-def _sys_id_bound(query: EncodedQuery) -> str | None:
-    """The sys_id every matching row is above, if every NQ group says so (`sys_id>X` as a plain
-    AND term): read_by_id's cursor."""
-    bounds = []
-    for terms in query.groups:
-        values = [
-            term[0].value
-            for term in terms
-            if len(term) == 1 and term[0].field == "sys_id" and term[0].operator == ">"
-        ]
-        if not values:
-            return None
-        bounds.append(max(values))
-    return min(bounds) if bounds else None
-
-
 def _lower_bound(query: EncodedQuery) -> str | None:
     """The smallest sys_updated_on any matching row can have, if every NQ group bounds it
     (`sys_updated_on>X`, `>=X` or `=X` as a plain AND term): keyset paging's cursor."""
+    return _group_bound(query, "sys_updated_on", (">", ">=", "="))
+
+
+def _sys_id_bound(query: EncodedQuery) -> str | None:
+    """The sys_id every matching row is above, if every NQ group says so (`sys_id>X` as a plain
+    AND term): read_by_id's cursor."""
+    return _group_bound(query, "sys_id", (">",))
+
+
+def _group_bound(query: EncodedQuery, field: str, operators: tuple[str, ...]) -> str | None:
+    """The lowest value of `field` a matching row can have from below, when every NQ group
+    bounds it with one of `operators` as a plain AND term (the tightest in each group, the
+    loosest over the groups); None when some group does not."""
     bounds = []
     for terms in query.groups:
         values = [
             term[0].value
             for term in terms
-            if len(term) == 1
-            and term[0].field == "sys_updated_on"
-            and term[0].operator in (">", ">=", "=")
+            if len(term) == 1 and term[0].field == field and term[0].operator in operators
         ]
         if not values:
             return None
