@@ -674,6 +674,12 @@ def _quiet() -> Iterator[set[str]]:
     logger.addHandler(handler)
     logger.propagate = False
     try:
+        if threading.current_thread() is not threading.main_thread():
+            # The warning filters are the process's: changed from a chart thread they would
+            # catch (and on leaving, undo) the main thread's (pytest's per test, say). Drawn
+            # there, a chart relies on characters being replaced before drawing.
+            yield collected
+            return
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             yield collected

@@ -12,7 +12,16 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    Callable,
+    Collection,
+    Iterable,
+    Iterator,
+    Mapping,
+    MutableMapping,
+    Sequence,
+)
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, TypeVar
@@ -63,6 +72,60 @@ Resolver = Callable[[Sequence[Person]], tuple[Person, ...]]
 MeetingSource = Callable[[Sequence[Service]], Mapping[str, Meeting]]
 
 
+class Charts(MutableMapping[str, bytes]):
+    """A build's charts (PNG bytes) by service key, some of them still being drawn.
+
+    `draw` hands a chart to one background thread of this build, in the order given, and
+    returns at once: the cycle goes on to its ticket writes while the charts are drawn (a
+    cold sync's Jira writes wait on the rate limit most of the time, and 20 charts are
+    seconds of CPU). Reading a chart waits for it (and raises what drawing it raised);
+    `in`, `len` and iteration do not wait."""
+
+    def __init__(self, charts: Mapping[str, bytes] | None = None) -> None:
+        self._drawn: dict[str, bytes] = dict(charts or {})
+        self._drawing: dict[str, Future[bytes]] = {}
+        self._painter: ThreadPoolExecutor | None = None
+
+    def draw(self, key: str, make: Callable[[], bytes]) -> None:
+        if self._painter is None:
+            self._painter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="charts")
+        self._drawn.pop(key, None)
+        self._drawing[key] = self._painter.submit(make)
+
+    def close(self) -> None:
+        """No more charts to draw: the thread ends once those handed to it are drawn."""
+        if self._painter is not None:
+            self._painter.shutdown(wait=False)
+            self._painter = None
+
+    def __getitem__(self, key: str) -> bytes:
+        drawing = self._drawing.get(key)
+        if drawing is not None:
+            self._drawn[key] = drawing.result()
+            del self._drawing[key]
+        return self._drawn[key]
+
+    def __setitem__(self, key: str, value: bytes) -> None:
+        self._drawing.pop(key, None)
+        self._drawn[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        if self._drawing.pop(key, None) is None:
+            del self._drawn[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._drawn or key in self._drawing
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*self._drawn, *self._drawing])
+
+    def __len__(self) -> int:
+        return len(self._drawn) + len(self._drawing)
+
+    def __repr__(self) -> str:
+        return f"Charts(drawn={sorted(self._drawn)}, drawing={sorted(self._drawing)})"
+
+
 @dataclass
 class ReviewBuild:
     """What one cycle of the review looks like right now, from the mirrored data."""
@@ -75,7 +138,7 @@ class ReviewBuild:
     gaps: dict[str, tuple[Gap, ...]]
     csat: dict[str, CsatSummary]
     packs: dict[str, ReviewPack] = field(default_factory=dict)
-    charts: dict[str, bytes] = field(default_factory=dict)
+    charts: Charts = field(default_factory=Charts)  # drawn in the background (see Charts)
     # skipped records and read problems no known service can be named for (cycle-wide list)
     unplaced: tuple[Gap, ...] = ()
     # every agreement's attainment and each service's last review (the portfolio page shows all)
@@ -268,6 +331,7 @@ def build_review(
             continue
         _add_pack(build, service, attainments, own, meeting, margin=margin, chart=charts)
         build.rebuilt.append(service.key)
+    build.charts.close()
     return build
 
 
@@ -549,11 +613,10 @@ def _add_pack(
         for a in build.agreements
         if a.service_key == service.key and not a.component_key and a.key in attainments
     ]
-    build.charts[service.key] = attainment_chart(
-        f"{service.name}: monthly attainment",
-        series,
-        at_risk_margin_percent=margin,
-        period=build.cycle.period,
+    title, period = f"{service.name}: monthly attainment", build.cycle.period
+    build.charts.draw(
+        service.key,
+        lambda: attainment_chart(title, series, at_risk_margin_percent=margin, period=period),
     )
 
 

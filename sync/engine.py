@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, Protocol, cast
 
 import structlog
@@ -239,13 +240,13 @@ class Engine:
         self, *, dry_run: bool, full: bool, prompt: bool, work: Sequence[WorkItem]
     ) -> RunResult:
         if dry_run:
-            with self.store.held_ledger():
+            with self.store.held_ledger(), self._book_for_the_cycle():
                 return self._run(dry_run=True, full=full, prompt=prompt, work=work)
         run_id = self.store.start_run()
         try:
             # The ledger is read once for the cycle's steps (and after each write of ours):
             # not a dozen times over every ticket's row. The next cycle reads it anew.
-            with self.store.held_ledger():
+            with self.store.held_ledger(), self._book_for_the_cycle():
                 result = self._run(dry_run=False, full=full, prompt=prompt, work=work)
         except BaseException as error:
             self.store.finish_run(run_id, "failed", {"error": f"{type(error).__name__}: {error}"})
@@ -253,6 +254,14 @@ class Engine:
         status = "ok" if not result.summary.failed else "partial"
         self.store.finish_run(run_id, status, result.summary.as_counts())
         return result
+
+    @contextmanager
+    def _book_for_the_cycle(self) -> Iterator[None]:
+        """The ticket book answers the target's reads during the cycle only (`TicketBook`)."""
+        try:
+            yield
+        finally:
+            self.book.close()
 
     def _run(
         self, *, dry_run: bool, full: bool, prompt: bool, work: Sequence[WorkItem] = ()
@@ -302,8 +311,8 @@ class Engine:
             charts=only is None,  # an announced cycle shows no new chart: the next poll does
         )
         self._keep_build(build, partial=only is not None)
-        if not dry_run:
-            keep_packs(self.store, build, whole=only is None)
+        if not dry_run and only is not None:  # a whole build's are kept once its charts are
+            keep_packs(self.store, build, whole=False)
         plan = build_plan(
             build.cycle,
             self.raci,
@@ -333,6 +342,8 @@ class Engine:
             self._freeze_packs(build, summary, reader)
             if not prompt:
                 self._attach_charts(build, summary, followups, tickets)
+            # After the writes: the charts are drawn while they wait on the target (`Charts`).
+            keep_packs(self.store, build, whole=True)
             closable = flow.closable_after_apply(build.cycle, phase)
             close_finished(self.target, self.store, closable, followups.rows)
             flow.tell_unmatched(build.cycle, phase)
@@ -716,27 +727,34 @@ class Engine:
         ledger = self.store.ledger_rows(self.target.system)
         specs = {spec.key: spec for spec in tickets}
         service_of_key = {review_ticket_key(build.cycle.id, k): k for k in build.packs}
-        due: list[tuple[str, TicketRef, str, bytes, bool]] = []
+        due: list[tuple[str, TicketRef, str, bool]] = []
         for outcome in summary.outcomes:
             if outcome.kind != TicketKind.REVIEW.value or outcome.error is not None:
                 continue
             if outcome.action not in (Action.CREATE, Action.UPDATE, Action.ADOPT, Action.UNCHANGED):
                 continue
             service_key = service_of_key.get(outcome.key, "")
-            chart = build.charts.get(service_key)
             row = ledger.get(outcome.key)
-            if chart is None or row is None or row.frozen or row.state != "created":
+            if service_key not in build.charts or row is None or row.frozen:
+                continue
+            if row.state != "created":
                 continue
             ref = TicketRef(key=row.ticket_key or "", id=row.ticket_id or "", url=row.ticket_url)
-            due.append((outcome.key, ref, service_key, chart, outcome.action is Action.CREATE))
+            due.append((outcome.key, ref, service_key, outcome.action is Action.CREATE))
         # Created this run too: their description update would read each (Cloud's search
-        # reads them through the index lag, see `JiraTarget.read_ahead`).
-        followups.read_ahead([(key, ref, chart, specs.get(key)) for key, ref, _, chart, _ in due])
-        for key, ref, service_key, chart, fresh in due:
+        # reads them through the index lag, see `JiraTarget.read_ahead`). A chart still being
+        # drawn is waited for only where its content is needed (`Charts`).
+        charts = build.charts
+        followups.read_ahead(
+            [(key, ref, partial(charts.__getitem__, service), specs.get(key))
+             for key, ref, service, _ in due]
+        )  # fmt: skip
+        for key, ref, service_key, fresh in due:
             self._safe_point()
             followups.attach(
-                key, ref, chart_name(service_key), chart, fresh=fresh, spec=specs.get(key)
-            )
+                key, ref, chart_name(service_key), charts[service_key], fresh=fresh,
+                spec=specs.get(key),
+            )  # fmt: skip
 
     def _count_reads(self, pulled: PullSummary) -> None:
         if self.metrics is not None:

@@ -99,6 +99,17 @@ class TicketBook:
         self._read_live(known, fresh)
         target.known_states = known
 
+    @property
+    def known(self) -> KnownStates | None:
+        """The tickets as of the last read (None before the first)."""
+        return self._known
+
+    def close(self) -> None:
+        """The cycle is over: the target's reads stop answering from the book (it is as of
+        this cycle's read; a page rendered after the cycle reads what the tickets show now)."""
+        if isinstance(self.target, IncrementalStates):
+            self.target.known_states = None
+
     def listing(self) -> list[tuple[str, TicketRef, bool]] | None:
         """(idempotency key, ticket, done) of every ticket this cycle's read returned (every
         ticket of ours on a full read), oldest first: what the duplicate audit checks. None when

@@ -1,0 +1,97 @@
+"""Charts are drawn in a background thread while the cycle writes its tickets (`sync.build.Charts`):
+a chart is waited for only where its bytes are needed, so a cold sync's rate-limited Jira writes
+and the seconds of CPU its charts take overlap instead of adding up."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+import sync.build
+import sync.kept_packs
+from sandbox import Sandbox
+from sync.build import Charts
+from sync.demo import demo_settings
+from sync.engine import Engine
+from sync.state import open_store
+
+pytestmark = pytest.mark.usefixtures("no_retry_waits")
+AUTH = ("slm-demo", "demo-api-token")
+
+
+def test_a_chart_is_waited_for_only_when_read() -> None:
+    gate = threading.Event()
+    charts = Charts({"kept": b"old"})
+    charts.draw("new", lambda: b"drawn" if gate.wait(5) else b"timed out")
+    charts.close()
+    # membership, length and iteration do not wait for the drawing
+    assert "new" in charts and "kept" in charts and "other" not in charts
+    assert len(charts) == 2 and sorted(charts) == ["kept", "new"]
+    assert charts.get("kept") == b"old"
+    threading.Timer(0.2, gate.set).start()
+    assert charts["new"] == b"drawn"  # waits for it
+    charts["kept"] = b"replaced"
+    del charts["new"]
+    assert dict(charts) == {"kept": b"replaced"}
+
+
+def test_a_chart_that_failed_to_draw_raises_where_it_is_read() -> None:
+    def broken() -> bytes:
+        raise RuntimeError("no font at all")
+
+    charts = Charts()
+    charts.draw("svc", broken)
+    charts.close()
+    assert "svc" in charts
+    with pytest.raises(RuntimeError, match="no font at all"):
+        charts["svc"]
+
+
+def test_the_cycle_creates_its_tickets_while_the_charts_are_still_drawn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each chart waits (up to 20 s) until the Jira stand-in holds the review tickets: a cycle
+    that drew its charts before writing would time out here. The charts still reach their
+    tickets, and the packs kept for a restart carry them."""
+    with Sandbox(seed=3, services=3, sla_records=300, index_lag_ms=0) as site:
+        settings = demo_settings(site, tmp_path / "data")
+        store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+        try:
+            first = Engine.from_settings(settings, store).run_once()
+            settings.review.selection = [c.service_key for c in first.build.candidates[:2]]
+            draw = sync.build.attainment_chart
+            waited: list[bool] = []
+
+            def after_the_creates(*args: Any, **kwargs: Any) -> bytes:
+                deadline = time.monotonic() + 20
+                while time.monotonic() < deadline and len(_issues(site)) < 3:
+                    time.sleep(0.05)  # the cycle ticket and the two reviews
+                waited.append(len(_issues(site)) >= 3)
+                assert threading.current_thread() is not threading.main_thread()
+                return draw(*args, **kwargs)
+
+            monkeypatch.setattr(sync.build, "attainment_chart", after_the_creates)
+            result = Engine.from_settings(settings, store).run_once()
+            assert waited == [True, True]
+            reviews = [o.ticket for o in result.summary.outcomes if o.kind == "review"]
+            assert len(reviews) == 2
+            for key in reviews:
+                issue = requests.get(
+                    f"{site.jira_url}/rest/api/2/issue/{key}", auth=AUTH, timeout=10
+                ).json()
+                names = [a["filename"] for a in issue["fields"]["attachment"]]
+                assert len(names) == 1 and names[0].endswith(".png")
+            kept = store.built_packs(result.build.cycle.id, sync.kept_packs.code_digest())
+            assert sorted(k.service_key for k in kept) == sorted(settings.review.selection)
+            assert all(k.chart.startswith(b"\x89PNG") for k in kept)
+        finally:
+            store.close()
+
+
+def _issues(site: Sandbox) -> list[str]:
+    return list(site.jira.site.store.issues)
