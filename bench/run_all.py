@@ -91,6 +91,23 @@ def run(name: str, quick: bool) -> dict[str, Any]:
     return entry
 
 
+def speed_probe_ms(repeat: int = 5) -> float:
+    """The machine's speed just before a benchmark: best of `repeat` runs of one fixed piece of
+    pure-Python work (dicts, strings, JSON), in ms. This machine's speed varies by up to 2x
+    between sessions (and by 10-20 % within one), so a figure is compared with another only
+    together with their probes: a CPU-bound figure measured at twice the probe is no slower."""
+    rows = [{"sys_id": f"{n:032x}", "stage": "completed", "n": str(n)} for n in range(2000)]
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        for _ in range(5):
+            text = json.dumps(rows, sort_keys=True)
+            decoded = json.loads(text)
+            sum(len(r["sys_id"]) + int(r["n"]) for r in decoded)
+        best = min(best, time.perf_counter() - started)
+    return round(best * 1000, 1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -121,7 +138,9 @@ def main() -> None:
             results["benchmarks"] = earlier.get("benchmarks", {})
     for name in names:
         print(f"bench: {name} ...", file=sys.stderr, flush=True)
+        probe = speed_probe_ms()
         results["benchmarks"][name] = run(name, args.quick)
+        results["benchmarks"][name]["speed_probe_ms"] = probe
         results["benchmarks"][name]["ran_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     results["goals"] = evaluate(results)
     args.output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
