@@ -137,6 +137,22 @@ def test_pacer_spaces_requests_at_the_configured_rate() -> None:
     assert clock.now == pytest.approx(1.8)
 
 
+def test_pacer_never_sends_more_than_the_rate_in_any_second() -> None:
+    """A full bucket's burst goes first, but then the rest of that second holds what the rate
+    allows in it: a tool counting requests per second (fixed windows) sees no more than its
+    limit, where the bucket alone let burst + rate through (15 at 10/s with burst 5: a 429)."""
+    clock = _Clock()
+    pacer = Pacer(rate=10, burst=5, clock=clock, sleep=clock.sleep)
+    sent = []
+    for _ in range(40):
+        pacer.acquire()
+        sent.append(clock.now)
+    assert sent[:5] == [0.0] * 5  # the burst still leaves at once
+    assert all(later - first >= 1.0 - 1e-9 for first, later in zip(sent, sent[10:]))
+    # ... and the steady rate is the configured one: 40 requests in about 3.5 s, not more
+    assert sent[-1] == pytest.approx(3.5, abs=0.01)
+
+
 def test_pacer_pause_holds_every_request() -> None:
     """After pause_until(t), the next request waits until t even with tokens left."""
     clock = _Clock()
