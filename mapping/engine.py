@@ -81,8 +81,8 @@ class EntityMapping:
         # Three plain strings, validated with the entity in one pass (pydantic-core builds
         # the SourceRef: cheaper than model_construct, and this runs for every record).
         values["source"] = {"system": self.system, "table": _text(table), "id": record_id}
-        try:
-            entity = self.model.model_validate(values)
+        try:  # the model's validator itself: `model_validate` adds a call and its checks
+            entity = self.model.__pydantic_validator__.validate_python(values)
         except ValidationError as exc:
             return MappedRecord(record_id, None, values, _model_errors(exc))
         return MappedRecord(record_id, entity, values, errors)
