@@ -35,7 +35,79 @@ def compile_source(expression: str) -> tuple[Getter, tuple[str, ...]]:
     alternatives = _field_alternatives(ast)
     if alternatives is not None:
         return _first_present(alternatives), fields
-    return parsed.search, fields
+    return _closure(ast) or parsed.search, fields
+
+
+def _closure(node: dict[str, Any]) -> Getter | None:
+    """`node` as nested Python closures, for the expressions shipped mappings use beyond plain
+    fields (`type == 'SLA' && (slm_applies_to || condition) || null`: fields, dotted
+    sub-fields, literals, `@`, `||`, `&&`, `!`, `==`, `!=`), with JMESPath's truth and equality;
+    None for anything else, which the interpreter runs (it walked the tree for every record:
+    a tenth of mapping the agreements)."""
+    kind, children = node["type"], node.get("children", [])
+    if kind == "field":
+        key = node["value"]
+        return lambda value: value.get(key) if isinstance(value, dict) else None
+    if kind == "literal":
+        literal = node["value"]
+        return lambda value: literal
+    if kind == "current":
+        return lambda value: value
+    parts = [_closure(child) for child in children]
+    if not parts or any(part is None for part in parts):
+        return None
+    if kind == "subexpression" and all(c["type"] == "field" for c in children):
+        keys = tuple(child["value"] for child in children)
+        return lambda value: _walk(value, keys)
+    if kind == "not_expression":
+        (inner,) = parts
+        assert inner is not None
+        return lambda value: _not(inner(value))
+    if len(parts) != 2:
+        return None
+    left, right = parts
+    assert left is not None and right is not None
+    if kind == "or_expression":
+        return lambda value: _or(left(value), right, value)
+    if kind == "and_expression":
+        return lambda value: right(value) if _truthy(matched := left(value)) else matched
+    if kind == "comparator" and node["value"] == "eq":
+        return lambda value: _equals(left(value), right(value))
+    if kind == "comparator" and node["value"] == "ne":
+        return lambda value: not _equals(left(value), right(value))
+    return None
+
+
+def _or(matched: Any, right: Getter, value: Any) -> Any:
+    return matched if _truthy(matched) else right(value)
+
+
+def _walk(value: Any, keys: tuple[str, ...]) -> Any:
+    for key in keys:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _not(value: Any) -> bool:
+    if _is_number(value) and value == 0:
+        return False  # JMESPath: !0 is false
+    return not value
+
+
+def _equals(left: Any, right: Any) -> bool:
+    """JMESPath's `==`: as Python's, except that 0 and 1 never equal false and true."""
+    if _is_number(left) and left in (0, 1):
+        if isinstance(right, bool):
+            return False
+    elif _is_number(right) and right in (0, 1) and isinstance(left, bool):
+        return False
+    return bool(left == right)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def plain_key(getter: Getter) -> str | None:
@@ -106,8 +178,8 @@ def _simple_comparison(ast: dict[str, Any]) -> tuple[str, Any, bool] | None:
 
 
 def _truthy(value: Any) -> bool:
-    # JMESPath truth: false, null, "", [] and {} are false.
-    return value not in (False, None, "") and value != [] and value != {}
+    # JMESPath truth: false, null, "", [] and {} are false (0 is true: `in (False, ...)` was not).
+    return not (value is None or value is False or value == "" or value == [] or value == {})
 
 
 def _explain(expression: str, exc: JMESPathError) -> str:
