@@ -29,7 +29,8 @@ _EPSILON = 1e-9
 @dataclass
 class Pacer:
     """At most `rate` requests per second on average, bursts of up to `burst`, and never more
-    than `rate` x `window` (at least one) in any `window` seconds."""
+    than N = `rate` x `window` (rounded down, at least one) in any N / `rate` seconds (the
+    window itself for a whole N: 20 in any second at 20/s; 1 in any 2/3 s at 1.5/s)."""
 
     rate: float
     burst: int = 1
@@ -83,7 +84,7 @@ class Pacer:
         sent = self._sent
         if len(sent) < (sent.maxlen or 1):
             return 0.0
-        return max(0.0, sent[0] + self.window - now)
+        return max(0.0, sent[0] + len(sent) / self.rate - now)
 
     def _refill(self, now: float) -> None:
         self._tokens = min(float(self.burst), self._tokens + (now - self._stamp) * self.rate)

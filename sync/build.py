@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, TypeVar
 
+import structlog
 from pydantic import BaseModel
 
 from config import Settings
@@ -70,6 +71,7 @@ from sync.state import MirrorRecord, SlaTally, StateStore
 Resolver = Callable[[Sequence[Person]], tuple[Person, ...]]
 # The selected services' review meetings, as their tickets show them (sync.meeting).
 MeetingSource = Callable[[Sequence[Service]], Mapping[str, Meeting]]
+log = structlog.get_logger("slm_sync.build")
 
 
 class Charts(MutableMapping[str, bytes]):
@@ -78,8 +80,14 @@ class Charts(MutableMapping[str, bytes]):
     `draw` hands a chart to one background thread of this build, in the order given, and
     returns at once: the cycle goes on to its ticket writes while the charts are drawn (a
     cold sync's Jira writes wait on the rate limit most of the time, and 20 charts are
-    seconds of CPU). Reading a chart waits for it (and raises what drawing it raised);
-    `in`, `len` and iteration do not wait."""
+    seconds of CPU). Reading a chart waits for it; `in` waits only for a chart whose drawing
+    is over (to tell a failed one), `len`, iteration and `discard` never wait. A chart that
+    failed to draw is logged (`chart.draw_failed`) and is absent: its review goes without a
+    chart this cycle, and the next build, finding none to reuse, draws it again.
+
+    `settle` ends the drawing with the cycle (none outlives it: the thread would hold the
+    process at exit, and it changes process-wide state such as warning filters while it
+    draws): charts still queued are dropped when the cycle failed, else waited for."""
 
     def __init__(self, charts: Mapping[str, bytes] | None = None) -> None:
         self._drawn: dict[str, bytes] = dict(charts or {})
@@ -98,11 +106,31 @@ class Charts(MutableMapping[str, bytes]):
             self._painter.shutdown(wait=False)
             self._painter = None
 
-    def __getitem__(self, key: str) -> bytes:
-        drawing = self._drawing.get(key)
-        if drawing is not None:
+    def settle(self, *, drop_queued: bool = False) -> None:
+        """Wait for the drawing to end (the queued charts dropped first, if asked)."""
+        if drop_queued:
+            for key, drawing in list(self._drawing.items()):
+                if drawing.cancel():
+                    del self._drawing[key]
+        for key in list(self._drawing):
+            self._finish(key)
+        self.close()
+
+    def discard(self, key: str) -> None:
+        """Forget `key`'s chart (drawn or not) without waiting for it."""
+        self._drawing.pop(key, None)
+        self._drawn.pop(key, None)
+
+    def _finish(self, key: str) -> None:
+        drawing = self._drawing.pop(key)
+        try:
             self._drawn[key] = drawing.result()
-            del self._drawing[key]
+        except Exception as error:  # the review goes without its chart, never the cycle
+            log.warning("chart.draw_failed", service=key, error=f"{type(error).__name__}: {error}")
+
+    def __getitem__(self, key: str) -> bytes:
+        if key in self._drawing:
+            self._finish(key)
         return self._drawn[key]
 
     def __setitem__(self, key: str, value: bytes) -> None:
@@ -114,6 +142,9 @@ class Charts(MutableMapping[str, bytes]):
             del self._drawn[key]
 
     def __contains__(self, key: object) -> bool:
+        drawing = self._drawing.get(key) if isinstance(key, str) else None
+        if drawing is not None and drawing.done():
+            self._finish(str(key))
         return key in self._drawn or key in self._drawing
 
     def __iter__(self) -> Iterator[str]:
@@ -317,6 +348,29 @@ def build_review(
     materials_of: dict[str | None, list[Material]] = {}
     for material in materials:
         materials_of.setdefault(material.service_key, []).append(material)
+    try:
+        _add_packs(build, chosen, attainments, materials_of, held, relevant, margin=margin,
+                   previous=previous, charts=charts)  # fmt: skip
+    except BaseException:
+        build.charts.settle(drop_queued=True)
+        raise
+    build.charts.close()
+    return build
+
+
+def _add_packs(
+    build: ReviewBuild,
+    chosen: Sequence[Service],
+    attainments: Mapping[str, Attainment],
+    materials_of: Mapping[str | None, Sequence[Material]],
+    held: Mapping[str, Meeting],
+    relevant: Mapping[str, Sequence[Agreement]],
+    *,
+    margin: float,
+    previous: ReviewBuild | None,
+    charts: bool,
+) -> None:
+    """The selected services' packs and charts: reused where their fingerprint is the same."""
     for service in chosen:
         own = materials_of.get(service.key, [])
         meeting = held.get(service.key)
@@ -331,8 +385,6 @@ def build_review(
             continue
         _add_pack(build, service, attainments, own, meeting, margin=margin, chart=charts)
         build.rebuilt.append(service.key)
-    build.charts.close()
-    return build
 
 
 def _whole_inputs(store: StateStore, period: ReviewPeriod, margin: float, last: Decoded) -> Decoded:

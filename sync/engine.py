@@ -56,7 +56,14 @@ from review.cycle_summary import (
 from review.meeting import frozen_note
 from review.model import Meeting
 from review.plan import PlanMemo
-from sync.build import ReviewBuild, build_review, chart_name, current_cycle, role_holders
+from sync.build import (
+    Charts,
+    ReviewBuild,
+    build_review,
+    chart_name,
+    current_cycle,
+    role_holders,
+)
 from sync.closing import close_finished
 from sync.cycle_flow import (
     CycleFlow,
@@ -190,6 +197,7 @@ class Engine:
     # each selected review's tickets as last planned, reused while their inputs are the same
     plans: PlanMemo = field(default_factory=PlanMemo, init=False)
     units_applied: int = field(default=0, init=False)  # units given to the reconciler (tests)
+    _charts: Charts | None = field(default=None, init=False, repr=False)  # this cycle's
 
     def __post_init__(self) -> None:
         self.leases = WorkLeases(self.store, seconds=self.settings.sync.lease_seconds)
@@ -240,13 +248,13 @@ class Engine:
         self, *, dry_run: bool, full: bool, prompt: bool, work: Sequence[WorkItem]
     ) -> RunResult:
         if dry_run:
-            with self.store.held_ledger(), self._book_for_the_cycle():
+            with self.store.held_ledger(), self._cycle_scope():
                 return self._run(dry_run=True, full=full, prompt=prompt, work=work)
         run_id = self.store.start_run()
         try:
             # The ledger is read once for the cycle's steps (and after each write of ours):
             # not a dozen times over every ticket's row. The next cycle reads it anew.
-            with self.store.held_ledger(), self._book_for_the_cycle():
+            with self.store.held_ledger(), self._cycle_scope():
                 result = self._run(dry_run=False, full=full, prompt=prompt, work=work)
         except BaseException as error:
             self.store.finish_run(run_id, "failed", {"error": f"{type(error).__name__}: {error}"})
@@ -256,12 +264,19 @@ class Engine:
         return result
 
     @contextmanager
-    def _book_for_the_cycle(self) -> Iterator[None]:
-        """The ticket book answers the target's reads during the cycle only (`TicketBook`)."""
+    def _cycle_scope(self) -> Iterator[None]:
+        """The ticket book answers the target's reads during the cycle only (`TicketBook`),
+        and the cycle's charts are drawn by its end (`Charts.settle`: those still queued are
+        dropped when it failed or was stopped)."""
+        ended = False
         try:
             yield
+            ended = True
         finally:
             self.book.close()
+            charts, self._charts = self._charts, None
+            if charts is not None:
+                charts.settle(drop_queued=not ended)
 
     def _run(
         self, *, dry_run: bool, full: bool, prompt: bool, work: Sequence[WorkItem] = ()
@@ -310,6 +325,7 @@ class Engine:
             previous=self._previous_build(cycle),
             charts=only is None,  # an announced cycle shows no new chart: the next poll does
         )
+        self._charts = build.charts  # settled when the cycle ends (`_cycle_scope`)
         self._keep_build(build, partial=only is not None)
         if not dry_run and only is not None:  # a whole build's are kept once its charts are
             keep_packs(self.store, build, whole=False)
@@ -460,7 +476,7 @@ class Engine:
             if key in build.charts:
                 last.charts[key] = build.charts[key]
             else:  # not drawn: the next cycle builds this pack again, and draws its chart
-                last.charts.pop(key, None)
+                last.charts.discard(key)
 
     def _audit_duplicates(self) -> list[Duplicate]:
         """The cycle's duplicate audit; its failure is logged, never the run's."""

@@ -48,6 +48,7 @@ import contextvars
 import gc
 import hashlib
 import json
+import marshal
 import threading
 import time
 from collections import Counter
@@ -504,15 +505,27 @@ def _join(readers: Sequence[threading.Thread]) -> None:
             log.warning("pull.reader_still_running", reader=reader.name, seconds=waited)
 
 
-# The row hash's JSON: keys sorted, compact, anything not JSON as str() (one encoder for all:
-# json.dumps builds a new one per call for these options).
+# A row the marshal format cannot hold is hashed as JSON: keys sorted, compact, anything not
+# JSON as str() (one encoder for all: json.dumps builds a new one per call for these options).
 _HASH_JSON = json.JSONEncoder(sort_keys=True, default=str, separators=(",", ":"))
+# Version 2: from 3 on, a value referenced more than once is written as a back-reference, so
+# equal rows gave other bytes as their strings happened to be shared (or not).
+_MARSHAL_VERSION = 2
 
 
 def source_hash(stream: str, record: Mapping[str, Any]) -> str:
-    """The hash of a raw row as the source sent it (stream included): unchanged rows match."""
-    text = _HASH_JSON.encode([stream, record])
-    return hashlib.sha256(text.encode()).hexdigest()
+    """The hash of a raw row as the source sent it (stream included): unchanged rows match.
+
+    The row's fields in key order, in Python's marshal format (a C serialiser of plain values:
+    a quarter of the sorted JSON it replaced, which was a tenth of a cold pull's CPU). Nested
+    objects keep the order the source sent; a Python whose marshal format differs, or the
+    JSON hash of an earlier version, makes every row look changed once: it is mapped and stored
+    again, as by `--full`, and nothing it builds differs."""
+    try:
+        data = marshal.dumps((stream, sorted(record.items())), _MARSHAL_VERSION)
+    except ValueError:  # not plain values (a plugin's own objects)
+        data = _HASH_JSON.encode([stream, record]).encode()
+    return hashlib.sha256(data).hexdigest()
 
 
 def error_hash(stream: str, error: ReadError) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import requests
+from structlog.testing import capture_logs
 
 import sync.build
 import sync.kept_packs
@@ -40,16 +41,33 @@ def test_a_chart_is_waited_for_only_when_read() -> None:
     assert dict(charts) == {"kept": b"replaced"}
 
 
-def test_a_chart_that_failed_to_draw_raises_where_it_is_read() -> None:
+def test_a_chart_that_failed_to_draw_is_logged_and_absent() -> None:
     def broken() -> bytes:
         raise RuntimeError("no font at all")
 
     charts = Charts()
     charts.draw("svc", broken)
-    charts.close()
-    assert "svc" in charts
-    with pytest.raises(RuntimeError, match="no font at all"):
-        charts["svc"]
+    with capture_logs() as logs:
+        charts.settle()
+        assert "svc" not in charts and charts.get("svc") is None
+    assert [e["event"] for e in logs] == ["chart.draw_failed"]
+    assert "no font at all" in logs[0]["error"]
+
+
+def test_a_failed_cycle_drops_the_charts_still_queued() -> None:
+    gate, drawn = threading.Event(), []
+
+    def slow(name: str) -> bytes:
+        gate.wait(5)
+        drawn.append(name)
+        return name.encode()
+
+    charts = Charts()
+    for name in ("a", "b", "c"):
+        charts.draw(name, lambda name=name: slow(name))  # type: ignore[misc]
+    threading.Timer(0.2, gate.set).start()
+    charts.settle(drop_queued=True)
+    assert drawn == ["a"] and dict(charts) == {"a": b"a"}
 
 
 def test_the_cycle_creates_its_tickets_while_the_charts_are_still_drawn(
@@ -95,3 +113,48 @@ def test_the_cycle_creates_its_tickets_while_the_charts_are_still_drawn(
 
 def _issues(site: Sandbox) -> list[str]:
     return list(site.jira.site.store.issues)
+
+
+def test_a_chart_that_fails_costs_its_review_the_chart_this_cycle_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Drawing one review's chart fails: the cycle still writes every ticket (the other
+    review gets its chart), and the next cycle, finding no chart to reuse, draws and
+    attaches it."""
+    with Sandbox(seed=3, services=3, sla_records=300, index_lag_ms=0) as site:
+        settings = demo_settings(site, tmp_path / "data")
+        store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+        try:
+            first = Engine.from_settings(settings, store).run_once()
+            settings.review.selection = [c.service_key for c in first.build.candidates[:2]]
+            draw = sync.build.attainment_chart
+            doomed = next(s.name for s in first.build.services
+                          if s.key == settings.review.selection[0])  # fmt: skip
+
+            def failing(title: str, *args: Any, **kwargs: Any) -> bytes:
+                if title.startswith(doomed):
+                    raise RuntimeError("the renderer broke")
+                return draw(title, *args, **kwargs)
+
+            monkeypatch.setattr(sync.build, "attainment_chart", failing)
+            engine = Engine.from_settings(settings, store)
+            result = engine.run_once()
+            assert not result.summary.failed
+            attached = _attachments(site, result)
+            assert sorted(len(files) for files in attached.values()) == [0, 1]
+            monkeypatch.setattr(sync.build, "attainment_chart", draw)
+            again = engine.run_once()
+            assert all(len(files) == 1 for files in _attachments(site, again).values())
+        finally:
+            store.close()
+
+
+def _attachments(site: Sandbox, result: Any) -> dict[str, list[str]]:
+    found = {}
+    for outcome in result.summary.outcomes:
+        if outcome.kind == "review" and outcome.ticket:
+            issue = requests.get(
+                f"{site.jira_url}/rest/api/2/issue/{outcome.ticket}", auth=AUTH, timeout=10
+            ).json()
+            found[outcome.ticket] = [a["filename"] for a in issue["fields"]["attachment"]]
+    return found
