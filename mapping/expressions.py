@@ -2,8 +2,9 @@
 
 Most mapped fields name one key of the raw record (`name`, `"task.business_service"`); those skip
 the JMESPath interpreter and read the dict directly, which is what makes mapping 100,000 task_sla
-rows a second's work. Everything else (`u_metric || target`, `join(': ', [number, title])`) runs
-the compiled expression. `top_level_fields` tells a connector which columns to ask for.
+rows a second's work. Expressions of fields, literals, `||`, `&&`, `!`, `==` and `!=` run as
+Python closures (`_closure`); the rest (`join(': ', [number, title])`) runs the compiled
+expression. `top_level_fields` tells a connector which columns to ask for.
 """
 
 from __future__ import annotations
