@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +17,38 @@ from structlog.testing import capture_logs
 
 import sync.build
 import sync.kept_packs
+from config import Settings
 from sandbox import Sandbox
 from sync.build import Charts
 from sync.demo import demo_settings
-from sync.engine import Engine
-from sync.state import open_store
+from sync.engine import Engine, RunResult
+from sync.state import StateStore, open_store
 
 pytestmark = pytest.mark.usefixtures("no_retry_waits")
 AUTH = ("slm-demo", "demo-api-token")
+
+
+@dataclass
+class Rig:
+    """Three services on the stand-ins, opened, with the first two candidates selected."""
+
+    site: Sandbox
+    settings: Settings
+    store: StateStore
+    first: RunResult
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[Rig]:
+    with Sandbox(seed=3, services=3, sla_records=300, index_lag_ms=0) as site:
+        settings = demo_settings(site, tmp_path / "data")
+        store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+        try:
+            first = Engine.from_settings(settings, store).run_once()
+            settings.review.selection = [c.service_key for c in first.build.candidates[:2]]
+            yield Rig(site, settings, store, first)
+        finally:
+            store.close()
 
 
 def test_a_chart_is_waited_for_only_when_read() -> None:
@@ -71,44 +97,37 @@ def test_a_failed_cycle_drops_the_charts_still_queued() -> None:
 
 
 def test_the_cycle_creates_its_tickets_while_the_charts_are_still_drawn(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Each chart waits (up to 20 s) until the Jira stand-in holds the review tickets: a cycle
     that drew its charts before writing would time out here. The charts still reach their
     tickets, and the packs kept for a restart carry them."""
-    with Sandbox(seed=3, services=3, sla_records=300, index_lag_ms=0) as site:
-        settings = demo_settings(site, tmp_path / "data")
-        store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
-        try:
-            first = Engine.from_settings(settings, store).run_once()
-            settings.review.selection = [c.service_key for c in first.build.candidates[:2]]
-            draw = sync.build.attainment_chart
-            waited: list[bool] = []
+    site, settings, store = rig.site, rig.settings, rig.store
+    draw = sync.build.attainment_chart
+    waited: list[bool] = []
 
-            def after_the_creates(*args: Any, **kwargs: Any) -> bytes:
-                deadline = time.monotonic() + 20
-                while time.monotonic() < deadline and len(_issues(site)) < 3:
-                    time.sleep(0.05)  # the cycle ticket and the two reviews
-                waited.append(len(_issues(site)) >= 3)
-                assert threading.current_thread() is not threading.main_thread()
-                return draw(*args, **kwargs)
+    def after_the_creates(*args: Any, **kwargs: Any) -> bytes:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and len(_issues(site)) < 3:
+            time.sleep(0.05)  # the cycle ticket and the two reviews
+        waited.append(len(_issues(site)) >= 3)
+        assert threading.current_thread() is not threading.main_thread()
+        return draw(*args, **kwargs)
 
-            monkeypatch.setattr(sync.build, "attainment_chart", after_the_creates)
-            result = Engine.from_settings(settings, store).run_once()
-            assert waited == [True, True]
-            reviews = [o.ticket for o in result.summary.outcomes if o.kind == "review"]
-            assert len(reviews) == 2
-            for key in reviews:
-                issue = requests.get(
-                    f"{site.jira_url}/rest/api/2/issue/{key}", auth=AUTH, timeout=10
-                ).json()
-                names = [a["filename"] for a in issue["fields"]["attachment"]]
-                assert len(names) == 1 and names[0].endswith(".png")
-            kept = store.built_packs(result.build.cycle.id, sync.kept_packs.code_digest())
-            assert sorted(k.service_key for k in kept) == sorted(settings.review.selection)
-            assert all(k.chart.startswith(b"\x89PNG") for k in kept)
-        finally:
-            store.close()
+    monkeypatch.setattr(sync.build, "attainment_chart", after_the_creates)
+    result = Engine.from_settings(settings, store).run_once()
+    assert waited == [True, True]
+    reviews = [o.ticket for o in result.summary.outcomes if o.kind == "review"]
+    assert len(reviews) == 2
+    for key in reviews:
+        issue = requests.get(
+            f"{site.jira_url}/rest/api/2/issue/{key}", auth=AUTH, timeout=10
+        ).json()
+        names = [a["filename"] for a in issue["fields"]["attachment"]]
+        assert len(names) == 1 and names[0].endswith(".png")
+    kept = store.built_packs(result.build.cycle.id, sync.kept_packs.code_digest())
+    assert sorted(k.service_key for k in kept) == sorted(settings.review.selection)
+    assert all(k.chart.startswith(b"\x89PNG") for k in kept)
 
 
 def _issues(site: Sandbox) -> list[str]:
@@ -116,37 +135,30 @@ def _issues(site: Sandbox) -> list[str]:
 
 
 def test_a_chart_that_fails_costs_its_review_the_chart_this_cycle_only(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Drawing one review's chart fails: the cycle still writes every ticket (the other
     review gets its chart), and the next cycle, finding no chart to reuse, draws and
     attaches it."""
-    with Sandbox(seed=3, services=3, sla_records=300, index_lag_ms=0) as site:
-        settings = demo_settings(site, tmp_path / "data")
-        store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
-        try:
-            first = Engine.from_settings(settings, store).run_once()
-            settings.review.selection = [c.service_key for c in first.build.candidates[:2]]
-            draw = sync.build.attainment_chart
-            doomed = next(s.name for s in first.build.services
-                          if s.key == settings.review.selection[0])  # fmt: skip
+    site, settings, store, first = rig.site, rig.settings, rig.store, rig.first
+    draw = sync.build.attainment_chart
+    doomed = next(s.name for s in first.build.services
+                  if s.key == settings.review.selection[0])  # fmt: skip
 
-            def failing(title: str, *args: Any, **kwargs: Any) -> bytes:
-                if title.startswith(doomed):
-                    raise RuntimeError("the renderer broke")
-                return draw(title, *args, **kwargs)
+    def failing(title: str, *args: Any, **kwargs: Any) -> bytes:
+        if title.startswith(doomed):
+            raise RuntimeError("the renderer broke")
+        return draw(title, *args, **kwargs)
 
-            monkeypatch.setattr(sync.build, "attainment_chart", failing)
-            engine = Engine.from_settings(settings, store)
-            result = engine.run_once()
-            assert not result.summary.failed
-            attached = _attachments(site, result)
-            assert sorted(len(files) for files in attached.values()) == [0, 1]
-            monkeypatch.setattr(sync.build, "attainment_chart", draw)
-            again = engine.run_once()
-            assert all(len(files) == 1 for files in _attachments(site, again).values())
-        finally:
-            store.close()
+    monkeypatch.setattr(sync.build, "attainment_chart", failing)
+    engine = Engine.from_settings(settings, store)
+    result = engine.run_once()
+    assert not result.summary.failed
+    attached = _attachments(site, result)
+    assert sorted(len(files) for files in attached.values()) == [0, 1]
+    monkeypatch.setattr(sync.build, "attainment_chart", draw)
+    again = engine.run_once()
+    assert all(len(files) == 1 for files in _attachments(site, again).values())
 
 
 def _attachments(site: Sandbox, result: Any) -> dict[str, list[str]]:
