@@ -762,15 +762,16 @@ class Engine:
         # drawn is waited for only where its content is needed (`Charts`).
         charts = build.charts
         followups.read_ahead(
-            [(key, ref, partial(charts.__getitem__, service), specs.get(key))
+            [(key, ref, partial(charts.get, service), specs.get(key))
              for key, ref, service, _ in due]
         )  # fmt: skip
         for key, ref, service_key, fresh in due:
             self._safe_point()
-            followups.attach(
-                key, ref, chart_name(service_key), charts[service_key], fresh=fresh,
-                spec=specs.get(key),
-            )  # fmt: skip
+            chart = charts.get(service_key)  # None: it failed to draw (logged)
+            if chart is not None:
+                followups.attach(
+                    key, ref, chart_name(service_key), chart, fresh=fresh, spec=specs.get(key)
+                )
 
     def _count_reads(self, pulled: PullSummary) -> None:
         if self.metrics is not None:

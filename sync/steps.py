@@ -247,20 +247,25 @@ class FollowUps:
         )
 
     def read_ahead(
-        self, charts: Sequence[tuple[str, TicketRef, Callable[[], bytes], TicketSpec | None]]
+        self,
+        charts: Sequence[tuple[str, TicketRef, Callable[[], bytes | None], TicketSpec | None]],
     ) -> None:
         """Before `attach` of these charts (key, ticket, content, spec as `attach` takes them;
         the content asked for only where this ticket has a chart step already, so a chart
-        still being drawn is not waited for): the tickets whose attachments `attach` will list
-        and whose description it may write (a ticket created in this run: its description)
-        are read in one go where the target can (`ReadsAhead`) instead of one read each."""
+        still being drawn is not waited for; None: no chart after all): the tickets whose
+        attachments `attach` will list and whose description it may write (a ticket created in
+        this run: its description) are read in one go where the target can (`ReadsAhead`)
+        instead of one read each."""
         due = []
         for key, ref, content, spec in charts:
             staged = self.staged.get(key)
             if staged is None and (key, CHART) not in self.rows:  # no chart yet, whichever
                 due.append(ref)
                 continue
-            wanted, showing = digest(content()), _shows(self.target) and spec is not None
+            chart = content()
+            if chart is None:
+                continue
+            wanted, showing = digest(chart), _shows(self.target) and spec is not None
             if not self._attached(key, wanted, showing) and not self._finishes(
                 staged, wanted, showing
             ):
