@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from review.model import (
     Agreement,
@@ -170,12 +171,14 @@ class AttainmentAccumulator:
 
     def _attainment(self, agreement: Agreement) -> Attainment:
         tally = self._tallies.get(agreement.key) or _NO_RECORDS
-        monthly = tuple(
-            MonthlyAttainment(
-                month=month,
-                measured=measured,
-                breached=breached,
-                attainment=(measured - breached) / measured,
+        monthly = tuple(  # the model's validator itself: a third cheaper than the keywords
+            _monthly(
+                {
+                    "month": month,
+                    "measured": measured,
+                    "breached": breached,
+                    "attainment": (measured - breached) / measured,
+                }
             )
             for month, (measured, breached) in sorted(tally.months.items())
         )
@@ -228,6 +231,11 @@ def trend_of(monthly: Iterable[MonthlyAttainment]) -> float | None:
     if spread == 0:
         return None
     return sum((x - mean_x) * (y - mean_y) for x, y in points) / spread
+
+
+_monthly: Callable[[dict[str, Any]], MonthlyAttainment] = (
+    MonthlyAttainment.__pydantic_validator__.validate_python
+)
 
 
 def by_service(
