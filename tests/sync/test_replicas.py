@@ -280,7 +280,7 @@ def test_replicas_starting_together_wait_for_the_first_pull_and_both_succeed(
     seen: started together, a slow interpreter start could let A finish its pull first.)"""
     _separate_hosts()
     sandbox_urls = sandbox_process(
-        "--services", "8", "--sla-records", "3000", "--latency-ms", "100", "--seed", "12"
+        "--services", "8", "--sla-records", "6000", "--latency-ms", "100", "--seed", "12"
     )
     config, env = cli_config(sandbox_urls, reviews=5, state_url=postgres_url, lease_seconds=2)
     config = _config_variant(config, "paged.yaml", servicenow={"page_size": 50})
