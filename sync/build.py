@@ -348,43 +348,26 @@ def build_review(
     materials_of: dict[str | None, list[Material]] = {}
     for material in materials:
         materials_of.setdefault(material.service_key, []).append(material)
-    try:
-        _add_packs(build, chosen, attainments, materials_of, held, relevant, margin=margin,
-                   previous=previous, charts=charts)  # fmt: skip
+    try:  # a failure here drops the charts still queued
+        for service in chosen:
+            own = materials_of.get(service.key, [])
+            meeting = held.get(service.key)
+            print_ = review_fingerprint(
+                build, service, attainments, own, meeting, margin=margin,
+                agreements=relevant[service.key],
+            )  # fmt: skip
+            build.fingerprints[service.key] = print_
+            if previous is not None and _reusable(previous, service.key, print_):
+                build.packs[service.key] = previous.packs[service.key]
+                build.charts[service.key] = previous.charts[service.key]
+                continue
+            _add_pack(build, service, attainments, own, meeting, margin=margin, chart=charts)
+            build.rebuilt.append(service.key)
     except BaseException:
         build.charts.settle(drop_queued=True)
         raise
     build.charts.close()
     return build
-
-
-def _add_packs(
-    build: ReviewBuild,
-    chosen: Sequence[Service],
-    attainments: Mapping[str, Attainment],
-    materials_of: Mapping[str | None, Sequence[Material]],
-    held: Mapping[str, Meeting],
-    relevant: Mapping[str, Sequence[Agreement]],
-    *,
-    margin: float,
-    previous: ReviewBuild | None,
-    charts: bool,
-) -> None:
-    """The selected services' packs and charts: reused where their fingerprint is the same."""
-    for service in chosen:
-        own = materials_of.get(service.key, [])
-        meeting = held.get(service.key)
-        print_ = review_fingerprint(
-            build, service, attainments, own, meeting, margin=margin,
-            agreements=relevant[service.key],
-        )  # fmt: skip
-        build.fingerprints[service.key] = print_
-        if previous is not None and _reusable(previous, service.key, print_):
-            build.packs[service.key] = previous.packs[service.key]
-            build.charts[service.key] = previous.charts[service.key]
-            continue
-        _add_pack(build, service, attainments, own, meeting, margin=margin, chart=charts)
-        build.rebuilt.append(service.key)
 
 
 def _whole_inputs(store: StateStore, period: ReviewPeriod, margin: float, last: Decoded) -> Decoded:
