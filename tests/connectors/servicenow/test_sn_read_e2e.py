@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from connectors import AuthError, Cursor, Page, RetryPolicy, Stream, set_testing
+from connectors.pacing import Pacer
 from connectors.servicenow import Guard, ServiceNowSource
 from sandbox import Sandbox
 
@@ -214,3 +215,25 @@ def test_rejected_credentials_name_the_table_and_role(
 
 def _insert_sla(app: Any) -> str:
     return str(app.insert("task_sla", stage="in_progress", has_breached="false")["sys_id"])
+
+
+def test_a_full_bucket_never_tips_a_fixed_one_second_window(
+    sandbox_small: Sandbox, make_source: Callable[..., ServiceNowSource]
+) -> None:
+    """The stand-in counts requests per wall-clock second (knob `rate_limit`) as fixed-window
+    limits do. Paced at exactly that rate with a bucket of 5, the read starts just after a
+    window opens: the bucket's 5 then 9 more at the rate made 14 in that second (a 429, and a
+    second's pause for every request); now no second holds more than the rate, and the read
+    needs no retry (one attempt allowed)."""
+    set_testing(False)  # real waits: the window is wall time
+    sandbox_small.knobs.update({"rate_limit": "servicenow=10/1s"})
+    try:
+        source = make_source(sandbox_small, page_size=8)
+        source.guard = Guard(Pacer(10, burst=5), RetryPolicy(max_attempts=1), concurrency=1)
+        time.sleep(1.1 - time.time() % 1)  # 100 ms into a second
+        pages, _ = _read(source, Stream.SLA_RECORDS, until=FIXED_NOW)
+    finally:
+        sandbox_small.knobs.update({"rate_limit": ""})
+    assert len(set(_ids(pages))) == len(sandbox_small.estate.sla_records)
+    counts = sandbox_small.servicenow_harness.requests()["by_route"]
+    assert counts["GET /api/now/table/<table>"] >= 25  # over two seconds' worth
