@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import structlog
 from pydantic import BaseModel, ValidationError
 
+from mapping.allocation import spaced_collections
 from mapping.expressions import Getter, plain_key
 from mapping.transforms import Transform
 from review import SkippedRecord
@@ -214,17 +215,21 @@ class MapResult:
 
 
 def map_records(mapping: EntityMapping, records: Iterable[dict[str, Any]]) -> MapResult:
-    """Map every record of one stream; skipped records are reported and logged, not raised."""
+    """Map every record of one stream; skipped records are reported and logged, not raised.
+
+    The entities are kept: collections are spaced out meanwhile (`mapping.allocation`), as in a
+    pull, or each whole-heap collection walks the entities mapped so far again."""
     result = MapResult(entity=mapping.entity)
-    for record in records:
-        outcome = mapping.apply(record)
-        if outcome.entity is not None:
-            result.entities.append(outcome.entity)
-            result.record_ids.append(outcome.record_id)
-        elif outcome.excluded:
-            result.excluded += 1
-        else:
-            result.skipped.append(skipped_record(mapping.entity, outcome))
+    with spaced_collections():
+        for record in records:
+            outcome = mapping.apply(record)
+            if outcome.entity is not None:
+                result.entities.append(outcome.entity)
+                result.record_ids.append(outcome.record_id)
+            elif outcome.excluded:
+                result.excluded += 1
+            else:
+                result.skipped.append(skipped_record(mapping.entity, outcome))
     return result
 
 

@@ -31,6 +31,7 @@ from connectors import (
 )
 from connectors.registry import ConnectorPlugin, make_target, plugin
 from mapping import SystemMapping, load_mappings
+from mapping.allocation import spaced_collections
 from review import (
     Agreement,
     AttainmentStatus,
@@ -267,10 +268,13 @@ class Engine:
     def _cycle_scope(self) -> Iterator[None]:
         """The ticket book answers the target's reads during the cycle only (`TicketBook`),
         and the cycle's charts are drawn by its end (`Charts.settle`: those still queued are
-        dropped when it failed or was stopped)."""
+        dropped when it failed or was stopped). Cyclic garbage collections are spaced out
+        over the cycle (`mapping.allocation`): the build's agreements and attainments are
+        long-lived, and whole-heap collections walked them again and again."""
         ended = False
         try:
-            yield
+            with spaced_collections():  # the cycle's bulk phases (`mapping.allocation`)
+                yield
             ended = True
         finally:
             self.book.close()

@@ -45,7 +45,6 @@ Read problems a page reports (`ReadError`: table, record, affected services) are
 from __future__ import annotations
 
 import contextvars
-import gc
 import hashlib
 import json
 import marshal
@@ -53,7 +52,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from queue import Empty, Full, Queue
@@ -64,6 +62,7 @@ from pydantic import BaseModel
 
 from connectors import Cursor, Page, ReadError, SourceConnector, Stream, cancel
 from mapping import SystemMapping
+from mapping.allocation import spaced_collections
 from mapping.engine import skipped_record
 from review import SkippedRecord, SlaRecord
 from sync.source_state import SourceStateKeeper
@@ -88,7 +87,6 @@ SKIPPED = "skipped"
 # first has waited this long: see `_Writes`.
 FLUSH_ROWS = 5000
 FLUSH_SECONDS = 1.0
-GC_YOUNG = 10_000  # allocations between collections of the youngest generation while pulling
 WAIT_SECONDS = 0.5  # `on_wait` is called this often while no page comes
 READER_WAIT_SECONDS = 30.0  # a reader still running after the pull ended is logged this often
 READ_ERROR = "read"  # the middle part of a read problem's skipped key: <stream>:read:<table>:...
@@ -148,7 +146,7 @@ def pull(
     _prepare(source, reads, until)
     streams = [s.value for s in reads]
     try:
-        with _collections_spaced(), store.bulk_load(store.bulk_load_wanted(full=full)) as bulk:
+        with spaced_collections(), store.bulk_load(store.bulk_load_wanted(full=full)) as bulk:
             # in a bulk load the row hashes have no index: every row is mapped, as with --full
             _pull_streams(source, mappings, store, summary, reads, until=until, full=full,
                           remap=full or bulk, on_page=on_page, on_wait=on_wait)  # fmt: skip
@@ -262,39 +260,6 @@ def _lane(
         for page in source.read(stream, since=since, until=until):
             yield stream, page
         yield stream, None
-
-
-@contextmanager
-def _collections_spaced() -> Iterator[None]:
-    """Fewer and smaller cyclic garbage collections while the pull runs: the objects that
-    exist before it (modules, settings, the source's kept state) are left out of them
-    (`gc.freeze`), and the youngest generation is collected every `GC_YOUNG` allocations
-    instead of 700. A pull allocates a dict, an entity and a mirror entry per record, nearly
-    all freed by reference counting, and each collection walked the whole heap of long-lived
-    objects again (a quarter of the pull's CPU on a cold sync). Both are undone after the last
-    of the pulls running at the same time in this process ends (the first one's start saved
-    the thresholds: a later one would save the raised ones and put them back)."""
-    global _spaced_pulls, _saved_threshold
-    with _spacing_lock:
-        if _spaced_pulls == 0:
-            _saved_threshold = gc.get_threshold()
-            young, *older = _saved_threshold
-            gc.freeze()
-            gc.set_threshold(max(young, GC_YOUNG), *older)
-        _spaced_pulls += 1
-    try:
-        yield
-    finally:
-        with _spacing_lock:
-            _spaced_pulls -= 1
-            if _spaced_pulls == 0:
-                gc.set_threshold(*_saved_threshold)
-                gc.unfreeze()
-
-
-_spacing_lock = threading.Lock()
-_spaced_pulls = 0  # pulls inside `_collections_spaced` now
-_saved_threshold: tuple[int, int, int] = gc.get_threshold()
 
 
 def _cursor(store: StateStore, system: str, stream: Stream) -> Cursor | None:

@@ -15,7 +15,8 @@ from functools import partial
 import pytest
 
 from connectors import ConnectorError, RetryPolicy, cancel
-from sync.pull import GC_YOUNG, _collections_spaced, prefetched, read_ahead
+from mapping.allocation import GC_YOUNG, spaced_collections
+from sync.pull import prefetched, read_ahead
 
 
 def _pages(count: int, read: list[int], *, fail_at: int | None = None) -> Iterator[int]:
@@ -160,11 +161,11 @@ def test_a_stop_while_no_item_comes_gives_up_the_busy_lane() -> None:
 
 
 def test_overlapping_pulls_leave_the_collection_thresholds_as_they_found_them() -> None:
-    """Two pulls at once in one process (`sync.pull._collections_spaced`), ending in either
+    """Two pulls at once in one process (`mapping.allocation.spaced_collections`), ending in either
     order: the thresholds stay raised while either runs and are the original ones after."""
     original = gc.get_threshold()
     for first_ends_first in (True, False):
-        first, second = _collections_spaced(), _collections_spaced()
+        first, second = spaced_collections(), spaced_collections()
         first.__enter__()
         second.__enter__()
         assert gc.get_threshold()[0] >= GC_YOUNG
