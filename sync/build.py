@@ -462,12 +462,15 @@ def _whole_services(
 def _digest(rows: Iterable[Sequence[object]]) -> str:
     """A digest of rows of plain values (their text and order)."""
     digest = hashlib.sha256()
+    update = digest.update
+    # Each value followed by a unit separator, each row by a record separator: one update per
+    # row, not two per value (an idle cycle digests every agreement, tally and answer)
     for row in rows:
-        for value in row:
-            digest.update(str(value).encode())
-            digest.update(b"\x1f")
-        digest.update(b"\x1e")
+        update(f"{_UNIT.join(map(str, row))}{_UNIT}{_RECORD}".encode() if row else _EMPTY)
     return digest.hexdigest()
+
+
+_UNIT, _RECORD, _EMPTY = "\x1f", "\x1e", b"\x1e"
 
 
 def _skipped(store: StateStore, only: Collection[str] | None) -> list[SkippedRecord]:

@@ -199,6 +199,11 @@ class Engine:
     plans: PlanMemo = field(default_factory=PlanMemo, init=False)
     units_applied: int = field(default=0, init=False)  # units given to the reconciler (tests)
     _charts: Charts | None = field(default=None, init=False, repr=False)  # this cycle's
+    # `target_names` of the agreements it was last made from (the same tuple while they do not
+    # change: an idle cycle reuses the build's): the change note and the pack states use it
+    _names: tuple[Sequence[Agreement], dict[str, str]] | None = field(
+        default=None, init=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         self.leases = WorkLeases(self.store, seconds=self.settings.sync.lease_seconds)
@@ -688,7 +693,7 @@ class Engine:
     def _change_note(self, build: ReviewBuild) -> ChangeNote:
         previous = {r.key: r.body for r in self._kept_states(PACK_STATE, build)}
         meetings = {r.key: r.body for r in self._kept_states(MEETING_STATE, build)}
-        names = target_names(build.agreements)
+        names = self._target_names(build)
 
         def note(spec: TicketSpec, row: LedgerRow) -> Document | None:
             if spec.kind is not TicketKind.REVIEW:
@@ -709,8 +714,13 @@ class Engine:
             return self.store.mirrored_of(stream, list(build.packs))
         return self.store.mirrored(stream)
 
+    def _target_names(self, build: ReviewBuild) -> dict[str, str]:
+        if self._names is None or self._names[0] is not build.agreements:
+            self._names = (build.agreements, target_names(build.agreements))
+        return self._names[1]
+
     def _remember_packs(self, build: ReviewBuild) -> None:
-        names = target_names(build.agreements)
+        names = self._target_names(build)
         records = [
             MirrorRecord(
                 stream=PACK_STATE,

@@ -282,10 +282,14 @@ def _review_units(
 ) -> dict[str, tuple[TicketSpec, list[TicketSpec]]]:
     """Per service to read: its review spec and its sub-task specs."""
     wanted = {s.key for s in services}
+    children: dict[str, list[TicketSpec]] = {}
+    for spec in tickets:  # grouped once: each review scanning every ticket was quadratic
+        if spec.parent_key is not None:
+            children.setdefault(spec.parent_key, []).append(spec)
     units: dict[str, tuple[TicketSpec, list[TicketSpec]]] = {}
     for spec in tickets:
         if spec.kind is TicketKind.REVIEW and spec.service_key in wanted:
-            units[spec.service_key] = (spec, [t for t in tickets if t.parent_key == spec.key])
+            units[spec.service_key] = (spec, children.get(spec.key, []))
     return units
 
 
