@@ -4,17 +4,28 @@ A pull allocates a dict, an entity and a mirror entry per record, nearly all fre
 counting; a build decodes every agreement and makes an attainment for each, which live until the
 cycle ends. With CPython's default thresholds (the youngest generation every 700 allocations,
 the whole heap once it grew by a quarter) each of these bulk phases set off collection after
-collection walking the same long-lived objects again: a quarter of a pull's CPU, and about
-2 s of a cold sync's build at 1,000 services (twelve whole-heap collections, each slower than
-the last as the build's objects piled up; `bench/cold_sync.py` with a `gc.callbacks` counter).
+collection walking the same long-lived objects again: a quarter of a pull's CPU, and 2.6 s of a
+cold sync's 31 s of CPU at 1,000 services once only the pull was spaced (twelve whole-heap
+collections, each slower than the last as the build's objects piled up; counted with
+`gc.callbacks` around `bench/cold_sync.py`).
 
-`spaced_collections()` keeps the objects that exist when it starts (modules, settings, the
-source's kept state) out of collections (`gc.freeze`) and collects the youngest generation
-every `GC_YOUNG` allocations; whole-heap collections still run by CPython's own rule, so
-cyclic garbage made meanwhile (matplotlib figures drawn on the chart thread: about 0.8 MB each)
-is still collected during the scope: deferring the oldest generation instead kept every chart
-of a cycle alive (200 charts: 164 MB more). Scopes nest and overlap across threads: the first
-to start saves the thresholds and freezes, the last to end puts them back and unfreezes.
+`spaced_collections()` collects the youngest generation every `GC_YOUNG` allocations, so that
+far fewer collections reach the oldest generation; whole-heap collections still run by
+CPython's own rule, so cyclic garbage made meanwhile (matplotlib figures drawn on the chart
+thread: about 0.8 MB each) is still collected: deferring the oldest generation for the cycle
+kept every chart of a cycle alive (200 charts: 164 MB more).
+
+`spaced_collections(freeze=True)` (the pull) also leaves the objects that exist when it starts
+out of collections (`gc.freeze`) until it ends. Only a short scope may freeze: garbage that
+exists when the freeze starts (cyclic garbage of the cycle before, a chart's last figure) is
+collected only by a whole-heap collection after the scope ends, and a daemon between cycles
+allocates too little to set one off; a freeze held over every whole cycle froze the same garbage
+again each cycle and it was never collected. The build after the pull allocates enough to set
+off a whole-heap collection, which collects it. A freeze made by other code (`bench/mapping.py`
+freezes its input rows) is left as it is: no scope freezes or unfreezes then.
+
+Scopes nest and overlap across threads: the first to start saves the thresholds, the last to
+end puts them back; likewise for the freeze among freezing scopes.
 """
 
 from __future__ import annotations
@@ -28,25 +39,36 @@ GC_YOUNG = 10_000  # allocations between collections of the youngest generation 
 
 _lock = threading.Lock()
 _depth = 0  # scopes open now, in any thread
+_freezing = 0  # scopes open now that asked for the freeze
+_froze = False  # the freeze now in place is ours (another's is left alone)
 _saved: tuple[int, int, int] = gc.get_threshold()
 
 
 @contextmanager
-def spaced_collections() -> Iterator[None]:
-    """Fewer and smaller cyclic garbage collections until the last open scope ends."""
-    global _depth, _saved
+def spaced_collections(*, freeze: bool = False) -> Iterator[None]:
+    """Fewer cyclic garbage collections until the last open scope ends; with `freeze`, none
+    of the objects from before the first freezing scope is walked until the last one ends."""
+    global _depth, _freezing, _froze, _saved
     with _lock:
         if _depth == 0:
             _saved = gc.get_threshold()
             young, *older = _saved
-            gc.freeze()
             gc.set_threshold(max(young, GC_YOUNG), *older)
         _depth += 1
+        if freeze:
+            if _freezing == 0 and gc.get_freeze_count() == 0:
+                gc.freeze()
+                _froze = True
+            _freezing += 1
     try:
         yield
     finally:
         with _lock:
+            if freeze:
+                _freezing -= 1
+                if _freezing == 0 and _froze:
+                    gc.unfreeze()
+                    _froze = False
             _depth -= 1
             if _depth == 0:
                 gc.set_threshold(*_saved)
-                gc.unfreeze()

@@ -146,7 +146,10 @@ def pull(
     _prepare(source, reads, until)
     streams = [s.value for s in reads]
     try:
-        with spaced_collections(), store.bulk_load(store.bulk_load_wanted(full=full)) as bulk:
+        with (
+            spaced_collections(freeze=True),
+            store.bulk_load(store.bulk_load_wanted(full=full)) as bulk,
+        ):
             # in a bulk load the row hashes have no index: every row is mapped, as with --full
             _pull_streams(source, mappings, store, summary, reads, until=until, full=full,
                           remap=full or bulk, on_page=on_page, on_wait=on_wait)  # fmt: skip
