@@ -15,13 +15,13 @@ CPython's own rule, so cyclic garbage made meanwhile (matplotlib figures drawn o
 thread: about 0.8 MB each) is still collected: deferring the oldest generation for the cycle
 kept every chart of a cycle alive (200 charts: 164 MB more).
 
-`spaced_collections(freeze=True)` (the pull) also leaves the objects that exist when it starts
-out of collections (`gc.freeze`) until it ends. Only a short scope may freeze: garbage that
-exists when the freeze starts (cyclic garbage of the cycle before, a chart's last figure) is
-collected only by a whole-heap collection after the scope ends, and a daemon between cycles
-allocates too little to set one off; a freeze held over every whole cycle froze the same garbage
-again each cycle and it was never collected. The build after the pull allocates enough to set
-off a whole-heap collection, which collects it. A freeze made by other code (`bench/mapping.py`
+`spaced_collections(freeze=True)` (a cold pull: `--full` or the first) also leaves the objects
+that exist when it starts out of collections (`gc.freeze`) until it ends. Only a short, rare
+scope may freeze: garbage that exists when the freeze starts (cyclic garbage of the cycle
+before, a chart's last figure) is collected only by a whole-heap collection after the scope
+ends, and a daemon between cycles, or an idle cycle, allocates too little to set one off; a
+freeze held over every cycle froze the same garbage again each cycle and it was never
+collected. The build after a cold pull allocates enough to set off a whole-heap collection. A freeze made by other code (`bench/mapping.py`
 freezes its input rows) is left as it is: no scope freezes or unfreezes then.
 
 Scopes nest and overlap across threads: the first to start saves the thresholds, the last to

@@ -145,9 +145,14 @@ def pull(
     }
     _prepare(source, reads, until)
     streams = [s.value for s in reads]
+    # A cold pull (--full, or no stream read before) leaves the objects from before it out of
+    # collections; an incremental one reads too little to gain, and freezing every cycle kept
+    # the garbage between cycles from ever being collected (`mapping.allocation`). A stream
+    # with no record yet has no cursor: one such stream does not make the pull cold.
+    cold = full or all(cursor is None for cursor in reads.values())
     try:
         with (
-            spaced_collections(freeze=True),
+            spaced_collections(freeze=cold),
             store.bulk_load(store.bulk_load_wanted(full=full)) as bulk,
         ):
             # in a bulk load the row hashes have no index: every row is mapped, as with --full
