@@ -21,8 +21,9 @@ scope may freeze: garbage that exists when the freeze starts (cyclic garbage of 
 before, a chart's last figure) is collected only by a whole-heap collection after the scope
 ends, and a daemon between cycles, or an idle cycle, allocates too little to set one off; a
 freeze held over every cycle froze the same garbage again each cycle and it was never
-collected. The build after a cold pull allocates enough to set off a whole-heap collection. A freeze made by other code (`bench/mapping.py`
-freezes its input rows) is left as it is: no scope freezes or unfreezes then.
+collected. The build after a cold pull allocates enough to set off a whole-heap collection.
+A freeze made by other code (`bench/mapping.py` freezes its input rows) is left as it is: no
+scope freezes or unfreezes then.
 
 Scopes nest and overlap across threads: the first to start saves the thresholds, the last to
 end puts them back; likewise for the freeze among freezing scopes.
