@@ -278,7 +278,7 @@ class Engine:
         long-lived, and whole-heap collections walked them again and again."""
         ended = False
         try:
-            with spaced_collections():  # the cycle's bulk phases (`mapping.allocation`)
+            with spaced_collections(freeze=True):  # the cycle's bulk phases (`mapping.allocation`)
                 yield
             ended = True
         finally:

@@ -146,9 +146,9 @@ def pull(
     _prepare(source, reads, until)
     streams = [s.value for s in reads]
     # A cold pull (--full, or no stream read before) leaves the objects from before it out of
-    # collections; an incremental one reads too little to gain, and freezing every cycle kept
-    # the garbage between cycles from ever being collected (`mapping.allocation`). A stream
-    # with no record yet has no cursor: one such stream does not make the pull cold.
+    # collections; an incremental one reads too little to gain (`mapping.allocation`; in an
+    # engine's cycle, the cycle's own scope freezes). A stream with no record yet has no
+    # cursor: one such stream does not make the pull cold.
     cold = full or all(cursor is None for cursor in reads.values())
     try:
         with (
