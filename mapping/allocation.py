@@ -15,7 +15,7 @@ CPython's own rule, so cyclic garbage made meanwhile (matplotlib figures drawn o
 thread: about 0.8 MB each) is still collected: deferring the oldest generation for the cycle
 kept every chart of a cycle alive (200 charts: 164 MB more).
 
-`spaced_collections(freeze=True)` (a cycle, and a pull outside one) also leaves the objects
+`spaced_collections(freeze=True)` (a cycle; a cold pull outside one) also leaves the objects
 that exist when it starts out of collections (`gc.freeze`) until it ends: an idle cycle at
 1,000 services made one whole-heap collection walking the 868,000 objects the process holds
 (0.6 s of its 2.4 s of CPU). Garbage that exists when a freeze starts (cyclic garbage of the
@@ -55,6 +55,11 @@ def spaced_collections(*, freeze: bool = False) -> Iterator[None]:
     """Fewer cyclic garbage collections until the last open scope ends; with `freeze`, none
     of the objects from before the first freezing scope is walked until the last one ends."""
     global _depth, _freezing, _froze, _freezes, _saved
+    # The forced whole-heap collection runs outside the lock (finalizers and weakref callbacks
+    # may run any code); read without it, a race costs one collection more or less
+    walked = freeze and _freezing == 0 and _freezes >= FREEZES_PER_WALK
+    if walked:
+        gc.collect()
     with _lock:
         if _depth == 0:
             _saved = gc.get_threshold()
@@ -63,8 +68,7 @@ def spaced_collections(*, freeze: bool = False) -> Iterator[None]:
         _depth += 1
         if freeze:
             if _freezing == 0 and gc.get_freeze_count() == 0:
-                if _freezes >= FREEZES_PER_WALK:
-                    gc.collect()
+                if walked:
                     _freezes = 0
                 gc.freeze()
                 _froze = True
