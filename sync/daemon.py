@@ -11,9 +11,10 @@ they name and rebuilds only their reviews. Items queued while a cycle runs wait 
 one, which starts as soon as this one ends. Prompted cycles never postpone the poll: the
 whole cycle still runs every `interval` (right after a prompted one when it falls due).
 
-Between cycles the daemon also watches the other replicas' leases (`LeaseWatch`): when one runs
-out without being renewed or given back, its holder died mid-work, and a cycle starts at once to
-finish its units instead of waiting for the interval.
+Between cycles the daemon runs the whole-heap garbage collection due once in ten cycles
+(`mapping.allocation.collect_if_due`), and watches the other replicas' leases (`LeaseWatch`):
+when one runs out without being renewed or given back, its holder died mid-work, and a cycle
+starts at once to finish its units instead of waiting for the interval.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from types import FrameType
 import structlog
 
 from connectors import ConnectorError
+from mapping.allocation import collect_if_due
 from sync.engine import Engine, Interrupted
 from sync.health import Health
 from sync.leases import LeaseWatch
@@ -91,6 +93,9 @@ class Daemon:
         """Wait for the poll, a webhook or a stop, or until another replica's lease dies."""
         if self.pending:  # queued while the last cycle ran: the next one starts now
             return
+        # the whole-heap collection due once in ten cycles runs now, not at the next cycle's
+        # start (`mapping.allocation`: 0.6 s at 1,000 services)
+        collect_if_due()
         deadline = self._next_poll
         while (left := deadline - time.monotonic()) > 0:
             if self.watch is not None:

@@ -290,6 +290,8 @@ def flatten(row: Any) -> Any:
     """Reference fields as plain sys_ids, also where an instance sends `{link, value}`."""
     if not isinstance(row, dict):
         return row
+    if dict not in map(type, row.values()):
+        return row  # the usual row (sysparm_exclude_reference_link): kept, not copied
     return {
         key: value["value"] if isinstance(value, dict) and "value" in value else value
         for key, value in row.items()

@@ -30,6 +30,22 @@ def test_servicenow_links_use_the_public_url_else_the_api_url() -> None:
     assert sn_links.source_url(proxied.record_base_url(), other) is None
 
 
+def test_servicenow_links_quote_what_a_url_cannot_hold() -> None:
+    """Table names and sys_ids go into the link as they are; anything else (an import's odd
+    key, a space) is percent-encoded, never left to break the link."""
+    base = "https://sn.acme.example/"
+    assert sn_links.record_url(base, "u_sla_2", SYS_ID) == (
+        f"https://sn.acme.example/u_sla_2.do?sys_id={SYS_ID}"
+    )
+    assert sn_links.record_url(base, "my table", "a/b&c=d") == (
+        "https://sn.acme.example/my%20table.do?sys_id=a%2Fb%26c%3Dd"
+    )
+    assert sn_links.record_url(base, "task_sla", "é") == (
+        "https://sn.acme.example/task_sla.do?sys_id=%C3%A9"
+    )
+    assert sn_links.record_url(base, "", SYS_ID) is None
+
+
 def test_jira_links_browse_the_request_of_a_record() -> None:
     """An SLA cycle or satisfaction answer links to its request's page; services and people
     (no page of their own) link nowhere."""

@@ -60,7 +60,7 @@ if sys.argv[1] == "never walked":
     mapping.allocation.FREEZES_PER_WALK = 10**9
 class Figure:
     def __init__(self): self.canvas = {"figure": self, "pixels": bytearray(1000)}
-alive = []
+alive, due = [], 0
 for cycle in range(20):
     with spaced_collections(freeze=freeze):
         kept = [[n] for n in range(100_000)]  # the cycle's build
@@ -70,7 +70,9 @@ for cycle in range(20):
     del figure
     for _ in range(100):  # waiting for the next cycle
         [object() for _ in range(100)]
-print(json.dumps({"alive": sum(ref() is not None for ref in alive)}))
+    if sys.argv[1] == "daemon":  # a daemon runs the due collection while it waits
+        due += mapping.allocation.collect_if_due()
+print(json.dumps({"alive": sum(ref() is not None for ref in alive), "due": due}))
 """
 
 
@@ -101,6 +103,9 @@ def test_cycle_after_cycle_garbage_frozen_waits_ten_cycles_at_most() -> None:
     assert _run(CYCLES_RUN, "walked")["alive"] == FREEZES_PER_WALK
     assert _run(CYCLES_RUN, "never walked")["alive"] >= 15  # the freezes kept nearly all
     assert _run(CYCLES_RUN, "unfrozen")["alive"] <= 2
+    # a daemon collecting while it waits, after the tenth and the twentieth cycle: nothing
+    # left, and no collection due at a cycle's start
+    assert _run(CYCLES_RUN, "daemon") == {"alive": 0, "due": 2}
 
 
 def test_map_records_runs_spaced(monkeypatch: pytest.MonkeyPatch) -> None:
