@@ -24,10 +24,11 @@ is frozen, and a daemon waiting between cycles allocates too little to set one o
 cycle after cycle, it was never collected. So every `FREEZES_PER_WALK`-th freeze is preceded
 by a whole-heap collection (0.6 s at that estate, once in ten cycles): such garbage waits ten
 cycles at most. A daemon runs that collection while it waits between cycles (`collect_if_due`,
-right after the cycle that made it due), so that no cycle, a webhook's least of all, starts
-0.6 s late; a scope runs it only when nobody did. A freeze made by other code
-(`bench/mapping.py` freezes its input rows) is left as it is: no scope freezes or unfreezes
-then.
+right after the cycle that made it due), so that the next cycle, usually a webhook's, does not
+start that much later; a scope runs it only when nobody did (work queued during the tenth cycle
+starts at once, and its cycle pays; work arriving during the collection waits for it). A
+freeze made by other code (`bench/mapping.py` freezes its input rows) is left as it is: no
+scope freezes or unfreezes then.
 
 Scopes nest and overlap across threads: the first to start saves the thresholds, the last to
 end puts them back; likewise for the freeze among freezing scopes.
@@ -57,11 +58,12 @@ def collect_if_due() -> bool:
     """Run the whole-heap collection the next freezing scope would start with, now (a daemon
     between cycles): True if it ran. Nothing runs while a freezing scope is open."""
     global _freezes
-    if _freezing or _freezes < FREEZES_PER_WALK:
+    seen = _freezes
+    if _freezing or seen < FREEZES_PER_WALK:
         return False
     gc.collect()  # outside the lock, as in the scope (finalizers may run any code)
     with _lock:
-        if _freezing == 0:
+        if _freezing == 0 and _freezes == seen:  # no scope froze meanwhile
             _freezes = 0
     return True
 

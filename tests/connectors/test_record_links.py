@@ -3,7 +3,11 @@ from the `public_url` people reach the tools at (a proxy)."""
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from config import JiraSettings, ServiceNowSettings
@@ -44,6 +48,25 @@ def test_servicenow_links_quote_what_a_url_cannot_hold() -> None:
         "https://sn.acme.example/task_sla.do?sys_id=%C3%A9"
     )
     assert sn_links.record_url(base, "", SYS_ID) is None
+
+
+@given(table=st.text(min_size=1), sys_id=st.text(min_size=1))
+def test_servicenow_links_are_those_quote_makes(table: str, sys_id: str) -> None:
+    """Skipping quote() for plain names changes no link: the same text as quoting all."""
+    try:
+        expected = f"https://sn/{quote(table, safe='_')}.do?sys_id={quote(sys_id, safe='')}"
+    except UnicodeEncodeError:  # a lone surrogate: no URL either way
+        with pytest.raises(UnicodeEncodeError):
+            sn_links.record_url("https://sn", table, sys_id)
+        return
+    assert sn_links.record_url("https://sn", table, sys_id) == expected
+
+
+@pytest.mark.parametrize("char", ["/", "~", ".", "-", "_", "\u0131", "K", "\u212a", " ", "%"])
+def test_servicenow_links_treat_each_character_as_quote_does(char: str) -> None:
+    assert sn_links.record_url("https://sn", char, char) == (
+        f"https://sn/{quote(char, safe='_')}.do?sys_id={quote(char, safe='')}"
+    )
 
 
 def test_jira_links_browse_the_request_of_a_record() -> None:

@@ -60,6 +60,11 @@ if sys.argv[1] == "never walked":
     mapping.allocation.FREEZES_PER_WALK = 10**9
 class Figure:
     def __init__(self): self.canvas = {"figure": self, "pixels": bytearray(1000)}
+forced = []
+class Collections:  # `gc` as the scopes and collect_if_due see it: forced collections noted
+    def collect(self, *args): forced.append(1); return gc.collect(*args)
+    def __getattr__(self, name): return getattr(gc, name)
+mapping.allocation.gc = Collections()
 alive, due = [], 0
 for cycle in range(20):
     with spaced_collections(freeze=freeze):
@@ -72,7 +77,8 @@ for cycle in range(20):
         [object() for _ in range(100)]
     if sys.argv[1] == "daemon":  # a daemon runs the due collection while it waits
         due += mapping.allocation.collect_if_due()
-print(json.dumps({"alive": sum(ref() is not None for ref in alive), "due": due}))
+print(json.dumps({"alive": sum(ref() is not None for ref in alive), "due": due,
+                  "forced": len(forced)}))
 """
 
 
@@ -100,12 +106,13 @@ def test_cycle_after_cycle_garbage_frozen_waits_ten_cycles_at_most() -> None:
     # collects what the freezes caught
     # exactly: the figures of the last ten cycles (another period, or a collection before
     # every freeze after the tenth, leaves another count)
-    assert _run(CYCLES_RUN, "walked")["alive"] == FREEZES_PER_WALK
+    walked = _run(CYCLES_RUN, "walked")
+    assert walked["alive"] == FREEZES_PER_WALK and walked["forced"] == 1
     assert _run(CYCLES_RUN, "never walked")["alive"] >= 15  # the freezes kept nearly all
     assert _run(CYCLES_RUN, "unfrozen")["alive"] <= 2
     # a daemon collecting while it waits, after the tenth and the twentieth cycle: nothing
-    # left, and no collection due at a cycle's start
-    assert _run(CYCLES_RUN, "daemon") == {"alive": 0, "due": 2}
+    # left, and no scope forced one of its own at a cycle's start
+    assert _run(CYCLES_RUN, "daemon") == {"alive": 0, "due": 2, "forced": 2}
 
 
 def test_map_records_runs_spaced(monkeypatch: pytest.MonkeyPatch) -> None:
