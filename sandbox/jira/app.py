@@ -113,6 +113,9 @@ def _api_rules(api: str, version: str) -> list[Rule]:
         Rule(f"{api}/issue", endpoint="write.create", methods=post),
         Rule(f"{api}/issue/bulk", endpoint="write.bulk", methods=post),
         Rule(f"{api}/issueLink", endpoint="write.link_issues", methods=post),
+        Rule(
+            f"{api}/issueLink/<int:link_id>", endpoint="read.delete_issue_link", methods=["DELETE"]
+        ),
         Rule(issue, endpoint="issue.get", methods=get),
         Rule(issue, endpoint="issue.edit", methods=put),
         Rule(issue, endpoint="issue.delete", methods=["DELETE"]),
@@ -241,6 +244,8 @@ class JiraApp:
             return self._attachment_content(values["attachment_id"])
         if action == "delete_attachment":
             return self._delete_attachment(values["attachment_id"])
+        if action == "delete_issue_link":
+            return self._delete_issue_link(values["link_id"])
         handler: Callable[[Request], Response] = getattr(reader, action)
         return handler(request)
 
@@ -302,6 +307,21 @@ class JiraApp:
                     issue.attachments.remove(attachment)
                     return no_content()
         return jira_error(404, ["The attachment does not exist."])
+
+    def _delete_issue_link(self, link_id: int) -> Response:
+        """DELETE /issueLink/{id}: 204. Jira records the removal in both issues' history,
+        which changes their `updated` (realism `link_changes_touch`; off: neither changes)."""
+        store = self.site.store
+        link = next((link for link in store.links if link.id == link_id), None)
+        if link is None:
+            return jira_error(404, [f"No issue link with id '{link_id}' exists."])
+        store.links.remove(link)
+        if self.realism.link_changes_touch:
+            for key in (link.inward_key, link.outward_key):
+                issue = store.find(key)
+                if issue is not None:
+                    store.touch(issue)
+        return no_content()
 
     def _actor(self, request: Request) -> JiraUser | None:
         """Who the request acts as (see the module docstring); None: answer 401."""

@@ -464,7 +464,7 @@ class IssueWriter:
         self.site.store.links.append(
             IssueLink(self.site.store.next_child_id(), link_type[0], ends[0].key, ends[1].key)
         )
-        for issue in ends:
+        for issue in ends if self.site.realism.link_changes_touch else ():
             self.site.store.touch(issue)
         if body.get("comment"):
             self._add_comment(ends[1], body["comment"], FieldErrors())

@@ -20,6 +20,9 @@
 - ``comment_page_max`` (100): GET ``issue/{key}/comment`` returns at most this many comments
   per page, whatever ``maxResults`` asks for (Cloud caps its pages; Data Center returns all
   when ``maxResults`` is not given).
+- ``link_changes_touch`` (on): creating or deleting an issue link changes both issues'
+  ``updated`` (Jira writes a "Link" entry into each one's history); off: neither changes, so
+  only a read of the links themselves shows a removed one.
 
 Tests and the demo change them in process: ``sandbox.jira.realism.update({"time_zone": ...})``.
 The ``time_zone`` default is UTC so that a client that writes UTC stays right by accident; set
@@ -54,6 +57,7 @@ class JiraRealism:
     embedded_comments: int = 20
     comment_page_max: int = 100
     media_attachments: bool = True
+    link_changes_touch: bool = True
 
     def __post_init__(self) -> None:
         self.zone = _zone(self.time_zone)

@@ -146,6 +146,17 @@ class People:
         self._jira("POST", "issueLink", json=link)
         return str(created["key"])
 
+    def unlink(self, ref: TicketRef, key: str) -> None:
+        """Remove the Jira link between `ref` and issue `key` (the issues stay)."""
+        fields = self._jira("GET", f"issue/{ref.key}", params={"fields": "issuelinks"})["fields"]
+        sides = ("inwardIssue", "outwardIssue")
+        link = next(
+            link
+            for link in fields["issuelinks"]
+            if key in ((link.get(side) or {}).get("key") for side in sides)
+        )
+        self._jira("DELETE", f"issueLink/{link['id']}")
+
     def delete(self, ref: TicketRef) -> None:
         """Delete the Jira issue (its links go with it)."""
         self._labels_only()

@@ -376,6 +376,37 @@ def test_improvements_done_or_deleted_show_in_the_next_cycles_in_the_same_search
     one.store.close()
 
 
+@pytest.mark.parametrize("touched", [True, False], ids=["history", "no history"])
+def test_an_improvement_a_person_unlinks_leaves_the_review(
+    site: Sandbox, tmp_path: Path, searches: Counter[str], touched: bool
+) -> None:
+    """A person removes the link between the review and an improvement (both issues stay):
+    Jira writes the removal into both issues' history, which changes their `updated`, so the
+    next cycle's one search, through the index lag, returns the review with its links as they
+    are now and the improvement leaves the pack. Were the removal to leave `updated` alone
+    (the stand-in's `link_changes_touch` off), the periodic full read still drops it."""
+    one = _OneReview(site, tmp_path, searches)
+    people = People(site, "jira")
+    fix = people.link(one.review, "Add a second MX relay")
+    old = people.link(one.review, "Retire the old relay")
+    assert one.improvements() == {fix: True, old: True}
+    _age(site, timedelta(hours=1))  # an hour after our last write
+    site.jira.realism.update({"link_changes_touch": touched})
+    site.knobs.update({"index_lag_ms": LAG_MS})
+    people.unlink(one.review, old)
+    assert old in site.jira.site.store.issues  # the issue itself stays
+    time.sleep(LAG_MS / 1000 + 0.3)
+    if touched:
+        assert one.improvements() == {fix: True}
+        assert _reads(searches) == {"changed tickets": 1}
+    else:
+        assert one.improvements() == {fix: True, old: True}  # nothing says it changed
+        one.engine.book.full_every_seconds = 0  # the hourly full read is due
+        assert one.improvements() == {fix: True}
+    assert one.improvements(Engine.from_settings(one.settings, one.store)) == {fix: True}
+    one.store.close()
+
+
 def test_an_improvement_moved_to_another_project_is_followed_by_its_id(
     site: Sandbox, tmp_path: Path, searches: Counter[str]
 ) -> None:

@@ -49,7 +49,8 @@ def test_create_metadata_old_and_paged(cloud_http: Any) -> None:
 def test_issue_round_trip_matches_the_spec(
     cloud_http: Any, new_task: Callable[..., dict[str, Any]], label: str
 ) -> None:
-    """Create, get, edit, comment, watch, transition, link: every answer has the official shape."""
+    """Create, get, edit, comment, watch, transition, link and unlink: every answer has the
+    official shape."""
     created = new_task(labels=[label])
     key = created["key"]
     issue = cloud_http.get(f"/rest/api/3/issue/{key}").json()
@@ -82,7 +83,13 @@ def test_issue_round_trip_matches_the_spec(
         },
     )
     assert linked.status_code == 201
-    assert cloud_http.get(f"/rest/api/3/issue/{other}").json()["fields"]["issuelinks"]
+    links = cloud_http.get(f"/rest/api/3/issue/{other}").json()["fields"]["issuelinks"]
+    assert links
+    gone = cloud_http.delete(f"/rest/api/3/issueLink/{links[0]['id']}")
+    assert gone.status_code == 204 and not gone.content
+    assert not cloud_http.get(f"/rest/api/3/issue/{key}").json()["fields"]["issuelinks"]
+    again = cloud_http.delete(f"/rest/api/3/issueLink/{links[0]['id']}")
+    assert again.status_code == 404 and again.json()["errorMessages"]
 
 
 def test_errors_match_the_spec(cloud_http: Any) -> None:
